@@ -80,6 +80,7 @@ struct Inner {
     next_session: AtomicU64,
     generation: AtomicU64,
     changed: Notify,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The agent-facing service (cheap to clone).
@@ -155,6 +156,7 @@ impl Ingest {
                 next_session: AtomicU64::new(1),
                 generation: AtomicU64::new(0),
                 changed: Notify::new(),
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -163,6 +165,20 @@ impl Ingest {
     #[must_use]
     pub fn connected(&self) -> usize {
         self.inner.sessions.len()
+    }
+
+    /// Ends every session (with UNAVAILABLE) and every stream that watches [`Ingest::closing`]:
+    /// long-lived streams would otherwise hold a graceful shutdown open forever.
+    pub fn close_all(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Ingest::close_all`] was called.
+    pub fn closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
     }
 
     /// Asks for the pinglists to be recomputed (after the debounce).
@@ -322,9 +338,15 @@ impl Ingest {
         tracing::info!(agent = %key, session = id, "agent connected");
         self.membership_changed();
 
+        let closing = self.closing();
+        tokio::pin!(closing);
         loop {
             let msg = tokio::select! {
                 () = close.notified() => break,
+                () = &mut closing => {
+                    let _ = tx.try_send(Err(Status::unavailable("aggregator shutting down")));
+                    break;
+                }
                 m = inbound.message() => m,
             };
             let msg = match msg {

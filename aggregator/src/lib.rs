@@ -65,6 +65,9 @@ pub enum ServerError {
     Http(std::io::Error),
 }
 
+/// Longest graceful drain after the shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A bound, not yet serving aggregator.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -267,13 +270,19 @@ impl Aggregator {
             }
         }
         ready.store(false, Ordering::Relaxed);
+        self.ingest.close_all();
         let _ = stop_tx.send(true);
-        while let Some(r) = tasks.join_next().await {
-            if let Ok(Err(e)) = r
-                && result.is_ok()
-            {
-                result = Err(e);
+        let drain = async {
+            while let Some(r) = tasks.join_next().await {
+                if let Ok(Err(e)) = r
+                    && result.is_ok()
+                {
+                    result = Err(e);
+                }
             }
+        };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+            tracing::warn!("connections did not drain in time; closing them");
         }
         result
     }

@@ -478,64 +478,81 @@ impl GraphService for Query {
         req: Request<v1::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let snapshot = req.into_inner().snapshot;
-        let mut sub = self
+        let sub = self
             .graph
             .events
             .subscribe()
             .ok_or_else(|| Status::resource_exhausted("too many WatchEvents subscribers"))?;
         let (tx, rx) = mpsc::channel(1024);
         let graph = self.graph.clone();
+        let closing = self.ingest.closing();
         tokio::spawn(async move {
-            if snapshot {
-                let now = graph.now();
-                for a in graph.agents() {
-                    let recs: Vec<EdgeRecord> = a.slab.lock().records.clone();
-                    for rec in recs {
-                        let e = graph.edge_view(&a.key, &rec, now);
-                        let ev = v1::Event {
-                            kind: Kind::EdgeState as i32,
-                            at_unix_ms: crate::events::unix_ms(),
-                            source_node: e.source_node,
-                            source_network: e.source_network,
-                            target_node: e.target_node,
-                            target_address: e.target_address,
-                            from: e.state,
-                            to: e.state,
-                            message: "snapshot".into(),
-                            missed: 0,
-                        };
-                        if tx.send(Ok(ev)).await.is_err() {
-                            return;
-                        }
-                    }
+            tokio::select! {
+                () = closing => {
+                    let _ = tx.try_send(Err(Status::unavailable("aggregator shutting down")));
                 }
-                let done = v1::Event {
-                    kind: Kind::SnapshotDone as i32,
-                    at_unix_ms: crate::events::unix_ms(),
-                    ..v1::Event::default()
-                };
-                if tx.send(Ok(done)).await.is_err() {
-                    return;
-                }
-            }
-            loop {
-                let ev = match sub.rx.recv().await {
-                    Ok(ev) => ev,
-                    Err(broadcast::error::RecvError::Lagged(n)) => v1::Event {
-                        kind: Kind::Lagged as i32,
-                        at_unix_ms: crate::events::unix_ms(),
-                        missed: n,
-                        message: format!("subscriber fell behind and missed {n} events"),
-                        ..v1::Event::default()
-                    },
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                if tx.send(Ok(ev)).await.is_err() {
-                    return;
-                }
+                () = forward(graph, sub, tx.clone(), snapshot) => {}
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+async fn forward(
+    graph: Arc<Graph>,
+    mut sub: crate::events::Subscription,
+    tx: mpsc::Sender<Result<v1::Event, Status>>,
+    snapshot: bool,
+) {
+    {
+        if snapshot {
+            let now = graph.now();
+            for a in graph.agents() {
+                let recs: Vec<EdgeRecord> = a.slab.lock().records.clone();
+                for rec in recs {
+                    let e = graph.edge_view(&a.key, &rec, now);
+                    let ev = v1::Event {
+                        kind: Kind::EdgeState as i32,
+                        at_unix_ms: crate::events::unix_ms(),
+                        source_node: e.source_node,
+                        source_network: e.source_network,
+                        target_node: e.target_node,
+                        target_address: e.target_address,
+                        from: e.state,
+                        to: e.state,
+                        message: "snapshot".into(),
+                        missed: 0,
+                    };
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let done = v1::Event {
+                kind: Kind::SnapshotDone as i32,
+                at_unix_ms: crate::events::unix_ms(),
+                ..v1::Event::default()
+            };
+            if tx.send(Ok(done)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let ev = match sub.rx.recv().await {
+                Ok(ev) => ev,
+                Err(broadcast::error::RecvError::Lagged(n)) => v1::Event {
+                    kind: Kind::Lagged as i32,
+                    at_unix_ms: crate::events::unix_ms(),
+                    missed: n,
+                    message: format!("subscriber fell behind and missed {n} events"),
+                    ..v1::Event::default()
+                },
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if tx.send(Ok(ev)).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
