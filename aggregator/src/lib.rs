@@ -10,6 +10,7 @@
 //! - [`events`]: state-change fan-out for `WatchEvents`.
 //! - [`query`]: the `GraphService` implementation.
 //! - [`http`]: `/healthz`, `/readyz`.
+//! - [`sim`]: a simulated agent over the real protocol (CLI tests, load generator).
 //!
 //! [`Aggregator::bind`] takes its listeners first and [`Aggregator::serve`] runs until the
 //! shutdown future resolves, so tests bind `127.0.0.1:0` and drive a real server.
@@ -22,6 +23,7 @@ pub mod http;
 pub mod ingest;
 pub mod pinglist;
 pub mod query;
+pub mod sim;
 pub mod sketch;
 pub mod state;
 pub mod telemetry;
