@@ -22,7 +22,8 @@ pub struct Config {
     /// gRPC listen address for agents and readers (use 0.0.0.0:7070 in Kubernetes).
     #[arg(long, env = "ECHOMESH_GRPC_LISTEN", default_value = "127.0.0.1:7070", value_parser = parse_listen)]
     pub grpc_listen: SocketAddr,
-    /// HTTP listen address for /healthz and /readyz (":PORT" means all interfaces).
+    /// HTTP listen address for /metrics, the heatmap page, its JSON API, /healthz and /readyz
+    /// (":PORT" means all interfaces).
     #[arg(long, env = "ECHOMESH_HTTP_LISTEN", default_value = ":7071", value_parser = parse_listen)]
     pub http_listen: SocketAddr,
     /// Also serve gRPC on this unix socket (for agents on the same host).
@@ -70,6 +71,19 @@ pub struct Config {
     /// Most concurrent WatchEvents subscribers.
     #[arg(long, env = "ECHOMESH_MAX_WATCHERS", default_value_t = 64)]
     pub max_watchers: usize,
+    /// How many of the worst unhealthy edges get their own series on /metrics.
+    #[arg(long, env = "ECHOMESH_METRICS_TOP_K", default_value_t = 20)]
+    pub metrics_top_k: usize,
+    /// Export per-edge series on /metrics (n² series: only for small clusters).
+    #[arg(long, env = "ECHOMESH_METRICS_EDGE_SERIES")]
+    pub metrics_edge_series: bool,
+    /// Most edges exported with --metrics-edge-series (the worst first).
+    #[arg(
+        long,
+        env = "ECHOMESH_METRICS_MAX_EDGE_SERIES",
+        default_value_t = 10_000
+    )]
+    pub metrics_max_edge_series: usize,
     /// Log as JSON lines.
     #[arg(long, env = "ECHOMESH_LOG_JSON")]
     pub log_json: bool,
@@ -101,6 +115,16 @@ impl Config {
             },
             stale_after_intervals: self.stale_after_reports,
             agent_ttl: self.agent_ttl,
+        }
+    }
+
+    /// The metrics part.
+    #[must_use]
+    pub fn metrics(&self) -> crate::metrics::MetricsConfig {
+        crate::metrics::MetricsConfig {
+            top_k: self.metrics_top_k,
+            edge_series: self.metrics_edge_series,
+            max_edge_series: self.metrics_max_edge_series,
         }
     }
 

@@ -156,6 +156,12 @@ impl EdgeRecord {
         self.ring.worst_p99_ns(self.ring_head, now)
     }
 
+    /// Per-minute figures of the last ten minutes, newest first (see [`LossRing::history`]).
+    #[must_use]
+    pub fn history(&self, now: Tick) -> Vec<(u32, u64, u64, Option<f64>)> {
+        self.ring.history(self.ring_head, now)
+    }
+
     /// The RTT sketch.
     #[must_use]
     pub fn sketch(&self) -> &RttSketch {

@@ -62,6 +62,54 @@ impl Default for IngestConfig {
     }
 }
 
+/// Why ingest refused a session or a message (the `reason` label of
+/// `echomesh_ingest_errors_total`); entries the graph ignores are counted in
+/// [`crate::graph::GraphCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestErrorReason {
+    /// No Hello within the hello timeout.
+    HelloTimeout,
+    /// The first message was not a Hello.
+    FirstNotHello,
+    /// The Hello did not validate.
+    BadHello,
+    /// A second Hello in one session.
+    RepeatedHello,
+    /// A report refused as a whole (sequence 0, too many targets).
+    BadReport,
+    /// A message over the size limit.
+    MessageTooLarge,
+    /// The agent's stream failed otherwise.
+    StreamError,
+}
+
+impl IngestErrorReason {
+    /// Every reason, in label order.
+    pub const ALL: [Self; 7] = [
+        Self::HelloTimeout,
+        Self::FirstNotHello,
+        Self::BadHello,
+        Self::RepeatedHello,
+        Self::BadReport,
+        Self::MessageTooLarge,
+        Self::StreamError,
+    ];
+
+    /// The metric label value.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::HelloTimeout => "hello_timeout",
+            Self::FirstNotHello => "first_not_hello",
+            Self::BadHello => "bad_hello",
+            Self::RepeatedHello => "repeated_hello",
+            Self::BadReport => "bad_report",
+            Self::MessageTooLarge => "message_too_large",
+            Self::StreamError => "stream_error",
+        }
+    }
+}
+
 type Outbox = mpsc::Sender<Result<AggregatorMessage, Status>>;
 
 #[derive(Debug)]
@@ -81,6 +129,7 @@ struct Inner {
     generation: AtomicU64,
     changed: Notify,
     closing: tokio::sync::watch::Sender<bool>,
+    errors: [AtomicU64; IngestErrorReason::ALL.len()],
 }
 
 /// The agent-facing service (cheap to clone).
@@ -157,8 +206,19 @@ impl Ingest {
                 generation: AtomicU64::new(0),
                 changed: Notify::new(),
                 closing: tokio::sync::watch::Sender::new(false),
+                errors: Default::default(),
             }),
         }
+    }
+
+    /// Errors counted so far, by reason (for `/metrics`).
+    #[must_use]
+    pub fn errors(&self) -> [(IngestErrorReason, u64); IngestErrorReason::ALL.len()] {
+        IngestErrorReason::ALL.map(|r| (r, self.inner.errors[r as usize].load(Ordering::Relaxed)))
+    }
+
+    fn count_error(&self, r: IngestErrorReason) {
+        self.inner.errors[r as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Number of open sessions.
@@ -272,6 +332,7 @@ impl Ingest {
         let first = tokio::time::timeout(inner.cfg.hello_timeout, inbound.message()).await;
         let hello = match first {
             Err(_) => {
+                self.count_error(IngestErrorReason::HelloTimeout);
                 let _ = tx
                     .send(Err(Status::deadline_exceeded(
                         "no Hello within the hello timeout",
@@ -280,7 +341,7 @@ impl Ingest {
                 return;
             }
             Ok(Err(status)) => {
-                let _ = tx.send(Err(map_inbound_error(status))).await;
+                let _ = tx.send(Err(self.map_inbound_error(status))).await;
                 return;
             }
             Ok(Ok(None)) => return,
@@ -288,6 +349,7 @@ impl Ingest {
                 msg: Some(agent_message::Msg::Hello(h)),
             }))) => h,
             Ok(Ok(Some(other))) => {
+                self.count_error(IngestErrorReason::FirstNotHello);
                 let what = match other.msg {
                     Some(agent_message::Msg::Report(_)) => "Report",
                     Some(agent_message::Msg::Alert(_)) => "Alert",
@@ -304,6 +366,7 @@ impl Ingest {
         let (key, info) = match validate_hello(&hello) {
             Ok(v) => v,
             Err(e) => {
+                self.count_error(IngestErrorReason::BadHello);
                 let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
                 return;
             }
@@ -353,7 +416,7 @@ impl Ingest {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(status) => {
-                    let _ = tx.send(Err(map_inbound_error(status))).await;
+                    let _ = tx.send(Err(self.map_inbound_error(status))).await;
                     break;
                 }
             };
@@ -368,6 +431,7 @@ impl Ingest {
                         }
                     }
                     Err(e) => {
+                        self.count_error(IngestErrorReason::BadReport);
                         let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
                         break;
                     }
@@ -376,6 +440,7 @@ impl Ingest {
                     inner.graph.apply_alert(&agent, &a);
                 }
                 Some(agent_message::Msg::Hello(_)) => {
+                    self.count_error(IngestErrorReason::RepeatedHello);
                     let _ = tx
                         .send(Err(Status::failed_precondition(
                             "Hello may only be the first message of a session",
@@ -399,6 +464,19 @@ impl Ingest {
             tracing::info!(agent = %key, session = id, "agent disconnected");
             self.membership_changed();
         }
+    }
+}
+
+impl Ingest {
+    /// Counts a failed inbound stream and maps it with [`map_inbound_error`].
+    fn map_inbound_error(&self, status: Status) -> Status {
+        let mapped = map_inbound_error(status);
+        self.count_error(if mapped.code() == Code::ResourceExhausted {
+            IngestErrorReason::MessageTooLarge
+        } else {
+            IngestErrorReason::StreamError
+        });
+        mapped
     }
 }
 

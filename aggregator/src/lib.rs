@@ -10,6 +10,7 @@
 //! - [`events`]: state-change fan-out for `WatchEvents`.
 //! - [`query`]: the `GraphService` implementation.
 //! - [`http`]: `/healthz`, `/readyz`.
+//! - [`metrics`]: `/metrics` (OpenMetrics text, bounded cardinality); [`process`]: `process_*`.
 //! - [`sim`]: a simulated agent over the real protocol (CLI tests, load generator).
 //!
 //! [`Aggregator::bind`] takes its listeners first and [`Aggregator::serve`] runs until the
@@ -21,7 +22,9 @@ pub mod events;
 pub mod graph;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod pinglist;
+pub mod process;
 pub mod query;
 pub mod sim;
 pub mod sketch;
@@ -248,7 +251,9 @@ impl Aggregator {
             });
         }
         tasks.spawn({
-            let app = http::router(ready.clone());
+            let metrics =
+                metrics::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics());
+            let app = http::router(ready.clone()).merge(http::metrics_router(metrics));
             let s = stopped(stop_rx.clone());
             let http = self.http;
             async move {

@@ -204,6 +204,28 @@ impl LossRing {
         (sent > 0.0).then(|| 100.0 * lost / sent)
     }
 
+    /// The ring's minutes, newest first: `(minutes ago, sent, lost, worst window p99 in ns)`,
+    /// leaving out minutes without probes (for the web page's edge history).
+    #[must_use]
+    pub fn history(&self, head: u32, now: Tick) -> Vec<(u32, u64, u64, Option<f64>)> {
+        let cur = now / MINUTE_TICKS;
+        let mut out = Vec::with_capacity(RING_MINUTES);
+        for back in 0..RING_MINUTES as u32 {
+            let Some(m) = cur.checked_sub(back) else {
+                break;
+            };
+            if m > head || head - m >= RING_MINUTES as u32 {
+                continue;
+            }
+            let s = self.slots[(m as usize) % RING_MINUTES];
+            if s.sent > 0 {
+                let p99 = (s.p99_fine > 0).then(|| bucket_value_ns(s.p99_fine));
+                out.push((back, u64::from(s.sent), u64::from(s.lost), p99));
+            }
+        }
+        out
+    }
+
     /// Worst report-window p99 over the ring, in nanoseconds.
     #[must_use]
     pub fn worst_p99_ns(&self, head: u32, now: Tick) -> Option<f64> {
