@@ -11,6 +11,7 @@
 //! - [`query`]: the `GraphService` implementation.
 //! - [`http`]: `/healthz`, `/readyz`.
 //! - [`metrics`]: `/metrics` (OpenMetrics text, bounded cardinality); [`process`]: `process_*`.
+//! - [`web`]: the heatmap page (`/`, static files in `ui/`) and the JSON API (`/api/v1/*`).
 //! - [`sim`]: a simulated agent over the real protocol (CLI tests, load generator).
 //!
 //! [`Aggregator::bind`] takes its listeners first and [`Aggregator::serve`] runs until the
@@ -30,6 +31,7 @@ pub mod sim;
 pub mod sketch;
 pub mod state;
 pub mod telemetry;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -253,7 +255,13 @@ impl Aggregator {
         tasks.spawn({
             let metrics =
                 metrics::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics());
-            let app = http::router(ready.clone()).merge(http::metrics_router(metrics));
+            let web = web::Web::new(
+                query::Query::new(self.graph.clone(), self.ingest.clone()),
+                self.graph.clone(),
+            );
+            let app = http::router(ready.clone())
+                .merge(http::metrics_router(metrics))
+                .merge(web.router());
             let s = stopped(stop_rx.clone());
             let http = self.http;
             async move {

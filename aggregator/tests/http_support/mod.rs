@@ -58,3 +58,42 @@ pub async fn get_with(addr: SocketAddr, path: &str, accept: &str) -> Reply {
         body: body.to_string(),
     }
 }
+
+/// An aggregator with agents on nodes a, b, c and d (pod network), where d is cut off: every
+/// probe to and from d is lost for three report windows, so d's row and column are DOWN.
+pub async fn cluster_with_broken_node() -> (crate::common::Server, Vec<crate::common::SimAgent>) {
+    use crate::common::{Server, SimAgent};
+    let s = Server::start().await;
+    let names = ["a", "b", "c", "d"];
+    let mut agents = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
+    }
+    for a in &mut agents {
+        a.wait_assignment(names.len() - 1).await;
+    }
+    let empty = echomesh_proto::v1::Histogram::from(&echomesh_proto::Histogram::new());
+    for round in 1..=3u64 {
+        for (i, a) in agents.iter_mut().enumerate() {
+            let to_node: std::collections::HashMap<u64, String> = a
+                .assignment
+                .as_ref()
+                .expect("assigned")
+                .targets
+                .iter()
+                .map(|t| (t.id, t.node.clone()))
+                .collect();
+            let mut r = a.make_report(100, 0, 150 + 50 * i as u64);
+            for t in &mut r.targets {
+                if names[i] == "d" || to_node.get(&t.target_id).is_some_and(|n| n == "d") {
+                    t.received = 0;
+                    t.lost = 100;
+                    t.rtt = Some(empty.clone());
+                }
+            }
+            a.send_report(r).await;
+            a.wait_ack(round).await;
+        }
+    }
+    (s, agents)
+}
