@@ -35,7 +35,8 @@ const view = {
   top: 0,
   lastOk: 0,
   failures: 0,
-  selected: null,
+  // ?src=a&dst=b opens that edge's details (shareable links, screenshots).
+  selected: params.get("src") && params.get("dst") ? { src: params.get("src"), dst: params.get("dst") } : null,
   timer: null,
   selftestDone: false,
 };
@@ -80,6 +81,14 @@ function fmtUs(us) {
   if (us >= 1e6) return `${(us / 1e6).toFixed(2)} s`;
   if (us >= 1000) return `${(us / 1000).toFixed(us >= 1e4 ? 1 : 2)} ms`;
   return `${us.toFixed(us >= 100 ? 0 : 1)} µs`;
+}
+
+function fmtDur(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return "under a second";
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
 }
 
 function fmtAge(ms) {
@@ -131,8 +140,9 @@ function permutation(m) {
 // ---- drawing ----------------------------------------------------------------------------
 
 function layout(n) {
-  const avail = Math.max(200, Math.min(window.innerWidth - 420, window.innerHeight - 170));
-  const cell = Math.max(1, Math.min(28, Math.floor(avail / Math.max(n, 1))));
+  // Leave room for the details panel on the right and the header and labels above.
+  const avail = Math.max(200, Math.min(window.innerWidth - 460, window.innerHeight - 260));
+  const cell = Math.max(1, Math.min(40, Math.floor(avail / Math.max(n, 1))));
   const labels = cell >= 10;
   return { cell, labels };
 }
@@ -300,7 +310,7 @@ function esc(s) {
 
 function detailsHtml(e) {
   const rows = [
-    ["state", `<span class="badge ${e.state}">${e.state.toUpperCase()}</span> for ${fmtAge(e.state_age_ms).replace(" ago", "")}`],
+    ["state", `<span class="badge ${e.state}">${e.state.toUpperCase()}</span> for ${fmtDur(e.state_age_ms)}`],
     ["target", `${esc(e.target_address)} (${e.target_network})`],
     ["last report", e.sent_total ? fmtAge(e.last_seen_age_ms) : "never"],
     ["loss 1m / 10m", `${e.loss_1m_pct.toFixed(2)}% / ${e.loss_10m_pct.toFixed(2)}%`],
@@ -413,6 +423,10 @@ function init() {
     u.searchParams.set("metric", view.metric);
     u.searchParams.set("network", view.network);
     u.searchParams.set("order", view.order);
+    if (view.selected) {
+      u.searchParams.set("src", view.selected.src);
+      u.searchParams.set("dst", view.selected.dst);
+    }
     history.replaceState(null, "", u);
     poll();
   };
@@ -437,6 +451,10 @@ function init() {
     const c = cellAt(ev);
     if (!c || c.src === c.dst) return;
     view.selected = { src: c.src, dst: c.dst };
+    const u = new URL(location.href);
+    u.searchParams.set("src", c.src);
+    u.searchParams.set("dst", c.dst);
+    history.replaceState(null, "", u);
     $("details").innerHTML = `<h2>${esc(c.src)} → ${esc(c.dst)}</h2><p class="hint">loading…</p>`;
     draw();
     showDetails();

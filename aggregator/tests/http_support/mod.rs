@@ -59,11 +59,18 @@ pub async fn get_with(addr: SocketAddr, path: &str, accept: &str) -> Reply {
     }
 }
 
+/// An aggregator whose edges do not go stale while a test looks at them (a slow browser start on
+/// a busy machine must not turn the picture grey): agents are told to report every 10 minutes.
+pub async fn stable_server() -> crate::common::Server {
+    crate::common::Server::start_with(|c| c.report_interval = std::time::Duration::from_secs(600))
+        .await
+}
+
 /// An aggregator with agents on nodes a, b, c and d (pod network), where d is cut off: every
 /// probe to and from d is lost for three report windows, so d's row and column are DOWN.
 pub async fn cluster_with_broken_node() -> (crate::common::Server, Vec<crate::common::SimAgent>) {
-    use crate::common::{Server, SimAgent};
-    let s = Server::start().await;
+    use crate::common::SimAgent;
+    let s = stable_server().await;
     let names = ["a", "b", "c", "d"];
     let mut agents = Vec::new();
     for (i, n) in names.iter().enumerate() {
