@@ -120,7 +120,7 @@ impl Default for Group {
 
 impl Group {
     fn add(&mut self, rec: &crate::graph::EdgeRecord, loss: Option<f64>) {
-        self.received = self.received.saturating_add(rec.received_total);
+        self.received = self.received.saturating_add(u64::from(rec.received_total));
         rec.sketch().add_to(&mut self.shape);
         if let Some(l) = loss {
             self.loss_sum += l;
