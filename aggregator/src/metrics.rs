@@ -98,6 +98,8 @@ type GroupKey = (Arc<str>, Network, Direction);
 /// What one pass over the graph found for one node, network and direction.
 #[derive(Debug, Clone)]
 struct Group {
+    /// Edges in the group.
+    edges: u64,
     /// Σ `received_total` of the edges.
     received: u64,
     /// Σ of the edges' sketches.
@@ -110,6 +112,7 @@ struct Group {
 impl Default for Group {
     fn default() -> Self {
         Self {
+            edges: 0,
             received: 0,
             shape: [0; SKETCH_BUCKETS],
             loss_sum: 0.0,
@@ -120,6 +123,7 @@ impl Default for Group {
 
 impl Group {
     fn add(&mut self, rec: &crate::graph::EdgeRecord, loss: Option<f64>) {
+        self.edges += 1;
         self.received = self.received.saturating_add(u64::from(rec.received_total));
         rec.sketch().add_to(&mut self.shape);
         if let Some(l) = loss {
@@ -129,6 +133,7 @@ impl Group {
     }
 
     fn merge(&mut self, o: &Group) {
+        self.edges += o.edges;
         self.received = self.received.saturating_add(o.received);
         for (a, b) in self.shape.iter_mut().zip(&o.shape) {
             *a += b;
@@ -273,7 +278,24 @@ pub struct Snapshot {
 /// Walks the graph once.
 #[must_use]
 pub fn gather(graph: &Graph, cfg: &MetricsConfig) -> Snapshot {
-    let eps: HashMap<u64, Endpoint> = graph.endpoints().into_iter().collect();
+    // Target id -> (endpoint, index of its node's `in` group): one hash lookup per edge, no
+    // string comparisons on the per-edge path.
+    let mut in_keys: Vec<GroupKey> = Vec::new();
+    let mut in_index: HashMap<(Arc<str>, Network), usize> = HashMap::new();
+    let eps: HashMap<u64, (Endpoint, usize)> = graph
+        .endpoints()
+        .into_iter()
+        .map(|(id, ep)| {
+            let gi = *in_index
+                .entry((ep.node.clone(), ep.network))
+                .or_insert_with(|| {
+                    in_keys.push((ep.node.clone(), ep.network, Direction::In));
+                    in_keys.len() - 1
+                });
+            (id, (ep, gi))
+        })
+        .collect();
+    let mut in_groups = vec![Group::default(); in_keys.len()];
     let now = graph.now();
     let mut snap = Snapshot::default();
     let mut worst = Worst::new(cfg.top_k);
@@ -303,13 +325,10 @@ pub fn gather(graph: &Graph, cfg: &MetricsConfig) -> Snapshot {
                 rec.loss_1m_pct(now).map(|p| p / 100.0)
             };
             out.add(rec, loss);
-            let Some(ep) = eps.get(&rec.target_id) else {
+            let Some((ep, gi)) = eps.get(&rec.target_id) else {
                 continue;
             };
-            snap.groups
-                .entry((ep.node.clone(), ep.network, Direction::In))
-                .or_default()
-                .add(rec, loss);
+            in_groups[*gi].add(rec, loss);
             let unhealthy = state != EdgeState::Up || loss.is_some_and(|l| l > 0.0);
             if !unhealthy && !cfg.edge_series {
                 continue;
@@ -338,6 +357,12 @@ pub fn gather(graph: &Graph, cfg: &MetricsConfig) -> Snapshot {
             .entry((src, src_net, Direction::Out))
             .or_default()
             .merge(&out);
+    }
+    for (k, g) in in_keys.into_iter().zip(in_groups) {
+        // Addresses nobody probes (yet) export nothing.
+        if g.edges > 0 {
+            snap.groups.insert(k, g);
+        }
     }
     snap.worst = worst.into_sorted();
     if cfg.edge_series {

@@ -100,9 +100,10 @@ fn series_grow_linearly_in_nodes_never_quadratically() {
         let text = scrape(&mesh(n, 1), cfg);
         let series = series_count(&text);
         eprintln!(
-            "nodes {n:>5}  edges {:>7}  series {series:>6}  per node {:.1}",
+            "nodes {n:>5}  edges {:>7}  series {series:>6}  per node {:.1}  collect {}s",
             n * (n - 1),
-            series as f64 / n as f64
+            series as f64 / n as f64,
+            sample(&text, "echomesh_metrics_collect_seconds ").unwrap_or("?"),
         );
         figures.push((n, series));
     }
