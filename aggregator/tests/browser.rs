@@ -286,3 +286,124 @@ async fn screenshots_of_a_forty_node_cluster() {
     assert_eq!(t["down_alarm_coloured"], 78, "{t}");
     s.stop().await;
 }
+
+/// A TCP proxy between the browser and the aggregator that, once the page's first poll went
+/// through, cuts every connection and request for a while (as a dropped network or a restarting
+/// aggregator would), then lets traffic through again.
+mod cut {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    #[derive(Debug)]
+    pub struct Cut {
+        api_requests: AtomicUsize,
+        drops_left: AtomicUsize,
+    }
+
+    impl Cut {
+        /// Drops when the first poll (summary + matrix) was forwarded and drops remain.
+        fn take_drop(&self) -> bool {
+            self.api_requests.load(Ordering::SeqCst) >= 2
+                && self
+                    .drops_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| d.checked_sub(1))
+                    .is_ok()
+        }
+    }
+
+    pub async fn start(upstream: SocketAddr, drops: usize) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = l.local_addr().expect("proxy addr");
+        let cut = Arc::new(Cut {
+            api_requests: AtomicUsize::new(0),
+            drops_left: AtomicUsize::new(drops),
+        });
+        tokio::spawn(async move {
+            while let Ok((client, _)) = l.accept().await {
+                tokio::spawn(relay(client, upstream, cut.clone()));
+            }
+        });
+        addr
+    }
+
+    async fn relay(client: TcpStream, upstream: SocketAddr, cut: Arc<Cut>) {
+        if cut.take_drop() {
+            return; // accepted and closed: the browser sees an empty response
+        }
+        let Ok(server) = TcpStream::connect(upstream).await else {
+            return;
+        };
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        let down = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        });
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if cut.take_drop() {
+                break; // a new request on a kept-alive connection: cut it
+            }
+            let chunk = &buf[..n];
+            let api = chunk.windows(12).filter(|w| w == b"GET /api/v1/").count();
+            if sw.write_all(chunk).await.is_err() {
+                break;
+            }
+            cut.api_requests.fetch_add(api, Ordering::SeqCst);
+        }
+        down.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_stale_while_cut_off_and_recovers() {
+    let Some(bin) = chromium() else {
+        eprintln!("skipping the browser test: no chromium on PATH");
+        return;
+    };
+    let (s, _agents) = cluster_with_broken_node().await;
+    let proxy = cut::start(s.http, 8).await;
+    let profile = tempdir("echomesh-chromium-cut");
+    let url = format!("http://{proxy}/?selftest=reconnect");
+    let dom = tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin,
+            &profile,
+            &["--virtual-time-budget=90000", "--dump-dom"],
+            &url,
+        )
+    })
+    .await
+    .expect("chromium task");
+    let t = selftest_json(&dom);
+    eprintln!("polls: {t}");
+    let polls = t["polls"].as_array().expect("polls");
+    let first_ok = polls
+        .iter()
+        .position(|p| p["ok"] == true)
+        .expect("a first good poll");
+    assert_eq!(polls[first_ok]["stale_banner"], false, "{t}");
+    let failed: Vec<&serde_json::Value> = polls[first_ok..]
+        .iter()
+        .skip_while(|p| p["ok"] == true)
+        .take_while(|p| p["ok"] == false)
+        .collect();
+    assert!(!failed.is_empty(), "the cut made polls fail: {t}");
+    for p in &failed {
+        assert_eq!(p["stale_banner"], true, "STALE shown while cut off: {t}");
+    }
+    let last = polls.last().expect("polls");
+    assert_eq!(last["ok"], true, "{t}");
+    assert_eq!(
+        last["stale_banner"], false,
+        "banner gone after reconnecting: {t}"
+    );
+    s.stop().await;
+}

@@ -21,7 +21,9 @@ const STALE_AFTER_MS = 3 * POLL_MS + 1000;
 const FETCH_TIMEOUT_MS = 5000;
 
 const params = new URLSearchParams(location.search);
-const selftest = params.has("selftest");
+// Self-tests for the headless browser test: "1" checks the drawn pixels, "reconnect" records
+// each poll's outcome and the banner until the page has lost and regained the aggregator.
+const selftest = params.get("selftest");
 const $ = (id) => document.getElementById(id);
 
 const view = {
@@ -39,6 +41,7 @@ const view = {
   selected: params.get("src") && params.get("dst") ? { src: params.get("src"), dst: params.get("dst") } : null,
   timer: null,
   selftestDone: false,
+  pollLog: [],
 };
 
 function clamp01(x) {
@@ -347,6 +350,7 @@ function historyHtml(h) {
 
 async function poll() {
   clearTimeout(view.timer);
+  let ok = false;
   const q = new URLSearchParams({ metric: view.metric, network: view.network });
   try {
     const [sum, mat] = await Promise.all([
@@ -360,7 +364,8 @@ async function poll() {
     legend();
     const cells = draw();
     if (view.selected) showDetails();
-    if (selftest && !view.selftestDone && mat.nodes.length > 0) runSelftest(cells);
+    if (selftest === "1" && !view.selftestDone && mat.nodes.length > 0) runSelftest(cells);
+    ok = true;
   } catch (err) {
     if (err.status >= 400 && err.status < 500) {
       // The request itself is wrong (e.g. ?metric=bogus): retrying will not help.
@@ -372,8 +377,23 @@ async function poll() {
     view.failures += 1;
   }
   tick();
+  if (selftest === "reconnect") recordPoll(ok);
   const delay = view.failures ? Math.min(POLL_MS * 2 ** view.failures, MAX_BACKOFF_MS) : POLL_MS;
   view.timer = setTimeout(poll, delay);
+}
+
+function recordPoll(ok) {
+  const log = view.pollLog;
+  log.push({ ok, stale_banner: !$("stale").hidden, status: $("status").textContent });
+  if (view.selftestDone) return;
+  const first = log.findIndex((p) => p.ok);
+  const lost = first < 0 ? -1 : log.findIndex((p, i) => i > first && !p.ok);
+  const back = lost < 0 ? -1 : log.findIndex((p, i) => i > lost && p.ok);
+  if (back < 0) return;
+  const pre = $("selftest");
+  pre.textContent = JSON.stringify({ polls: log });
+  pre.dataset.done = "1";
+  view.selftestDone = true;
 }
 
 // Reads back the drawn pixels so a headless browser test can check the picture, not just the DOM.
