@@ -299,7 +299,7 @@ mod cut {
     use tokio::net::{TcpListener, TcpStream};
 
     #[derive(Debug)]
-    pub struct Cut {
+    struct Cut {
         api_requests: AtomicUsize,
         drops_left: AtomicUsize,
     }
@@ -315,7 +315,7 @@ mod cut {
         }
     }
 
-    pub async fn start(upstream: SocketAddr, drops: usize) -> SocketAddr {
+    pub(super) async fn start(upstream: SocketAddr, drops: usize) -> SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = l.local_addr().expect("proxy addr");
         let cut = Arc::new(Cut {
