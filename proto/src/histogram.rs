@@ -215,7 +215,8 @@ impl Histogram {
     /// min and max so `quantile(0.0)` and `quantile(1.0)` are exact.
     #[must_use]
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        self.quantile_ns(q).map(|ns| Duration::from_nanos(ns.round() as u64))
+        self.quantile_ns(q)
+            .map(|ns| Duration::from_nanos(ns.round() as u64))
     }
 
     /// [`Histogram::quantile`] in nanoseconds as a float.
@@ -284,7 +285,9 @@ impl Histogram {
             return Err(HistogramError::Inconsistent("min is greater than max"));
         }
         if count == 0 && (sum_ns != 0 || min_ns != 0 || max_ns != 0) {
-            return Err(HistogramError::Inconsistent("empty histogram with a non-zero summary"));
+            return Err(HistogramError::Inconsistent(
+                "empty histogram with a non-zero summary",
+            ));
         }
         Ok(Self {
             bins,

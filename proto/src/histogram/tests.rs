@@ -38,7 +38,10 @@ fn buckets_cover_the_full_range() {
     // Every bucket's value is within the accuracy of the values that map to it.
     for ns in [101u64, 1_000, 6_000, 123_456, 9_999_999, 1_000_000_000] {
         let v = bucket_value_ns(bucket_index(ns));
-        assert!(((v - ns as f64) / ns as f64).abs() <= RELATIVE_ACCURACY + 1e-9, "{ns} -> {v}");
+        assert!(
+            ((v - ns as f64) / ns as f64).abs() <= RELATIVE_ACCURACY + 1e-9,
+            "{ns} -> {v}"
+        );
     }
 }
 
@@ -46,7 +49,10 @@ fn buckets_cover_the_full_range() {
 fn from_parts_refuses_malformed_input() {
     assert_eq!(
         Histogram::from_parts(&[1, 2], &[1], 0, 0, 0),
-        Err(HistogramError::LengthMismatch { indices: 2, counts: 1 })
+        Err(HistogramError::LengthMismatch {
+            indices: 2,
+            counts: 1
+        })
     );
     assert_eq!(
         Histogram::from_parts(&[5, 5], &[1, 1], 2, 1, 1),
