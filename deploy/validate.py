@@ -70,6 +70,7 @@ class ToolError(Exception):
 
 # ---------------------------------------------------------------------------------------- helpers
 
+
 def name_of(obj: Obj) -> str:
     return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 
@@ -120,6 +121,7 @@ def effective(pod: Obj, container: Obj, key: str) -> Any:
 
 # ----------------------------------------------------------------------------------------- checks
 
+
 def check_schema(objs: list[Obj], versions: Iterable[str] = K8S_VERSIONS) -> list[str]:
     import kubernetes_validate  # installed by validate.sh
 
@@ -134,7 +136,9 @@ def check_schema(objs: list[Obj], versions: Iterable[str] = K8S_VERSIONS) -> lis
                 out.append(f"{name_of(obj)}: no Kubernetes {version} schema for {obj.get('apiVersion')}")
             except kubernetes_validate.ValidationError as e:
                 path = ".".join(str(p) for p in e.path)
-                out.append(f"{name_of(obj)}: invalid for Kubernetes {version} at {path or '<root>'}: {e.message}")
+                out.append(
+                    f"{name_of(obj)}: invalid for Kubernetes {version} at {path or '<root>'}: {e.message}"
+                )
     return out
 
 
@@ -158,12 +162,18 @@ def check_rbac(objs: list[Obj]) -> list[str]:
     for binding in find(objs, "ClusterRoleBinding") + find(objs, "RoleBinding"):
         ref = binding.get("roleRef", {})
         if (ref.get("kind"), ref.get("name")) not in role_names:
-            out.append(f"{name_of(binding)}: binds {ref.get('kind')}/{ref.get('name')}, which is not one of ours")
+            out.append(
+                f"{name_of(binding)}: binds {ref.get('kind')}/{ref.get('name')}, which is not one of ours"
+            )
         for subject in binding.get("subjects") or []:
             if (subject.get("kind"), subject.get("name")) != ("ServiceAccount", AGGREGATOR):
-                out.append(f"{name_of(binding)}: grants to {subject.get('kind')}/{subject.get('name')}; "
-                           f"only the aggregator's ServiceAccount may hold API permissions")
-    if not any(set(r.get("resources") or []) >= READ_RESOURCES for role in roles for r in role.get("rules") or []):
+                out.append(
+                    f"{name_of(binding)}: grants to {subject.get('kind')}/{subject.get('name')}; "
+                    f"only the aggregator's ServiceAccount may hold API permissions"
+                )
+    if not any(
+        set(r.get("resources") or []) >= READ_RESOURCES for role in roles for r in role.get("rules") or []
+    ):
         out.append("ClusterRole: the aggregator needs get/list/watch on nodes and pods")
     return out
 
@@ -222,8 +232,10 @@ def check_agents(objs: list[Obj]) -> list[str]:
         out += check_pod_security(ds, AGENT_CAPS)
         if pod.get("automountServiceAccountToken") is not False:
             out.append(f"{n}: automountServiceAccountToken is not false (agents need no API access)")
-        if not any(t.get("operator") == "Exists" and not t.get("key") and not t.get("effect")
-                   for t in pod.get("tolerations") or []):
+        if not any(
+            t.get("operator") == "Exists" and not t.get("key") and not t.get("effect")
+            for t in pod.get("tolerations") or []
+        ):
             out.append(f"{n}: does not tolerate every taint (want a toleration with only operator: Exists)")
         if pod.get("priorityClassName") and pod["priorityClassName"] not in classes:
             out.append(f"{n}: priorityClassName {pod['priorityClassName']} is not defined here")
@@ -243,8 +255,11 @@ def check_agents(objs: list[Obj]) -> list[str]:
             env = {e["name"]: e for e in c.get("env") or []}
             if network and env.get("ECHOMESH_NETWORK", {}).get("value") != network:
                 out.append(f"{cn}: ECHOMESH_NETWORK is not {network!r}")
-            for var, path in (("ECHOMESH_NODE", "spec.nodeName"), ("ECHOMESH_POD", "metadata.name"),
-                              ("ECHOMESH_ADDRESS", "status.podIP")):
+            for var, path in (
+                ("ECHOMESH_NODE", "spec.nodeName"),
+                ("ECHOMESH_POD", "metadata.name"),
+                ("ECHOMESH_ADDRESS", "status.podIP"),
+            ):
                 got = env.get(var, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
                 if got != path:
                     out.append(f"{cn}: {var} should come from the downward API {path}, got {got}")
@@ -304,13 +319,17 @@ def check_wiring(objs: list[Obj]) -> list[str]:
             out.append(f"{name_of(w)}: selector does not match its pod template labels")
     for a in workloads:
         for b in workloads:
-            if a is not b and selects(a["spec"]["selector"].get("matchLabels"),
-                                      b["spec"]["template"]["metadata"].get("labels")):
+            if a is not b and selects(
+                a["spec"]["selector"].get("matchLabels"), b["spec"]["template"]["metadata"].get("labels")
+            ):
                 out.append(f"{name_of(a)}: selector also selects the pods of {name_of(b)}")
     agg = find(objs, "Deployment", AGGREGATOR)
     agg_labels = agg[0]["spec"]["template"]["metadata"].get("labels") if agg else {}
-    agg_ports = {p.get("name"): p.get("containerPort")
-                 for c in (pod_spec(agg[0]).get("containers") if agg else []) for p in c.get("ports") or []}
+    agg_ports = {
+        p.get("name"): p.get("containerPort")
+        for c in (pod_spec(agg[0]).get("containers") if agg else [])
+        for p in c.get("ports") or []
+    }
     svc = find(objs, "Service", AGGREGATOR)
     if not svc:
         out.append(f"Service/{AGGREGATOR}: missing")
@@ -336,12 +355,23 @@ def check_network_policy(objs: list[Obj]) -> list[str]:
     """Agents' egress: the aggregator's gRPC port, DNS, and all protocols (ICMP) only to named peers."""
     out = []
     policies = find(objs, "NetworkPolicy")
-    agent_pod_labels = {"app.kubernetes.io/name": "echomesh-agent", "app.kubernetes.io/component": "agent-pod"}
-    agent_egress = [p for p in policies if "Egress" in p["spec"].get("policyTypes", [])
-                    and selects(p["spec"].get("podSelector", {}).get("matchLabels"), agent_pod_labels)]
+    agent_pod_labels = {
+        "app.kubernetes.io/name": "echomesh-agent",
+        "app.kubernetes.io/component": "agent-pod",
+    }
+    agent_egress = [
+        p
+        for p in policies
+        if "Egress" in p["spec"].get("policyTypes", [])
+        and selects(p["spec"].get("podSelector", {}).get("matchLabels"), agent_pod_labels)
+    ]
     agg_labels = {"app.kubernetes.io/name": AGGREGATOR}
-    agg_ingress = [p for p in policies if "Ingress" in p["spec"].get("policyTypes", [])
-                   and selects(p["spec"].get("podSelector", {}).get("matchLabels"), agg_labels)]
+    agg_ingress = [
+        p
+        for p in policies
+        if "Ingress" in p["spec"].get("policyTypes", [])
+        and selects(p["spec"].get("podSelector", {}).get("matchLabels"), agg_labels)
+    ]
     if not agent_egress:
         out.append("NetworkPolicy: no egress policy selects the pod-network agents")
     if not agg_ingress:
@@ -363,7 +393,11 @@ def check_network_policy(objs: list[Obj]) -> list[str]:
                 cidr = (peer.get("ipBlock") or {}).get("cidr")
                 if cidr in ("0.0.0.0/0", "::/0"):
                     out.append(f"{where}: opens to the whole internet ({cidr})")
-                if direction == "Egress" and peer.get("namespaceSelector") is not None and not peer.get("podSelector"):
+                if (
+                    direction == "Egress"
+                    and peer.get("namespaceSelector") is not None
+                    and not peer.get("podSelector")
+                ):
                     out.append(f"{where}: opens to every pod of selected namespaces")
     return out
 
@@ -376,7 +410,9 @@ def check_monitoring(objs: list[Obj]) -> list[str]:
     svc = find(objs, "Service", AGGREGATOR)
     for sm in find(objs, "ServiceMonitor"):
         spec = sm.get("spec", {})
-        if not svc or not selects(spec.get("selector", {}).get("matchLabels"), svc[0]["metadata"].get("labels")):
+        if not svc or not selects(
+            spec.get("selector", {}).get("matchLabels"), svc[0]["metadata"].get("labels")
+        ):
             out.append(f"{name_of(sm)}: selector does not select Service/{AGGREGATOR}")
         names = {p.get("name") for p in (svc[0]["spec"].get("ports") if svc else [])}
         for ep in spec.get("endpoints") or [{}]:
@@ -386,7 +422,9 @@ def check_monitoring(objs: list[Obj]) -> list[str]:
     for pm in find(objs, "PodMonitor"):
         spec = pm.get("spec", {})
         for d in agents:
-            if not selects(spec.get("selector", {}).get("matchLabels"), d["spec"]["template"]["metadata"].get("labels")):
+            if not selects(
+                spec.get("selector", {}).get("matchLabels"), d["spec"]["template"]["metadata"].get("labels")
+            ):
                 out.append(f"{name_of(pm)}: selector does not select the pods of {name_of(d)}")
             names = {p.get("name") for c in pod_spec(d).get("containers") or [] for p in c.get("ports") or []}
             for ep in spec.get("podMetricsEndpoints") or [{}]:
@@ -400,7 +438,9 @@ def check_monitoring(objs: list[Obj]) -> list[str]:
             return out + [f"{RULES_FILE}: {e}"]
         for pr in rules:
             if pr.get("spec") != want:
-                out.append(f"{name_of(pr)}: differs from {RULES_FILE.name}; run deploy/validate.sh --sync-rules")
+                out.append(
+                    f"{name_of(pr)}: differs from {RULES_FILE.name}; run deploy/validate.sh --sync-rules"
+                )
             out += check_rule_groups(pr.get("spec", {}), name_of(pr))
     return out
 
@@ -445,12 +485,14 @@ def check_objects(objs: list[Obj], schema_versions: Iterable[str] = K8S_VERSIONS
 
 # -------------------------------------------------------------------------------------- self-test
 
+
 def _agent(objs: list[Obj], name: str = "echomesh-agent-pod") -> Obj:
     return pod_spec(find(objs, "DaemonSet", name)[0])["containers"][0]
 
 
 def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None]]]:
     """(what, a word the violation must contain, how to break the render)."""
+
     def role(objs):
         return find(objs, "ClusterRole")[0]["rules"][0]
 
@@ -471,41 +513,100 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None]]]:
         ("RBAC verb create", "verb", lambda o: role(o)["verbs"].append("create")),
         ("RBAC verb *", "verb", lambda o: role(o).__setitem__("verbs", ["*"])),
         ("RBAC on secrets", "resource", lambda o: role(o)["resources"].append("secrets")),
-        ("binding to cluster-admin", "not one of ours",
-         lambda o: find(o, "ClusterRoleBinding")[0]["roleRef"].__setitem__("name", "cluster-admin")),
-        ("agent adds SYS_ADMIN", "SYS_ADMIN",
-         lambda o: _agent(o)["securityContext"]["capabilities"]["add"].append("SYS_ADMIN")),
-        ("host agent adds CAP_NET_ADMIN", "NET_ADMIN",
-         lambda o: _agent(o, "echomesh-agent-host")["securityContext"]["capabilities"]["add"].append("CAP_NET_ADMIN")),
-        ("agent keeps default caps", "drop ALL",
-         lambda o: _agent(o)["securityContext"]["capabilities"].pop("drop")),
-        ("agent privileged", "privileged", lambda o: _agent(o)["securityContext"].__setitem__("privileged", True)),
+        (
+            "binding to cluster-admin",
+            "not one of ours",
+            lambda o: find(o, "ClusterRoleBinding")[0]["roleRef"].__setitem__("name", "cluster-admin"),
+        ),
+        (
+            "agent adds SYS_ADMIN",
+            "SYS_ADMIN",
+            lambda o: _agent(o)["securityContext"]["capabilities"]["add"].append("SYS_ADMIN"),
+        ),
+        (
+            "host agent adds CAP_NET_ADMIN",
+            "NET_ADMIN",
+            lambda o: _agent(o, "echomesh-agent-host")["securityContext"]["capabilities"]["add"].append(
+                "CAP_NET_ADMIN"
+            ),
+        ),
+        (
+            "agent keeps default caps",
+            "drop ALL",
+            lambda o: _agent(o)["securityContext"]["capabilities"].pop("drop"),
+        ),
+        (
+            "agent privileged",
+            "privileged",
+            lambda o: _agent(o)["securityContext"].__setitem__("privileged", True),
+        ),
         ("agent as root", "root", lambda o: _agent(o)["securityContext"].__setitem__("runAsUser", 0)),
-        ("agent writable root fs", "read-only",
-         lambda o: _agent(o)["securityContext"].__setitem__("readOnlyRootFilesystem", False)),
-        ("agent mounts API token", "automountServiceAccountToken",
-         lambda o: pod_spec(find(o, "DaemonSet", "echomesh-agent-host")[0]).__setitem__("automountServiceAccountToken", True)),
-        ("agent tolerates only some taints", "taint",
-         lambda o: pod_spec(find(o, "DaemonSet", "echomesh-agent-host")[0]).__setitem__(
-             "tolerations", [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}])),
+        (
+            "agent writable root fs",
+            "read-only",
+            lambda o: _agent(o)["securityContext"].__setitem__("readOnlyRootFilesystem", False),
+        ),
+        (
+            "agent mounts API token",
+            "automountServiceAccountToken",
+            lambda o: pod_spec(find(o, "DaemonSet", "echomesh-agent-host")[0]).__setitem__(
+                "automountServiceAccountToken", True
+            ),
+        ),
+        (
+            "agent tolerates only some taints",
+            "taint",
+            lambda o: pod_spec(find(o, "DaemonSet", "echomesh-agent-host")[0]).__setitem__(
+                "tolerations", [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]
+            ),
+        ),
         ("agent init container with SYS_PTRACE", "SYS_PTRACE", add_debug_init_container),
-        ("aggregator may escalate", "allowPrivilegeEscalation",
-         lambda o: agg(o)["securityContext"].__setitem__("allowPrivilegeEscalation", True)),
-        ("aggregator HTTP liveness", "gRPC health probe",
-         lambda o: agg(o).__setitem__("livenessProbe", {"httpGet": {"path": "/healthz", "port": HTTP_PORT}})),
-        ("schema: unknown field", "invalid for Kubernetes",
-         lambda o: _agent(o).__setitem__("imagePullPolcy", "Always")),
-        ("schema: wrong type", "invalid for Kubernetes",
-         lambda o: find(o, "Deployment", AGGREGATOR)[0]["spec"].__setitem__("replicas", "one")),
-        ("agent egress to 443", "opens TCP 443",
-         lambda o: agent_egress(o).append({"ports": [{"protocol": "TCP", "port": 443}]})),
-        ("agent egress to the internet", "internet",
-         lambda o: agent_egress(o).append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]})),
-        ("DaemonSet selectors overlap", "also selects",
-         lambda o: find(o, "DaemonSet", "echomesh-agent-host")[0]["spec"]["selector"]["matchLabels"].pop(
-             "app.kubernetes.io/component")),
-        ("PrometheusRule drifted from rules.yaml", "differs",
-         lambda o: find(o, "PrometheusRule")[0]["spec"]["groups"][0]["rules"][0].__setitem__("expr", "vector(1)")),
+        (
+            "aggregator may escalate",
+            "allowPrivilegeEscalation",
+            lambda o: agg(o)["securityContext"].__setitem__("allowPrivilegeEscalation", True),
+        ),
+        (
+            "aggregator HTTP liveness",
+            "gRPC health probe",
+            lambda o: agg(o).__setitem__(
+                "livenessProbe", {"httpGet": {"path": "/healthz", "port": HTTP_PORT}}
+            ),
+        ),
+        (
+            "schema: unknown field",
+            "invalid for Kubernetes",
+            lambda o: _agent(o).__setitem__("imagePullPolcy", "Always"),
+        ),
+        (
+            "schema: wrong type",
+            "invalid for Kubernetes",
+            lambda o: find(o, "Deployment", AGGREGATOR)[0]["spec"].__setitem__("replicas", "one"),
+        ),
+        (
+            "agent egress to 443",
+            "opens TCP 443",
+            lambda o: agent_egress(o).append({"ports": [{"protocol": "TCP", "port": 443}]}),
+        ),
+        (
+            "agent egress to the internet",
+            "internet",
+            lambda o: agent_egress(o).append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}),
+        ),
+        (
+            "DaemonSet selectors overlap",
+            "also selects",
+            lambda o: find(o, "DaemonSet", "echomesh-agent-host")[0]["spec"]["selector"]["matchLabels"].pop(
+                "app.kubernetes.io/component"
+            ),
+        ),
+        (
+            "PrometheusRule drifted from rules.yaml",
+            "differs",
+            lambda o: find(o, "PrometheusRule")[0]["spec"]["groups"][0]["rules"][0].__setitem__(
+                "expr", "vector(1)"
+            ),
+        ),
     ]
 
 
@@ -526,9 +627,12 @@ def self_test(good: list[Obj]) -> list[str]:
 
 # ------------------------------------------------------------------------------------------- main
 
+
 def render(kubectl: str, directory: Path) -> list[Obj]:
     try:
-        res = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60)
+        res = subprocess.run(
+            [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ToolError(f"{kubectl} kustomize {directory}: {e}") from e
     if res.returncode != 0:
@@ -544,7 +648,9 @@ def run_promtool(promtool: str) -> list[str]:
     out = []
     for args in (["check", "rules", str(RULES_FILE)], ["test", "rules", str(RULES_TEST_FILE)]):
         try:
-            res = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60, cwd=MONITORING)
+            res = subprocess.run(
+                [promtool, *args], capture_output=True, text=True, timeout=60, cwd=MONITORING
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise ToolError(f"promtool {' '.join(args)}: {e}") from e
         if res.returncode != 0:
@@ -609,10 +715,12 @@ def main() -> int:
         print(f"deploy manifests FAILED: {len(violations)} violation(s), see the FAIL lines above")
         return 1
     alerts = sum(1 for g in rules.get("groups", []) for r in g.get("rules", []) if r.get("alert"))
-    print(f"deploy manifests OK: {len(renders)} renders, {objects} objects valid for k8s "
-          f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC get/list/watch only, "
-          f"agents NET_RAW only, {alerts} alert rules, {promtool_note}, "
-          f"{len(_mutations())}/{len(_mutations())} deliberate breaks caught")
+    print(
+        f"deploy manifests OK: {len(renders)} renders, {objects} objects valid for k8s "
+        f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC get/list/watch only, "
+        f"agents NET_RAW only, {alerts} alert rules, {promtool_note}, "
+        f"{len(_mutations())}/{len(_mutations())} deliberate breaks caught"
+    )
     return 0
 
 
