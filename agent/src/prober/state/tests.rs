@@ -309,3 +309,15 @@ fn ring_overrun_expires_the_oldest_probe() {
     assert_eq!(core.counters().inflight_overruns, 1);
     assert_eq!(stats_of(&mut core)[0].lost, 1);
 }
+
+#[test]
+fn reply_stamped_after_the_timeout_is_lost_and_late() {
+    let mut core = Core::new(settings(), specs(1), 0, Some(1));
+    let d = send_all(&mut core, 0)[0];
+    // Read before the loop expired it, but the kernel stamped it 300 ms after the send.
+    reply(&mut core, &d, 0, ms(300));
+    assert!(core.finished());
+    let s = &stats_of(&mut core)[0];
+    assert_eq!((s.received, s.lost, s.late), (0, 1, 1));
+    assert_eq!(s.rtt.count(), 0);
+}
