@@ -324,28 +324,27 @@ mod tests {
     #[test]
     fn json_has_exactly_the_documented_keys() {
         let o = outcome(vec![(2, 2, &[10_000, 20_000]), (2, 0, &[])]);
-        let v = serde_json::to_value(json_rows(&o)).expect("json");
+        let text = serde_json::to_string(&json_rows(&o)).expect("json");
+        let want = r#"[{"target":"127.0.0.1","sent":2,"received":2,"loss_pct":0.0,"duplicates":0,"errors":0,"rtt_us":{"min":10.0,"p50":"#;
+        assert!(text.starts_with(want), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("parse");
         let first = v[0].as_object().expect("object");
-        let keys: Vec<&str> = first.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "target",
-                "sent",
-                "received",
-                "loss_pct",
-                "duplicates",
-                "errors",
-                "rtt_us"
-            ]
-        );
-        let rtt: Vec<&str> = first["rtt_us"]
-            .as_object()
-            .expect("rtt")
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(rtt, ["min", "p50", "p90", "p99", "max", "mean"]);
+        let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let want = [
+            "duplicates",
+            "errors",
+            "loss_pct",
+            "received",
+            "rtt_us",
+            "sent",
+            "target",
+        ];
+        assert_eq!(keys, want);
+        let rtt = first["rtt_us"].as_object().expect("rtt");
+        let mut rtt: Vec<&str> = rtt.keys().map(String::as_str).collect();
+        rtt.sort_unstable();
+        assert_eq!(rtt, ["max", "mean", "min", "p50", "p90", "p99"]);
         assert_eq!(first["rtt_us"]["min"], 10.0);
         assert_eq!(first["rtt_us"]["max"], 20.0);
         assert_eq!(first["rtt_us"]["mean"], 15.0);

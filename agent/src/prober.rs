@@ -290,6 +290,23 @@ async fn readable(sock: Option<&IcmpSocket>) {
     }
 }
 
+/// Shortest and longest time between two wake-ups of a busy loop.
+const MIN_TICK: Duration = Duration::from_millis(1);
+const MAX_TICK: Duration = Duration::from_millis(10);
+/// Probes a wake-up should find due, when the rate allows.
+const PROBES_PER_TICK: u64 = 32;
+
+/// How long the loop may sleep between sends: long enough that each wake-up sends a batch (a
+/// wake-up costs a context switch, more than a probe does), short enough that the batch is small
+/// and pacing stays even at every rate.
+fn tick_ns(core: &Core) -> u64 {
+    let s = core.settings();
+    let spacing = s.interval.as_nanos() as u64 / (core.target_count() as u64).max(1);
+    spacing
+        .saturating_mul(PROBES_PER_TICK)
+        .clamp(MIN_TICK.as_nanos() as u64, MAX_TICK.as_nanos() as u64)
+}
+
 enum Command {
     Assign(ProbeSettings, Vec<TargetSpec>),
     TakeWindow(oneshot::Sender<Vec<TargetWindow>>),
@@ -326,11 +343,14 @@ async fn drive(
         if bounded && core.finished() {
             return false;
         }
+        let now = io.now_ns();
         let wake_at = if all_sent {
-            match (core.next_due_at(), core.next_deadline()) {
+            let next = match (core.next_due_at(), core.next_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
-            }
+            };
+            // Coalesce: never wake again sooner than one tick from now.
+            next.map(|at| at.max(now + tick_ns(core)))
         } else {
             Some(0) // more to send right away: just give the runtime a turn
         };
@@ -346,12 +366,22 @@ async fn drive(
                 None => std::future::pending().await,
             }
         };
+        // Kernel receive timestamps make the RTT exact however late we read, so while probes are
+        // still being sent the loop reads only when it wakes to send: one wake-up per tick
+        // instead of one per reply. Only a bounded run with nothing left to send waits on the
+        // sockets, to end as soon as the last reply is in.
+        let listen = bounded && core.next_due_at().is_none();
+        let (v4, v6) = if listen {
+            (io.v4.as_ref(), io.v6.as_ref())
+        } else {
+            (None, None)
+        };
         let wake = tokio::select! {
             biased;
             () = &mut shutdown => Wake::Shutdown,
             c = command => Wake::Command(c),
-            () = readable(io.v4.as_ref()) => Wake::Ready,
-            () = readable(io.v6.as_ref()) => Wake::Ready,
+            () = readable(v4) => Wake::Ready,
+            () = readable(v6) => Wake::Ready,
             () = sleep => Wake::Ready,
         };
         match wake {

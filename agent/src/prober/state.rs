@@ -387,6 +387,13 @@ impl Core {
             self.counters.untracked_replies += 1;
             return;
         }
+        let timeout_ns = self.settings.timeout.as_nanos() as u64;
+        if slot.status == Status::Pending && rx_ns.saturating_sub(slot.sent_ns) > timeout_ns {
+            // Read after its deadline passed (the loop reads in batches): lost, and late.
+            self.expire_slot(i);
+            self.targets[slot.target as usize].stats.late += 1;
+            return;
+        }
         let t = &mut self.targets[slot.target as usize];
         match slot.status {
             Status::Pending => {
