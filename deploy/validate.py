@@ -300,6 +300,20 @@ def check_aggregator(objs: list[Obj]) -> list[str]:
                 out.append(f"{cn}: {probe} is not a gRPC health probe on port {GRPC_PORT}")
         if "--kubernetes" not in (c.get("args") or []) + (c.get("command") or []):
             out.append(f"{cn}: not started with --kubernetes")
+        env = {e["name"]: e for e in c.get("env") or []}
+        selector = dict(
+            pair.split("=", 1)
+            for pair in str(env.get("ECHOMESH_AGENT_SELECTOR", {}).get("value", "")).split(",")
+            if "=" in pair
+        )
+        for ds in find(objs, "DaemonSet"):
+            if not selects(selector, ds["spec"]["template"]["metadata"].get("labels")):
+                out.append(
+                    f"{cn}: ECHOMESH_AGENT_SELECTOR {selector} does not select the pods of {name_of(ds)}"
+                )
+        ns_ref = env.get("ECHOMESH_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if ns_ref != "metadata.namespace":
+            out.append(f"{cn}: ECHOMESH_NAMESPACE should come from the downward API metadata.namespace")
     return out
 
 
@@ -571,6 +585,13 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None]]]:
             "gRPC health probe",
             lambda o: agg(o).__setitem__(
                 "livenessProbe", {"httpGet": {"path": "/healthz", "port": HTTP_PORT}}
+            ),
+        ),
+        (
+            "aggregator watches the wrong pods",
+            "ECHOMESH_AGENT_SELECTOR",
+            lambda o: next(e for e in agg(o)["env"] if e["name"] == "ECHOMESH_AGENT_SELECTOR").__setitem__(
+                "value", "app=echomesh-agent"
             ),
         ),
         (

@@ -71,7 +71,7 @@ summary="$("$py" "$deploy/validate.py" --kubectl "$kubectl" --promtool "$promtoo
 [ -n "$summary" ] && echo "$summary" | sed '$d'   # FAIL lines, if any; the summary line comes last
 
 # --- negative self-test through the command line ---------------------------------------------
-# validate.py breaks the render in-process in 21 ways; this one goes through a file on disk, as a
+# validate.py breaks the render in-process (see _mutations); this one goes through a file on disk, as a
 # hand-edited manifest would: the real render with SYS_ADMIN added to the agents must be rejected.
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
