@@ -497,6 +497,35 @@ def check_objects(objs: list[Obj], schema_versions: Iterable[str] = K8S_VERSIONS
     return out
 
 
+def check_docker_context(repo: Path, ignore_lines: list[str] | None = None) -> list[str]:
+    """The Dockerfiles build the cargo workspace from the build context: .dockerignore must keep
+    every workspace member (and the root manifest and lockfile) in it."""
+    import fnmatch
+    import tomllib
+
+    if ignore_lines is None:
+        path = repo / ".dockerignore"
+        ignore_lines = path.read_text().splitlines() if path.exists() else []
+    patterns = [
+        ln.strip().strip("/") for ln in ignore_lines if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    try:
+        members = tomllib.loads((repo / "Cargo.toml").read_text())["workspace"]["members"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as e:
+        return [f"Cargo.toml: cannot read workspace members: {e}"]
+    out = []
+    for member in ["Cargo.toml", "Cargo.lock", *members]:
+        parts = member.strip("/").split("/")
+        # Docker excludes a path when a pattern matches it or any of its parent directories.
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        for pat in patterns:
+            if pat.startswith("!"):
+                continue
+            if any(fnmatch.fnmatchcase(pre, pat) for pre in prefixes):
+                out.append(f".dockerignore: pattern {pat!r} excludes {member}, which the image build needs")
+    return out
+
+
 # -------------------------------------------------------------------------------------- self-test
 
 
@@ -724,7 +753,10 @@ def main() -> int:
         if args.promtool:
             violations += run_promtool(args.promtool)
             promtool_note = "promtool check+test rules ok"
+        violations += check_docker_context(DEPLOY.parent)
         missed = [] if violations else self_test(monitoring)
+        if not violations and not check_docker_context(DEPLOY.parent, ["target", "agent*"]):
+            missed.append("self-test: a .dockerignore excluding the agent crate was not caught")
         violations += missed
     except ToolError as e:
         print(f"ERROR {e}", file=sys.stderr)
@@ -740,7 +772,7 @@ def main() -> int:
         f"deploy manifests OK: {len(renders)} renders, {objects} objects valid for k8s "
         f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC get/list/watch only, "
         f"agents NET_RAW only, {alerts} alert rules, {promtool_note}, "
-        f"{len(_mutations())}/{len(_mutations())} deliberate breaks caught"
+        f"{len(_mutations()) + 1}/{len(_mutations()) + 1} deliberate breaks caught"
     )
     return 0
 
