@@ -145,6 +145,22 @@ async fn heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     for cell in t["down_cells"].as_array().expect("cells") {
         assert!(cell["src"] == "d" || cell["dst"] == "d", "{cell}");
     }
+    // The page hovered over and clicked its first DOWN cell (a -> d).
+    let hover = t["hover"].as_str().expect("a tooltip on hover");
+    assert!(
+        hover.contains("a → d") && hover.contains("loss 100%") && hover.contains("DOWN"),
+        "{hover}"
+    );
+    let details = t["details"].as_str().expect("edge details on click");
+    for want in [
+        "a → d",
+        "DOWN",
+        "100.00% / 100.00%",
+        "p99.9",
+        "last 10 minutes",
+    ] {
+        assert!(details.contains(want), "{want:?} missing from {details:?}");
+    }
 
     let shot = artifacts().join("heatmap.png");
     let _ = std::fs::remove_file(&shot);

@@ -397,7 +397,8 @@ function recordPoll(ok) {
 }
 
 // Reads back the drawn pixels so a headless browser test can check the picture, not just the DOM.
-function runSelftest(cells) {
+async function runSelftest(cells) {
+  view.selftestDone = true;
   const m = view.matrix;
   const n = m.nodes.length;
   const ctx = $("heatmap").getContext("2d");
@@ -412,7 +413,7 @@ function runSelftest(cells) {
       const p = ctx.getImageData(x, y, 1, 1).data;
       const ok = ALARM.every((v, i) => Math.abs(v - p[i]) <= 2);
       if (ok) alarmOk++;
-      down.push({ src: m.nodes[view.perm[r]], dst: m.nodes[view.perm[c]], rgb: [p[0], p[1], p[2]], ok });
+      down.push({ src: m.nodes[view.perm[r]], dst: m.nodes[view.perm[c]], rgb: [p[0], p[1], p[2]], ok, r, c });
     }
   }
   const out = {
@@ -424,11 +425,30 @@ function runSelftest(cells) {
     down_alarm_coloured: alarmOk,
     down_cells: down,
     stale_banner_hidden: $("stale").hidden,
+    hover: null,
+    details: null,
   };
+  // Hover over and click the first DOWN cell, as a user would.
+  const first = down[0];
+  if (first) {
+    const canvas = $("heatmap");
+    const rect = canvas.getBoundingClientRect();
+    const at = {
+      clientX: rect.left + view.left + first.c * view.cell + view.cell / 2,
+      clientY: rect.top + view.top + first.r * view.cell + view.cell / 2,
+      bubbles: true,
+    };
+    canvas.dispatchEvent(new MouseEvent("mousemove", at));
+    out.hover = $("tip").hidden ? null : $("tip").textContent;
+    canvas.dispatchEvent(new MouseEvent("click", at));
+    for (let i = 0; i < 200 && !$("details").querySelector(".badge"); i++) {
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    out.details = $("details").textContent;
+  }
   const pre = $("selftest");
   pre.textContent = JSON.stringify(out);
   pre.dataset.done = "1";
-  view.selftestDone = true;
 }
 
 function init() {
