@@ -15,6 +15,7 @@ const RAMP = [
   [253, 141, 60],
   [127, 39, 4],
 ];
+const STRIP = 12; // px, the worst-per-row/column strip when names do not fit
 const POLL_MS = 2000;
 const MAX_BACKOFF_MS = 15000;
 const STALE_AFTER_MS = 3 * POLL_MS + 1000;
@@ -161,7 +162,9 @@ function draw() {
   const { cell, labels } = layout(n);
   const ctx = canvas.getContext("2d");
   ctx.font = "11px system-ui, sans-serif";
-  let left = 0;
+  // Too small for names: a strip along each axis marks the worst cell of every row and column,
+  // drawn at least 4 px thick, so a broken node stands out even at 1-2 px cells.
+  let left = labels ? 0 : STRIP;
   if (labels) {
     for (const name of m.nodes) left = Math.max(left, ctx.measureText(name).width);
     left = Math.ceil(Math.min(left, 160)) + 8;
@@ -191,6 +194,7 @@ function draw() {
       cells++;
     }
   }
+  if (!labels) drawStrips(ctx, m, n, cell, left, top);
   if (labels) {
     ctx.fillStyle = "#1d2330";
     ctx.textBaseline = "middle";
@@ -209,6 +213,49 @@ function draw() {
   }
   if (view.selected) outlineSelected(ctx);
   return cells;
+}
+
+// One mark per row (the node as a source) and per column (as a target): the alarm colour when
+// most of its edges are DOWN, grey when most are UNKNOWN, else the colour of its median value.
+// Per-node, not worst-cell: with one broken node every row has one DOWN cell.
+function drawStrips(ctx, m, n, cell, left, top) {
+  const summarise = (cells) => {
+    let down = 0;
+    let unknown = 0;
+    const vals = [];
+    for (const k of cells) {
+      if (m.states[k] === "down") down++;
+      else if (m.states[k] === "unknown") unknown++;
+      else if (m.values[k] !== null && m.values[k] !== undefined) vals.push(m.values[k]);
+    }
+    const total = cells.length || 1;
+    if (down * 2 >= total) return { colour: ALARM, loud: true };
+    if (unknown * 2 >= total) return { colour: UNKNOWN, loud: true };
+    if (!vals.length) return { colour: NODATA, loud: false };
+    vals.sort((a, b) => a - b);
+    const median = vals[Math.floor(vals.length / 2)];
+    return { colour: ramp(position(m.metric, median)), loud: position(m.metric, median) >= 0.5 };
+  };
+  const marks = [];
+  for (let x = 0; x < n; x++) {
+    const row = [];
+    const col = [];
+    for (let y = 0; y < n; y++) {
+      if (y === x) continue;
+      row.push(view.perm[x] * n + view.perm[y]);
+      col.push(view.perm[y] * n + view.perm[x]);
+    }
+    marks.push({ axis: "row", x, ...summarise(row) }, { axis: "col", x, ...summarise(col) });
+  }
+  // Quiet marks first, so loud ones are drawn on top, at least 4 px thick.
+  marks.sort((a, b) => a.loud - b.loud);
+  for (const { axis, x, colour, loud } of marks) {
+    ctx.fillStyle = rgb(colour);
+    const size = loud ? Math.max(cell, 4) : cell;
+    const at = x * cell + cell / 2 - size / 2;
+    if (axis === "row") ctx.fillRect(0, top + at, STRIP - 3, size);
+    else ctx.fillRect(left + at, 0, size, STRIP - 3);
+  }
 }
 
 function clip(ctx, s, width) {
