@@ -17,8 +17,10 @@ const RAMP = [
 ];
 const STRIP = 12; // px, the worst-per-row/column strip when names do not fit
 const POLL_MS = 2000;
+// A 500-node matrix is ~3 MB of JSON: big clusters are polled less often.
+const pollMs = () => (view.matrix && view.matrix.nodes.length > 200 ? 3 * POLL_MS : POLL_MS);
 const MAX_BACKOFF_MS = 15000;
-const STALE_AFTER_MS = 3 * POLL_MS + 1000;
+const staleAfterMs = () => 3 * pollMs() + 1000;
 const FETCH_TIMEOUT_MS = 5000;
 
 const params = new URLSearchParams(location.search);
@@ -312,7 +314,7 @@ function renderSummary(s) {
 
 function tick() {
   const age = view.lastOk ? Date.now() - view.lastOk : Infinity;
-  const stale = view.failures > 0 || age > STALE_AFTER_MS;
+  const stale = view.failures > 0 || age > staleAfterMs();
   $("stale").hidden = !stale || !view.lastOk;
   $("stale-age").textContent = view.lastOk ? `(last update ${fmtAge(age)})` : "";
   const st = $("status");
@@ -425,7 +427,7 @@ async function poll() {
   }
   tick();
   if (selftest === "reconnect") recordPoll(ok);
-  const delay = view.failures ? Math.min(POLL_MS * 2 ** view.failures, MAX_BACKOFF_MS) : POLL_MS;
+  const delay = view.failures ? Math.min(POLL_MS * 2 ** view.failures, MAX_BACKOFF_MS) : pollMs();
   view.timer = setTimeout(poll, delay);
 }
 
