@@ -257,3 +257,45 @@ fn exposition_carries_every_documented_family() {
     assert!(text.contains(r#"echomesh_reports_total{result="merged"} 3"#));
     assert!(text.ends_with("# EOF\n"));
 }
+
+#[test]
+fn the_format_follows_the_accept_header() {
+    assert_eq!(
+        Format::from_accept(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+        )),
+        Format::OpenMetrics
+    );
+    assert_eq!(Format::from_accept(Some("*/*")), Format::PrometheusText);
+    assert_eq!(Format::from_accept(None), Format::PrometheusText);
+    assert!(
+        Format::PrometheusText
+            .content_type()
+            .starts_with("text/plain; version=0.0.4")
+    );
+}
+
+#[test]
+fn metrics_flags_reach_the_config() {
+    use clap::Parser as _;
+    let c = crate::Config::try_parse_from([
+        "echomesh-aggregator",
+        "--metrics-top-k",
+        "5",
+        "--metrics-edge-series",
+        "--metrics-max-edge-series",
+        "300",
+    ])
+    .expect("valid flags");
+    assert_eq!(
+        c.metrics(),
+        MetricsConfig {
+            top_k: 5,
+            edge_series: true,
+            max_edge_series: 300,
+        }
+    );
+    assert_eq!(crate::Config::local().metrics(), MetricsConfig::default());
+    let e = crate::Config::try_parse_from(["x", "--metrics-top-k", "many"]).expect_err("bad");
+    assert_eq!(e.exit_code(), 2);
+}
