@@ -147,3 +147,54 @@ fn promtool_check(path: &std::path::Path) {
         "promtool lint findings:\n{report}"
     );
 }
+
+/// The alert rules (deploy/components/monitoring/rules.yaml) only name series this scrape has,
+/// with the labels they select on.
+#[tokio::test]
+async fn every_series_the_alert_rules_use_is_exported() {
+    let rules_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/components/monitoring/rules.yaml");
+    let Ok(rules) = std::fs::read_to_string(&rules_path) else {
+        eprintln!("skipping: no {} on this branch", rules_path.display());
+        return;
+    };
+    let s = Server::start().await;
+    let mut agents = Vec::new();
+    for (i, n) in ["a", "b"].iter().enumerate() {
+        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
+    }
+    for a in &mut agents {
+        a.wait_assignment(1).await;
+        let r = a.make_report(10, 0, 100);
+        a.send_report(r).await;
+        a.wait_ack(1).await;
+    }
+    let text = http_support::get(s.http, "/metrics").await.body;
+    let mut names: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("echomesh_"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(!names.is_empty(), "the rules name echomesh series");
+    for name in names {
+        // A sample name, or a family name (a histogram's `# TYPE` line).
+        let exported = text.contains(&format!("# TYPE {name} "))
+            || text.lines().any(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            });
+        assert!(
+            exported,
+            "{name} is used by the alert rules but not exported:\n{text}"
+        );
+    }
+    for selector in [r#"direction="in""#, r#"direction="out""#, r#"node="a""#] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("echomesh_node_loss_ratio{") && l.contains(selector)),
+            "{selector}"
+        );
+    }
+    s.stop().await;
+}
