@@ -8,8 +8,8 @@
 //! Two feeds, both cheap: [`AgentMetrics::record_windows`] adds each report window's per-target
 //! counters into lifetime totals (the run loop already takes these windows for its reports), and
 //! [`AgentMetrics::set_engine`] stores the engine's own counters ([`EngineCounters`], from
-//! `EngineHandle::counters()`) before a scrape or on the report tick. Serving is
-//! [`router`] (`GET /metrics`) on the agent's HTTP port.
+//! `EngineHandle::counters()`) on the report tick; `reporter::run` does both and serves
+//! [`router`] (`GET /metrics`, `GET /healthz`) on `--http-listen` (default `0.0.0.0:7072`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,30 +256,44 @@ fn duration_s(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// `GET /metrics` for the agent's HTTP port (OpenMetrics when the scraper accepts it).
+/// Serves [`router`] on `listener` until the task is dropped or aborted.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: AgentMetrics,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /metrics and /healthz");
+    }
+    axum::serve(listener, router(metrics)).await
+}
+
+/// `GET /metrics` (OpenMetrics when the scraper accepts it) and `GET /healthz` for the agent's
+/// HTTP port.
 pub fn router(metrics: AgentMetrics) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move |headers: HeaderMap| {
-            let metrics = metrics.clone();
-            async move {
-                let om = headers
-                    .get(header::ACCEPT)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|a| a.contains("application/openmetrics-text"));
-                let ctype = if om {
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                } else {
-                    prometheus_client::encoding::prometheus_text::CONTENT_TYPE
-                };
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, ctype)],
-                    metrics.render(om),
-                )
-            }
-        }),
-    )
+    Router::new()
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route(
+            "/metrics",
+            get(move |headers: HeaderMap| {
+                let metrics = metrics.clone();
+                async move {
+                    let om = headers
+                        .get(header::ACCEPT)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|a| a.contains("application/openmetrics-text"));
+                    let ctype = if om {
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                    } else {
+                        prometheus_client::encoding::prometheus_text::CONTENT_TYPE
+                    };
+                    (
+                        StatusCode::OK,
+                        [(header::CONTENT_TYPE, ctype)],
+                        metrics.render(om),
+                    )
+                }
+            }),
+        )
 }
 
 #[cfg(test)]
