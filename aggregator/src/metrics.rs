@@ -1,4 +1,5 @@
-//! `/metrics`: the graph as Prometheus series (OpenMetrics text), with bounded cardinality.
+//! `/metrics`: the graph as Prometheus series (OpenMetrics or classic text), with bounded
+//! cardinality.
 //!
 //! Why computed at scrape time: the graph already holds every figure (states, loss rings, RTT
 //! sketches), so a [`Collector`] walks the slabs once per scrape — one slab lock at a time, like the
@@ -13,9 +14,9 @@
 //! Why the RTT histograms are cumulative although the sketches decay: Prometheus computes
 //! quantiles from `rate()` over `_bucket` counters, so the counts must only grow. Each scrape adds
 //! the replies received since the previous scrape (the growth of the edges' `received_total`),
-//! spread over the buckets in the shape of the edges' current sketches (the last minute or so).
+//! spread over the buckets in the shape of the edges' current sketches (the last minute or two).
 //! `_count` therefore counts real replies exactly; the bucket shape carries the sketch's 18%
-//! error and lags by up to a minute, which is fine for alerts that wait 10 minutes.
+//! error and lags by a minute or two, which is fine for alerts that wait 10 minutes.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt::Write as _;
