@@ -27,7 +27,8 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn scrape_is_valid_openmetrics_with_live_figures() {
-    let s = Server::start().await;
+    // Per-edge series on, so promtool sees every family there is.
+    let s = Server::start_with(|c| c.metrics_edge_series = true).await;
     let mut agents = Vec::new();
     for (i, n) in ["a", "b", "c"].iter().enumerate() {
         agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
@@ -91,6 +92,14 @@ async fn scrape_is_valid_openmetrics_with_live_figures() {
         Some(200.0)
     );
     assert!(value(&text, "process_resident_memory_bytes").is_some_and(|v| v > 0.0));
+    assert_eq!(
+        value(
+            &text,
+            r#"echomesh_edge_loss_ratio{src="c",src_network="pod",dst="a",dst_network="pod",dst_addr="127.0.0.1"}"#
+        ),
+        Some(0.5)
+    );
+    assert_eq!(value(&text, "echomesh_edge_series_dropped"), Some(0.0));
     let om = http_support::get_with(
         s.http,
         "/metrics",
