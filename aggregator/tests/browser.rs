@@ -50,6 +50,8 @@ fn run_chromium(bin: &Path, profile: &Path, args: &[&str], url: &str) -> String 
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
+            // Containers often have a tiny /dev/shm; Chromium then crashes without this.
+            "--disable-dev-shm-usage",
             "--hide-scrollbars",
             "--force-device-scale-factor=1",
         ])
