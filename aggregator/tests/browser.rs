@@ -176,7 +176,7 @@ async fn heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
                 "--window-size=1100,720",
                 &arg,
             ],
-            &format!("{base}/?metric=loss&network=pod"),
+            &format!("{base}/?metric=loss&network=pod&src=a&dst=d"),
         )
     })
     .await
