@@ -11,7 +11,7 @@
 //! decaying coarse RTT sketch (see [`crate::sketch`]). Stable target ids are a keyed hash of
 //! `(node, network, address)`, so they survive reassignments and aggregator restarts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -279,6 +279,8 @@ pub struct Graph {
     cfg: GraphConfig,
     agents: DashMap<AgentKey, Arc<AgentEntry>>,
     endpoints: DashMap<u64, Endpoint>,
+    /// Nodes whose edges are expected to fail (NotReady, draining), from Kubernetes discovery.
+    expected_down: parking_lot::RwLock<BTreeSet<Arc<str>>>,
     /// Global counters.
     pub counters: GraphCounters,
     /// State-change events.
@@ -294,6 +296,7 @@ impl Graph {
             cfg,
             agents: DashMap::new(),
             endpoints: DashMap::new(),
+            expected_down: parking_lot::RwLock::new(BTreeSet::new()),
             counters: GraphCounters::default(),
             events,
         }
@@ -316,6 +319,17 @@ impl Graph {
     #[must_use]
     pub fn config(&self) -> &GraphConfig {
         &self.cfg
+    }
+
+    /// Replaces the set of nodes whose edges are expected to fail (not alarmed).
+    pub fn set_expected_down_nodes(&self, nodes: BTreeSet<Arc<str>>) {
+        *self.expected_down.write() = nodes;
+    }
+
+    /// Edges towards `node` are expected to fail (it is NotReady, draining or being deleted).
+    #[must_use]
+    pub fn is_expected_down(&self, node: &str) -> bool {
+        self.expected_down.read().contains(node)
     }
 
     /// Registers (or refreshes) an agent from its Hello, marking it connected.
@@ -667,6 +681,7 @@ impl Graph {
             reordered_total: u64::from(rec.reordered_total),
             late_total: u64::from(rec.late_total),
             icmp_errors_total: u64::from(rec.icmp_errors_total),
+            expected_down: ep.as_ref().is_some_and(|e| self.is_expected_down(&e.node)),
         }
     }
 
@@ -682,6 +697,7 @@ impl Graph {
                 source_node: src.node.to_string(),
                 source_network: src.network as i32,
                 target_node: ep.as_ref().map(|e| e.node.to_string()).unwrap_or_default(),
+                expected_down: ep.as_ref().is_some_and(|e| self.is_expected_down(&e.node)),
                 target_address: ep.map(|e| e.addr.to_string()).unwrap_or_default(),
                 from: from as i32,
                 to: to as i32,
