@@ -7,7 +7,7 @@
 //! map per edge was measured at 10x the merge cost and 3x the memory, so `DashMap` is used only for
 //! what is truly keyed and concurrent: the agent index and the endpoint registry.
 //!
-//! An [`EdgeRecord`] is 192 bytes, fixed: totals, state machine, a 10-minute loss ring and a
+//! An [`EdgeRecord`] is 168 bytes, fixed: totals, state machine, a 10-minute loss ring and a
 //! decaying coarse RTT sketch (see [`crate::sketch`]). Stable target ids are a keyed hash of
 //! `(node, network, address)`, so they survive reassignments and aggregator restarts.
 
@@ -86,10 +86,11 @@ pub fn endpoint_id(node: &str, network: Network, addr: IpAddr) -> u64 {
 pub struct EdgeRecord {
     /// Stable id of the target endpoint.
     pub target_id: u64,
-    /// Lifetime probes sent.
-    pub sent_total: u64,
-    /// Lifetime replies received.
-    pub received_total: u64,
+    /// Lifetime probes sent (a wrapping counter: at 100 probes/s it wraps after 1.3 years, which
+    /// Prometheus `rate()` reads as a counter reset).
+    pub sent_total: u32,
+    /// Lifetime replies received (wrapping, like `sent_total`).
+    pub received_total: u32,
     /// Lifetime duplicate replies.
     pub duplicates_total: u32,
     /// Lifetime reordered replies.
@@ -102,8 +103,6 @@ pub struct EdgeRecord {
     pub last_seen: Tick,
     /// When the current state began.
     pub state_since: Tick,
-    /// When the sketch last decayed.
-    sketch_decayed: Tick,
     /// Newest minute of the loss ring.
     ring_head: u32,
     ring: LossRing,
@@ -116,7 +115,6 @@ impl EdgeRecord {
         Self {
             target_id,
             state_since: now,
-            sketch_decayed: now,
             ring_head: sketch::minute_of(now),
             ..Self::default()
         }
@@ -675,8 +673,8 @@ impl Graph {
             p90_us: us(rec.rtt_quantile_ns(0.9)),
             p99_us: us(rec.rtt_quantile_ns(0.99)),
             p99_10m_us: us(rec.p99_10m_ns(now)),
-            sent_total: rec.sent_total,
-            received_total: rec.received_total,
+            sent_total: u64::from(rec.sent_total),
+            received_total: u64::from(rec.received_total),
             duplicates_total: u64::from(rec.duplicates_total),
             reordered_total: u64::from(rec.reordered_total),
             late_total: u64::from(rec.late_total),
@@ -774,8 +772,8 @@ fn merge_entry(
     minute: u32,
 ) {
     rec.last_seen = now;
-    rec.sent_total = rec.sent_total.saturating_add(ts.sent);
-    rec.received_total = rec.received_total.saturating_add(ts.received);
+    rec.sent_total = rec.sent_total.wrapping_add(ts.sent as u32);
+    rec.received_total = rec.received_total.wrapping_add(ts.received as u32);
     rec.duplicates_total = rec.duplicates_total.saturating_add(sat32(ts.duplicates));
     rec.reordered_total = rec.reordered_total.saturating_add(sat32(ts.reordered));
     rec.late_total = rec.late_total.saturating_add(sat32(ts.late));
@@ -787,15 +785,12 @@ fn merge_entry(
             .saturating_add(e.other);
         rec.icmp_errors_total = rec.icmp_errors_total.saturating_add(sat32(n));
     }
-    rec.ring
+    // The sketch halves once per minute the ring moves forward: recent samples dominate.
+    let advanced = rec
+        .ring
         .record(&mut rec.ring_head, minute, ts.sent, ts.lost, scan.p99_fine);
-    let mut periods = now.saturating_sub(rec.sketch_decayed) / sketch::DECAY_PERIOD_TICKS;
-    if periods > 0 {
-        rec.sketch_decayed = now;
-        periods = periods.min(16);
-        for _ in 0..periods {
-            rec.sketch.halve();
-        }
+    for _ in 0..advanced.min(16) {
+        rec.sketch.halve();
     }
     if let Some(h) = rtt {
         rec.sketch.merge_wire(&h.indices, &h.counts);

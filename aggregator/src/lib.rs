@@ -5,7 +5,7 @@
 //! - [`ingest`]: `AgentService.Session` — hello, pinglist assignments, report merge, acks.
 //! - [`pinglist`]: who probes whom, behind a trait (full mesh of connected agents by default).
 //! - [`discovery`]: with `--kubernetes`, Node and agent-Pod watches -> cluster model -> pinglists.
-//! - [`graph`]: the edge store, per-agent slabs of fixed 192-byte records (the hot path).
+//! - [`graph`]: the edge store, per-agent slabs of fixed 168-byte records (the hot path).
 //! - [`sketch`]: the per-edge RTT sketch and loss ring inside each record.
 //! - [`state`]: the edge state machine with hysteresis, pure and clock-injected.
 //! - [`events`]: state-change fan-out for `WatchEvents`.

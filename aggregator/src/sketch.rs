@@ -2,36 +2,34 @@
 //!
 //! Why not keep the agents' [`Histogram`]: it is sparse and exact to 1%, but a merged histogram
 //! can hold up to 1038 buckets, and the aggregator must hold 25M edges in memory. So each edge keeps:
-//! - [`RttSketch`]: 36 `u16` counts over coarse buckets of 16 fine buckets each, covering 10 µs to
-//!   ~0.9 s (values outside clamp to the end buckets). A quantile is reported at the coarse
+//! - [`RttSketch`]: 34 `u16` counts over coarse buckets of 16 fine buckets each, covering 10 µs to
+//!   ~0.5 s (values outside clamp to the end buckets; the exact extremes are not kept). A quantile is reported at the coarse
 //!   bucket's geometric midpoint, within [`SKETCH_RELATIVE_ERROR`] (18%: γ^8 − 1 = 17.3%) of the true value inside
-//!   the range. Counts halve every [`DECAY_PERIOD_TICKS`] (30 s), so the sketch describes roughly the
-//!   last minute (samples older than a minute weigh at most a quarter). Halving also happens early
+//!   the range. Counts halve every time the edge's minute
+//!   advances, so the sketch describes roughly the last one to two minutes (a sample two minutes
+//!   old weighs at most a quarter). Halving also happens early
 //!   when a count would overflow, which keeps the proportions.
-//! - [`LossRing`]: ten one-minute slots of `(sent, lost, worst window p99)` in `u16`, so loss over the
-//!   last minute and ten minutes and the worst p99 of ten minutes cost 62 bytes.
+//! - [`LossRing`]: ten one-minute slots of `(sent, lost)` in `u16` and the worst report-window p99
+//!   as a coarse bucket in `u8`, so loss over the last minute and ten minutes and the worst p99 of
+//!   ten minutes (same 18% bound) cost 50 bytes.
 //!
 //! Both are plain arrays: merging a report into an edge is a handful of additions, no allocation.
 
 use echomesh_proto::Histogram;
-use echomesh_proto::histogram::{
-    BUCKETS, MIN_NS, RELATIVE_ACCURACY, bucket_index, bucket_value_ns,
-};
+use echomesh_proto::histogram::{BUCKETS, MIN_NS, RELATIVE_ACCURACY, bucket_index};
 
 /// Time in the graph: 10 ms ticks since the aggregator started (u32 lasts 497 days).
 pub type Tick = u32;
 /// Ticks per second.
 pub const TICKS_PER_SEC: u32 = 100;
 /// Coarse RTT buckets per edge.
-pub const SKETCH_BUCKETS: usize = 36;
+pub const SKETCH_BUCKETS: usize = 34;
 /// Fine histogram buckets per coarse bucket.
 const FINE_PER_COARSE: u16 = 16;
 /// The first fine bucket of coarse bucket 0: values up to ~10 µs land in bucket 0.
 const FINE_BASE: u16 = 224;
-/// Bound on the relative error of a sketch quantile inside 10 µs ..= 0.9 s.
+/// Bound on the relative error of a sketch quantile inside 10 µs ..= 0.5 s.
 pub const SKETCH_RELATIVE_ERROR: f64 = 0.18;
-/// Sketch counts halve this often.
-pub const DECAY_PERIOD_TICKS: u32 = 30 * TICKS_PER_SEC;
 /// One loss-ring slot.
 const MINUTE_TICKS: u32 = 60 * TICKS_PER_SEC;
 /// Loss-ring length in minutes.
@@ -54,7 +52,7 @@ pub fn coarse_value_ns(c: usize) -> f64 {
     MIN_NS as f64 * gamma.powi(centre as i32)
 }
 
-/// A decaying coarse RTT histogram of fixed size (72 bytes).
+/// A decaying coarse RTT histogram of fixed size (68 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RttSketch {
     counts: [u16; SKETCH_BUCKETS],
@@ -140,19 +138,12 @@ pub fn quantile_ns<T: Copy + Into<u64>>(counts: &[T], q: f64) -> Option<f64> {
     None
 }
 
-/// One minute of loss figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MinuteSlot {
-    sent: u16,
-    lost: u16,
-    /// Worst report-window p99 seen in this minute, as a fine histogram bucket index (0 = none).
-    p99_fine: u16,
-}
-
-/// Ten one-minute slots of sent/lost and worst p99 (62 bytes).
+/// Ten one-minute slots of sent/lost (`u16`) and the worst report-window p99 as a coarse sketch
+/// bucket (`u8`, 0 = none): 50 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LossRing {
-    slots: [MinuteSlot; RING_MINUTES],
+    sent_lost: [[u16; 2]; RING_MINUTES],
+    p99: [u8; RING_MINUTES],
 }
 
 impl LossRing {
@@ -163,23 +154,39 @@ impl LossRing {
         }
         let steps = (to - from).min(RING_MINUTES as u32);
         for k in 1..=steps {
-            self.slots[((from + k) as usize) % RING_MINUTES] = MinuteSlot::default();
+            let i = ((from + k) as usize) % RING_MINUTES;
+            self.sent_lost[i] = [0, 0];
+            self.p99[i] = 0;
         }
     }
 
-    /// Adds one report window at minute `minute` (the ring's newest minute is `*head`).
-    pub fn record(&mut self, head: &mut u32, minute: u32, sent: u64, lost: u64, p99_fine: u16) {
+    /// Adds one report window at minute `minute` (the ring's newest minute is `*head`); returns
+    /// how many minutes the ring moved forward.
+    pub fn record(
+        &mut self,
+        head: &mut u32,
+        minute: u32,
+        sent: u64,
+        lost: u64,
+        p99_fine: u16,
+    ) -> u32 {
+        let mut advanced = 0;
         if minute > *head {
             self.advance(*head, minute);
+            advanced = minute - *head;
             *head = minute;
         }
         if *head - minute >= RING_MINUTES as u32 {
-            return; // older than the ring: only the totals count it
+            return advanced; // older than the ring: only the totals count it
         }
-        let s = &mut self.slots[(minute as usize) % RING_MINUTES];
-        s.sent = s.sent.saturating_add(sat16(sent));
-        s.lost = s.lost.saturating_add(sat16(lost));
-        s.p99_fine = s.p99_fine.max(p99_fine);
+        let i = (minute as usize) % RING_MINUTES;
+        let sl = &mut self.sent_lost[i];
+        sl[0] = sl[0].saturating_add(sat16(sent));
+        sl[1] = sl[1].saturating_add(sat16(lost));
+        if p99_fine > 0 {
+            self.p99[i] = self.p99[i].max(coarse_of(p99_fine) as u8 + 1);
+        }
+        advanced
     }
 
     /// Loss in percent over the last `minutes` full minutes before `now` plus the current one, with
@@ -197,9 +204,9 @@ impl LossRing {
                 continue;
             }
             let w = if back == minutes { 1.0 - frac } else { 1.0 };
-            let s = self.slots[(m as usize) % RING_MINUTES];
-            sent += w * f64::from(s.sent);
-            lost += w * f64::from(s.lost);
+            let [s, l] = self.sent_lost[(m as usize) % RING_MINUTES];
+            sent += w * f64::from(s);
+            lost += w * f64::from(l);
         }
         (sent > 0.0).then(|| 100.0 * lost / sent)
     }
@@ -208,7 +215,7 @@ impl LossRing {
     #[must_use]
     pub fn worst_p99_ns(&self, head: u32, now: Tick) -> Option<f64> {
         let cur = now / MINUTE_TICKS;
-        let mut worst = 0u16;
+        let mut worst = 0u8;
         for back in 0..RING_MINUTES as u32 {
             let Some(m) = cur.checked_sub(back) else {
                 break;
@@ -216,9 +223,9 @@ impl LossRing {
             if m > head || head - m >= RING_MINUTES as u32 {
                 continue;
             }
-            worst = worst.max(self.slots[(m as usize) % RING_MINUTES].p99_fine);
+            worst = worst.max(self.p99[(m as usize) % RING_MINUTES]);
         }
-        (worst > 0).then(|| bucket_value_ns(worst))
+        (worst > 0).then(|| coarse_value_ns(usize::from(worst - 1)))
     }
 }
 
@@ -254,7 +261,7 @@ mod tests {
 
     #[test]
     fn sketch_quantiles_are_within_the_stated_error() {
-        for us in [12u64, 50, 300, 1_000, 7_500, 40_000, 250_000, 800_000] {
+        for us in [12u64, 50, 300, 1_000, 7_500, 40_000, 250_000, 450_000] {
             let mut s = RttSketch::default();
             s.merge(&hist(&[us; 10]));
             let got = quantile_ns(s.counts(), 0.5).expect("samples") / 1000.0;
@@ -311,7 +318,7 @@ mod tests {
         ring.record(&mut head, 1, 1, 0, 200);
         assert_eq!(
             ring.worst_p99_ns(head, MINUTE_TICKS),
-            Some(bucket_value_ns(300))
+            Some(coarse_value_ns(coarse_of(300)))
         );
         assert_eq!(ring.worst_p99_ns(head, 11 * MINUTE_TICKS), None);
     }

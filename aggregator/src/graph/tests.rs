@@ -54,7 +54,7 @@ fn report(seq: u64, generation: u64, targets: Vec<v1::TargetStats>) -> v1::Repor
 #[test]
 fn record_is_compact() {
     assert!(
-        std::mem::size_of::<EdgeRecord>() <= 192,
+        std::mem::size_of::<EdgeRecord>() <= 168,
         "{}",
         std::mem::size_of::<EdgeRecord>()
     );
