@@ -123,6 +123,27 @@ enum Kind {
     Pods,
 }
 
+/// What a watcher event means for the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `Init` / `InitApply`: a (re-)list is under way; the store swaps at `InitDone`.
+    Listing,
+    /// `InitDone`: the store holds a complete list.
+    Listed,
+    /// `Apply` / `Delete` from a working watch.
+    Changed,
+}
+
+impl Step {
+    fn of<K>(e: &watcher::Event<K>) -> Self {
+        match e {
+            watcher::Event::Init | watcher::Event::InitApply(_) => Self::Listing,
+            watcher::Event::InitDone => Self::Listed,
+            watcher::Event::Apply(_) | watcher::Event::Delete(_) => Self::Changed,
+        }
+    }
+}
+
 /// Per-kind watch health.
 #[derive(Debug, Default)]
 struct KindStatus {
@@ -256,12 +277,7 @@ impl Discovery {
             .default_backoff()
             .modify(|n: &mut Node| n.managed_fields_mut().clear())
             .reflect(node_writer)
-            .map(|e| {
-                (
-                    Kind::Nodes,
-                    e.map(|e| matches!(e, watcher::Event::InitDone)),
-                )
-            })
+            .map(|e| (Kind::Nodes, e.map(|e| Step::of(&e))))
             .boxed();
         let pods = watcher(
             pods_api,
@@ -270,7 +286,7 @@ impl Discovery {
         .default_backoff()
         .modify(|p: &mut Pod| p.managed_fields_mut().clear())
         .reflect(pod_writer)
-        .map(|e| (Kind::Pods, e.map(|e| matches!(e, watcher::Event::InitDone))))
+        .map(|e| (Kind::Pods, e.map(|e| Step::of(&e))))
         .boxed();
         let mut events = futures::stream::select(nodes, pods);
 
@@ -303,8 +319,11 @@ impl Discovery {
                     };
                     let st = &mut status[idx];
                     match ev {
-                        Ok(init_done) => {
-                            if init_done {
+                        // A (re-)list starting or in progress proves nothing yet: the request
+                        // that follows may fail again.
+                        Ok(Step::Listing) => {}
+                        Ok(step) => {
+                            if step == Step::Listed {
                                 st.listed = true;
                             }
                             if st.error.take().is_some() {

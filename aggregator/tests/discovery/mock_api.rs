@@ -14,7 +14,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use echomesh_aggregator::discovery::fixtures::AGENT_LABEL;
 use futures::StreamExt as _;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -26,6 +25,10 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tower_test::mock;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The agent label the aggregator must select pods by (kept here, not imported, so the lib's own
+/// unit tests can include this file too).
+const AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "echomesh-agent");
 
 /// Which resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
