@@ -259,6 +259,10 @@ pub struct ClusterModel {
     pub nodes: BTreeMap<Arc<str>, NodeInfo>,
     /// One agent pod per (node, network): the live one when a rollout briefly runs two.
     pub agents: BTreeMap<AgentKey, AgentPod>,
+    /// Every node's targets, sorted, computed once per model: an agent's pinglist is this list
+    /// minus its own node (and foreign families), so a reassignment round over N agents costs
+    /// N filtered copies, not N rebuilds.
+    all_targets: Vec<PlannedTarget>,
 }
 
 impl ClusterModel {
@@ -296,6 +300,7 @@ impl ClusterModel {
             }
             m.agents.insert(key, p);
         }
+        m.all_targets = m.compute_targets();
         (m, warnings)
     }
 
@@ -339,6 +344,39 @@ impl ClusterModel {
         }
     }
 
+    fn compute_targets(&self) -> Vec<PlannedTarget> {
+        let mut out = Vec::new();
+        for node in self.nodes.values() {
+            let node_down = node.expected_down();
+            let pod_agent = self.agents.get(&AgentKey {
+                node: node.name.clone(),
+                network: Network::Pod,
+            });
+            if let Some(p) = pod_agent {
+                for &addr in &p.ips {
+                    out.push(PlannedTarget {
+                        id: endpoint_id(&node.name, Network::Pod, addr),
+                        node: node.name.clone(),
+                        network: Network::Pod,
+                        addr,
+                        expected_down: node_down || p.deleting,
+                    });
+                }
+            }
+            for addr in self.host_addresses(&node.name) {
+                out.push(PlannedTarget {
+                    id: endpoint_id(&node.name, Network::Host, addr),
+                    node: node.name.clone(),
+                    network: Network::Host,
+                    addr,
+                    expected_down: node_down,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
+        out
+    }
+
     /// The pinglist of `agent`: every other node's pod-agent addresses and host addresses.
     ///
     /// Targets of an address family the agent has no address of are left out (an IPv4-only
@@ -359,41 +397,11 @@ impl ClusterModel {
                 own.iter().any(IpAddr::is_ipv6),
             )
         };
-        let family_ok = |a: &IpAddr| if a.is_ipv4() { has_v4 } else { has_v6 };
-        let mut out = Vec::new();
-        for node in self.nodes.values().filter(|n| n.name != agent.node) {
-            let node_down = node.expected_down();
-            let pod_agent = self.agents.get(&AgentKey {
-                node: node.name.clone(),
-                network: Network::Pod,
-            });
-            if let Some(p) = pod_agent {
-                for addr in p.ips.iter().filter(|a| family_ok(a)) {
-                    out.push(PlannedTarget {
-                        id: endpoint_id(&node.name, Network::Pod, *addr),
-                        node: node.name.clone(),
-                        network: Network::Pod,
-                        addr: *addr,
-                        expected_down: node_down || p.deleting,
-                    });
-                }
-            }
-            for addr in self
-                .host_addresses(&node.name)
-                .iter()
-                .filter(|a| family_ok(a))
-            {
-                out.push(PlannedTarget {
-                    id: endpoint_id(&node.name, Network::Host, *addr),
-                    node: node.name.clone(),
-                    network: Network::Host,
-                    addr: *addr,
-                    expected_down: node_down,
-                });
-            }
-        }
-        out.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
-        out
+        self.all_targets
+            .iter()
+            .filter(|t| t.node != agent.node && if t.addr.is_ipv4() { has_v4 } else { has_v6 })
+            .cloned()
+            .collect()
     }
 
     /// Checks an agent's Hello against the model: `None` when it matches, else why not.
