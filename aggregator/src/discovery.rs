@@ -396,6 +396,7 @@ impl Discovery {
         }
         self.graph
             .set_expected_down_nodes(model.expected_down_nodes());
+        self.graph.set_discovered_endpoints(model.endpoints());
         self.pinglist.publish(Arc::new(model));
         self.ingest.membership_changed();
     }

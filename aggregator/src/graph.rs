@@ -279,6 +279,9 @@ pub struct Graph {
     endpoints: DashMap<u64, Endpoint>,
     /// Nodes whose edges are expected to fail (NotReady, draining), from Kubernetes discovery.
     expected_down: parking_lot::RwLock<BTreeSet<Arc<str>>>,
+    /// Endpoints known from Kubernetes discovery (targets whose agent may not be connected);
+    /// `endpoints` (from Hellos) wins where both know an id.
+    discovered: parking_lot::RwLock<HashMap<u64, Endpoint>>,
     /// Global counters.
     pub counters: GraphCounters,
     /// State-change events.
@@ -295,6 +298,7 @@ impl Graph {
             agents: DashMap::new(),
             endpoints: DashMap::new(),
             expected_down: parking_lot::RwLock::new(BTreeSet::new()),
+            discovered: parking_lot::RwLock::new(HashMap::new()),
             counters: GraphCounters::default(),
             events,
         }
@@ -322,6 +326,12 @@ impl Graph {
     /// Replaces the set of nodes whose edges are expected to fail (not alarmed).
     pub fn set_expected_down_nodes(&self, nodes: BTreeSet<Arc<str>>) {
         *self.expected_down.write() = nodes;
+    }
+
+    /// Replaces the endpoints known from Kubernetes discovery, so edges towards targets whose
+    /// agent never connected still name their node and address.
+    pub fn set_discovered_endpoints(&self, endpoints: HashMap<u64, Endpoint>) {
+        *self.discovered.write() = endpoints;
     }
 
     /// Edges towards `node` are expected to fail (it is NotReady, draining or being deleted).
@@ -408,16 +418,20 @@ impl Graph {
     /// The endpoint behind a target id.
     #[must_use]
     pub fn endpoint(&self, id: u64) -> Option<Endpoint> {
-        self.endpoints.get(&id).map(|e| e.clone())
+        self.endpoints
+            .get(&id)
+            .map(|e| e.clone())
+            .or_else(|| self.discovered.read().get(&id).cloned())
     }
 
-    /// Every known endpoint with its id.
+    /// Every known endpoint with its id (announced by agents, or discovered).
     #[must_use]
     pub fn endpoints(&self) -> Vec<(u64, Endpoint)> {
-        self.endpoints
-            .iter()
-            .map(|e| (*e.key(), e.value().clone()))
-            .collect()
+        let mut all: HashMap<u64, Endpoint> = self.discovered.read().clone();
+        for e in &self.endpoints {
+            all.insert(*e.key(), e.value().clone());
+        }
+        all.into_iter().collect()
     }
 
     /// Points an agent's slab at a new assignment, keeping the records of targets still present.

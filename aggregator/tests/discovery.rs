@@ -335,8 +335,50 @@ async fn node_not_ready_or_draining_marks_its_targets_expected_down() {
         .into_inner()
         .edges;
     assert_eq!(edges.len(), 4);
+    // Targets whose agents never connected (all but a here) are still named, from the model.
+    let mut named: Vec<String> = edges
+        .iter()
+        .map(|e| format!("{}/{}", e.target_node, e.target_address))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            "b/10.244.1.10",
+            "b/192.168.0.2",
+            "c/10.244.2.10",
+            "c/192.168.0.3"
+        ]
+    );
     for e in &edges {
         assert_eq!(e.expected_down, e.target_node == "b", "{e:?}");
+    }
+    // Every probe is lost: the state changes say which ones are expected (b) and which are alarms (c).
+    let mut watch = g
+        .watch_events(v1::WatchEventsRequest { snapshot: false })
+        .await
+        .expect("watch")
+        .into_inner();
+    let r = a.make_report(10, 10, 0);
+    a.send_report(r).await;
+    a.wait_ack(1).await;
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 4 {
+        let ev = tokio::time::timeout(SOON, watch.message())
+            .await
+            .expect("event in time")
+            .expect("stream ok")
+            .expect("open");
+        if ev.kind == v1::event::Kind::EdgeState as i32 {
+            assert_eq!(ev.to, v1::EdgeState::Down as i32, "{ev:?}");
+            seen.insert(
+                ev.target_address.clone(),
+                (ev.target_node.clone(), ev.expected_down),
+            );
+        }
+    }
+    for (addr, (node, expected)) in &seen {
+        assert_eq!(*expected, node == "b", "{addr}");
     }
     // Ready again but cordoned for a drain: still expected down.
     h.api

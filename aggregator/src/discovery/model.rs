@@ -13,7 +13,7 @@ use echomesh_proto::v1::Network;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::graph::{AgentKey, endpoint_id};
+use crate::graph::{AgentKey, Endpoint, endpoint_id};
 use crate::pinglist::PlannedTarget;
 
 /// Taints that mean "this node is being emptied" even before it is cordoned.
@@ -401,6 +401,24 @@ impl ClusterModel {
             .iter()
             .filter(|t| t.node != agent.node && if t.addr.is_ipv4() { has_v4 } else { has_v6 })
             .cloned()
+            .collect()
+    }
+
+    /// Every target endpoint of the model by id (for naming edges whose agent is not connected).
+    #[must_use]
+    pub fn endpoints(&self) -> std::collections::HashMap<u64, Endpoint> {
+        self.all_targets
+            .iter()
+            .map(|t| {
+                (
+                    t.id,
+                    Endpoint {
+                        node: t.node.clone(),
+                        network: t.network,
+                        addr: t.addr,
+                    },
+                )
+            })
             .collect()
     }
 
