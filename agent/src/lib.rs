@@ -1,1 +1,15 @@
-//! stub
+//! echomesh-agent: the per-node prober.
+//!
+//! - [`icmp`]: raw ICMP sockets, packet build/parse, the kernel BPF filter (the only `unsafe`).
+//! - [`stats`]: per-target counters and RTT histograms, windowed for reports.
+//! - [`prober`]: the probe engine: even pacing, in-flight table, timeouts, dup/reorder detection.
+//! - [`targets`]: parsing target lists (addresses, CIDRs, files) for the CLI.
+//! - [`probe`]: the one-shot `echomesh-agent probe` command (fping-like).
+//! - [`telemetry`]: logging setup shared by every subcommand.
+
+pub mod icmp;
+pub mod probe;
+pub mod prober;
+pub mod stats;
+pub mod targets;
+pub mod telemetry;

@@ -1,1 +1,73 @@
-fn main() {}
+//! `echomesh-agent`: parse flags, set up logging, run the subcommand.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use echomesh_agent::probe::{self, ProbeArgs};
+use echomesh_agent::telemetry::{self, LogFormat};
+
+/// echomesh node agent: raw-socket ICMP prober.
+#[derive(Debug, Parser)]
+#[command(name = "echomesh-agent", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "ECHOMESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// Log filter (e.g. `info`, `echomesh_agent=debug`).
+    #[arg(long, env = "ECHOMESH_LOG", default_value = "warn", global = true)]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Probe targets a fixed number of times and print per-target results (like fping).
+    Probe(ProbeArgs),
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, &cli.log);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("echomesh-agent: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Probe(args) => match runtime.block_on(probe::run(args, shutdown_signal())) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("echomesh-agent: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

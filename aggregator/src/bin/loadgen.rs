@@ -164,7 +164,12 @@ struct Session {
     targets: usize,
 }
 
-async fn open_session(url: &str, i: usize, agents: usize) -> anyhow::Result<Session> {
+async fn open_session(
+    url: &str,
+    i: usize,
+    agents: usize,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> anyhow::Result<Session> {
     let ch = Channel::from_shared(url.to_string())?
         .tcp_nodelay(true)
         .connect()
@@ -192,6 +197,8 @@ async fn open_session(url: &str, i: usize, agents: usize) -> anyhow::Result<Sess
         .streaming(tonic::Request::new(ReceiverStream::new(rx)), path, RawCodec)
         .await?
         .into_inner();
+    // Connected: let the next agents connect while this one waits for the full pinglist.
+    drop(permit);
     let want = agents - 1;
     let assignment = loop {
         let m = tokio::time::timeout(Duration::from_secs(120), rx_stream.message())
@@ -396,8 +403,8 @@ async fn connect_all(url: &str, n: usize) -> anyhow::Result<Vec<Session>> {
         let url = url.to_string();
         let sem = sem.clone();
         set.spawn(async move {
-            let _p = sem.acquire().await;
-            open_session(&url, i, n).await.map(|s| (i, s))
+            let permit = sem.acquire_owned().await?;
+            open_session(&url, i, n, permit).await.map(|s| (i, s))
         });
     }
     let mut out = Vec::with_capacity(n);

@@ -1,0 +1,492 @@
+//! The probe engine's state, with time passed in: what to send next, what is in flight, what a
+//! reply or an error means, and when a probe counts as lost.
+//!
+//! Kept free of sockets and clocks so every rule (timeouts, duplicates, reordering, late replies,
+//! reachability flips, reassignment) is unit-tested with exact times.
+//!
+//! In-flight probes live in a ring indexed by the engine-wide probe number (`global`), sized from
+//! the probe rate × timeout. Probes are sent in deadline order, so expiring them is a walk from the
+//! oldest slot: O(1) per probe, no timers, no allocation per packet.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::icmp::{Inbound, ProbeStamp};
+use crate::stats::{EngineCounters, TargetStats};
+
+use super::schedule::Schedule;
+use super::{ProbeSettings, TargetFlip, TargetSpec, TargetWindow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Empty,
+    Pending,
+    Replied,
+    Expired,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    global: u64,
+    target: u32,
+    seq: u32,
+    sent_ns: u64,
+    /// Kernel TX timestamp (realtime ns), 0 until one arrives.
+    tx_ns: u64,
+    deadline: u64,
+    status: Status,
+}
+
+const EMPTY: Slot = Slot {
+    global: u64::MAX,
+    target: u32::MAX,
+    seq: 0,
+    sent_ns: 0,
+    tx_ns: 0,
+    deadline: 0,
+    status: Status::Empty,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Unknown,
+    Up,
+    Down,
+}
+
+#[derive(Debug)]
+struct Target {
+    spec: TargetSpec,
+    stats: TargetStats,
+    next_seq: u32,
+    max_seq_replied: Option<u32>,
+    consecutive_losses: u32,
+    reach: Reach,
+}
+
+impl Target {
+    fn new(spec: TargetSpec) -> Self {
+        Self {
+            spec,
+            stats: TargetStats::default(),
+            next_seq: 0,
+            max_seq_replied: None,
+            consecutive_losses: 0,
+            reach: Reach::Unknown,
+        }
+    }
+}
+
+/// A probe ready to be sent: the caller stamps it, sends it, then calls [`Core::sent`] or
+/// [`Core::send_failed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// Index of the target.
+    pub target: u32,
+    /// Where to send it.
+    pub addr: IpAddr,
+    /// Engine-wide probe number.
+    pub global: u64,
+    /// Per-target sequence.
+    pub seq: u32,
+    /// When it was scheduled (monotonic ns).
+    pub due_ns: u64,
+}
+
+/// Engine state; all times are nanoseconds (monotonic for scheduling, realtime for RTTs).
+#[derive(Debug)]
+pub struct Core {
+    settings: ProbeSettings,
+    targets: Vec<Target>,
+    by_addr: HashMap<IpAddr, u32>,
+    ring: Vec<Slot>,
+    next_global: u64,
+    oldest: u64,
+    schedule: Schedule,
+    per_target: Option<u64>,
+    counters: EngineCounters,
+    flips: Vec<TargetFlip>,
+}
+
+fn ring_size(settings: &ProbeSettings, targets: usize) -> usize {
+    let per_interval = targets as u128;
+    let windows = settings.timeout.as_nanos() / settings.interval.as_nanos().max(1) + 2;
+    let need = (per_interval * windows * 2).clamp(1024, 1 << 24);
+    (need as usize).next_power_of_two()
+}
+
+impl Core {
+    /// A core probing `targets` from `now_ns`; `per_target` bounds the run (one-shot mode).
+    #[must_use]
+    pub fn new(
+        settings: ProbeSettings,
+        targets: Vec<TargetSpec>,
+        now_ns: u64,
+        per_target: Option<u64>,
+    ) -> Self {
+        let mut core = Self {
+            settings,
+            targets: Vec::new(),
+            by_addr: HashMap::new(),
+            ring: Vec::new(),
+            next_global: 0,
+            oldest: 0,
+            schedule: Schedule::new(now_ns, 1, 0, per_target),
+            per_target,
+            counters: EngineCounters::default(),
+            flips: Vec::new(),
+        };
+        core.assign(settings, targets, now_ns);
+        core
+    }
+
+    /// Replaces the target list. Targets whose id stays keep their stats and sequence; probes in
+    /// flight to removed targets are forgotten; the schedule restarts evenly from `now_ns`.
+    pub fn assign(&mut self, settings: ProbeSettings, specs: Vec<TargetSpec>, now_ns: u64) {
+        let mut old: HashMap<u64, (u32, Target)> = std::mem::take(&mut self.targets)
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t.spec.id, (i as u32, t)))
+            .collect();
+        let mut remap: HashMap<u32, u32> = HashMap::new();
+        let mut targets = Vec::with_capacity(specs.len());
+        for (new_idx, spec) in specs.into_iter().enumerate() {
+            let t = match old.remove(&spec.id) {
+                Some((old_idx, mut t)) if t.spec.addr == spec.addr => {
+                    remap.insert(old_idx, new_idx as u32);
+                    t.spec = spec;
+                    t
+                }
+                _ => Target::new(spec),
+            };
+            targets.push(t);
+        }
+        self.by_addr = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.spec.addr, i as u32))
+            .collect();
+        self.targets = targets;
+        let size = ring_size(&settings, self.targets.len()).max(self.ring.len());
+        let old_ring = std::mem::replace(&mut self.ring, vec![EMPTY; size]);
+        for mut slot in old_ring {
+            if slot.status == Status::Empty {
+                continue;
+            }
+            match remap.get(&slot.target) {
+                Some(&t) => slot.target = t,
+                None => continue,
+            }
+            let i = (slot.global as usize) & (size - 1);
+            self.ring[i] = slot;
+        }
+        self.settings = settings;
+        self.schedule = Schedule::new(
+            now_ns,
+            settings.interval.as_nanos() as u64,
+            self.targets.len(),
+            self.per_target,
+        );
+    }
+
+    fn mask(&self) -> usize {
+        self.ring.len() - 1
+    }
+
+    /// The settings in force.
+    #[must_use]
+    pub fn settings(&self) -> &ProbeSettings {
+        &self.settings
+    }
+
+    /// The next probe if it is due at `now_ns`.
+    pub fn next_due(&mut self, now_ns: u64) -> Option<Due> {
+        let (t, due_ns) = self.schedule.peek()?;
+        if due_ns > now_ns {
+            return None;
+        }
+        let target = &self.targets[t];
+        Some(Due {
+            target: t as u32,
+            addr: target.spec.addr,
+            global: self.next_global,
+            seq: target.next_seq,
+            due_ns,
+        })
+    }
+
+    /// When the next probe is due, if any.
+    #[must_use]
+    pub fn next_due_at(&self) -> Option<u64> {
+        self.schedule.peek().map(|(_, at)| at)
+    }
+
+    /// The earliest deadline among probes in flight.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<u64> {
+        let mut g = self.oldest;
+        while g < self.next_global {
+            let s = &self.ring[(g as usize) & self.mask()];
+            if s.global == g && s.status == Status::Pending {
+                return Some(s.deadline);
+            }
+            g += 1;
+        }
+        None
+    }
+
+    /// Records that `due` left at `sent_ns` (realtime) / `now_ns` (monotonic).
+    pub fn sent(&mut self, due: Due, sent_ns: u64, now_ns: u64) {
+        let i = (due.global as usize) & self.mask();
+        if self.ring[i].status == Status::Pending {
+            // The ring wrapped onto a probe still waiting: it has waited a full ring; call it lost.
+            self.counters.inflight_overruns += 1;
+            self.expire_slot(i);
+        }
+        self.ring[i] = Slot {
+            global: due.global,
+            target: due.target,
+            seq: due.seq,
+            sent_ns,
+            tx_ns: 0,
+            deadline: now_ns.saturating_add(self.settings.timeout.as_nanos() as u64),
+            status: Status::Pending,
+        };
+        self.advance(due, now_ns);
+        self.targets[due.target as usize].stats.sent += 1;
+    }
+
+    /// Records that the kernel refused to send `due`: counted as sent and lost at once.
+    pub fn send_failed(&mut self, due: Due, now_ns: u64) {
+        self.advance(due, now_ns);
+        self.counters.send_errors += 1;
+        let t = &mut self.targets[due.target as usize];
+        t.stats.sent += 1;
+        t.stats.send_errors += 1;
+        self.lose(due.target as usize);
+    }
+
+    fn advance(&mut self, due: Due, now_ns: u64) {
+        let lag = Duration::from_nanos(now_ns.saturating_sub(due.due_ns));
+        if lag > self.counters.max_schedule_lag {
+            self.counters.max_schedule_lag = lag;
+        }
+        self.next_global += 1;
+        self.targets[due.target as usize].next_seq = due.seq.wrapping_add(1);
+        self.schedule.advance();
+    }
+
+    fn lose(&mut self, t: usize) {
+        let down_after = self.settings.down_after.max(1);
+        let target = &mut self.targets[t];
+        target.stats.lost += 1;
+        target.consecutive_losses += 1;
+        if target.consecutive_losses >= down_after && target.reach != Reach::Down {
+            target.reach = Reach::Down;
+            self.flips.push(TargetFlip {
+                id: target.spec.id,
+                addr: target.spec.addr,
+                reachable: false,
+                consecutive_losses: target.consecutive_losses,
+            });
+        }
+    }
+
+    fn expire_slot(&mut self, i: usize) {
+        let slot = self.ring[i];
+        self.ring[i].status = Status::Expired;
+        if slot.status == Status::Pending && (slot.target as usize) < self.targets.len() {
+            self.lose(slot.target as usize);
+        }
+    }
+
+    /// Counts every probe whose deadline has passed at `now_ns` as lost.
+    pub fn expire(&mut self, now_ns: u64) {
+        while self.oldest < self.next_global {
+            let i = (self.oldest as usize) & self.mask();
+            let s = self.ring[i];
+            if s.global == self.oldest && s.status == Status::Pending {
+                if s.deadline > now_ns {
+                    break;
+                }
+                self.expire_slot(i);
+            }
+            self.oldest += 1;
+        }
+    }
+
+    /// True when a bounded run has sent everything and nothing is in flight.
+    #[must_use]
+    pub fn finished(&self) -> bool {
+        self.schedule.exhausted() && self.next_deadline().is_none()
+    }
+
+    /// Applies a verified packet received at `rx_ns` (realtime).
+    pub fn inbound(&mut self, pkt: Inbound, rx_ns: u64) {
+        match pkt {
+            Inbound::Reply { from, stamp } => self.reply(from, stamp, rx_ns),
+            Inbound::Error {
+                target,
+                kind,
+                seq16,
+                stamp,
+                ..
+            } => {
+                let slot = match stamp {
+                    Some(s) => self.slot_of(s.global),
+                    None => self.slot_by_seq16(seq16, target),
+                };
+                let t = match slot {
+                    Some(i) if self.target_addr(self.ring[i].target) == Some(target) => {
+                        Some(self.ring[i].target)
+                    }
+                    // Too old to be in flight, but about a target we probe: still worth counting.
+                    _ => self.by_addr.get(&target).copied(),
+                };
+                match t {
+                    Some(t) => self.targets[t as usize].stats.errors.record(kind),
+                    None => self.counters.reject(crate::icmp::Reject::NotOurs),
+                }
+            }
+        }
+    }
+
+    fn target_addr(&self, t: u32) -> Option<IpAddr> {
+        self.targets.get(t as usize).map(|t| t.spec.addr)
+    }
+
+    fn slot_of(&self, global: u64) -> Option<usize> {
+        let i = (global as usize) & self.mask();
+        (self.ring[i].global == global && self.ring[i].status != Status::Empty).then_some(i)
+    }
+
+    fn slot_by_seq16(&self, seq16: u16, target: IpAddr) -> Option<usize> {
+        // Newest first: of the probes sharing these 16 bits, the most recent is the likely one.
+        let top = self.next_global.checked_sub(1)?;
+        let mut g = top.checked_sub(top.wrapping_sub(u64::from(seq16)) & 0xffff)?;
+        let lowest = self.next_global.saturating_sub(self.ring.len() as u64);
+        while g >= lowest {
+            if let Some(i) = self.slot_of(g)
+                && self.target_addr(self.ring[i].target) == Some(target)
+            {
+                return Some(i);
+            }
+            g = g.checked_sub(0x1_0000)?;
+        }
+        None
+    }
+
+    /// Applies a kernel TX timestamp for the probe whose global id has these low 32 bits.
+    ///
+    /// A stamp is taken only if it is plausible: not before the user-space stamp taken just before
+    /// the send, and within the timeout of it.
+    pub fn tx_stamp(&mut self, key: u32, tx_ns: u64) {
+        let timeout_ns = self.settings.timeout.as_nanos() as u64;
+        let i = (key as usize) & self.mask();
+        let s = &mut self.ring[i];
+        if s.status != Status::Empty
+            && s.global as u32 == key
+            && tx_ns >= s.sent_ns
+            && tx_ns - s.sent_ns <= timeout_ns
+        {
+            s.tx_ns = tx_ns;
+            self.counters.kernel_tx_stamps += 1;
+        } else {
+            self.counters.unmatched_tx_stamps += 1;
+        }
+    }
+
+    fn reply(&mut self, from: IpAddr, stamp: ProbeStamp, rx_ns: u64) {
+        let Some(i) = self.slot_of(stamp.global) else {
+            self.counters.untracked_replies += 1;
+            if let Some(&t) = self.by_addr.get(&from) {
+                self.targets[t as usize].stats.late += 1;
+            }
+            return;
+        };
+        let slot = self.ring[i];
+        if self.target_addr(slot.target) != Some(from) || slot.sent_ns != stamp.sent_ns {
+            // Signed by us but not for this slot: an earlier assignment's probe.
+            self.counters.untracked_replies += 1;
+            return;
+        }
+        let timeout_ns = self.settings.timeout.as_nanos() as u64;
+        let sent_ns = if slot.tx_ns != 0 {
+            slot.tx_ns
+        } else {
+            slot.sent_ns
+        };
+        if slot.status == Status::Pending && rx_ns.saturating_sub(sent_ns) > timeout_ns {
+            // Read after its deadline passed (the loop reads in batches): lost, and late.
+            self.expire_slot(i);
+            self.targets[slot.target as usize].stats.late += 1;
+            return;
+        }
+        let t = &mut self.targets[slot.target as usize];
+        match slot.status {
+            Status::Pending => {
+                self.ring[i].status = Status::Replied;
+                t.stats.received += 1;
+                t.stats.rtt.record_ns(rx_ns.saturating_sub(sent_ns));
+                if slot.tx_ns == 0 {
+                    self.counters.user_send_stamps += 1;
+                }
+                match t.max_seq_replied {
+                    Some(m) if slot.seq.wrapping_sub(m) as i32 <= 0 => t.stats.reordered += 1,
+                    _ => t.max_seq_replied = Some(slot.seq),
+                }
+                t.consecutive_losses = 0;
+                if t.reach == Reach::Down {
+                    self.flips.push(TargetFlip {
+                        id: t.spec.id,
+                        addr: t.spec.addr,
+                        reachable: true,
+                        consecutive_losses: 0,
+                    });
+                }
+                t.reach = Reach::Up;
+            }
+            Status::Replied => t.stats.duplicates += 1,
+            Status::Expired => t.stats.late += 1,
+            Status::Empty => self.counters.untracked_replies += 1,
+        }
+    }
+
+    /// Engine-wide counters.
+    #[must_use]
+    pub fn counters(&self) -> &EngineCounters {
+        &self.counters
+    }
+
+    /// Mutable engine-wide counters (rejects and socket errors are counted by the I/O loop).
+    pub fn counters_mut(&mut self) -> &mut EngineCounters {
+        &mut self.counters
+    }
+
+    /// Reachability changes since the last call.
+    pub fn drain_flips(&mut self) -> std::vec::Drain<'_, TargetFlip> {
+        self.flips.drain(..)
+    }
+
+    /// Every target's window so far; starts new windows.
+    pub fn take_window(&mut self) -> Vec<TargetWindow> {
+        self.targets
+            .iter_mut()
+            .map(|t| TargetWindow {
+                id: t.spec.id,
+                addr: t.spec.addr,
+                stats: t.stats.take(),
+            })
+            .collect()
+    }
+
+    /// Number of targets.
+    #[must_use]
+    pub fn target_count(&self) -> usize {
+        self.targets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,349 @@
+//! The engine's rules with exact, injected times (milliseconds written as `ms(n)`).
+
+use super::*;
+use crate::icmp::{IcmpErrorKind, Inbound, ProbeStamp};
+use std::net::IpAddr;
+
+const fn ms(n: u64) -> u64 {
+    n * 1_000_000
+}
+
+fn addr(n: u8) -> IpAddr {
+    IpAddr::from([10, 0, 0, n])
+}
+
+fn specs(n: u8) -> Vec<TargetSpec> {
+    (1..=n)
+        .map(|i| TargetSpec {
+            id: u64::from(i) * 100,
+            addr: addr(i),
+        })
+        .collect()
+}
+
+fn settings() -> ProbeSettings {
+    ProbeSettings {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(250),
+        payload_size: 56,
+        down_after: 3,
+    }
+}
+
+/// Sends everything due at `now` (send time = now, as realtime too); returns the probes sent.
+fn send_all(core: &mut Core, now: u64) -> Vec<Due> {
+    let mut out = Vec::new();
+    while let Some(d) = core.next_due(now) {
+        core.sent(d, now, now);
+        out.push(d);
+    }
+    out
+}
+
+fn reply(core: &mut Core, d: &Due, sent_at: u64, rx: u64) {
+    let stamp = ProbeStamp {
+        global: d.global,
+        target: d.target,
+        seq: d.seq,
+        sent_ns: sent_at,
+    };
+    core.inbound(
+        Inbound::Reply {
+            from: d.addr,
+            stamp,
+        },
+        rx,
+    );
+}
+
+fn stats_of(core: &mut Core) -> Vec<TargetStats> {
+    core.take_window().into_iter().map(|w| w.stats).collect()
+}
+
+#[test]
+fn probes_are_spread_evenly_and_answered() {
+    let mut core = Core::new(settings(), specs(4), 0, Some(2));
+    let first = send_all(&mut core, 0);
+    assert_eq!(first.len(), 1, "only target 0 is due at t=0");
+    assert_eq!(core.next_due_at(), Some(ms(25)));
+    let mut all = first;
+    for t in [25, 50, 75, 100, 125, 150, 175] {
+        all.extend(send_all(&mut core, ms(t)));
+    }
+    assert_eq!(
+        all.iter().map(|d| d.target).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 0, 1, 2, 3]
+    );
+    for (i, d) in all.iter().enumerate() {
+        let sent = ms(25 * i as u64);
+        reply(&mut core, d, sent, sent + 40_000);
+    }
+    assert!(core.finished());
+    for s in stats_of(&mut core) {
+        assert_eq!((s.sent, s.received, s.lost), (2, 2, 0));
+        assert_eq!(s.rtt.quantile(0.5), Some(Duration::from_micros(40)));
+    }
+}
+
+#[test]
+fn timeout_counts_loss_exactly_at_the_deadline() {
+    let mut core = Core::new(settings(), specs(1), 0, Some(1));
+    send_all(&mut core, 0);
+    core.expire(ms(250) - 1);
+    assert!(!core.finished());
+    assert_eq!(core.next_deadline(), Some(ms(250)));
+    core.expire(ms(250));
+    assert!(core.finished());
+    let s = &stats_of(&mut core)[0];
+    assert_eq!((s.sent, s.received, s.lost), (1, 0, 1));
+}
+
+#[test]
+fn duplicates_late_and_reordered_are_counted_beside() {
+    let mut core = Core::new(settings(), specs(1), 0, None);
+    let a = send_all(&mut core, 0)[0];
+    let b = send_all(&mut core, ms(100))[0];
+    let c = send_all(&mut core, ms(200))[0];
+    reply(&mut core, &b, ms(100), ms(201));
+    reply(&mut core, &a, 0, ms(202)); // answered after b: reordered, still a sample
+    reply(&mut core, &a, 0, ms(203)); // again: duplicate
+    core.expire(ms(450));
+    reply(&mut core, &c, ms(200), ms(460)); // after its deadline: late
+    let s = &stats_of(&mut core)[0];
+    assert_eq!((s.sent, s.received, s.lost), (3, 2, 1));
+    assert_eq!((s.duplicates, s.reordered, s.late), (1, 1, 1));
+    assert_eq!(s.rtt.count(), 2);
+}
+
+#[test]
+fn reply_with_wrong_source_or_send_time_is_not_a_sample() {
+    let mut core = Core::new(settings(), specs(2), 0, None);
+    let a = send_all(&mut core, 0)[0];
+    let stamp = ProbeStamp {
+        global: a.global,
+        target: a.target,
+        seq: a.seq,
+        sent_ns: 0,
+    };
+    core.inbound(
+        Inbound::Reply {
+            from: addr(2),
+            stamp,
+        },
+        ms(1),
+    );
+    let forged = ProbeStamp {
+        sent_ns: 5,
+        ..stamp
+    };
+    core.inbound(
+        Inbound::Reply {
+            from: a.addr,
+            stamp: forged,
+        },
+        ms(1),
+    );
+    let far = ProbeStamp {
+        global: 999_999,
+        ..stamp
+    };
+    core.inbound(
+        Inbound::Reply {
+            from: a.addr,
+            stamp: far,
+        },
+        ms(1),
+    );
+    assert_eq!(core.counters().untracked_replies, 3);
+    let s = &stats_of(&mut core)[0];
+    assert_eq!(s.received, 0);
+    assert_eq!(s.rtt.count(), 0);
+}
+
+#[test]
+fn three_losses_flip_down_and_a_reply_flips_back_up() {
+    let mut core = Core::new(settings(), specs(1), 0, None);
+    for t in 0..3 {
+        send_all(&mut core, ms(100 * t));
+    }
+    core.expire(ms(449));
+    assert_eq!(core.drain_flips().count(), 0, "two losses so far");
+    core.expire(ms(450));
+    let flips: Vec<_> = core.drain_flips().collect();
+    assert_eq!(flips.len(), 1);
+    assert!(!flips[0].reachable);
+    assert_eq!(flips[0].consecutive_losses, 3);
+    let d = send_all(&mut core, ms(300))[0];
+    reply(&mut core, &d, ms(300), ms(301));
+    let flips: Vec<_> = core.drain_flips().collect();
+    assert_eq!(flips.len(), 1);
+    assert!(flips[0].reachable);
+}
+
+#[test]
+fn local_send_failure_is_sent_and_lost_at_once() {
+    let mut core = Core::new(settings(), specs(1), 0, Some(1));
+    let d = core.next_due(0).expect("due");
+    core.send_failed(d, 0);
+    assert!(core.finished());
+    let s = &stats_of(&mut core)[0];
+    assert_eq!((s.sent, s.lost, s.send_errors), (1, 1, 1));
+    assert_eq!(core.counters().send_errors, 1);
+}
+
+#[test]
+fn icmp_errors_match_by_stamp_or_by_quoted_sequence() {
+    let mut core = Core::new(settings(), specs(2), 0, None);
+    let a = send_all(&mut core, 0)[0];
+    let b = send_all(&mut core, ms(50))[0];
+    let router = IpAddr::from([10, 0, 0, 254]);
+    core.inbound(
+        Inbound::Error {
+            reporter: router,
+            target: a.addr,
+            kind: IcmpErrorKind::HostUnreachable,
+            seq16: (a.global & 0xffff) as u16,
+            stamp: None,
+        },
+        ms(1),
+    );
+    core.inbound(
+        Inbound::Error {
+            reporter: router,
+            target: b.addr,
+            kind: IcmpErrorKind::FragmentationNeeded { mtu: 1400 },
+            seq16: (b.global & 0xffff) as u16,
+            stamp: Some(ProbeStamp {
+                global: b.global,
+                target: b.target,
+                seq: b.seq,
+                sent_ns: ms(50),
+            }),
+        },
+        ms(51),
+    );
+    // About an address we do not probe: not ours.
+    core.inbound(
+        Inbound::Error {
+            reporter: router,
+            target: addr(9),
+            kind: IcmpErrorKind::HostUnreachable,
+            seq16: 0,
+            stamp: None,
+        },
+        ms(52),
+    );
+    assert_eq!(
+        core.counters().rejected[crate::icmp::Reject::NotOurs.index()],
+        1
+    );
+    let s = stats_of(&mut core);
+    assert_eq!(s[0].errors.host_unreachable, 1);
+    assert_eq!(s[1].errors.frag_needed, 1);
+    assert_eq!(s[1].errors.last_mtu, Some(1400));
+    assert_eq!(
+        s[0].received + s[1].received,
+        0,
+        "an error is never a reply"
+    );
+}
+
+#[test]
+fn reassignment_keeps_stats_of_remaining_ids_and_forgets_removed_ones() {
+    let mut core = Core::new(settings(), specs(3), 0, None);
+    let sent = [
+        send_all(&mut core, 0),
+        send_all(&mut core, ms(34)),
+        send_all(&mut core, ms(67)),
+    ]
+    .concat();
+    assert_eq!(sent.len(), 3);
+    // Keep target id 300 (was index 2), drop 100 and 200, add 400.
+    let new = vec![
+        TargetSpec {
+            id: 300,
+            addr: addr(3),
+        },
+        TargetSpec {
+            id: 400,
+            addr: addr(4),
+        },
+    ];
+    core.assign(settings(), new, ms(70));
+    reply(&mut core, &sent[2], ms(67), ms(68)); // in flight to the kept target: still counts
+    reply(&mut core, &sent[0], 0, ms(69)); // to a removed target: untracked
+    assert_eq!(core.counters().untracked_replies, 1);
+    let w = core.take_window();
+    assert_eq!(w.len(), 2);
+    assert_eq!((w[0].id, w[0].stats.sent, w[0].stats.received), (300, 1, 1));
+    assert_eq!((w[1].id, w[1].stats.sent), (400, 0));
+    // The schedule restarted evenly over the new list.
+    assert_eq!(core.next_due(ms(70)).map(|d| d.target), Some(0));
+}
+
+#[test]
+fn windows_reset_but_in_flight_probes_carry_over() {
+    let mut core = Core::new(settings(), specs(1), 0, None);
+    let d = send_all(&mut core, 0)[0];
+    let w1 = stats_of(&mut core);
+    assert_eq!((w1[0].sent, w1[0].received), (1, 0));
+    reply(&mut core, &d, 0, ms(10));
+    let w2 = stats_of(&mut core);
+    assert_eq!((w2[0].sent, w2[0].received), (0, 1));
+}
+
+#[test]
+fn ring_overrun_expires_the_oldest_probe() {
+    // 1 target, 1 ms interval, 60 s timeout: ring sized for it, so force wrap by sending a lot.
+    let s = ProbeSettings {
+        interval: Duration::from_millis(1),
+        timeout: Duration::from_millis(1),
+        ..settings()
+    };
+    let mut core = Core::new(s, specs(1), 0, None);
+    let ring = core.ring.len() as u64;
+    for t in 0..=ring {
+        let d = core.next_due(t * 1_000_000).expect("due");
+        core.sent(d, 0, 0); // deadline stays at 1 ms: never expired by time here
+    }
+    assert_eq!(core.counters().inflight_overruns, 1);
+    assert_eq!(stats_of(&mut core)[0].lost, 1);
+}
+
+#[test]
+fn reply_stamped_after_the_timeout_is_lost_and_late() {
+    let mut core = Core::new(settings(), specs(1), 0, Some(1));
+    let d = send_all(&mut core, 0)[0];
+    // Read before the loop expired it, but the kernel stamped it 300 ms after the send.
+    reply(&mut core, &d, 0, ms(300));
+    assert!(core.finished());
+    let s = &stats_of(&mut core)[0];
+    assert_eq!((s.received, s.lost, s.late), (0, 1, 1));
+    assert_eq!(s.rtt.count(), 0);
+}
+
+#[test]
+fn kernel_tx_stamp_replaces_the_user_stamp_when_plausible() {
+    let mut core = Core::new(settings(), specs(2), 0, None);
+    let a = send_all(&mut core, ms(1))[0]; // user stamp at 1 ms
+    let b = send_all(&mut core, ms(50))[0]; // user stamp at 50 ms
+    core.tx_stamp(a.global as u32, ms(1) + 3_000); // 3 us later: used
+    core.tx_stamp(b.global as u32, ms(50) - 1); // before the user stamp: impossible, ignored
+    core.tx_stamp(0xdead_beef, ms(60)); // no such probe
+    assert_eq!(core.counters().kernel_tx_stamps, 1);
+    assert_eq!(core.counters().unmatched_tx_stamps, 2);
+    reply(&mut core, &a, ms(1), ms(1) + 10_000);
+    reply(&mut core, &b, ms(50), ms(50) + 10_000);
+    assert_eq!(
+        core.counters().user_send_stamps,
+        1,
+        "b fell back to its user stamp"
+    );
+    let s = stats_of(&mut core);
+    assert_eq!(
+        s[0].rtt.quantile(0.5),
+        Some(Duration::from_micros(7)),
+        "wire RTT from the kernel stamp"
+    );
+    assert_eq!(s[1].rtt.quantile(0.5), Some(Duration::from_micros(10)));
+}

@@ -1,0 +1,301 @@
+//! `echomesh-agent probe` as a user runs it: real binary, real raw sockets, loopback only, plus a
+//! namespace lab of its own for unreachable targets. Tests that need root say so and skip.
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_echomesh-agent");
+
+fn is_root() -> bool {
+    // The effective uid, read from /proc/self/status ("Uid: real effective ...").
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        .unwrap_or(false)
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!(
+                "skipping: needs root (raw sockets / network namespaces); CI runs it as root"
+            );
+            return;
+        }
+    };
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run echomesh-agent")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_clear_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["probe", "10.0.0.300"], "invalid target \"10.0.0.300\""),
+        (
+            &["probe", "10.0.0.0/8"],
+            "holds 16777216 addresses; at most 65536",
+        ),
+        (&["probe"], "no targets"),
+        (
+            &["probe", "-f", "/nonexistent/echomesh-targets"],
+            "cannot read target file /nonexistent/echomesh-targets",
+        ),
+        (
+            &["probe", "-s", "8", "127.0.0.1"],
+            "payload size 8 is out of range",
+        ),
+        (&["probe", "-c", "0", "127.0.0.1"], "--count <COUNT>"),
+        (&["probe", "-o", "xml", "127.0.0.1"], "invalid value 'xml'"),
+    ];
+    for (args, want) in cases {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(want),
+            "{args:?}: stderr was {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{args:?}");
+    }
+}
+
+#[test]
+fn loopback_v4_and_v6_answer_every_probe() {
+    require_root!();
+    let o = run(&[
+        "probe",
+        "-c",
+        "5",
+        "-i",
+        "20",
+        "-t",
+        "1000",
+        "-o",
+        "json",
+        "127.0.0.1",
+        "127.0.0.2",
+        "::1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    let rows = v.as_array().expect("array");
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        assert_eq!(r["sent"], 5, "{r}");
+        assert_eq!(r["received"], 5, "{r}");
+        assert_eq!(r["loss_pct"], 0.0, "{r}");
+        let rtt = &r["rtt_us"];
+        let (min, p50, max) = (
+            rtt["min"].as_f64(),
+            rtt["p50"].as_f64(),
+            rtt["max"].as_f64(),
+        );
+        let (min, p50, max) = (min.expect("min"), p50.expect("p50"), max.expect("max"));
+        assert!(min > 0.0 && min <= p50 && p50 <= max, "{r}");
+        assert!(
+            max < 1_000_000.0,
+            "an RTT over the 1 s timeout cannot be a sample: {r}"
+        );
+    }
+    assert!(
+        stderr(&o).contains("summary: targets=3 sent=15 received=15"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn table_output_is_the_default() {
+    require_root!();
+    let o = run(&["probe", "-c", "2", "-i", "10", "127.0.0.1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("TARGET"), "{out}");
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("127.0.0.1")),
+        "{out}"
+    );
+}
+
+fn setpriv(extra: &[&str], args: &[&str]) -> Option<Output> {
+    if !std::path::Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipping: setpriv (util-linux) not installed");
+        return None;
+    }
+    let mut cmd = Command::new("/usr/bin/setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(extra)
+        .arg(BIN)
+        .args(args);
+    Some(cmd.output().expect("run setpriv"))
+}
+
+#[test]
+fn without_cap_net_raw_one_line_error_and_exit_2() {
+    require_root!();
+    let Some(o) = setpriv(
+        &["--inh-caps=-all", "--bounding-set=-all"],
+        &["probe", "-c", "1", "127.0.0.1"],
+    ) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unprivileged_user_with_only_cap_net_raw_can_probe() {
+    require_root!();
+    let caps = [
+        "--inh-caps=+net_raw",
+        "--ambient-caps=+net_raw",
+        "--bounding-set=-all,+net_raw",
+    ];
+    let Some(o) = setpriv(
+        &caps,
+        &["probe", "-c", "2", "-i", "10", "-o", "json", "127.0.0.1"],
+    ) else {
+        return;
+    };
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)[0]["received"], 2);
+}
+
+/// A network namespace this test created; deleted on drop, also when the test fails.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "emt{}-{}{}",
+            std::process::id(),
+            tag,
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        let ns = Self(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut full = vec!["-n", self.0.as_str()];
+        full.extend_from_slice(args);
+        ip(&full);
+    }
+
+    fn exec(&self, cmd: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0, cmd])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (apt-get install iproute2)");
+    assert!(
+        o.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn unreachable_targets_count_as_loss_and_icmp_errors_and_end_on_time() {
+    require_root!();
+    // src --veth-- router; the router has an `unreachable` route for 10.99.0.0/24 and answers
+    // probes to it with ICMP host unreachable, quoting our request.
+    let src = Netns::new("s");
+    let router = Netns::new("r");
+    let (a, b) = (format!("{}a", &src.0[..8]), format!("{}b", &src.0[..8]));
+    ip(&[
+        "link", "add", &a, "netns", &src.0, "type", "veth", "peer", "name", &b, "netns", &router.0,
+    ]);
+    src.ip(&["addr", "add", "10.98.0.1/30", "dev", &a]);
+    router.ip(&["addr", "add", "10.98.0.2/30", "dev", &b]);
+    src.ip(&["link", "set", &a, "up"]);
+    router.ip(&["link", "set", &b, "up"]);
+    src.ip(&["route", "add", "10.99.0.0/24", "via", "10.98.0.2"]);
+    router.ip(&["route", "add", "unreachable", "10.99.0.0/24"]);
+    for knob in ["net.ipv4.ip_forward=1", "net.ipv4.icmp_ratelimit=0"] {
+        let o = router.exec("sysctl", &["-qw", knob]);
+        assert!(o.status.success(), "sysctl {knob}: {}", stderr(&o));
+    }
+
+    let started = Instant::now();
+    let o = src.exec(
+        BIN,
+        &[
+            "probe",
+            "-c",
+            "5",
+            "-i",
+            "50",
+            "-t",
+            "300",
+            "-o",
+            "json",
+            "10.99.0.5",
+            "10.98.0.2",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v = json(&o);
+    let (dead, alive) = (&v[0], &v[1]);
+    assert_eq!(dead["target"], "10.99.0.5");
+    assert_eq!(
+        (dead["sent"].as_u64(), dead["received"].as_u64()),
+        (Some(5), Some(0)),
+        "{dead}"
+    );
+    assert_eq!(dead["loss_pct"], 100.0);
+    assert!(
+        dead["errors"].as_u64().is_some_and(|e| e >= 1),
+        "ICMP errors counted: {dead}"
+    );
+    assert!(dead["rtt_us"].is_null());
+    assert_eq!(
+        alive["received"], 5,
+        "the reachable router still answers: {alive}"
+    );
+    // 5 probes 50 ms apart + a 300 ms timeout: well under a second; generous bound for a busy box.
+    assert!(took < Duration::from_secs(10), "run took {took:?}");
+}
