@@ -105,6 +105,14 @@ pub enum ModelWarning {
         /// Pod name.
         pod: String,
     },
+    /// A pod in a terminal phase (evicted, completed) is not an agent any more.
+    #[error("pod {pod}: phase {phase}, ignored")]
+    Finished {
+        /// Pod name.
+        pod: String,
+        /// `Failed` or `Succeeded`.
+        phase: String,
+    },
     /// Two running agent pods claim the same node and network (a rollout in progress).
     #[error("pods {kept} and {dropped} both claim {key}; using {kept}")]
     DuplicateAgent {
@@ -220,6 +228,15 @@ pub fn agent_pod(pod: &Pod, warnings: &mut Vec<ModelWarning>) -> Option<AgentPod
         Network::Pod
     };
     let status = pod.status.as_ref();
+    if let Some(phase @ ("Failed" | "Succeeded")) = status.and_then(|s| s.phase.as_deref()) {
+        // An evicted or finished agent pod keeps its old IPs in status; the DaemonSet's
+        // replacement is the agent now.
+        warnings.push(ModelWarning::Finished {
+            pod: name.to_string(),
+            phase: phase.to_string(),
+        });
+        return None;
+    }
     let mut texts: Vec<&str> = status
         .and_then(|s| s.pod_ips.as_ref())
         .into_iter()

@@ -245,3 +245,18 @@ fn hello_is_matched_against_the_model() {
         .expect("unknown node");
     assert_eq!(unknown, "node zz is not in the cluster model");
 }
+
+#[test]
+fn evicted_agent_pod_does_not_shadow_its_replacement() {
+    let (nodes, mut pods) = fixtures::three_nodes();
+    let mut evicted = fixtures::agent_pod("a", false, &["10.244.0.3"]);
+    evicted.metadata.name = Some("a-evicted".into());
+    evicted.status.get_or_insert_default().phase = Some("Failed".into());
+    pods.push(evicted);
+    let (m, w) = ClusterModel::build(&nodes, &pods);
+    assert_eq!(m.agents[&key("a", Network::Pod)].ips, [ip("10.244.0.10")]);
+    assert!(w.contains(&ModelWarning::Finished {
+        pod: "a-evicted".into(),
+        phase: "Failed".into()
+    }));
+}
