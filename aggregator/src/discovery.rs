@@ -296,9 +296,15 @@ impl Discovery {
         tokio::pin!(shutdown);
         loop {
             let deadline = rebuild_at;
+            let rebuild_due = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => return,
-                () = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } else { std::future::pending().await } } => {
+                () = rebuild_due => {
                     rebuild_at = None;
                     if status.iter().all(|s| s.listed) {
                         self.rebuild(&node_store, &pod_store, &mut last_warnings);
@@ -331,6 +337,10 @@ impl Discovery {
                             }
                             st.errors_in_a_row = 0;
                             rebuild_at.get_or_insert_with(|| Instant::now() + self.cfg.debounce);
+                        }
+                        // Routine: watches expire (etcd compaction) and the watcher re-lists.
+                        Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                            tracing::info!(resource, "watch expired (410 Gone); re-listing");
                         }
                         Err(e) => {
                             let msg = describe_watch_error(resource, &e);
