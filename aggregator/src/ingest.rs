@@ -269,10 +269,12 @@ impl Ingest {
                     down_after: inner.cfg.down_after,
                 })),
             };
-            if tokio::time::timeout(Duration::from_secs(5), tx.send(Ok(msg)))
-                .await
-                .is_err()
-            {
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), tx.send(Ok(msg))).await,
+                Ok(Ok(()))
+            ) {
+                // Not delivered: the next round tries again instead of skipping it as unchanged.
+                sent.store(0, Ordering::Relaxed);
                 tracing::warn!(agent = %key, "agent did not take its assignment within 5s");
             }
         }

@@ -508,3 +508,16 @@ async fn watch_failing_after_sync_keeps_the_last_model() {
     .await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_reconnecting_agent_gets_its_unchanged_pinglist_again() {
+    let h = Harness::three_nodes().await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    let first = wait_targets(&mut a, &A_SEES).await;
+    drop(a);
+    // Same node, network and pinglist: the new session still needs an assignment to probe at all.
+    let mut again = h.agent("a", Network::Pod, "10.244.0.10").await;
+    let second = wait_targets(&mut again, &A_SEES).await;
+    assert!(second.generation > first.generation);
+    h.stop().await;
+}
