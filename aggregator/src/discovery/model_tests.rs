@@ -260,3 +260,27 @@ fn evicted_agent_pod_does_not_shadow_its_replacement() {
         phase: "Failed".into()
     }));
 }
+
+#[test]
+fn a_five_thousand_node_cluster_builds_and_assigns() {
+    let mut nodes = Vec::new();
+    let mut pods = Vec::new();
+    for i in 0..5000u32 {
+        let name = format!("n{i:04}");
+        let host = format!("10.{}.{}.1", i / 256, i % 256);
+        nodes.push(fixtures::node(&name, &[&host]));
+        pods.push(fixtures::agent_pod(
+            &name,
+            false,
+            &[&format!("100.{}.{}.10", i / 256, i % 256)],
+        ));
+        pods.push(fixtures::agent_pod(&name, true, &[&host]));
+    }
+    let (m, w) = ClusterModel::build(&nodes, &pods);
+    assert!(w.is_empty(), "{:?}", w.first());
+    assert_eq!((m.nodes.len(), m.agents.len()), (5000, 10_000));
+    let t = m.targets(&key("n0042", Network::Host), &[]);
+    assert_eq!(t.len(), 2 * 4999);
+    assert!(t.iter().all(|t| &*t.node != "n0042"));
+    assert_eq!(m.endpoints().len(), 10_000);
+}
