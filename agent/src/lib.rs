@@ -5,11 +5,14 @@
 //! - [`prober`]: the probe engine: even pacing, in-flight table, timeouts, dup/reorder detection.
 //! - [`targets`]: parsing target lists (addresses, CIDRs, files) for the CLI.
 //! - [`probe`]: the one-shot `echomesh-agent probe` command (fping-like).
+//! - [`reporter`]: `echomesh-agent run`: the Session stream to the aggregator (hello, assignments,
+//!   reports, alerts, reconnect with a bounded replay buffer).
 //! - [`telemetry`]: logging setup shared by every subcommand.
 
 pub mod icmp;
 pub mod probe;
 pub mod prober;
+pub mod reporter;
 pub mod stats;
 pub mod targets;
 pub mod telemetry;

@@ -204,6 +204,21 @@ pub struct Slab {
     pub last_report: Tick,
     report_interval: Duration,
     stale: bool,
+    merged: u64,
+}
+
+impl Slab {
+    /// Highest report sequence number merged for the current boot id.
+    #[must_use]
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Reports merged into this slab (duplicates excluded).
+    #[must_use]
+    pub fn merged(&self) -> u64 {
+        self.merged
+    }
 }
 
 /// What the agent said about itself.
@@ -503,6 +518,7 @@ impl Graph {
                 });
             }
             slab.last_seq = report.seq;
+            slab.merged += 1;
             slab.last_report = now;
             slab.stale = false;
             let current_gen = report.generation == slab.generation;
