@@ -440,6 +440,10 @@ impl ClusterModel {
     }
 
     /// Checks an agent's Hello against the model: `None` when it matches, else why not.
+    ///
+    /// Announcing fewer addresses than the API server lists is fine (the downward API gives an
+    /// agent one pod IP even on dual-stack clusters); announcing one the API server does not list
+    /// for that pod or node means a stale or misconfigured agent.
     #[must_use]
     pub fn hello_mismatch(&self, agent: &AgentKey, announced: &[IpAddr]) -> Option<String> {
         if !self.nodes.contains_key(&agent.node) {
@@ -449,15 +453,15 @@ impl ClusterModel {
         if known.is_empty() {
             return None;
         }
-        let missing: Vec<String> = known
+        let foreign: Vec<String> = announced
             .iter()
-            .filter(|a| !announced.contains(a))
+            .filter(|a| !known.contains(a))
             .map(ToString::to_string)
             .collect();
-        (!missing.is_empty()).then(|| {
+        (!foreign.is_empty()).then(|| {
             format!(
-                "announced {announced:?} but the API server says {}",
-                missing.join(", ")
+                "announced {} but the API server lists {known:?}",
+                foreign.join(", ")
             )
         })
     }

@@ -239,7 +239,17 @@ fn hello_is_matched_against_the_model() {
     let stale = m
         .hello_mismatch(&key("a", Network::Pod), &[ip("10.244.0.11")])
         .expect("mismatch");
-    assert!(stale.contains("10.244.0.10"), "{stale}");
+    assert_eq!(
+        stale,
+        "announced 10.244.0.11 but the API server lists [10.244.0.10]"
+    );
+    // Dual-stack pod, agent announcing only its IPv4 pod IP (what status.podIP gives): fine.
+    let (nodes, pods) = recorded();
+    let (m2, _) = ClusterModel::build(&nodes, &pods);
+    assert_eq!(
+        m2.hello_mismatch(&key("kind-worker", Network::Pod), &[ip("10.244.1.7")]),
+        None
+    );
     let unknown = m
         .hello_mismatch(&key("zz", Network::Pod), &[ip("10.0.0.1")])
         .expect("unknown node");
