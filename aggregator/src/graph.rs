@@ -561,11 +561,7 @@ impl Graph {
                 let window = Window {
                     sent: ts.sent,
                     lost: ts.lost,
-                    p99: (scan.p99_fine > 0).then(|| {
-                        Duration::from_nanos(echomesh_proto::histogram::bucket_value_ns(
-                            scan.p99_fine,
-                        ) as u64)
-                    }),
+                    p99: (scan.p99_fine > 0).then(|| bucket_duration(scan.p99_fine)),
                 };
                 if let Some(tr) = rec.machine.observe(t, &window) {
                     rec.state_since = now;
@@ -734,6 +730,20 @@ impl Graph {
             });
         }
     }
+}
+
+/// The value of every fine histogram bucket, computed once (the hot path must not call `powi`).
+static BUCKET_VALUES: std::sync::LazyLock<Vec<Duration>> = std::sync::LazyLock::new(|| {
+    (0..BUCKETS)
+        .map(|i| Duration::from_nanos(echomesh_proto::histogram::bucket_value_ns(i as u16) as u64))
+        .collect()
+});
+
+fn bucket_duration(fine: u16) -> Duration {
+    BUCKET_VALUES
+        .get(usize::from(fine))
+        .copied()
+        .unwrap_or(Duration::MAX)
 }
 
 fn duration_ticks(d: Duration) -> u32 {
