@@ -11,7 +11,7 @@
 //! decaying coarse RTT sketch (see [`crate::sketch`]). Stable target ids are a keyed hash of
 //! `(node, network, address)`, so they survive reassignments and aggregator restarts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -298,6 +298,11 @@ pub struct Graph {
     cfg: GraphConfig,
     agents: DashMap<AgentKey, Arc<AgentEntry>>,
     endpoints: DashMap<u64, Endpoint>,
+    /// Nodes whose edges are expected to fail (NotReady, draining), from Kubernetes discovery.
+    expected_down: parking_lot::RwLock<BTreeSet<Arc<str>>>,
+    /// Endpoints known from Kubernetes discovery (targets whose agent may not be connected);
+    /// `endpoints` (from Hellos) wins where both know an id.
+    discovered: parking_lot::RwLock<HashMap<u64, Endpoint>>,
     /// Global counters.
     pub counters: GraphCounters,
     /// State-change events.
@@ -313,6 +318,8 @@ impl Graph {
             cfg,
             agents: DashMap::new(),
             endpoints: DashMap::new(),
+            expected_down: parking_lot::RwLock::new(BTreeSet::new()),
+            discovered: parking_lot::RwLock::new(HashMap::new()),
             counters: GraphCounters::default(),
             events,
         }
@@ -335,6 +342,23 @@ impl Graph {
     #[must_use]
     pub fn config(&self) -> &GraphConfig {
         &self.cfg
+    }
+
+    /// Replaces the set of nodes whose edges are expected to fail (not alarmed).
+    pub fn set_expected_down_nodes(&self, nodes: BTreeSet<Arc<str>>) {
+        *self.expected_down.write() = nodes;
+    }
+
+    /// Replaces the endpoints known from Kubernetes discovery, so edges towards targets whose
+    /// agent never connected still name their node and address.
+    pub fn set_discovered_endpoints(&self, endpoints: HashMap<u64, Endpoint>) {
+        *self.discovered.write() = endpoints;
+    }
+
+    /// Edges towards `node` are expected to fail (it is NotReady, draining or being deleted).
+    #[must_use]
+    pub fn is_expected_down(&self, node: &str) -> bool {
+        self.expected_down.read().contains(node)
     }
 
     /// Registers (or refreshes) an agent from its Hello, marking it connected.
@@ -415,16 +439,20 @@ impl Graph {
     /// The endpoint behind a target id.
     #[must_use]
     pub fn endpoint(&self, id: u64) -> Option<Endpoint> {
-        self.endpoints.get(&id).map(|e| e.clone())
+        self.endpoints
+            .get(&id)
+            .map(|e| e.clone())
+            .or_else(|| self.discovered.read().get(&id).cloned())
     }
 
-    /// Every known endpoint with its id.
+    /// Every known endpoint with its id (announced by agents, or discovered).
     #[must_use]
     pub fn endpoints(&self) -> Vec<(u64, Endpoint)> {
-        self.endpoints
-            .iter()
-            .map(|e| (*e.key(), e.value().clone()))
-            .collect()
+        let mut all: HashMap<u64, Endpoint> = self.discovered.read().clone();
+        for e in &self.endpoints {
+            all.insert(*e.key(), e.value().clone());
+        }
+        all.into_iter().collect()
     }
 
     /// Points an agent's slab at a new assignment, keeping the records of targets still present.
@@ -539,11 +567,7 @@ impl Graph {
                 let window = Window {
                     sent: ts.sent,
                     lost: ts.lost,
-                    p99: (scan.p99_fine > 0).then(|| {
-                        Duration::from_nanos(echomesh_proto::histogram::bucket_value_ns(
-                            scan.p99_fine,
-                        ) as u64)
-                    }),
+                    p99: (scan.p99_fine > 0).then(|| bucket_duration(scan.p99_fine)),
                 };
                 if let Some(tr) = rec.machine.observe(t, &window) {
                     rec.state_since = now;
@@ -687,6 +711,7 @@ impl Graph {
             reordered_total: u64::from(rec.reordered_total),
             late_total: u64::from(rec.late_total),
             icmp_errors_total: u64::from(rec.icmp_errors_total),
+            expected_down: ep.as_ref().is_some_and(|e| self.is_expected_down(&e.node)),
         }
     }
 
@@ -702,6 +727,7 @@ impl Graph {
                 source_node: src.node.to_string(),
                 source_network: src.network as i32,
                 target_node: ep.as_ref().map(|e| e.node.to_string()).unwrap_or_default(),
+                expected_down: ep.as_ref().is_some_and(|e| self.is_expected_down(&e.node)),
                 target_address: ep.map(|e| e.addr.to_string()).unwrap_or_default(),
                 from: from as i32,
                 to: to as i32,
@@ -710,6 +736,20 @@ impl Graph {
             });
         }
     }
+}
+
+/// The value of every fine histogram bucket, computed once (the hot path must not call `powi`).
+static BUCKET_VALUES: std::sync::LazyLock<Vec<Duration>> = std::sync::LazyLock::new(|| {
+    (0..BUCKETS)
+        .map(|i| Duration::from_nanos(echomesh_proto::histogram::bucket_value_ns(i as u16) as u64))
+        .collect()
+});
+
+fn bucket_duration(fine: u16) -> Duration {
+    BUCKET_VALUES
+        .get(usize::from(fine))
+        .copied()
+        .unwrap_or(Duration::MAX)
 }
 
 fn duration_ticks(d: Duration) -> u32 {

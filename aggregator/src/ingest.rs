@@ -117,6 +117,9 @@ struct SessionHandle {
     id: u64,
     tx: Outbox,
     close: Arc<Notify>,
+    /// Fingerprint of the last assignment sent on this session (0: none yet), so an unchanged
+    /// pinglist is not re-sent, while a new session or an expected-down flip always is.
+    sent: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -268,15 +271,21 @@ impl Ingest {
     /// Sends every connected agent its current pinglist when it changed.
     pub async fn reassign_all(&self) {
         let inner = &self.inner;
-        let mut live: Vec<(AgentKey, Outbox)> = inner
+        let mut live: Vec<(AgentKey, Outbox, Arc<AtomicU64>)> = inner
             .sessions
             .iter()
-            .map(|s| (s.key().clone(), s.value().tx.clone()))
+            .map(|s| {
+                (
+                    s.key().clone(),
+                    s.value().tx.clone(),
+                    s.value().sent.clone(),
+                )
+            })
             .collect();
         live.sort_by(|a, b| a.0.cmp(&b.0));
         let peers: Vec<Peer> = live
             .iter()
-            .filter_map(|(k, _)| {
+            .filter_map(|(k, _, _)| {
                 let a = inner.graph.agent(k)?;
                 let addresses = a.info.lock().addresses.clone();
                 Some(Peer {
@@ -285,15 +294,17 @@ impl Ingest {
                 })
             })
             .collect();
-        for (key, tx) in live {
+        for (key, tx, sent) in live {
             let Some(agent) = inner.graph.agent(&key) else {
                 continue;
             };
             let planned = inner.pinglist.targets(&key, &peers);
             let ids: Vec<u64> = planned.iter().map(|t| t.id).collect();
-            if ids == Graph::assigned_ids(&agent) && agent.slab.lock().generation != 0 {
+            let print = fingerprint(&planned);
+            if sent.load(Ordering::Relaxed) == print {
                 continue;
             }
+            sent.store(print, Ordering::Relaxed);
             let generation = inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
             inner
                 .graph
@@ -318,10 +329,12 @@ impl Ingest {
                     down_after: inner.cfg.down_after,
                 })),
             };
-            if tokio::time::timeout(Duration::from_secs(5), tx.send(Ok(msg)))
-                .await
-                .is_err()
-            {
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), tx.send(Ok(msg))).await,
+                Ok(Ok(()))
+            ) {
+                // Not delivered: the next round tries again instead of skipping it as unchanged.
+                sent.store(0, Ordering::Relaxed);
                 tracing::warn!(agent = %key, "agent did not take its assignment within 5s");
             }
         }
@@ -379,6 +392,7 @@ impl Ingest {
                 id,
                 tx: tx.clone(),
                 close: close.clone(),
+                sent: Arc::new(AtomicU64::new(0)),
             },
         );
         let agent = inner.graph.upsert_agent(key.clone(), info);
@@ -478,6 +492,17 @@ impl Ingest {
         });
         mapped
     }
+}
+
+/// A non-zero digest of what an assignment tells the agent about its targets.
+fn fingerprint(planned: &[crate::pinglist::PlannedTarget]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in planned {
+        (t.id, t.expected_down).hash(&mut h);
+    }
+    planned.len().hash(&mut h);
+    h.finish().max(1)
 }
 
 fn ms(d: Duration) -> u32 {

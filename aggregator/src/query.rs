@@ -522,6 +522,7 @@ async fn forward(
                         to: e.state,
                         message: "snapshot".into(),
                         missed: 0,
+                        expected_down: e.expected_down,
                     };
                     if tx.send(Ok(ev)).await.is_err() {
                         return;
