@@ -269,6 +269,15 @@ impl<'a> Injector<'a> {
 
     fn heal(&self, n: &NodePlan) -> Result<(), FaultError> {
         run_all(&heal_cmds(self.plan, n))?;
+        // Return once the node's eth0 has carrier again, so "healed" means traffic can flow.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            let link = Cmd::ip(Some(&n.host_ns), ["link", "show", "eth0"]).run()?;
+            if link.contains("LOWER_UP") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         // Peers that tried to reach the node during the cut hold FAILED neighbour entries
         // for it; flush them so traffic resumes without waiting for the retry timer.
         for node in &self.plan.nodes {

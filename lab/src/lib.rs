@@ -19,13 +19,20 @@
 //! - [`preflight`]: root, namespaces, prefix and binaries checks with one-sentence errors
 //! - [`lab`]: a running lab (topology + aggregator + agents) and the commands on it
 //! - [`demo`]: the interactive demo
+//! - [`down`]: removing a lab or its leftovers by prefix
+//! - [`telemetry`]: logging setup
 #![forbid(unsafe_code)]
 
 pub mod cmd;
+pub mod demo;
+pub mod down;
 pub mod fault;
+pub mod lab;
 pub mod naming;
 pub mod plan;
+pub mod preflight;
 pub mod procs;
 pub mod relay;
 pub mod state;
+pub mod telemetry;
 pub mod topology;
