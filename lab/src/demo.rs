@@ -24,6 +24,7 @@ pub struct DemoConfig {
 pub async fn run(cfg: DemoConfig, shutdown: impl Future<Output = ()>) -> Result<(), LabError> {
     tokio::pin!(shutdown);
     let lab_cfg = cfg.lab.clone();
+    crate::lab::check(&lab_cfg)?;
     eprintln!(
         "echomesh-lab: building a {}-node lab{} ...",
         lab_cfg.nodes,

@@ -56,6 +56,9 @@ pub enum LabError {
     /// The node does not exist in this lab.
     #[error("this lab has no {0} (it has node1 to node{1})")]
     NoSuchNode(NodeName, usize),
+    /// The lab is still being built.
+    #[error("lab {0} is still starting; try again in a moment")]
+    Starting(String),
     /// The aggregator did not come up.
     #[error("the aggregator did not start: {0}")]
     Aggregator(String),
@@ -120,6 +123,30 @@ impl LabConfig {
     }
 }
 
+/// Every check [`Lab::start`] makes before it creates anything: root, namespaces, binaries,
+/// node count, and (for a chosen prefix) that the prefix is free.
+pub fn check(cfg: &LabConfig) -> Result<(), LabError> {
+    preflight::check_system()?;
+    if cfg.echomesh {
+        preflight::find_binaries(&cfg.bin_dir, &ECHOMESH_BINARIES)?;
+    }
+    // The delay relay is `echomesh-lab relay`: the lab needs its own binary too.
+    let lab_dir = cfg.lab_exe.parent().unwrap_or(Path::new("."));
+    let lab_name = cfg
+        .lab_exe
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("echomesh-lab");
+    preflight::find_binaries(lab_dir, &[(lab_name, "echomesh-lab")])?;
+    if let Some(prefix) = &cfg.prefix {
+        Plan::new(prefix, cfg.nodes, cfg.ipv6)?;
+        preflight::check_prefix_free(prefix, &LabDir::new(&cfg.run_dir, prefix))?;
+    } else {
+        Plan::new(&Prefix::random(), cfg.nodes, cfg.ipv6)?;
+    }
+    Ok(())
+}
+
 /// A running lab; dropping it removes everything it made.
 #[derive(Debug)]
 pub struct Lab {
@@ -134,18 +161,7 @@ pub struct Lab {
 impl Lab {
     /// Checks, builds the network, starts the aggregator and agents, writes `state.json`.
     pub fn start(cfg: LabConfig) -> Result<Lab, LabError> {
-        preflight::check_system()?;
-        if cfg.echomesh {
-            preflight::find_binaries(&cfg.bin_dir, &ECHOMESH_BINARIES)?;
-        }
-        // The delay relay is `echomesh-lab relay`: the lab needs its own binary too.
-        let lab_dir = cfg.lab_exe.parent().unwrap_or(Path::new("."));
-        let lab_name = cfg
-            .lab_exe
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("echomesh-lab");
-        preflight::find_binaries(lab_dir, &[(lab_name, "echomesh-lab")])?;
+        check(&cfg)?;
         let prefix = cfg.prefix.clone().unwrap_or_else(Prefix::random);
         let plan = Plan::new(&prefix, cfg.nodes, cfg.ipv6)?;
         let dir = LabDir::new(&cfg.run_dir, &prefix);
@@ -169,6 +185,7 @@ impl Lab {
                 owner_pid: std::process::id(),
                 bin_dir: cfg.bin_dir.clone(),
                 aggregator: None,
+                ready: false,
             },
             cfg,
         };
@@ -182,6 +199,7 @@ impl Lab {
                 }
             }
         }
+        lab.state.ready = true;
         lab.dir.save(&lab.state)?;
         Ok(lab)
     }
@@ -411,6 +429,9 @@ pub fn inject(
     preflight::check_system()?;
     let dir = crate::state::resolve(run_dir, prefix)?;
     let state = dir.load()?;
+    if !state.ready {
+        return Err(LabError::Starting(state.plan.prefix.clone()));
+    }
     let n = state
         .plan
         .node(node.0)

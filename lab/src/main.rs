@@ -198,6 +198,7 @@ fn main() -> ExitCode {
                 for p in labs {
                     let d = state::LabDir::new(&run_dir, &p);
                     match d.load() {
+                        Ok(st) if !st.ready => println!("{p}\tstarting"),
                         Ok(st) => println!(
                             "{p}\t{} nodes\t{}",
                             st.plan.nodes.len(),

@@ -8,7 +8,6 @@
 //! signalled after checking that the PID still lives in the lab's namespace: nothing is ever
 //! killed by name.
 
-use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -186,8 +185,16 @@ pub fn ns_of(pid: u32) -> Option<String> {
     .filter(|s| !s.is_empty())
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+/// True while `pid` exists and has not finished exiting (a zombie counts as gone).
+pub fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself hold ") ".
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
+        Err(_) => false,
+    }
 }
 
 /// Stops a process we did not spawn, but only while it is still in namespace `ns`.
@@ -199,7 +206,7 @@ pub fn stop_pid_in_ns(pid: u32, ns: &str, grace: Duration) -> bool {
     signal(pid, Signal::TERM);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
-        if !alive(pid) || ns_of(pid).as_deref() != Some(ns) {
+        if !running(pid) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -211,24 +218,33 @@ pub fn stop_pid_in_ns(pid: u32, ns: &str, grace: Duration) -> bool {
     true
 }
 
-/// Stops every process in namespace `ns` (SIGTERM to all, then SIGKILL to stragglers).
+/// Stops every process in namespace `ns` (SIGTERM to all, then SIGKILL to stragglers) and
+/// returns once they have all exited.
 pub fn stop_all_in_ns(ns: &str, grace: Duration) -> Result<usize, CmdError> {
     let pids = ns_pids(ns)?;
     for &pid in &pids {
         signal(pid, Signal::TERM);
     }
-    let deadline = Instant::now() + grace;
+    let mut deadline = Instant::now() + grace;
+    let mut killed = false;
     loop {
-        let left = ns_pids(ns)?;
+        // A process leaves the namespace early in its exit; wait until it has really exited.
+        let mut left: Vec<u32> = pids.iter().copied().filter(|&p| running(p)).collect();
+        left.extend(ns_pids(ns)?.into_iter().filter(|p| !pids.contains(p)));
         if left.is_empty() {
             break;
         }
         if Instant::now() >= deadline {
-            for pid in left {
+            if killed {
+                tracing::warn!(ns, ?left, "processes did not exit after SIGKILL");
+                break;
+            }
+            for &pid in &left {
                 tracing::warn!(pid, ns, "did not stop after SIGTERM; sending SIGKILL");
                 signal(pid, Signal::KILL);
             }
-            break;
+            killed = true;
+            deadline = Instant::now() + Duration::from_secs(2);
         }
         std::thread::sleep(Duration::from_millis(20));
     }

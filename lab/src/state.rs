@@ -78,6 +78,9 @@ pub struct LabState {
     pub bin_dir: PathBuf,
     /// The aggregator, when one runs.
     pub aggregator: Option<AggregatorInfo>,
+    /// True once the lab is fully built and its processes started.
+    #[serde(default)]
+    pub ready: bool,
 }
 
 /// The run directory: `ECHOMESH_LAB_RUN_DIR` or [`DEFAULT_RUN_DIR`].
@@ -260,6 +263,7 @@ mod tests {
             owner_pid: 42,
             bin_dir: "/bin".into(),
             aggregator: None,
+            ready: true,
         };
         dir.save(&state).expect("save");
         assert_eq!(dir.load().expect("load"), state);
