@@ -254,13 +254,25 @@ impl Plan {
             ("net.ipv4.conf.all.rp_filter", "0"),
             ("net.ipv4.conf.default.rp_filter", "0"),
         ];
+        // No duplicate address detection: a tentative link-local address blocks neighbour
+        // discovery for a second or two, and the lab must answer the moment it is built.
+        let no_dad = [
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+        ];
         if n.v6.is_some() {
             sysctls.push(("net.ipv6.conf.all.forwarding", "1"));
+            sysctls.extend(no_dad);
         }
         let mut c = vec![
             Cmd::ip(h, ["link", "set", "lo", "up"]),
             Cmd::ip(p, ["link", "set", "lo", "up"]),
             Cmd::sysctl(&n.host_ns, &sysctls),
+        ];
+        if n.v6.is_some() {
+            c.push(Cmd::sysctl(&n.pod_ns, &no_dad));
+        }
+        c.extend([
             // The underlay: a veth from the fabric bridge to the host's eth0.
             Cmd::ip(
                 Some(&self.fabric_ns),
@@ -291,7 +303,7 @@ impl Plan {
                     "eth0".into(),
                 ],
             ),
-        ];
+        ]);
         if let Some(v6) = &n.v6 {
             c.push(Cmd::ip(
                 h,

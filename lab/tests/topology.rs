@@ -197,6 +197,61 @@ fn delay_adds_the_setting_to_round_trips_through_the_node() {
 }
 
 #[test]
+fn dual_stack_paths_answer_and_faults_hit_ipv6_too() {
+    if !can_run("dual_stack_paths_answer_and_faults_hit_ipv6_too") {
+        return;
+    }
+    let _serial = serial();
+    let mut cfg = echomesh_lab::lab::LabConfig::new(3);
+    cfg.prefix = Some(test_prefix());
+    cfg.echomesh = false;
+    cfg.ipv6 = true;
+    cfg.lab_exe = lab_exe();
+    cfg.bin_dir = target_dir();
+    let mut lab = echomesh_lab::lab::Lab::start(cfg).expect("lab starts");
+    let v6 = |node: u8, net: Network| lab.plan().node(node).expect("node").addresses(net)[1];
+    let targets = [
+        v6(2, Network::Pod),
+        v6(2, Network::Host),
+        v6(3, Network::Pod),
+        v6(1, Network::Host),
+    ];
+    let n1_pod = lab.plan().node(1).expect("node1").pod_ns.clone();
+    let n1_host = lab.plan().node(1).expect("node1").host_ns.clone();
+    for ns in [&n1_pod, &n1_host] {
+        for r in probe(ns, &targets, 20, 5) {
+            assert!(
+                r.received >= 19,
+                "{ns} -> {}: {}/{}",
+                r.target,
+                r.received,
+                r.sent
+            );
+        }
+    }
+    let p50 = |ns: &str| -> f64 {
+        probe(ns, &targets[..1], 300, 2)[0]
+            .rtt_us
+            .as_ref()
+            .map(|x| x.p50 / 1000.0)
+            .unwrap_or(f64::NAN)
+    };
+    let base = p50(&n1_host);
+    lab.fault(NodeName(2), Fault::Delay(Duration::from_millis(2)))
+        .expect("delay");
+    let delayed = (0..3)
+        .map(|_| p50(&n1_host))
+        .find(|d| (d - base - 2.0).abs() <= 0.3);
+    assert!(
+        delayed.is_some(),
+        "IPv6 delay not 2 ± 0.3 ms over base {base:.3}"
+    );
+    lab.fault(NodeName(2), Fault::Cut).expect("cut");
+    let cut = probe(&n1_pod, &targets[..2], 5, 20);
+    assert!(cut.iter().all(|r| r.received == 0), "{cut:?}");
+}
+
+#[test]
 fn dropping_a_lab_leaves_nothing() {
     if !can_run("dropping_a_lab_leaves_nothing") {
         return;
