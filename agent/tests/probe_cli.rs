@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_echomesh-agent");
 
 fn is_root() -> bool {
-    // SAFETY-free way: the effective uid is in /proc/self/status ("Uid: real effective ...").
+    // The effective uid, read from /proc/self/status ("Uid: real effective ...").
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
