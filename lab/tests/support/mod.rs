@@ -49,9 +49,9 @@ pub fn target_dir() -> PathBuf {
         .expect("binary has a parent dir")
 }
 
-/// Makes sure the binaries of `packages` exist in [`target_dir`], building them with the same
-/// cargo and profile if not (a `cargo test --workspace` has built them already).
-pub fn ensure_built(bins: &[(&str, &str)]) -> PathBuf {
+/// Makes sure the binaries `bins` (name, package) exist in [`target_dir`], building them with
+/// the same cargo and profile if not (a `cargo test --workspace` has built them already).
+pub fn try_ensure_built(bins: &[(&str, &str)]) -> Result<PathBuf, String> {
     static BUILD: Mutex<()> = Mutex::new(());
     let _g = BUILD.lock().unwrap_or_else(|p| p.into_inner());
     let dir = target_dir();
@@ -69,10 +69,17 @@ pub fn ensure_built(bins: &[(&str, &str)]) -> PathBuf {
         if dir.ends_with("release") {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build of {missing:?} failed");
+        let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("`cargo build` of {missing:?} failed"));
+        }
     }
-    dir
+    Ok(dir)
+}
+
+/// [`try_ensure_built`], failing the test if the build fails.
+pub fn ensure_built(bins: &[(&str, &str)]) -> PathBuf {
+    try_ensure_built(bins).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The agent binary (for `probe`).
