@@ -126,14 +126,14 @@ pub fn banner(lab: &Lab) -> String {
     let p = lab.prefix();
     let nodes = st.plan.nodes.len();
     let cli = st.bin_dir.join("echomesh").display().to_string();
-    let me = st.bin_dir.join("echomesh-lab").display().to_string();
+    let me = lab.lab_exe().display().to_string();
     let mut s = format!(
         "echomesh lab {p}: {nodes} nodes (pod + host namespace each), lab files in {}\n",
         lab.dir().path().display()
     );
     if let Some(a) = &st.aggregator {
         s.push_str(&format!(
-            "  aggregator: gRPC {} , HTTP http://{}/ , agents use {}\n\nTry:\n  {cli} --aggregator http://{} matrix\n  {cli} --aggregator http://{} watch\n  grpcurl -plaintext {} list\n  open http://{}/ in a browser\n",
+            "  aggregator: gRPC {}, HTTP http://{}/, agents connect to {}\n\nTry:\n  {cli} --aggregator http://{} matrix\n  {cli} --aggregator http://{} watch\n  grpcurl -plaintext {} list\n  open http://{}/ in a browser\n",
             a.grpc,
             a.http,
             a.socket.display(),

@@ -23,6 +23,8 @@ use crate::procs::{GRACE, ProcError, Supervisor};
 use crate::state::{AggregatorInfo, LabDir, LabState, STATE_VERSION, StateError};
 use crate::topology::{Topology, TopologyError};
 
+/// How long agents must stay up after their start for the lab to count as started.
+pub const AGENT_SETTLE: Duration = Duration::from_millis(500);
 /// How long the aggregator gets to start listening.
 pub const AGGREGATOR_START: Duration = Duration::from_secs(15);
 
@@ -59,6 +61,20 @@ pub enum LabError {
     /// The lab is still being built.
     #[error("lab {0} is still starting; try again in a moment")]
     Starting(String),
+    /// A process exited during start-up.
+    #[error(
+        "{name} exited during start-up ({status}); the end of its log ({log}, removed with the lab):\n{tail}"
+    )]
+    Exited {
+        /// Which process.
+        name: String,
+        /// Its exit status.
+        status: String,
+        /// Its log file.
+        log: String,
+        /// The last lines of the log.
+        tail: String,
+    },
     /// The aggregator did not come up.
     #[error("the aggregator did not start: {0}")]
     Aggregator(String),
@@ -198,6 +214,18 @@ impl Lab {
                     lab.start_agent(NodeName(n.index), network)?;
                 }
             }
+            // An agent that cannot start (bad flag, no raw socket) exits at once: fail the
+            // start with its own words rather than show an empty matrix.
+            std::thread::sleep(AGENT_SETTLE);
+            if let Some((name, status)) = lab.procs.exited().into_iter().next() {
+                let log = lab.dir.log_file(&name);
+                return Err(LabError::Exited {
+                    name,
+                    status: status.to_string(),
+                    log: log.display().to_string(),
+                    tail: tail(&log, 10),
+                });
+            }
         }
         lab.state.ready = true;
         lab.dir.save(&lab.state)?;
@@ -217,6 +245,11 @@ impl Lab {
     /// What `state.json` says.
     pub fn state(&self) -> &LabState {
         &self.state
+    }
+
+    /// The `echomesh-lab` binary this lab uses for relays.
+    pub fn lab_exe(&self) -> &Path {
+        &self.cfg.lab_exe
     }
 
     /// The lab's directory.
