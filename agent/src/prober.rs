@@ -134,10 +134,11 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-/// Kernel buffer sizes: room for ~50 ms of replies at 100k/s.
+/// Kernel buffer sizes: room for a scheduling stall of ~100 ms at 100k replies/s (plus their TX
+/// timestamps, which share the receive budget); memory is only used while packets wait.
 fn socket_options(payload: usize) -> SocketOptions {
     SocketOptions {
-        recv_buffer: 8 << 20,
+        recv_buffer: 32 << 20,
         send_buffer: 4 << 20,
         max_datagram: payload + ICMP_HEADER_LEN + 60 + 64,
     }
@@ -212,7 +213,7 @@ impl Io {
             };
             let len =
                 packet::build_echo_request(&mut self.buf, &self.auth, due.addr, &stamp, payload);
-            match sock.send_to(&self.buf[..len], due.addr) {
+            match sock.send_to(&self.buf[..len], due.addr, due.global as u32) {
                 Ok(()) => core.sent(due, sent_ns, now),
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
@@ -241,6 +242,11 @@ impl Io {
         } = self;
         for (slot, sock) in [(0, v4.as_mut()), (1, v6.as_mut())] {
             let Some(sock) = sock else { continue };
+            // TX stamps first: a reply is then matched against the best send time we have.
+            if let Err(e) = sock.recv_tx_stamps(|key, ns| core.tx_stamp(key, ns)) {
+                tracing::debug!(error = %e, "reading TX timestamps failed");
+                core.counters_mut().recv_errors += 1;
+            }
             for _ in 0..RECV_BUDGET {
                 let n = match sock.recv_batch() {
                     Ok(0) => break,

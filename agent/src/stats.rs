@@ -154,6 +154,12 @@ pub struct EngineCounters {
     pub socket_drops: u64,
     /// Probes expired early because the in-flight table wrapped onto them.
     pub inflight_overruns: u64,
+    /// Kernel TX timestamps matched to a probe in flight.
+    pub kernel_tx_stamps: u64,
+    /// Kernel TX timestamps that matched no probe (too late, or implausible).
+    pub unmatched_tx_stamps: u64,
+    /// RTT samples measured from the user-space send stamp (no kernel TX stamp had arrived).
+    pub user_send_stamps: u64,
     /// Largest delay between a probe's scheduled and actual send time.
     pub max_schedule_lag: Duration,
 }

@@ -7,15 +7,21 @@
 //! when a busy user-space loop gets round to reading it, so scheduling noise on the node does not
 //! show up as network latency.
 //!
-//! Sends are one `sendto` per packet, stamped immediately before the syscall: batching sends under
-//! one timestamp inflates RTTs by the time the kernel spends on the packets ahead in the batch
-//! (on veth it even answers them inside the same syscall), so each packet gets its own send time.
+//! Send times come from the kernel too when it can: `SO_TIMESTAMPING` software TX timestamps
+//! (taken when the driver hands the packet to the device), reported on the error queue without the
+//! packet and keyed per send with `SCM_TS_OPT_ID` (Linux 6.13+), so the RTT is wire-to-wire and
+//! excludes our own syscall and stack time. Each packet also carries a user-space stamp taken
+//! immediately before its own `sendmsg`, used when no kernel stamp arrives (older kernels, drivers
+//! that do not stamp). Sends are one syscall per packet: a `sendmmsg` batch under one user-space
+//! stamp inflates RTTs by the time the kernel spends on the packets ahead of each one in the batch
+//! (on veth it even answers them inside the same syscall).
 #![allow(unsafe_code)]
 
 use std::io;
 use std::mem::{MaybeUninit, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
@@ -130,7 +136,7 @@ impl RecvBatch {
     }
 
     /// One non-blocking `recvmmsg`; returns how many datagrams arrived.
-    fn recv(&mut self, fd: libc::c_int) -> io::Result<usize> {
+    fn recv(&mut self, fd: libc::c_int, flags: libc::c_int) -> io::Result<usize> {
         // Rebuilt every call so no pointer outlives a move of the vectors it points into.
         self.iovecs.clear();
         self.hdrs.clear();
@@ -162,7 +168,7 @@ impl RecvBatch {
                 fd,
                 self.hdrs.as_mut_ptr(),
                 RECV_BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT | flags,
                 std::ptr::null_mut(),
             )
         };
@@ -240,6 +246,50 @@ fn control_messages(h: &libc::msghdr) -> (Option<u64>, Option<u32>) {
     (rx_ns, drops)
 }
 
+/// `SO_TIMESTAMPING` (the 64-bit-time "old" value, as on every 64-bit Linux architecture).
+const SO_TIMESTAMPING: libc::c_int = 37;
+/// `SCM_TS_OPT_ID` (Linux 6.13+): sets the timestamp key of one `sendmsg`.
+const SCM_TS_OPT_ID: libc::c_int = 81;
+/// Kernel software TX timestamps, reported without the packet, keyed by an id we choose per send.
+const TX_TIMESTAMPING: libc::c_int = (libc::SOF_TIMESTAMPING_TX_SOFTWARE
+    | libc::SOF_TIMESTAMPING_SOFTWARE
+    | libc::SOF_TIMESTAMPING_OPT_ID
+    | libc::SOF_TIMESTAMPING_OPT_TSONLY) as libc::c_int;
+/// `ee_info` of a timestamp taken when the driver hands the packet to the device.
+const SCM_TSTAMP_SND: u32 = 0;
+
+/// The (key, CLOCK_REALTIME ns) of a TX timestamp message from the error queue.
+fn tx_stamp(h: &libc::msghdr) -> Option<(u32, u64)> {
+    let (mut ts, mut key) = (None, None);
+    // SAFETY: as in `control_messages`: a msghdr filled by recvmmsg over our own control buffer.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
+            let data = libc::CMSG_DATA(c);
+            let payload_len = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
+            if level == libc::SOL_SOCKET
+                && kind == SO_TIMESTAMPING
+                && payload_len >= size_of::<libc::timespec>()
+            {
+                // struct scm_timestamping { struct timespec ts[3]; }: [0] is the software stamp.
+                let t = std::ptr::read_unaligned(data.cast::<libc::timespec>());
+                ts = Some((t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64);
+            } else if ((level == libc::SOL_IP && kind == libc::IP_RECVERR)
+                || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR))
+                && payload_len >= size_of::<libc::sock_extended_err>()
+            {
+                let e = std::ptr::read_unaligned(data.cast::<libc::sock_extended_err>());
+                if e.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING && e.ee_info == SCM_TSTAMP_SND {
+                    key = Some(e.ee_data);
+                }
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    Some((key?, ts.filter(|&t| t > 0)?))
+}
+
 fn set_int(
     sock: &Socket,
     level: libc::c_int,
@@ -279,7 +329,12 @@ pub struct IcmpSocket {
     family: Family,
     fd: AsyncFd<Socket>,
     batch: RecvBatch,
+    errors: RecvBatch,
     recv_buffer: usize,
+    /// Kernel TX timestamps are on (set at open, cleared if the kernel refuses keyed sends).
+    tx_stamps: AtomicBool,
+    /// A keyed send has succeeded, so a later EINVAL is about the packet, not the feature.
+    tx_confirmed: AtomicBool,
 }
 
 impl std::fmt::Debug for IcmpSocket {
@@ -365,6 +420,8 @@ impl IcmpSocket {
                 .map_err(step("setting SO_SNDBUF"))?;
         }
         let recv_buffer = sock.recv_buffer_size().unwrap_or(0);
+        // Best effort: without TX timestamps, send times are the user-space stamps.
+        let tx_stamps = set_int(&sock, libc::SOL_SOCKET, SO_TIMESTAMPING, TX_TIMESTAMPING).is_ok();
         // SAFETY: `Socket` owns its descriptor: it stays open until the `AsyncFd` (which owns the
         // `Socket`) is dropped, and `as_raw_fd` always returns that same descriptor.
         let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
@@ -373,7 +430,10 @@ impl IcmpSocket {
             family,
             fd,
             batch: RecvBatch::new(opts.max_datagram.max(576)),
+            errors: RecvBatch::new(64),
             recv_buffer,
+            tx_stamps: AtomicBool::new(tx_stamps),
+            tx_confirmed: AtomicBool::new(false),
         })
     }
 
@@ -390,9 +450,95 @@ impl IcmpSocket {
     }
 
     /// Sends one packet now; `WouldBlock` when the send buffer is full.
-    pub fn send_to(&self, packet: &[u8], dst: IpAddr) -> io::Result<()> {
+    ///
+    /// With kernel TX timestamps on, the packet is sent with `SCM_TS_OPT_ID = key`, and its
+    /// timestamp later comes back from [`IcmpSocket::recv_tx_stamps`] under that key. Kernels
+    /// before 6.13 refuse the key with EINVAL on the first send; timestamps are then switched off
+    /// and the packet is sent plainly.
+    pub fn send_to(&self, packet: &[u8], dst: IpAddr, key: u32) -> io::Result<()> {
         let addr = SockAddr::from(SocketAddr::new(dst, 0));
+        if self.tx_stamps.load(Ordering::Relaxed) {
+            match self.send_keyed(packet, &addr, key) {
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EINVAL)
+                        && !self.tx_confirmed.load(Ordering::Relaxed) =>
+                {
+                    tracing::info!(
+                        "kernel refuses per-packet timestamp keys (needs Linux 6.13+): using user-space send stamps"
+                    );
+                    self.tx_stamps.store(false, Ordering::Relaxed);
+                    let _ = set_int(self.fd.get_ref(), libc::SOL_SOCKET, SO_TIMESTAMPING, 0);
+                }
+                Ok(()) => {
+                    self.tx_confirmed.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.fd.get_ref().send_to(packet, &addr).map(|_| ())
+    }
+
+    fn send_keyed(&self, packet: &[u8], addr: &SockAddr, key: u32) -> io::Result<()> {
+        let mut iov = libc::iovec {
+            iov_base: packet.as_ptr().cast_mut().cast(),
+            iov_len: packet.len(),
+        };
+        let mut control = [0u64; 4];
+        // SAFETY: msghdr is plain old data; zero is a valid empty header, filled in below.
+        let mut h: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        h.msg_name = addr.as_ptr().cast_mut().cast();
+        h.msg_namelen = addr.len();
+        h.msg_iov = &raw mut iov;
+        h.msg_iovlen = 1;
+        h.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        h.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u32>() as u32) } as usize;
+        // SAFETY: `control` (32 bytes, u64-aligned) holds CMSG_SPACE(4) = 24 bytes, so the first
+        // header and its 4 data bytes are inside it; `iov` and `addr` outlive the sendmsg call, which
+        // only reads them (the kernel does not write through a send msghdr).
+        let rc = unsafe {
+            let c = libc::CMSG_FIRSTHDR(&h);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = SCM_TS_OPT_ID;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u32>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u32>(), key);
+            libc::sendmsg(self.fd.as_raw_fd(), &h, 0)
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Reads the kernel TX timestamps queued since the last call, as `(key, CLOCK_REALTIME ns)`.
+    pub fn recv_tx_stamps(&mut self, mut f: impl FnMut(u32, u64)) -> io::Result<()> {
+        if !self.tx_stamps.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let fd = self.fd.as_raw_fd();
+        loop {
+            let n = match self.errors.recv(fd, libc::MSG_ERRQUEUE) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for i in 0..n {
+                if let Some((key, ns)) = tx_stamp(&self.errors.hdrs[i].msg_hdr) {
+                    f(key, ns);
+                }
+            }
+            if n < RECV_BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    /// True while kernel TX timestamps are in use.
+    #[must_use]
+    pub fn tx_stamps(&self) -> bool {
+        self.tx_stamps.load(Ordering::Relaxed)
     }
 
     /// Reads one batch without blocking; `Ok(0)`/`WouldBlock` when nothing is queued.
@@ -401,7 +547,7 @@ impl IcmpSocket {
     pub fn recv_batch(&mut self) -> io::Result<usize> {
         let batch = &mut self.batch;
         self.fd
-            .try_io(Interest::READABLE, |s| batch.recv(s.as_raw_fd()))
+            .try_io(Interest::READABLE, |s| batch.recv(s.as_raw_fd(), 0))
     }
 
     /// The `i`-th datagram of the last batch.

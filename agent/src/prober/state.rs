@@ -32,6 +32,8 @@ struct Slot {
     target: u32,
     seq: u32,
     sent_ns: u64,
+    /// Kernel TX timestamp (realtime ns), 0 until one arrives.
+    tx_ns: u64,
     deadline: u64,
     status: Status,
 }
@@ -41,6 +43,7 @@ const EMPTY: Slot = Slot {
     target: u32::MAX,
     seq: 0,
     sent_ns: 0,
+    tx_ns: 0,
     deadline: 0,
     status: Status::Empty,
 };
@@ -246,6 +249,7 @@ impl Core {
             target: due.target,
             seq: due.seq,
             sent_ns,
+            tx_ns: 0,
             deadline: now_ns.saturating_add(self.settings.timeout.as_nanos() as u64),
             status: Status::Pending,
         };
@@ -373,6 +377,26 @@ impl Core {
         None
     }
 
+    /// Applies a kernel TX timestamp for the probe whose global id has these low 32 bits.
+    ///
+    /// A stamp is taken only if it is plausible: not before the user-space stamp taken just before
+    /// the send, and within the timeout of it.
+    pub fn tx_stamp(&mut self, key: u32, tx_ns: u64) {
+        let timeout_ns = self.settings.timeout.as_nanos() as u64;
+        let i = (key as usize) & self.mask();
+        let s = &mut self.ring[i];
+        if s.status != Status::Empty
+            && s.global as u32 == key
+            && tx_ns >= s.sent_ns
+            && tx_ns - s.sent_ns <= timeout_ns
+        {
+            s.tx_ns = tx_ns;
+            self.counters.kernel_tx_stamps += 1;
+        } else {
+            self.counters.unmatched_tx_stamps += 1;
+        }
+    }
+
     fn reply(&mut self, from: IpAddr, stamp: ProbeStamp, rx_ns: u64) {
         let Some(i) = self.slot_of(stamp.global) else {
             self.counters.untracked_replies += 1;
@@ -388,7 +412,12 @@ impl Core {
             return;
         }
         let timeout_ns = self.settings.timeout.as_nanos() as u64;
-        if slot.status == Status::Pending && rx_ns.saturating_sub(slot.sent_ns) > timeout_ns {
+        let sent_ns = if slot.tx_ns != 0 {
+            slot.tx_ns
+        } else {
+            slot.sent_ns
+        };
+        if slot.status == Status::Pending && rx_ns.saturating_sub(sent_ns) > timeout_ns {
             // Read after its deadline passed (the loop reads in batches): lost, and late.
             self.expire_slot(i);
             self.targets[slot.target as usize].stats.late += 1;
@@ -399,7 +428,10 @@ impl Core {
             Status::Pending => {
                 self.ring[i].status = Status::Replied;
                 t.stats.received += 1;
-                t.stats.rtt.record_ns(rx_ns.saturating_sub(slot.sent_ns));
+                t.stats.rtt.record_ns(rx_ns.saturating_sub(sent_ns));
+                if slot.tx_ns == 0 {
+                    self.counters.user_send_stamps += 1;
+                }
                 match t.max_seq_replied {
                     Some(m) if slot.seq.wrapping_sub(m) as i32 <= 0 => t.stats.reordered += 1,
                     _ => t.max_seq_replied = Some(slot.seq),

@@ -321,3 +321,29 @@ fn reply_stamped_after_the_timeout_is_lost_and_late() {
     assert_eq!((s.received, s.lost, s.late), (0, 1, 1));
     assert_eq!(s.rtt.count(), 0);
 }
+
+#[test]
+fn kernel_tx_stamp_replaces_the_user_stamp_when_plausible() {
+    let mut core = Core::new(settings(), specs(2), 0, None);
+    let a = send_all(&mut core, ms(1))[0]; // user stamp at 1 ms
+    let b = send_all(&mut core, ms(50))[0]; // user stamp at 50 ms
+    core.tx_stamp(a.global as u32, ms(1) + 3_000); // 3 us later: used
+    core.tx_stamp(b.global as u32, ms(50) - 1); // before the user stamp: impossible, ignored
+    core.tx_stamp(0xdead_beef, ms(60)); // no such probe
+    assert_eq!(core.counters().kernel_tx_stamps, 1);
+    assert_eq!(core.counters().unmatched_tx_stamps, 2);
+    reply(&mut core, &a, ms(1), ms(1) + 10_000);
+    reply(&mut core, &b, ms(50), ms(50) + 10_000);
+    assert_eq!(
+        core.counters().user_send_stamps,
+        1,
+        "b fell back to its user stamp"
+    );
+    let s = stats_of(&mut core);
+    assert_eq!(
+        s[0].rtt.quantile(0.5),
+        Some(Duration::from_micros(7)),
+        "wire RTT from the kernel stamp"
+    );
+    assert_eq!(s[1].rtt.quantile(0.5), Some(Duration::from_micros(10)));
+}
