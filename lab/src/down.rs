@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, kill_process};
 
 use crate::naming::Prefix;
+use crate::procs::running;
 use crate::state::{self, LabDir};
 use crate::topology::{delete_namespaces, namespaces_of};
 
@@ -66,7 +67,7 @@ pub fn down_one(run_dir: &Path, prefix: &Prefix, report: &mut DownReport) {
             let pid = st.owner_pid;
             if term_and_wait(
                 pid,
-                || !Path::new(&format!("/proc/{pid}")).exists() && !dir.exists(),
+                || !running(pid) && !dir.exists(),
                 Duration::from_secs(15),
             ) {
                 report.processes += 1;
@@ -76,11 +77,7 @@ pub fn down_one(run_dir: &Path, prefix: &Prefix, report: &mut DownReport) {
             let socket = agg.socket.display().to_string();
             if is_ours(agg.pid, "echomesh-aggregator", &socket) {
                 let pid = agg.pid;
-                if term_and_wait(
-                    pid,
-                    || !Path::new(&format!("/proc/{pid}")).exists(),
-                    Duration::from_secs(3),
-                ) {
+                if term_and_wait(pid, || !running(pid), Duration::from_secs(3)) {
                     report.processes += 1;
                 }
             }

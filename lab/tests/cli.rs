@@ -253,3 +253,27 @@ fn down_removes_what_a_killed_lab_left() {
     let out = lab(&["down", "--prefix", &prefix]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn down_stops_a_live_demo_through_its_owner() {
+    if !can_run("down_stops_a_live_demo_through_its_owner") {
+        return;
+    }
+    let prefix = test_prefix().to_string();
+    let mut demo = Demo::start(&prefix);
+    let out = lab(&["loss", "node1", "5", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lab(&["down", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The owner got SIGTERM and cleaned up itself, in order.
+    assert!(
+        eventually(Duration::from_secs(5), || matches!(
+            demo.child.try_wait(),
+            Ok(Some(_))
+        )),
+        "demo still running after down"
+    );
+    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+    assert!(!Path::new("/run/echomesh-lab").join(&prefix).exists());
+    assert!(!root_has_lab_table());
+}

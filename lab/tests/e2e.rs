@@ -237,6 +237,10 @@ impl E2e {
             assert!(!alive(p), "process {p} left running");
         }
         assert!(!dir.exists(), "{} left", dir.display());
+        assert!(
+            !root_has_lab_table(),
+            "nftables table in the root namespace"
+        );
     }
 }
 

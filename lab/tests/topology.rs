@@ -274,6 +274,10 @@ fn dropping_a_lab_leaves_nothing() {
     assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
     assert!(!alive(relay_pid), "relay {relay_pid} survived");
     assert!(!dir.exists(), "{} survived", dir.display());
+    assert!(
+        !root_has_lab_table(),
+        "an nftables table leaked into the root namespace"
+    );
 }
 
 #[test]

@@ -176,3 +176,13 @@ pub fn alive(pid: u32) -> bool {
         .map(|s| !s.contains(") Z "))
         .unwrap_or(false)
 }
+
+/// True if the root namespace has an nftables table of the lab (it never should: faults live
+/// in the lab's namespaces).
+pub fn root_has_lab_table() -> bool {
+    Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(echomesh_lab::fault::LOSS_TABLE))
+        .unwrap_or(false)
+}
