@@ -297,3 +297,48 @@ fn a_panicking_test_still_cleans_up() {
     assert!(!prefix.is_empty());
     assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
 }
+
+#[test]
+fn a_failed_start_cleans_up_and_says_why() {
+    if !can_run("a_failed_start_cleans_up_and_says_why") {
+        return;
+    }
+    let _serial = serial();
+    // Stand-in binaries: an aggregator that refuses to start.
+    let bin = std::env::temp_dir().join(format!("echomesh-lab-fakebin-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).expect("dir");
+    for (name, body) in [
+        (
+            "echomesh-aggregator",
+            "echo 'cannot bind: address in use' >&2; exit 3",
+        ),
+        ("echomesh-agent", "sleep 60"),
+        ("echomesh", "exit 0"),
+    ] {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
+        let mut perms = std::fs::metadata(&path).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).expect("chmod");
+    }
+    let prefix = test_prefix();
+    let mut cfg = echomesh_lab::lab::LabConfig::new(2);
+    cfg.prefix = Some(prefix.clone());
+    cfg.lab_exe = lab_exe();
+    cfg.bin_dir = bin.clone();
+    let err = echomesh_lab::lab::Lab::start(cfg).expect_err("aggregator fails");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("the aggregator did not start: it exited (exit status: 3)")
+            && msg.contains("cannot bind: address in use"),
+        "{msg}"
+    );
+    assert_eq!(err.exit_code(), 1);
+    assert_eq!(namespaces_with(prefix.as_str()), Vec::<String>::new());
+    assert!(
+        !std::path::Path::new("/run/echomesh-lab")
+            .join(prefix.as_str())
+            .exists()
+    );
+    let _ = std::fs::remove_dir_all(&bin);
+}
