@@ -552,10 +552,8 @@ fn t6_a_killed_agents_edges_go_unknown() {
     }
     eprintln!("t6: node2/pod's edges UNKNOWN after {unknown_after:?}");
     let after = unknown_after.expect("never all UNKNOWN");
-    // Three 1 s report intervals, plus one poll.
-    assert!(
-        after <= Duration::from_millis(3200),
-        "UNKNOWN after {after:?}"
-    );
+    // Three 1 s report intervals; the measurement itself adds up to one 200 ms poll, the CLI's
+    // round trip and the aggregator's staleness sweep, so allow 1 s on top.
+    assert!(after <= Duration::from_secs(4), "UNKNOWN after {after:?}");
     e.finish();
 }
