@@ -75,7 +75,7 @@ struct E2e {
 impl E2e {
     /// Starts a lab, or returns None (with a SKIP message) when it cannot run here.
     fn start(test: &str, nodes: u32, aggregator_args: &[&str]) -> Option<E2e> {
-        Self::start_with(test, nodes, aggregator_args, &[])
+        Self::start_with(test, nodes, aggregator_args, &[], false)
     }
 
     fn start_with(
@@ -83,6 +83,7 @@ impl E2e {
         nodes: u32,
         aggregator_args: &[&str],
         agent_args: &[&str],
+        ipv6: bool,
     ) -> Option<E2e> {
         if !can_run(test) {
             return None;
@@ -109,6 +110,7 @@ impl E2e {
         cfg.bin_dir = bin.clone();
         cfg.aggregator_args = aggregator_args.iter().map(|s| s.to_string()).collect();
         cfg.agent_args = agent_args.iter().map(|s| s.to_string()).collect();
+        cfg.ipv6 = ipv6;
         let started = Instant::now();
         let lab = Lab::start(cfg).expect("lab starts");
         let url = lab.grpc_url().expect("aggregator url");
@@ -159,14 +161,14 @@ impl E2e {
             .count()
     }
 
-    /// Full mesh between agents: every agent probes every other agent's address.
+    /// Full mesh between agents: every agent probes every address of every other agent.
     fn expected_edges(&self) -> usize {
-        let agents = self
-            .lab
-            .as_ref()
-            .map(|l| l.plan().nodes.len() * 2)
-            .unwrap_or(0);
-        agents * (agents - 1)
+        let Some(lab) = self.lab.as_ref() else {
+            return 0;
+        };
+        let agents = lab.plan().nodes.len() * 2;
+        let addresses = if lab.plan().ipv6() { 2 } else { 1 };
+        agents * (agents - 1) * addresses
     }
 
     /// Waits until all expected edges exist and are UP; returns them.
@@ -281,6 +283,25 @@ fn t1_every_edge_is_up_within_10s() {
         4,
         "pod->pod, pod->host, host->pod, host->host: {kinds:?}"
     );
+    e.finish();
+}
+
+#[test]
+fn t1_dual_stack_every_ipv4_and_ipv6_edge_is_up() {
+    let _serial = serial();
+    let Some(e) = E2e::start_with("t1_dual_stack", 3, &[], &[], true) else {
+        return;
+    };
+    let edges = e
+        .wait_all_up(Duration::from_secs(15))
+        .unwrap_or_else(|m| panic!("{m}"));
+    let v6 = edges.iter().filter(|x| x.addr.contains(':')).count();
+    eprintln!(
+        "t1 dual-stack: {} edges UP ({v6} IPv6) after {:?}",
+        edges.len(),
+        e.started.elapsed()
+    );
+    assert_eq!(v6 * 2, edges.len());
     e.finish();
 }
 
@@ -489,6 +510,7 @@ fn t5_agents_reconnect_and_replay_after_an_aggregator_restart() {
         4,
         &[],
         &["--max-backoff-ms", "1000"],
+        false,
     ) else {
         return;
     };
