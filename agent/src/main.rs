@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use echomesh_agent::probe::{self, ProbeArgs};
+use echomesh_agent::reporter::{self, RunArgs};
 use echomesh_agent::telemetry::{self, LogFormat};
 
 /// echomesh node agent: raw-socket ICMP prober.
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Probe targets a fixed number of times and print per-target results (like fping).
     Probe(ProbeArgs),
+    /// Probe the aggregator's assignment and stream reports to it until stopped.
+    Run(RunArgs),
 }
 
 async fn shutdown_signal() {
@@ -64,6 +67,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Probe(args) => match runtime.block_on(probe::run(args, shutdown_signal())) {
             Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("echomesh-agent: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run(args) => match runtime.block_on(reporter::run(args, shutdown_signal())) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("echomesh-agent: {e}");
                 ExitCode::from(2)

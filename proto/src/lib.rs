@@ -4,8 +4,30 @@
 //! construction:
 //! - [`histogram`]: the mergeable log-bucket RTT histogram. Agents fill one per target per report
 //!   window; the aggregator merges them into rolling windows without losing accuracy.
+//! - [`v1`]: the generated protobuf messages and gRPC stubs of `echomesh/v1/*.proto`
+//!   (`AgentService`, `GraphService`), generated at build time without a system `protoc`.
+//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by gRPC reflection so `grpcurl`
+//!   works without the proto files.
+//! - [`wire`]: conversions between the wire histogram and [`Histogram`].
 #![forbid(unsafe_code)]
 
 pub mod histogram;
+pub mod wire;
 
 pub use histogram::{Histogram, HistogramError};
+
+/// Generated code for package `echomesh.v1`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod v1 {
+    tonic::include_proto!("echomesh.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every echomesh proto file, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/echomesh_descriptor.bin"));

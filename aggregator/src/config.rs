@@ -1,0 +1,200 @@
+//! The aggregator's configuration: this struct *is* the documentation of every flag.
+//!
+//! Every flag is also an `ECHOMESH_*` environment variable, so the Deployment can configure it
+//! without a command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::graph::GraphConfig;
+use crate::ingest::IngestConfig;
+use crate::state::Thresholds;
+
+/// `echomesh-aggregator` flags.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "echomesh-aggregator",
+    version,
+    about = "echomesh aggregator: the live cluster connectivity graph"
+)]
+pub struct Config {
+    /// gRPC listen address for agents and readers (use 0.0.0.0:7070 in Kubernetes).
+    #[arg(long, env = "ECHOMESH_GRPC_LISTEN", default_value = "127.0.0.1:7070", value_parser = parse_listen)]
+    pub grpc_listen: SocketAddr,
+    /// HTTP listen address for /metrics, the heatmap page, its JSON API, /healthz and /readyz
+    /// (":PORT" means all interfaces).
+    #[arg(long, env = "ECHOMESH_HTTP_LISTEN", default_value = ":7071", value_parser = parse_listen)]
+    pub http_listen: SocketAddr,
+    /// Also serve gRPC on this unix socket (for agents on the same host).
+    #[arg(long, env = "ECHOMESH_AGENT_SOCKET")]
+    pub agent_socket: Option<PathBuf>,
+    /// Time between probes to one target, told to agents.
+    #[arg(long, env = "ECHOMESH_PROBE_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
+    pub probe_interval: Duration,
+    /// A probe without a reply after this counts as lost.
+    #[arg(long, env = "ECHOMESH_PROBE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
+    /// Time between agent reports.
+    #[arg(long, env = "ECHOMESH_REPORT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub report_interval: Duration,
+    /// Consecutive losses after which an agent alerts immediately.
+    #[arg(long, env = "ECHOMESH_DOWN_AFTER", default_value_t = 3)]
+    pub down_after: u32,
+    /// Window loss (percent) from which an edge is DEGRADED.
+    #[arg(long, env = "ECHOMESH_DEGRADED_LOSS_PCT", default_value_t = 1.0)]
+    pub degraded_loss_pct: f64,
+    /// Window loss (percent) from which an edge is DOWN.
+    #[arg(long, env = "ECHOMESH_DOWN_LOSS_PCT", default_value_t = 100.0)]
+    pub down_loss_pct: f64,
+    /// Window p99 from which an edge is DEGRADED.
+    #[arg(long, env = "ECHOMESH_DEGRADED_P99", default_value = "100ms", value_parser = parse_duration)]
+    pub degraded_p99: Duration,
+    /// Consecutive worse windows before an edge's state gets worse.
+    #[arg(long, env = "ECHOMESH_RAISE_AFTER", default_value_t = 2)]
+    pub raise_after: u8,
+    /// Consecutive better windows before an edge's state gets better.
+    #[arg(long, env = "ECHOMESH_CLEAR_AFTER", default_value_t = 3)]
+    pub clear_after: u8,
+    /// Report intervals without a report before an agent's edges go UNKNOWN.
+    #[arg(long, env = "ECHOMESH_STALE_AFTER_REPORTS", default_value_t = 3)]
+    pub stale_after_reports: u32,
+    /// A disconnected agent and its edges are forgotten after this long.
+    #[arg(long, env = "ECHOMESH_AGENT_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub agent_ttl: Duration,
+    /// Quiet time after agents join or leave before pinglists are recomputed.
+    #[arg(long, env = "ECHOMESH_ASSIGN_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
+    pub assign_debounce: Duration,
+    /// Largest gRPC message accepted from an agent, in bytes (larger: RESOURCE_EXHAUSTED).
+    #[arg(long, env = "ECHOMESH_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Most concurrent WatchEvents subscribers.
+    #[arg(long, env = "ECHOMESH_MAX_WATCHERS", default_value_t = 64)]
+    pub max_watchers: usize,
+    /// How many of the worst unhealthy edges get their own series on /metrics.
+    #[arg(long, env = "ECHOMESH_METRICS_TOP_K", default_value_t = 20)]
+    pub metrics_top_k: usize,
+    /// Export per-edge series on /metrics (n² series: only for small clusters).
+    #[arg(long, env = "ECHOMESH_METRICS_EDGE_SERIES")]
+    pub metrics_edge_series: bool,
+    /// Most edges exported with --metrics-edge-series (the worst first).
+    #[arg(
+        long,
+        env = "ECHOMESH_METRICS_MAX_EDGE_SERIES",
+        default_value_t = 10_000
+    )]
+    pub metrics_max_edge_series: usize,
+    /// Log as JSON lines.
+    #[arg(long, env = "ECHOMESH_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: loopback, ephemeral ports.
+    #[must_use]
+    pub fn local() -> Self {
+        <Self as clap::Parser>::parse_from([
+            "echomesh-aggregator",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+    }
+
+    /// The graph part.
+    #[must_use]
+    pub fn graph(&self) -> GraphConfig {
+        GraphConfig {
+            thresholds: Thresholds {
+                degraded_loss_pct: self.degraded_loss_pct,
+                down_loss_pct: self.down_loss_pct,
+                degraded_p99: self.degraded_p99,
+                raise_after: self.raise_after,
+                clear_after: self.clear_after,
+            },
+            stale_after_intervals: self.stale_after_reports,
+            agent_ttl: self.agent_ttl,
+        }
+    }
+
+    /// The metrics part.
+    #[must_use]
+    pub fn metrics(&self) -> crate::metrics::MetricsConfig {
+        crate::metrics::MetricsConfig {
+            top_k: self.metrics_top_k,
+            edge_series: self.metrics_edge_series,
+            max_edge_series: self.metrics_max_edge_series,
+        }
+    }
+
+    /// The ingest part.
+    #[must_use]
+    pub fn ingest(&self) -> IngestConfig {
+        IngestConfig {
+            probe_interval: self.probe_interval,
+            probe_timeout: self.probe_timeout,
+            report_interval: self.report_interval,
+            down_after: self.down_after,
+            assign_debounce: self.assign_debounce,
+            ..IngestConfig::default()
+        }
+    }
+}
+
+/// Parses `HOST:PORT`, or `:PORT` for all interfaces.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse()
+        .map_err(|_| format!("{s:?} is not a listen address (HOST:PORT or :PORT)"))
+}
+
+/// Parses `250ms`, `1s`, `5m`, `1h` (also `us`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 250ms, 1s, 5m"))?;
+    let secs = match unit {
+        "us" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unit must be one of us, ms, s, m, h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn durations_and_listen_addresses() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(
+            parse_listen(":7071"),
+            Ok("0.0.0.0:7071".parse().expect("addr"))
+        );
+        assert!(parse_listen("nope").is_err());
+    }
+
+    #[test]
+    fn bad_flag_is_a_usage_error_with_the_reason() {
+        let e = Config::try_parse_from(["x", "--report-interval", "soon"]).expect_err("bad");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("not a duration"), "{e}");
+    }
+}

@@ -1,0 +1,814 @@
+//! The edge store: every directed edge of the cluster, one fixed-size record each.
+//!
+//! Layout, and why: reports arrive per agent, so edges live in per-agent *slabs* — a `Vec` of
+//! [`EdgeRecord`] indexed by the target's slot in that agent's assignment. Merging a report is then
+//! a bounds check, an id check and a few additions per target, under one uncontended lock per
+//! agent (only that agent's session writes its slab; readers take it briefly). A keyed concurrent
+//! map per edge was measured at 10x the merge cost and 3x the memory, so `DashMap` is used only for
+//! what is truly keyed and concurrent: the agent index and the endpoint registry.
+//!
+//! An [`EdgeRecord`] is 168 bytes, fixed: totals, state machine, a 10-minute loss ring and a
+//! decaying coarse RTT sketch (see [`crate::sketch`]). Stable target ids are a keyed hash of
+//! `(node, network, address)`, so they survive reassignments and aggregator restarts.
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use echomesh_proto::HistogramError;
+use echomesh_proto::histogram::BUCKETS;
+use echomesh_proto::v1::{self, EdgeState, Network};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::events::EventHub;
+use crate::sketch::{self, LossRing, RttSketch, SKETCH_BUCKETS, TICKS_PER_SEC, Tick};
+use crate::state::{EdgeMachine, Thresholds, Transition, Window};
+
+/// Identifies an agent: a node and the network its agent probes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AgentKey {
+    /// Node name.
+    pub node: Arc<str>,
+    /// Pod or host network.
+    pub network: Network,
+}
+
+impl std::fmt::Display for AgentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.node, network_name(self.network))
+    }
+}
+
+/// Short lower-case name of a network.
+#[must_use]
+pub fn network_name(n: Network) -> &'static str {
+    match n {
+        Network::Pod => "pod",
+        Network::Host => "host",
+        Network::Unspecified => "any",
+    }
+}
+
+/// A probe target: one address of one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Node the address belongs to.
+    pub node: Arc<str>,
+    /// Network of the address.
+    pub network: Network,
+    /// The address.
+    pub addr: IpAddr,
+}
+
+/// The stable target id of an endpoint: the same on every aggregator, across restarts.
+#[must_use]
+pub fn endpoint_id(node: &str, network: Network, addr: IpAddr) -> u64 {
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6563_686f, 0x6d65_7368);
+    h.write(node.as_bytes());
+    h.write_u8(0xff);
+    h.write_i32(network as i32);
+    match addr {
+        IpAddr::V4(a) => h.write(&a.octets()),
+        IpAddr::V6(a) => h.write(&a.octets()),
+    }
+    // 0 is reserved for "no target" in an empty record.
+    h.finish().max(1)
+}
+
+/// One directed edge: fixed size, no heap.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+pub struct EdgeRecord {
+    /// Stable id of the target endpoint.
+    pub target_id: u64,
+    /// Lifetime probes sent (a wrapping counter: at 100 probes/s it wraps after 1.3 years, which
+    /// Prometheus `rate()` reads as a counter reset).
+    pub sent_total: u32,
+    /// Lifetime replies received (wrapping, like `sent_total`).
+    pub received_total: u32,
+    /// Lifetime duplicate replies.
+    pub duplicates_total: u32,
+    /// Lifetime reordered replies.
+    pub reordered_total: u32,
+    /// Lifetime late replies.
+    pub late_total: u32,
+    /// Lifetime ICMP errors.
+    pub icmp_errors_total: u32,
+    /// Last report or alert that touched this edge.
+    pub last_seen: Tick,
+    /// When the current state began.
+    pub state_since: Tick,
+    /// Newest minute of the loss ring.
+    ring_head: u32,
+    ring: LossRing,
+    sketch: RttSketch,
+    machine: EdgeMachine,
+}
+
+impl EdgeRecord {
+    fn new(target_id: u64, now: Tick) -> Self {
+        Self {
+            target_id,
+            state_since: now,
+            ring_head: sketch::minute_of(now),
+            ..Self::default()
+        }
+    }
+
+    /// The current state.
+    #[must_use]
+    pub fn state(&self) -> EdgeState {
+        if self.target_id == 0 {
+            EdgeState::Unknown
+        } else {
+            self.machine.state()
+        }
+    }
+
+    /// Loss over about the last minute, percent.
+    #[must_use]
+    pub fn loss_1m_pct(&self, now: Tick) -> Option<f64> {
+        self.ring.loss_pct(self.ring_head, now, 1)
+    }
+
+    /// Loss over the last nine to ten minutes, percent.
+    #[must_use]
+    pub fn loss_10m_pct(&self, now: Tick) -> Option<f64> {
+        self.ring.loss_pct(self.ring_head, now, 9)
+    }
+
+    /// Recent RTT quantile in nanoseconds.
+    #[must_use]
+    pub fn rtt_quantile_ns(&self, q: f64) -> Option<f64> {
+        sketch::quantile_ns(self.sketch.counts(), q)
+    }
+
+    /// Worst report-window p99 of the last ten minutes, nanoseconds.
+    #[must_use]
+    pub fn p99_10m_ns(&self, now: Tick) -> Option<f64> {
+        self.ring.worst_p99_ns(self.ring_head, now)
+    }
+
+    /// Per-minute figures of the last ten minutes, newest first (see [`LossRing::history`]).
+    #[must_use]
+    pub fn history(&self, now: Tick) -> Vec<(u32, u64, u64, Option<f64>)> {
+        self.ring.history(self.ring_head, now)
+    }
+
+    /// The RTT sketch.
+    #[must_use]
+    pub fn sketch(&self) -> &RttSketch {
+        &self.sketch
+    }
+}
+
+/// Why a report was refused as a whole.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReportError {
+    /// Reports must carry sequence numbers from 1.
+    #[error("report sequence number 0 is invalid (sequences start at 1)")]
+    ZeroSequence,
+    /// More target entries than the assignment has.
+    #[error("report has {got} targets but the assignment has {max}")]
+    TooManyTargets {
+        /// Entries received.
+        got: usize,
+        /// Assignment size.
+        max: usize,
+    },
+}
+
+/// What happened to a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// Merged into the graph.
+    Merged {
+        /// Entries naming a target that is not in the assignment (counted, ignored).
+        unknown_targets: u32,
+        /// Entries with a malformed histogram (counted, ignored).
+        invalid: u32,
+    },
+    /// Already merged before (a replay): acknowledged again, not counted twice.
+    Duplicate,
+}
+
+/// An agent's edges and report bookkeeping.
+#[derive(Debug, Default)]
+pub struct Slab {
+    /// Generation of the assignment the records follow.
+    pub generation: u64,
+    /// One record per assigned target, in assignment order.
+    pub records: Vec<EdgeRecord>,
+    boot_id: u64,
+    last_seq: u64,
+    /// Last report (or connect) time; staleness is measured from here.
+    pub last_report: Tick,
+    report_interval: Duration,
+    stale: bool,
+    merged: u64,
+}
+
+impl Slab {
+    /// Highest report sequence number merged for the current boot id.
+    #[must_use]
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Reports merged into this slab (duplicates excluded).
+    #[must_use]
+    pub fn merged(&self) -> u64 {
+        self.merged
+    }
+}
+
+/// What the agent said about itself.
+#[derive(Debug, Clone, Default)]
+pub struct AgentInfo {
+    /// Pod name.
+    pub pod: String,
+    /// Its addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Agent version.
+    pub version: String,
+    /// Boot id of the current process.
+    pub boot_id: u64,
+    /// A session is open.
+    pub connected: bool,
+    /// When the session closed (for pruning).
+    pub disconnected_at: Option<Tick>,
+}
+
+/// One agent: identity, self-description, edges.
+#[derive(Debug)]
+pub struct AgentEntry {
+    /// Node and network.
+    pub key: AgentKey,
+    /// Self-description.
+    pub info: Mutex<AgentInfo>,
+    /// The edges (the hot path).
+    pub slab: Mutex<Slab>,
+}
+
+/// Knobs of the graph.
+#[derive(Debug, Clone)]
+pub struct GraphConfig {
+    /// State thresholds and hysteresis.
+    pub thresholds: Thresholds,
+    /// An agent's edges go UNKNOWN after this many report intervals without a report.
+    pub stale_after_intervals: u32,
+    /// A disconnected agent and its edges are forgotten after this long.
+    pub agent_ttl: Duration,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            thresholds: Thresholds::default(),
+            stale_after_intervals: 3,
+            agent_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Counters over the whole graph.
+#[derive(Debug, Default)]
+pub struct GraphCounters {
+    /// Reports merged.
+    pub reports_merged: AtomicU64,
+    /// Reports recognised as replays.
+    pub reports_duplicate: AtomicU64,
+    /// Edge updates merged (one per target entry).
+    pub edge_updates: AtomicU64,
+    /// Entries naming targets not in the assignment.
+    pub unknown_targets: AtomicU64,
+    /// Entries with malformed histograms.
+    pub invalid_entries: AtomicU64,
+}
+
+/// The live cluster graph.
+#[derive(Debug)]
+pub struct Graph {
+    base: Instant,
+    cfg: GraphConfig,
+    agents: DashMap<AgentKey, Arc<AgentEntry>>,
+    endpoints: DashMap<u64, Endpoint>,
+    /// Global counters.
+    pub counters: GraphCounters,
+    /// State-change events.
+    pub events: EventHub,
+}
+
+impl Graph {
+    /// An empty graph whose clock starts now.
+    #[must_use]
+    pub fn new(cfg: GraphConfig, events: EventHub) -> Self {
+        Self {
+            base: Instant::now(),
+            cfg,
+            agents: DashMap::new(),
+            endpoints: DashMap::new(),
+            counters: GraphCounters::default(),
+            events,
+        }
+    }
+
+    /// Graph time now.
+    #[must_use]
+    pub fn now(&self) -> Tick {
+        let ms = self.base.elapsed().as_millis();
+        u32::try_from(ms / u128::from(1000 / TICKS_PER_SEC)).unwrap_or(u32::MAX)
+    }
+
+    /// Milliseconds between two ticks (saturating at 0).
+    #[must_use]
+    pub fn age_ms(now: Tick, then: Tick) -> u64 {
+        u64::from(now.saturating_sub(then)) * u64::from(1000 / TICKS_PER_SEC)
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &GraphConfig {
+        &self.cfg
+    }
+
+    /// Registers (or refreshes) an agent from its Hello, marking it connected.
+    pub fn upsert_agent(&self, key: AgentKey, info: AgentInfo) -> Arc<AgentEntry> {
+        let now = self.now();
+        for &addr in &info.addresses {
+            self.endpoints.insert(
+                endpoint_id(&key.node, key.network, addr),
+                Endpoint {
+                    node: key.node.clone(),
+                    network: key.network,
+                    addr,
+                },
+            );
+        }
+        let entry = self
+            .agents
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(AgentEntry {
+                    key: key.clone(),
+                    info: Mutex::new(AgentInfo::default()),
+                    slab: Mutex::new(Slab::default()),
+                })
+            })
+            .clone();
+        {
+            let mut slab = entry.slab.lock();
+            if slab.boot_id != info.boot_id {
+                // A new process: its sequence numbers start again.
+                slab.boot_id = info.boot_id;
+                slab.last_seq = 0;
+            }
+            slab.last_report = now;
+            slab.stale = false;
+        }
+        let old_addrs = {
+            let mut i = entry.info.lock();
+            let old = std::mem::take(&mut i.addresses);
+            *i = AgentInfo {
+                connected: true,
+                disconnected_at: None,
+                ..info
+            };
+            old
+        };
+        let current = entry.info.lock().addresses.clone();
+        for a in old_addrs.into_iter().filter(|a| !current.contains(a)) {
+            self.endpoints
+                .remove(&endpoint_id(&key.node, key.network, a));
+        }
+        entry
+    }
+
+    /// Marks an agent's session closed; its edges go stale on schedule and are pruned after the TTL.
+    pub fn disconnect_agent(&self, key: &AgentKey) {
+        if let Some(a) = self.agents.get(key).map(|a| a.clone()) {
+            let mut i = a.info.lock();
+            i.connected = false;
+            i.disconnected_at = Some(self.now());
+        }
+    }
+
+    /// The agent entry for `key`.
+    #[must_use]
+    pub fn agent(&self, key: &AgentKey) -> Option<Arc<AgentEntry>> {
+        self.agents.get(key).map(|a| a.clone())
+    }
+
+    /// All agents, sorted by key (a snapshot of the index; no guard is held afterwards).
+    #[must_use]
+    pub fn agents(&self) -> Vec<Arc<AgentEntry>> {
+        let mut v: Vec<_> = self.agents.iter().map(|e| e.value().clone()).collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    }
+
+    /// The endpoint behind a target id.
+    #[must_use]
+    pub fn endpoint(&self, id: u64) -> Option<Endpoint> {
+        self.endpoints.get(&id).map(|e| e.clone())
+    }
+
+    /// Every known endpoint with its id.
+    #[must_use]
+    pub fn endpoints(&self) -> Vec<(u64, Endpoint)> {
+        self.endpoints
+            .iter()
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect()
+    }
+
+    /// Points an agent's slab at a new assignment, keeping the records of targets still present.
+    pub fn apply_assignment(
+        &self,
+        agent: &AgentEntry,
+        generation: u64,
+        targets: &[u64],
+        report_interval: Duration,
+    ) {
+        let now = self.now();
+        let mut slab = agent.slab.lock();
+        let old: HashMap<u64, usize> = slab
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.target_id, i))
+            .collect();
+        let mut records = Vec::with_capacity(targets.len());
+        for &id in targets {
+            records.push(match old.get(&id) {
+                Some(&i) => slab.records[i],
+                None => EdgeRecord::new(id, now),
+            });
+        }
+        slab.records = records;
+        slab.generation = generation;
+        slab.report_interval = report_interval;
+    }
+
+    /// The target ids of an agent's current assignment, in slot order.
+    #[must_use]
+    pub fn assigned_ids(agent: &AgentEntry) -> Vec<u64> {
+        agent
+            .slab
+            .lock()
+            .records
+            .iter()
+            .map(|r| r.target_id)
+            .collect()
+    }
+
+    /// Merges one report. Idempotent: a sequence number at or below the last merged one is a
+    /// duplicate and changes nothing.
+    pub fn merge_report(
+        &self,
+        agent: &AgentEntry,
+        report: &v1::Report,
+    ) -> Result<MergeOutcome, ReportError> {
+        if report.seq == 0 {
+            return Err(ReportError::ZeroSequence);
+        }
+        let now = self.now();
+        let t = &self.cfg.thresholds;
+        let mut transitions: Vec<(u64, Transition)> = Vec::new();
+        let (unknown, invalid) = {
+            let mut guard = agent.slab.lock();
+            let slab = &mut *guard;
+            if report.seq <= slab.last_seq {
+                self.counters
+                    .reports_duplicate
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(MergeOutcome::Duplicate);
+            }
+            if report.targets.len() > slab.records.len() * 2 + 64 {
+                return Err(ReportError::TooManyTargets {
+                    got: report.targets.len(),
+                    max: slab.records.len(),
+                });
+            }
+            slab.last_seq = report.seq;
+            slab.merged += 1;
+            slab.last_report = now;
+            slab.stale = false;
+            let current_gen = report.generation == slab.generation;
+            // Reports measured under an older assignment are mapped by id (the slow path).
+            let by_id: Option<HashMap<u64, usize>> = (!current_gen).then(|| {
+                slab.records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r.target_id, i))
+                    .collect()
+            });
+            let minute = sketch::minute_of(now);
+            let (mut unknown, mut invalid) = (0u32, 0u32);
+            for ts in &report.targets {
+                let idx = match &by_id {
+                    None => {
+                        let s = ts.slot as usize;
+                        (slab
+                            .records
+                            .get(s)
+                            .is_some_and(|r| r.target_id == ts.target_id))
+                        .then_some(s)
+                    }
+                    Some(m) => m.get(&ts.target_id).copied(),
+                };
+                let Some(idx) = idx else {
+                    unknown += 1;
+                    continue;
+                };
+                let scan = match ts.rtt.as_ref().map(scan_histogram) {
+                    Some(Ok(s)) => s,
+                    Some(Err(_)) => {
+                        invalid += 1;
+                        continue;
+                    }
+                    None => HistScan::default(),
+                };
+                let rec = &mut slab.records[idx];
+                merge_entry(rec, ts, ts.rtt.as_ref(), &scan, now, minute);
+                let window = Window {
+                    sent: ts.sent,
+                    lost: ts.lost,
+                    p99: (scan.p99_fine > 0).then(|| {
+                        Duration::from_nanos(echomesh_proto::histogram::bucket_value_ns(
+                            scan.p99_fine,
+                        ) as u64)
+                    }),
+                };
+                if let Some(tr) = rec.machine.observe(t, &window) {
+                    rec.state_since = now;
+                    transitions.push((rec.target_id, tr));
+                }
+            }
+            (unknown, invalid)
+        };
+        self.counters.reports_merged.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .edge_updates
+            .fetch_add(report.targets.len() as u64, Ordering::Relaxed);
+        if unknown > 0 {
+            self.counters
+                .unknown_targets
+                .fetch_add(u64::from(unknown), Ordering::Relaxed);
+        }
+        if invalid > 0 {
+            self.counters
+                .invalid_entries
+                .fetch_add(u64::from(invalid), Ordering::Relaxed);
+        }
+        self.emit_transitions(&agent.key, &transitions);
+        Ok(MergeOutcome::Merged {
+            unknown_targets: unknown,
+            invalid,
+        })
+    }
+
+    /// Applies an agent's immediate reachability alert. Returns false for an unknown target.
+    pub fn apply_alert(&self, agent: &AgentEntry, alert: &v1::Alert) -> bool {
+        let now = self.now();
+        let tr = {
+            let mut slab = agent.slab.lock();
+            let s = alert.slot as usize;
+            let idx = if slab
+                .records
+                .get(s)
+                .is_some_and(|r| r.target_id == alert.target_id)
+            {
+                Some(s)
+            } else {
+                slab.records
+                    .iter()
+                    .position(|r| r.target_id == alert.target_id)
+            };
+            let Some(idx) = idx else {
+                self.counters
+                    .unknown_targets
+                    .fetch_add(1, Ordering::Relaxed);
+                return false;
+            };
+            let rec = &mut slab.records[idx];
+            rec.last_seen = now;
+            let tr = rec.machine.alert(alert.reachable);
+            if tr.is_some() {
+                rec.state_since = now;
+            }
+            tr.map(|tr| (rec.target_id, tr))
+        };
+        if let Some(tr) = tr {
+            self.emit_transitions(&agent.key, &[tr]);
+        }
+        true
+    }
+
+    /// Turns the edges of silent agents UNKNOWN and forgets agents disconnected longer than the
+    /// TTL. Returns true when an agent was pruned (pinglists must be rebuilt).
+    pub fn sweep(&self) -> bool {
+        let now = self.now();
+        let mut pruned = false;
+        for agent in self.agents() {
+            let transitions: Vec<(u64, Transition)> = {
+                let mut slab = agent.slab.lock();
+                let interval_ticks = duration_ticks(slab.report_interval).max(1);
+                let limit = interval_ticks.saturating_mul(self.cfg.stale_after_intervals);
+                if slab.stale || now.saturating_sub(slab.last_report) <= limit {
+                    Vec::new()
+                } else {
+                    slab.stale = true;
+                    slab.records
+                        .iter_mut()
+                        .filter_map(|r| {
+                            let tr = r.machine.stale()?;
+                            r.state_since = now;
+                            Some((r.target_id, tr))
+                        })
+                        .collect()
+                }
+            };
+            self.emit_transitions(&agent.key, &transitions);
+            let expired = {
+                let i = agent.info.lock();
+                !i.connected
+                    && i.disconnected_at.is_some_and(|d| {
+                        u64::from(now.saturating_sub(d))
+                            >= u64::from(duration_ticks(self.cfg.agent_ttl))
+                    })
+            };
+            if expired {
+                self.agents.remove(&agent.key);
+                let addrs = agent.info.lock().addresses.clone();
+                for a in addrs {
+                    self.endpoints
+                        .remove(&endpoint_id(&agent.key.node, agent.key.network, a));
+                }
+                pruned = true;
+            }
+        }
+        pruned
+    }
+
+    /// Renders one record for the query API.
+    #[must_use]
+    pub fn edge_view(&self, src: &AgentKey, rec: &EdgeRecord, now: Tick) -> v1::Edge {
+        let ep = self.endpoint(rec.target_id);
+        let us = |ns: Option<f64>| ns.map_or(0.0, |v| v / 1000.0);
+        v1::Edge {
+            source_node: src.node.to_string(),
+            source_network: src.network as i32,
+            target_node: ep.as_ref().map(|e| e.node.to_string()).unwrap_or_default(),
+            target_network: ep.as_ref().map_or(0, |e| e.network as i32),
+            target_address: ep.as_ref().map(|e| e.addr.to_string()).unwrap_or_default(),
+            target_id: rec.target_id,
+            state: rec.state() as i32,
+            state_age_ms: Self::age_ms(now, rec.state_since),
+            last_seen_age_ms: if rec.last_seen == 0 && rec.sent_total == 0 {
+                0
+            } else {
+                Self::age_ms(now, rec.last_seen)
+            },
+            loss_1m_pct: rec.loss_1m_pct(now).unwrap_or(0.0),
+            loss_10m_pct: rec.loss_10m_pct(now).unwrap_or(0.0),
+            p50_us: us(rec.rtt_quantile_ns(0.5)),
+            p90_us: us(rec.rtt_quantile_ns(0.9)),
+            p99_us: us(rec.rtt_quantile_ns(0.99)),
+            p99_10m_us: us(rec.p99_10m_ns(now)),
+            sent_total: u64::from(rec.sent_total),
+            received_total: u64::from(rec.received_total),
+            duplicates_total: u64::from(rec.duplicates_total),
+            reordered_total: u64::from(rec.reordered_total),
+            late_total: u64::from(rec.late_total),
+            icmp_errors_total: u64::from(rec.icmp_errors_total),
+        }
+    }
+
+    fn emit_transitions(&self, src: &AgentKey, transitions: &[(u64, Transition)]) {
+        if transitions.is_empty() || !self.events.has_subscribers() {
+            return;
+        }
+        for &(id, (from, to)) in transitions {
+            let ep = self.endpoint(id);
+            self.events.send(v1::Event {
+                kind: v1::event::Kind::EdgeState as i32,
+                at_unix_ms: crate::events::unix_ms(),
+                source_node: src.node.to_string(),
+                source_network: src.network as i32,
+                target_node: ep.as_ref().map(|e| e.node.to_string()).unwrap_or_default(),
+                target_address: ep.map(|e| e.addr.to_string()).unwrap_or_default(),
+                from: from as i32,
+                to: to as i32,
+                message: String::new(),
+                missed: 0,
+            });
+        }
+    }
+}
+
+fn duration_ticks(d: Duration) -> u32 {
+    u32::try_from(d.as_millis() / u128::from(1000 / TICKS_PER_SEC)).unwrap_or(u32::MAX)
+}
+
+/// What a pass over a wire histogram found.
+#[derive(Debug, Default, Clone, Copy)]
+struct HistScan {
+    p99_fine: u16,
+}
+
+/// Validates a wire histogram exactly as [`echomesh_proto::Histogram::from_parts`] does, without
+/// allocating, and finds its p99 bucket.
+fn scan_histogram(h: &v1::Histogram) -> Result<HistScan, HistogramError> {
+    if h.indices.len() != h.counts.len() {
+        return Err(HistogramError::LengthMismatch {
+            indices: h.indices.len(),
+            counts: h.counts.len(),
+        });
+    }
+    let mut total = 0u64;
+    let mut prev: Option<u32> = None;
+    for (&i, &c) in h.indices.iter().zip(&h.counts) {
+        if i as usize >= BUCKETS {
+            return Err(HistogramError::IndexOutOfRange(i));
+        }
+        if prev.is_some_and(|p| i <= p) {
+            return Err(HistogramError::NotSorted(i));
+        }
+        if c == 0 {
+            return Err(HistogramError::ZeroCount(i));
+        }
+        prev = Some(i);
+        total += u64::from(c);
+    }
+    if total > 0 && h.min_ns > h.max_ns {
+        return Err(HistogramError::Inconsistent("min is greater than max"));
+    }
+    if total == 0 {
+        return Ok(HistScan::default());
+    }
+    let rank = (0.99 * (total - 1) as f64).floor() as u64;
+    let mut seen = 0u64;
+    for (&i, &c) in h.indices.iter().zip(&h.counts) {
+        seen += u64::from(c);
+        if seen > rank {
+            return Ok(HistScan {
+                p99_fine: (i as u16).max(1),
+            });
+        }
+    }
+    Ok(HistScan::default())
+}
+
+fn sat32(v: u64) -> u32 {
+    v.min(u64::from(u32::MAX)) as u32
+}
+
+fn merge_entry(
+    rec: &mut EdgeRecord,
+    ts: &v1::TargetStats,
+    rtt: Option<&v1::Histogram>,
+    scan: &HistScan,
+    now: Tick,
+    minute: u32,
+) {
+    rec.last_seen = now;
+    rec.sent_total = rec.sent_total.wrapping_add(ts.sent as u32);
+    rec.received_total = rec.received_total.wrapping_add(ts.received as u32);
+    rec.duplicates_total = rec.duplicates_total.saturating_add(sat32(ts.duplicates));
+    rec.reordered_total = rec.reordered_total.saturating_add(sat32(ts.reordered));
+    rec.late_total = rec.late_total.saturating_add(sat32(ts.late));
+    if let Some(e) = &ts.errors {
+        let n = e
+            .dest_unreachable
+            .saturating_add(e.time_exceeded)
+            .saturating_add(e.parameter_problem)
+            .saturating_add(e.other);
+        rec.icmp_errors_total = rec.icmp_errors_total.saturating_add(sat32(n));
+    }
+    // The sketch halves once per minute the ring moves forward: recent samples dominate.
+    let advanced = rec
+        .ring
+        .record(&mut rec.ring_head, minute, ts.sent, ts.lost, scan.p99_fine);
+    for _ in 0..advanced.min(16) {
+        rec.sketch.halve();
+    }
+    if let Some(h) = rtt {
+        rec.sketch.merge_wire(&h.indices, &h.counts);
+    }
+}
+
+/// Adds every edge sketch of `records` into `acc` (for node and cluster percentiles).
+pub fn accumulate(records: &[EdgeRecord], acc: &mut [u64; SKETCH_BUCKETS]) {
+    for r in records {
+        r.sketch.add_to(acc);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+use super::*;
+use echomesh_proto::Histogram;
+
+fn key(node: &str) -> AgentKey {
+    AgentKey {
+        node: node.into(),
+        network: Network::Pod,
+    }
+}
+
+fn info(addr: &str) -> AgentInfo {
+    AgentInfo {
+        addresses: vec![addr.parse().expect("ip")],
+        boot_id: 7,
+        connected: true,
+        ..AgentInfo::default()
+    }
+}
+
+fn stats(id: u64, slot: u32, sent: u64, lost: u64) -> v1::TargetStats {
+    let mut h = Histogram::new();
+    for _ in 0..(sent - lost) {
+        h.record(Duration::from_micros(300));
+    }
+    v1::TargetStats {
+        target_id: id,
+        slot,
+        sent,
+        received: sent - lost,
+        lost,
+        rtt: Some(v1::Histogram::from(&h)),
+        ..v1::TargetStats::default()
+    }
+}
+
+fn setup() -> (Graph, Arc<AgentEntry>, u64) {
+    let g = Graph::new(GraphConfig::default(), EventHub::new(16, 4));
+    let a = g.upsert_agent(key("a"), info("10.0.0.1"));
+    g.upsert_agent(key("b"), info("10.0.0.2"));
+    let b_id = endpoint_id("b", Network::Pod, "10.0.0.2".parse().expect("ip"));
+    g.apply_assignment(&a, 1, &[b_id], Duration::from_secs(1));
+    (g, a, b_id)
+}
+
+fn report(seq: u64, generation: u64, targets: Vec<v1::TargetStats>) -> v1::Report {
+    v1::Report {
+        seq,
+        generation,
+        targets,
+        ..v1::Report::default()
+    }
+}
+
+#[test]
+fn record_is_compact() {
+    assert!(
+        std::mem::size_of::<EdgeRecord>() <= 168,
+        "{}",
+        std::mem::size_of::<EdgeRecord>()
+    );
+}
+
+#[tokio::test]
+async fn merge_fills_the_edge() {
+    let (g, a, b) = setup();
+    let out = g.merge_report(&a, &report(1, 1, vec![stats(b, 0, 100, 0)]));
+    assert_eq!(
+        out,
+        Ok(MergeOutcome::Merged {
+            unknown_targets: 0,
+            invalid: 0
+        })
+    );
+    let rec = a.slab.lock().records[0];
+    assert_eq!(rec.state(), EdgeState::Up);
+    assert_eq!(rec.sent_total, 100);
+    let p50 = rec.rtt_quantile_ns(0.5).expect("samples") / 1000.0;
+    assert!((250.0..350.0).contains(&p50), "{p50}");
+}
+
+#[tokio::test]
+async fn duplicate_sequences_are_idempotent() {
+    let (g, a, b) = setup();
+    let r = report(1, 1, vec![stats(b, 0, 100, 0)]);
+    g.merge_report(&a, &r).expect("merge");
+    assert_eq!(g.merge_report(&a, &r), Ok(MergeOutcome::Duplicate));
+    assert_eq!(a.slab.lock().records[0].sent_total, 100);
+    // A new boot id resets the sequence.
+    let mut i = info("10.0.0.1");
+    i.boot_id = 8;
+    let a2 = g.upsert_agent(key("a"), i);
+    assert!(matches!(
+        g.merge_report(&a2, &r),
+        Ok(MergeOutcome::Merged { .. })
+    ));
+    assert_eq!(a2.slab.lock().records[0].sent_total, 200);
+}
+
+#[tokio::test]
+async fn unknown_targets_are_counted_and_ignored() {
+    let (g, a, b) = setup();
+    let out = g
+        .merge_report(
+            &a,
+            &report(
+                1,
+                1,
+                vec![stats(999, 0, 10, 0), stats(b, 5, 10, 0), stats(b, 0, 10, 0)],
+            ),
+        )
+        .expect("merge");
+    assert_eq!(
+        out,
+        MergeOutcome::Merged {
+            unknown_targets: 2,
+            invalid: 0
+        }
+    );
+    assert_eq!(a.slab.lock().records[0].sent_total, 10);
+}
+
+#[tokio::test]
+async fn old_generation_reports_map_by_id() {
+    let (g, a, b) = setup();
+    let c = endpoint_id("c", Network::Pod, "10.0.0.3".parse().expect("ip"));
+    g.apply_assignment(&a, 2, &[c, b], Duration::from_secs(1));
+    // Measured under generation 1 where b was slot 0.
+    g.merge_report(&a, &report(1, 1, vec![stats(b, 0, 10, 0)]))
+        .expect("merge");
+    let slab = a.slab.lock();
+    assert_eq!(slab.records[1].sent_total, 10);
+    assert_eq!(slab.records[0].sent_total, 0);
+}
+
+#[tokio::test]
+async fn malformed_histogram_is_counted_not_merged() {
+    let (g, a, b) = setup();
+    let mut s = stats(b, 0, 10, 0);
+    s.rtt = Some(v1::Histogram {
+        indices: vec![2000],
+        counts: vec![1],
+        sum_ns: 1,
+        min_ns: 1,
+        max_ns: 1,
+    });
+    let out = g.merge_report(&a, &report(1, 1, vec![s])).expect("merge");
+    assert_eq!(
+        out,
+        MergeOutcome::Merged {
+            unknown_targets: 0,
+            invalid: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn sequence_zero_is_refused() {
+    let (g, a, _) = setup();
+    let e = g.merge_report(&a, &report(0, 1, vec![])).expect_err("zero");
+    assert_eq!(
+        e.to_string(),
+        "report sequence number 0 is invalid (sequences start at 1)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn silent_agent_goes_unknown_within_three_intervals_and_is_pruned_after_ttl() {
+    let (g, a, b) = setup();
+    g.merge_report(&a, &report(1, 1, vec![stats(b, 0, 10, 0)]))
+        .expect("merge");
+    assert_eq!(a.slab.lock().records[0].state(), EdgeState::Up);
+    tokio::time::advance(Duration::from_millis(2900)).await;
+    g.sweep();
+    assert_eq!(a.slab.lock().records[0].state(), EdgeState::Up);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    g.sweep();
+    assert_eq!(a.slab.lock().records[0].state(), EdgeState::Unknown);
+    // Disconnected: forgotten after the TTL, and the pinglist must change.
+    g.disconnect_agent(&key("a"));
+    assert!(!g.sweep());
+    tokio::time::advance(Duration::from_secs(601)).await;
+    assert!(g.sweep());
+    assert!(g.agent(&key("a")).is_none());
+    assert!(
+        g.endpoint(endpoint_id(
+            "a",
+            Network::Pod,
+            "10.0.0.1".parse().expect("ip")
+        ))
+        .is_none()
+    );
+}
+
+#[tokio::test]
+async fn alerts_flip_immediately() {
+    let (g, a, b) = setup();
+    g.merge_report(&a, &report(1, 1, vec![stats(b, 0, 10, 0)]))
+        .expect("merge");
+    let alert = v1::Alert {
+        target_id: b,
+        slot: 0,
+        generation: 1,
+        reachable: false,
+        consecutive_losses: 3,
+        at_unix_ms: 0,
+    };
+    assert!(g.apply_alert(&a, &alert));
+    assert_eq!(a.slab.lock().records[0].state(), EdgeState::Down);
+    assert!(!g.apply_alert(
+        &a,
+        &v1::Alert {
+            target_id: 5,
+            ..alert
+        }
+    ));
+}

@@ -1,0 +1,255 @@
+//! The edge state machine: UP / DEGRADED / DOWN / UNKNOWN with hysteresis.
+//!
+//! Pure and driven by the caller's clock, so tests step through it with explicit ticks (and the
+//! staleness sweep with paused tokio time). Why hysteresis: a single lossy window on a busy node
+//! must not page anyone, and a flapping link must not produce an event storm. Getting *worse*
+//! needs [`Thresholds::raise_after`] consecutive windows that agree, getting *better* needs
+//! [`Thresholds::clear_after`]; an agent's Alert (it already saw `down_after` consecutive losses)
+//! moves to DOWN at once so detection does not wait for the report window. An edge whose source
+//! agent stops reporting becomes UNKNOWN, never silently "up".
+
+use std::time::Duration;
+
+use echomesh_proto::v1::EdgeState;
+
+/// When an edge counts as degraded or down, and how much evidence a change needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Window loss at or above this (percent) is DEGRADED.
+    pub degraded_loss_pct: f64,
+    /// Window loss at or above this (percent) is DOWN.
+    pub down_loss_pct: f64,
+    /// Window p99 at or above this is DEGRADED.
+    pub degraded_p99: Duration,
+    /// Consecutive worse windows before the state gets worse.
+    pub raise_after: u8,
+    /// Consecutive better windows before the state gets better.
+    pub clear_after: u8,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            degraded_loss_pct: 1.0,
+            down_loss_pct: 100.0,
+            degraded_p99: Duration::from_millis(100),
+            raise_after: 2,
+            clear_after: 3,
+        }
+    }
+}
+
+/// What one report window says about an edge.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// Probes sent.
+    pub sent: u64,
+    /// Probes lost.
+    pub lost: u64,
+    /// p99 RTT of the window, when any reply came back.
+    pub p99: Option<Duration>,
+}
+
+/// Severity order used for hysteresis (UNKNOWN is not on this scale).
+fn rank(s: EdgeState) -> u8 {
+    match s {
+        EdgeState::Up => 1,
+        EdgeState::Degraded => 2,
+        EdgeState::Down => 3,
+        EdgeState::Unknown | EdgeState::Unspecified => 0,
+    }
+}
+
+fn from_u8(v: u8) -> EdgeState {
+    EdgeState::try_from(i32::from(v)).unwrap_or(EdgeState::Unknown)
+}
+
+/// The per-edge machine: 4 bytes, stored inside the edge record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EdgeMachine {
+    state: u8,
+    pending: u8,
+    pending_n: u8,
+    _pad: u8,
+}
+
+impl Default for EdgeMachine {
+    fn default() -> Self {
+        Self {
+            state: EdgeState::Unknown as u8,
+            pending: EdgeState::Unknown as u8,
+            pending_n: 0,
+            _pad: 0,
+        }
+    }
+}
+
+/// A state change: `(from, to)`.
+pub type Transition = (EdgeState, EdgeState);
+
+impl EdgeMachine {
+    /// The current state.
+    #[must_use]
+    pub fn state(&self) -> EdgeState {
+        from_u8(self.state)
+    }
+
+    /// Classifies one window; `None` when nothing was sent (no evidence either way).
+    #[must_use]
+    pub fn classify(t: &Thresholds, w: &Window) -> Option<EdgeState> {
+        if w.sent == 0 {
+            return None;
+        }
+        let loss = 100.0 * w.lost.min(w.sent) as f64 / w.sent as f64;
+        Some(if loss >= t.down_loss_pct {
+            EdgeState::Down
+        } else if loss >= t.degraded_loss_pct || w.p99.is_some_and(|p| p >= t.degraded_p99) {
+            EdgeState::Degraded
+        } else {
+            EdgeState::Up
+        })
+    }
+
+    /// Feeds one report window.
+    pub fn observe(&mut self, t: &Thresholds, w: &Window) -> Option<Transition> {
+        let seen = Self::classify(t, w)?;
+        let cur = self.state();
+        if cur == EdgeState::Unknown {
+            // First evidence (or evidence after staleness) is taken at face value.
+            return self.set(seen);
+        }
+        if seen == cur {
+            self.pending_n = 0;
+            return None;
+        }
+        if from_u8(self.pending) == seen {
+            self.pending_n = self.pending_n.saturating_add(1);
+        } else {
+            self.pending = seen as u8;
+            self.pending_n = 1;
+        }
+        let need = if rank(seen) > rank(cur) {
+            t.raise_after
+        } else {
+            t.clear_after
+        };
+        if self.pending_n >= need.max(1) {
+            return self.set(seen);
+        }
+        None
+    }
+
+    /// Feeds an agent alert: unreachable goes DOWN now; reachable lifts DOWN to UP now.
+    pub fn alert(&mut self, reachable: bool) -> Option<Transition> {
+        match (reachable, self.state()) {
+            (false, EdgeState::Down) => None,
+            (false, _) => self.set(EdgeState::Down),
+            (true, EdgeState::Down | EdgeState::Unknown) => self.set(EdgeState::Up),
+            (true, _) => None,
+        }
+    }
+
+    /// The source stopped reporting: UNKNOWN.
+    pub fn stale(&mut self) -> Option<Transition> {
+        if self.state() == EdgeState::Unknown {
+            return None;
+        }
+        self.set(EdgeState::Unknown)
+    }
+
+    fn set(&mut self, to: EdgeState) -> Option<Transition> {
+        let from = self.state();
+        self.state = to as u8;
+        self.pending = to as u8;
+        self.pending_n = 0;
+        (from != to).then_some((from, to))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(sent: u64, lost: u64) -> Window {
+        Window {
+            sent,
+            lost,
+            p99: Some(Duration::from_micros(200)),
+        }
+    }
+
+    #[test]
+    fn first_window_sets_state_directly() {
+        let t = Thresholds::default();
+        let mut m = EdgeMachine::default();
+        assert_eq!(m.state(), EdgeState::Unknown);
+        assert_eq!(
+            m.observe(&t, &w(100, 0)),
+            Some((EdgeState::Unknown, EdgeState::Up))
+        );
+    }
+
+    #[test]
+    fn one_bad_window_does_not_flip_but_two_do() {
+        let t = Thresholds::default();
+        let mut m = EdgeMachine::default();
+        m.observe(&t, &w(100, 0));
+        assert_eq!(m.observe(&t, &w(100, 5)), None);
+        assert_eq!(m.observe(&t, &w(100, 0)), None, "a good window resets");
+        assert_eq!(m.observe(&t, &w(100, 5)), None);
+        assert_eq!(
+            m.observe(&t, &w(100, 5)),
+            Some((EdgeState::Up, EdgeState::Degraded))
+        );
+    }
+
+    #[test]
+    fn recovery_needs_clear_after_good_windows() {
+        let t = Thresholds::default();
+        let mut m = EdgeMachine::default();
+        m.observe(&t, &w(10, 10));
+        assert_eq!(m.state(), EdgeState::Down);
+        assert_eq!(m.observe(&t, &w(10, 0)), None);
+        assert_eq!(m.observe(&t, &w(10, 0)), None);
+        assert_eq!(
+            m.observe(&t, &w(10, 0)),
+            Some((EdgeState::Down, EdgeState::Up))
+        );
+    }
+
+    #[test]
+    fn high_p99_is_degraded() {
+        let t = Thresholds::default();
+        let slow = Window {
+            sent: 10,
+            lost: 0,
+            p99: Some(Duration::from_millis(150)),
+        };
+        assert_eq!(EdgeMachine::classify(&t, &slow), Some(EdgeState::Degraded));
+    }
+
+    #[test]
+    fn empty_window_is_no_evidence() {
+        let t = Thresholds::default();
+        let mut m = EdgeMachine::default();
+        assert_eq!(m.observe(&t, &w(0, 0)), None);
+        assert_eq!(m.state(), EdgeState::Unknown);
+    }
+
+    #[test]
+    fn alert_is_immediate_and_stale_goes_unknown() {
+        let t = Thresholds::default();
+        let mut m = EdgeMachine::default();
+        m.observe(&t, &w(10, 0));
+        assert_eq!(m.alert(false), Some((EdgeState::Up, EdgeState::Down)));
+        assert_eq!(m.alert(false), None);
+        assert_eq!(m.alert(true), Some((EdgeState::Down, EdgeState::Up)));
+        assert_eq!(m.stale(), Some((EdgeState::Up, EdgeState::Unknown)));
+        assert_eq!(m.stale(), None);
+    }
+
+    #[test]
+    fn machine_is_four_bytes() {
+        assert_eq!(std::mem::size_of::<EdgeMachine>(), 4);
+    }
+}

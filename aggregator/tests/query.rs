@@ -1,0 +1,272 @@
+//! GraphService, reflection, health and the HTTP probes over real sockets.
+
+mod common;
+
+use common::{Server, SimAgent};
+use echomesh_proto::v1::{self, event::Kind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt as _;
+use tonic::Code;
+
+async fn filled() -> (Server, Vec<SimAgent>) {
+    let s = Server::start().await;
+    let mut agents = Vec::new();
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
+    }
+    for (i, a) in agents.iter_mut().enumerate() {
+        a.wait_assignment(2).await;
+        // Agent c sees 50% loss everywhere.
+        let lost = if i == 2 { 50 } else { 0 };
+        let r = a.make_report(100, lost, 100 * (i as u64 + 1));
+        a.send_report(r).await;
+        a.wait_ack(1).await;
+    }
+    (s, agents)
+}
+
+#[tokio::test]
+async fn bad_filters_and_page_tokens_are_invalid_argument() {
+    let (s, _agents) = filled().await;
+    let mut g = s.graph_client().await;
+    let cases = [
+        (
+            v1::ListEdgesRequest {
+                page_token: "bogus".into(),
+                ..Default::default()
+            },
+            "page_token \"bogus\" is not a token returned by ListEdges",
+        ),
+        (
+            v1::ListEdgesRequest {
+                min_loss_pct: 150.0,
+                ..Default::default()
+            },
+            "min_loss_pct must be within 0..=100, got 150",
+        ),
+        (
+            v1::ListEdgesRequest {
+                states: vec![99],
+                ..Default::default()
+            },
+            "states: unknown value 99",
+        ),
+        (
+            v1::ListEdgesRequest {
+                limit: 1_000_000,
+                ..Default::default()
+            },
+            "limit must be at most 10000, got 1000000",
+        ),
+    ];
+    for (req, msg) in cases {
+        let e = g.list_edges(req).await.expect_err("invalid");
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert_eq!(e.message(), msg);
+    }
+    let e = g
+        .percentiles(v1::PercentilesRequest {
+            quantiles: vec![1.5],
+            ..Default::default()
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.message(), "quantiles must be within 0..=1, got 1.5");
+    let e = g
+        .get_edge(v1::GetEdgeRequest {
+            source_node: "nope".into(),
+            target: "a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("missing");
+    assert_eq!(e.code(), Code::NotFound);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn list_edges_filters_sorts_and_pages() {
+    let (s, _agents) = filled().await;
+    let mut g = s.graph_client().await;
+    let worst = g
+        .list_edges(v1::ListEdgesRequest {
+            sort: v1::EdgeSort::Loss as i32,
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(worst.total_matched, 6);
+    assert_eq!(worst.edges.len(), 2);
+    assert!(worst.edges.iter().all(|e| e.source_node == "c"));
+    assert_eq!(worst.next_page_token, "off:2");
+    let rest = g
+        .list_edges(v1::ListEdgesRequest {
+            sort: v1::EdgeSort::Loss as i32,
+            page_token: worst.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .expect("page 2")
+        .into_inner();
+    assert_eq!(rest.edges.len(), 4);
+    assert!(rest.next_page_token.is_empty());
+    let lossy = g
+        .list_edges(v1::ListEdgesRequest {
+            min_loss_pct: 10.0,
+            ..Default::default()
+        })
+        .await
+        .expect("filter")
+        .into_inner();
+    assert_eq!(lossy.edges.len(), 2);
+    assert!(lossy.edges.iter().all(
+        |e| e.state == v1::EdgeState::Down as i32 || e.state == v1::EdgeState::Degraded as i32
+    ));
+    let to_a = g
+        .list_edges(v1::ListEdgesRequest {
+            target_node: "a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("filter")
+        .into_inner();
+    assert_eq!(to_a.edges.len(), 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn watch_events_starts_with_a_snapshot_then_streams_changes() {
+    let (s, mut agents) = filled().await;
+    let mut w = s
+        .graph_client()
+        .await
+        .watch_events(v1::WatchEventsRequest { snapshot: true })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut snap = 0;
+    loop {
+        let ev = tokio::time::timeout(common::SOON, w.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("ok");
+        if ev.kind == Kind::SnapshotDone as i32 {
+            break;
+        }
+        snap += 1;
+    }
+    assert_eq!(snap, 6);
+    // a -> * goes fully lost twice: DOWN after raise_after = 2 windows.
+    for seq in 2..=3 {
+        let r = agents[0].make_report(10, 10, 100);
+        agents[0].send_report(r).await;
+        agents[0].wait_ack(seq).await;
+    }
+    let ev = tokio::time::timeout(common::SOON, w.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("ok");
+    assert_eq!(ev.kind, Kind::EdgeState as i32);
+    assert_eq!(ev.source_node, "a");
+    assert_eq!(ev.to, v1::EdgeState::Down as i32);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services_and_health_answers() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let s = Server::start().await;
+    let mut r = ServerReflectionClient::new(s.channel().await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut resp = r
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let msg = resp.next().await.expect("one").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
+        panic!("unexpected {msg:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "echomesh.v1.AgentService",
+        "echomesh.v1.GraphService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    // v1alpha is served too (older grpcurl).
+    let mut alpha =
+        tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient::new(
+            s.channel().await,
+        );
+    let req = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    };
+    let mut resp = alpha
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .expect("v1alpha")
+        .into_inner();
+    assert!(resp.next().await.expect("one").is_ok());
+
+    let mut h = HealthClient::new(s.channel().await);
+    let st = h
+        .check(HealthCheckRequest {
+            service: "echomesh.v1.GraphService".into(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(st.status, 1, "SERVING");
+    s.stop().await;
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    sock.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut out = String::new();
+    sock.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+#[tokio::test]
+async fn healthz_and_readyz() {
+    let s = Server::start().await;
+    assert!(
+        http_get(s.http, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    assert!(
+        http_get(s.http, "/readyz")
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    assert!(http_get(s.http, "/nope").await.starts_with("HTTP/1.1 404"));
+    s.stop().await;
+}

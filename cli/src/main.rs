@@ -1,0 +1,24 @@
+//! `echomesh`: parse flags, run one command, exit with its code (0 ok, 1 check failed, 2 error).
+#![forbid(unsafe_code)]
+
+use clap::Parser as _;
+
+fn main() {
+    let cli = echomesh_cli::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("echomesh: cannot start the runtime: {e}");
+            std::process::exit(echomesh_cli::EXIT_UNREACHABLE);
+        }
+    };
+    let code = rt.block_on(async {
+        let mut out = std::io::stdout().lock();
+        let mut err = std::io::stderr();
+        echomesh_cli::run(&cli, &mut out, &mut err).await
+    });
+    std::process::exit(code);
+}

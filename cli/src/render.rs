@@ -1,0 +1,202 @@
+//! Tables, wide tables and JSON for the CLI; colour only when stdout is a terminal.
+//!
+//! Tables are plain aligned columns (no box drawing) so they survive `grep`, `awk` and logs.
+
+use std::io::{self, IsTerminal as _, Write};
+
+use echomesh_proto::v1::{self, EdgeState, Network};
+use serde_json::{Value, json};
+
+/// Whether to colour output: a terminal, and `NO_COLOR` unset.
+#[must_use]
+pub fn colour() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Upper-case state name.
+#[must_use]
+pub fn state_name(s: i32) -> &'static str {
+    match EdgeState::try_from(s) {
+        Ok(EdgeState::Up) => "UP",
+        Ok(EdgeState::Degraded) => "DEGRADED",
+        Ok(EdgeState::Down) => "DOWN",
+        Ok(EdgeState::Unknown) => "UNKNOWN",
+        _ => "-",
+    }
+}
+
+/// Lower-case network name.
+#[must_use]
+pub fn net_name(n: i32) -> &'static str {
+    match Network::try_from(n) {
+        Ok(Network::Pod) => "pod",
+        Ok(Network::Host) => "host",
+        _ => "-",
+    }
+}
+
+fn paint(s: &str, state: i32, on: bool) -> String {
+    if !on {
+        return s.to_string();
+    }
+    let code = match EdgeState::try_from(state) {
+        Ok(EdgeState::Up) => "32",
+        Ok(EdgeState::Degraded) => "33",
+        Ok(EdgeState::Down) => "31",
+        _ => "90",
+    };
+    format!("\x1b[{code}m{s}\x1b[0m")
+}
+
+/// Writes rows as aligned columns; `state_col` (if any) is coloured by the state it names.
+pub fn table(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+    state_col: Option<usize>,
+    colour: bool,
+) -> io::Result<()> {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < width.len() {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        let n = cells.len();
+        cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i + 1 == n {
+                    c
+                } else {
+                    format!("{c:<w$}", w = width[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|h| (*h).to_string()).collect())
+    )?;
+    for r in rows {
+        let mut cells = r.clone();
+        if let Some(sc) = state_col {
+            let state = match cells[sc].as_str() {
+                "UP" => EdgeState::Up,
+                "DEGRADED" => EdgeState::Degraded,
+                "DOWN" => EdgeState::Down,
+                _ => EdgeState::Unknown,
+            } as i32;
+            let padded = format!("{:<w$}", cells[sc], w = width[sc]);
+            cells[sc] = paint(&padded, state, colour);
+        }
+        // Pad after painting so escape codes do not upset alignment.
+        let n = cells.len();
+        let s = cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i + 1 == n || Some(i) == state_col {
+                    c
+                } else {
+                    format!("{c:<w$}", w = width[i])
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ");
+        writeln!(out, "{s}")?;
+    }
+    Ok(())
+}
+
+/// Milliseconds from microseconds, 3 significant decimals.
+#[must_use]
+pub fn ms(us: f64) -> String {
+    if us <= 0.0 {
+        "-".into()
+    } else {
+        format!("{:.3}", us / 1000.0)
+    }
+}
+
+/// Age in human form.
+#[must_use]
+pub fn age(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1000..=59_999 => format!("{}s", ms / 1000),
+        60_000..=3_599_999 => format!("{}m", ms / 60_000),
+        _ => format!("{}h", ms / 3_600_000),
+    }
+}
+
+/// An edge as JSON.
+#[must_use]
+pub fn edge_json(e: &v1::Edge) -> Value {
+    json!({
+        "source_node": e.source_node,
+        "source_network": net_name(e.source_network),
+        "target_node": e.target_node,
+        "target_network": net_name(e.target_network),
+        "target_address": e.target_address,
+        "state": state_name(e.state),
+        "state_age_ms": e.state_age_ms,
+        "last_seen_age_ms": e.last_seen_age_ms,
+        "loss_1m_pct": e.loss_1m_pct,
+        "loss_10m_pct": e.loss_10m_pct,
+        "p50_ms": e.p50_us / 1000.0,
+        "p90_ms": e.p90_us / 1000.0,
+        "p99_ms": e.p99_us / 1000.0,
+        "p99_10m_ms": e.p99_10m_us / 1000.0,
+        "sent_total": e.sent_total,
+        "received_total": e.received_total,
+        "duplicates_total": e.duplicates_total,
+        "reordered_total": e.reordered_total,
+        "late_total": e.late_total,
+        "icmp_errors_total": e.icmp_errors_total,
+    })
+}
+
+/// An edge as a table row; `wide` adds columns.
+#[must_use]
+pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
+    let mut r = vec![
+        format!("{}/{}", e.source_node, net_name(e.source_network)),
+        format!("{}/{}", e.target_node, net_name(e.target_network)),
+        state_name(e.state).to_string(),
+        format!("{:.2}", e.loss_1m_pct),
+        ms(e.p50_us),
+        ms(e.p99_us),
+    ];
+    if wide {
+        r.extend([
+            e.target_address.clone(),
+            format!("{:.2}", e.loss_10m_pct),
+            ms(e.p99_10m_us),
+            e.sent_total.to_string(),
+            e.duplicates_total.to_string(),
+            e.reordered_total.to_string(),
+            e.icmp_errors_total.to_string(),
+            age(e.state_age_ms),
+        ]);
+    }
+    r
+}
+
+/// Column names matching [`edge_row`].
+#[must_use]
+pub fn edge_header(wide: bool) -> Vec<&'static str> {
+    let mut h = vec!["SOURCE", "TARGET", "STATE", "LOSS%", "P50ms", "P99ms"];
+    if wide {
+        h.extend([
+            "ADDRESS", "LOSS10m%", "P99-10m", "SENT", "DUP", "REORD", "ICMPERR", "SINCE",
+        ]);
+    }
+    h
+}

@@ -1,0 +1,219 @@
+//! The `echomesh` CLI against a real in-process aggregator fed by simulated agents.
+
+use std::time::Duration;
+
+use clap::Parser as _;
+use echomesh_aggregator::sim::{SimAgent, hello};
+use echomesh_aggregator::{Aggregator, Config};
+use echomesh_cli::Cli;
+use echomesh_proto::Histogram;
+use tokio::sync::oneshot;
+
+const SOON: Duration = Duration::from_secs(10);
+
+struct Fixture {
+    url: String,
+    _agents: Vec<SimAgent>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Three agents a, b, c; c loses `c_loss` of 100 probes to everyone.
+async fn fixture(c_loss: u64) -> Fixture {
+    let mut cfg = Config::local();
+    cfg.assign_debounce = Duration::from_millis(20);
+    let agg = Aggregator::bind(cfg).await.expect("bind");
+    let url = format!("http://{}", agg.grpc_addr());
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        agg.serve(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    let mut agents = Vec::new();
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        let ch = tonic::transport::Channel::from_shared(url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        agents.push(
+            SimAgent::connect(ch, hello(n, &format!("127.0.0.{}", i + 1)))
+                .await
+                .expect("session"),
+        );
+    }
+    let mut h = Histogram::new();
+    for _ in 0..100 {
+        h.record(Duration::from_micros(400));
+    }
+    for (i, a) in agents.iter_mut().enumerate() {
+        a.wait_assignment(2, SOON).await.expect("assignment");
+        let lost = if i == 2 { c_loss } else { 0 };
+        let r = a.report(100, lost, &h);
+        let seq = r.seq;
+        a.send(r).await.expect("send");
+        a.wait_ack(seq, SOON).await.expect("ack");
+    }
+    Fixture {
+        url,
+        _agents: agents,
+        stop,
+        task,
+    }
+}
+
+impl Fixture {
+    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut argv = vec!["echomesh", "--aggregator", &self.url];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).expect("args");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = echomesh_cli::run(&cli, &mut out, &mut err).await;
+        (
+            code,
+            String::from_utf8(out).expect("utf8"),
+            String::from_utf8(err).expect("utf8"),
+        )
+    }
+
+    async fn stop(self) {
+        drop(self._agents);
+        let _ = self.stop.send(());
+        tokio::time::timeout(SOON, self.task)
+            .await
+            .expect("stops")
+            .expect("task");
+    }
+}
+
+#[tokio::test]
+async fn status_nodes_edges_edge_matrix_top() {
+    let f = fixture(0).await;
+    let (code, out, _) = f.run(&["status"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("3 connected"), "{out}");
+    assert!(out.contains("6 total: 6 up"), "{out}");
+
+    let (_, out, _) = f.run(&["nodes"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("NODE"), "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
+
+    let (_, out, _) = f.run(&["edges", "--from", "a"]).await;
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.contains("a/pod"), "{out}");
+    let (_, out, _) = f.run(&["-o", "wide", "edges", "--from", "a"]).await;
+    assert!(
+        out.contains("ADDRESS") && out.contains("127.0.0.2"),
+        "{out}"
+    );
+
+    let (_, out, _) = f.run(&["-o", "json", "edge", "a", "b"]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["state"], "UP");
+    assert_eq!(v["target_address"], "127.0.0.2");
+    let p50 = v["p50_ms"].as_f64().expect("p50");
+    assert!((0.3..0.5).contains(&p50), "{p50}");
+
+    let (_, out, _) = f.run(&["matrix", "--metric", "p50"]).await;
+    assert!(out.contains("[0] a") && out.contains("[2] c"), "{out}");
+    let (_, out, _) = f.run(&["-o", "json", "matrix"]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["values"][0][0], serde_json::Value::Null);
+    assert_eq!(v["values"][0][1], 0.0);
+
+    let (_, out, _) = f.run(&["top", "-n", "1"]).await;
+    assert!(out.contains("(1 of 6 edges shown)"), "{out}");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn check_exits_zero_when_within_limits() {
+    let f = fixture(0).await;
+    let (code, out, _) = f.run(&["check", "--max-loss", "1"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("OK: 6 edges"), "{out}");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn check_exits_one_and_lists_offenders() {
+    let f = fixture(20).await;
+    let (code, out, _) = f.run(&["check", "--max-loss", "5"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("FAIL: 2 of 6 edges"), "{out}");
+    assert!(out.contains("c/pod"), "{out}");
+    let (code, out, _) = f
+        .run(&[
+            "-o",
+            "json",
+            "check",
+            "--max-loss",
+            "50",
+            "--max-p99",
+            "0.1",
+        ])
+        .await;
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v["violations"].as_array().map(Vec::len),
+        Some(6),
+        "p99 limit catches all"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_aggregator_exits_two() {
+    // Bind then drop a listener to get a port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
+        .args([
+            "--aggregator",
+            &format!("http://127.0.0.1:{port}"),
+            "--timeout",
+            "2",
+            "check",
+        ])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach the aggregator"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_url_and_bad_flag_exit_two_with_the_reason() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
+        .args(["--aggregator", "ftp://x", "status"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must start with http:// or unix://"));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
+        .args(["matrix", "--metric", "bogus"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'bogus'"));
+}
+
+#[tokio::test]
+async fn server_side_invalid_argument_is_reported() {
+    let f = fixture(0).await;
+    let (code, _, err) = f.run(&["edges", "--min-loss", "500"]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("min_loss_pct must be within 0..=100"), "{err}");
+    f.stop().await;
+}
