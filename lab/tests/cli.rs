@@ -178,6 +178,13 @@ fn faults_from_another_process_then_sigterm_cleans_up() {
         stderr(&out)
     );
 
+    let list = lab(&["list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains(&format!("{prefix}\t2 nodes\tnetwork only")),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+
     let out = lab(&["delay", "node1", "3", "--prefix", &prefix]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(

@@ -541,7 +541,6 @@ fn t5_agents_reconnect_after_an_aggregator_restart_and_the_graph_refills() {
 }
 
 #[test]
-#[ignore = "known bug: a restarted aggregator drops replayed reports for targets its first assignment does not hold yet (unknown_target); run with --ignored"]
 fn t5_replayed_reports_cover_the_outage() {
     let _serial = serial();
     let Some(mut e) = E2e::start_with("t5_replay", 4, &[], &FAST_RECONNECT, false) else {
