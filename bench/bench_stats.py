@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""Percentile math and reporting for bench/probe_vs_fping.sh (stdlib only).
+
+Two sub-commands:
+
+  summarize  parse one tool run (stdout/stderr/GNU time output/exit code) into a summary JSON
+  report     read every summary of a bench run and print the side-by-side table with ratios
+             and the goal verdicts
+
+RTT percentiles: echomesh only reports per-target percentiles, so the comparable figure for both
+tools is the *median over targets of the per-target p50 / p99*. For fping, which prints every
+sample with -C, the pooled percentile over all samples is recorded as well (pooled_p50_us, ...).
+Percentiles on raw samples use the nearest-rank method.
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import sys
+
+# GNU time is invoked with -f '%e %U %S %M': wall seconds, user seconds, system seconds, max RSS KiB.
+TIME_RE = re.compile(r"^\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s*$")
+# fping -C (verbose count) result line: "10.250.0.1 : 0.004 0.003 - 0.005"
+FPING_VCOUNT_RE = re.compile(r"^(\S+)\s+:((?:\s+(?:-|\d+(?:\.\d+)?))+)\s*$")
+# fping -Q interval summary line: "10.250.0.1 : xmt/rcv/%loss = 4/4/0%, min/avg/max = ..."
+FPING_INTERVAL_RE = re.compile(r"^(\S+)\s+: xmt/rcv/%loss = (\d+)/(\d+)/")
+# fping 5.x aborts when its shared 16-bit sequence space is exhausted:
+# "fping error: not enough sequence numbers available! (expire_timeout=..., host_nr=535, ping_count=65, ...)"
+FPING_SEQ_ABORT_RE = re.compile(r"not enough sequence numbers.*host_nr=(\d+), ping_count=(\d+)")
+
+
+def nearest_rank(sorted_vals, pct):
+    """Nearest-rank percentile of an already sorted list (None when empty)."""
+    if not sorted_vals:
+        return None
+    rank = max(1, math.ceil(pct / 100.0 * len(sorted_vals)))
+    return sorted_vals[rank - 1]
+
+
+def median(vals):
+    vals = sorted(v for v in vals if v is not None)
+    if not vals:
+        return None
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2.0
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return ""
+
+
+def parse_time(path):
+    """Last matching line of GNU time's -o file (it prepends 'Command exited with ...' on failure)."""
+    for line in reversed(read_text(path).splitlines()):
+        m = TIME_RE.match(line)
+        if m:
+            return {
+                "wall_s": float(m.group(1)),
+                "user_s": float(m.group(2)),
+                "sys_s": float(m.group(3)),
+                "maxrss_kb": int(m.group(4)),
+            }
+    return {"wall_s": None, "user_s": None, "sys_s": None, "maxrss_kb": None}
+
+
+def parse_fping(text, targets):
+    """fping -q -C N [-Q S] output (all on stderr)."""
+    per_target = {}
+    interval_xmt = interval_rcv = 0
+    have_intervals = False
+    abort_note = None
+    abort_sent = None
+    for line in text.splitlines():
+        m = FPING_VCOUNT_RE.match(line)
+        if m:
+            per_target[m.group(1)] = m.group(2).split()
+            continue
+        m = FPING_INTERVAL_RE.match(line)
+        if m:
+            have_intervals = True
+            interval_xmt += int(m.group(2))
+            interval_rcv += int(m.group(3))
+            continue
+        m = FPING_SEQ_ABORT_RE.search(line)
+        if m:
+            # fping sends round-robin: ping_count full rounds, then host_nr hosts of the next one.
+            abort_sent = int(m.group(2)) * targets + int(m.group(1))
+            abort_note = line.strip()
+        elif line.startswith("fping error") or line.startswith("fping:"):
+            abort_note = abort_note or line.strip()
+
+    out = {"aborted": False, "note": None}
+    if per_target:
+        sent = received = 0
+        pooled = []
+        p50s, p99s = [], []
+        for tokens in per_target.values():
+            sent += len(tokens)
+            rtts = sorted(float(t) * 1000.0 for t in tokens if t != "-")  # ms -> us
+            received += len(rtts)
+            pooled.extend(rtts)
+            p50s.append(nearest_rank(rtts, 50))
+            p99s.append(nearest_rank(rtts, 99))
+        pooled.sort()
+        out.update(
+            sent=sent,
+            received=received,
+            p50_us=median(p50s),
+            p99_us=median(p99s),
+            pooled_p50_us=nearest_rank(pooled, 50),
+            pooled_p99_us=nearest_rank(pooled, 99),
+            mean_us=(sum(pooled) / len(pooled)) if pooled else None,
+        )
+    else:
+        # No final report: fping aborted. Probes sent come from the abort message; replies only
+        # from the -Q interval summaries (whole seconds before the abort), so loss is computed on
+        # those intervals alone.
+        out.update(aborted=True, sent=abort_sent, received=None, p50_us=None, p99_us=None)
+        if have_intervals:
+            out["received"] = interval_rcv
+            out["interval_sent"] = interval_xmt
+            if out["sent"] is None:
+                out["sent"] = interval_xmt
+        out["note"] = abort_note or "no fping -C report (killed or crashed)"
+    if out.get("received") is not None:
+        base = out.get("interval_sent") or out.get("sent")
+        out["loss_pct"] = 100.0 * (base - out["received"]) / base if base else None
+    else:
+        out["loss_pct"] = None
+    return out
+
+
+def _count(v):
+    """echomesh 'errors' may be a plain count or an object of counts by kind."""
+    if isinstance(v, (int, float)):
+        return v
+    if isinstance(v, dict):
+        return sum(_count(x) for x in v.values())
+    return 0
+
+
+def parse_echomesh(text):
+    """echomesh-agent probe -o json: one JSON array of per-target objects."""
+    start = text.find("[")
+    try:
+        rows = json.loads(text[start:]) if start >= 0 else None
+    except json.JSONDecodeError as exc:
+        rows = None
+        err = str(exc)
+    else:
+        err = "no JSON array on stdout"
+    if not isinstance(rows, list):
+        return {"aborted": True, "sent": None, "received": None, "loss_pct": None,
+                "p50_us": None, "p99_us": None, "note": f"unparsable output: {err}"}
+    sent = sum(int(r.get("sent") or 0) for r in rows)
+    received = sum(int(r.get("received") or 0) for r in rows)
+    rtts = [r.get("rtt_us") or {} for r in rows]
+    means = [(x.get("mean"), int(r.get("received") or 0)) for x, r in zip(rtts, rows)]
+    weight = sum(n for m, n in means if m is not None)
+    return {
+        "aborted": False,
+        "note": None,
+        "sent": sent,
+        "received": received,
+        "loss_pct": 100.0 * (sent - received) / sent if sent else None,
+        "duplicates": sum(_count(r.get("duplicates")) for r in rows),
+        "errors": sum(_count(r.get("errors")) for r in rows),
+        "p50_us": median(x.get("p50") for x in rtts),
+        "p99_us": median(x.get("p99") for x in rtts),
+        "mean_us": (sum(m * n for m, n in means if m is not None) / weight) if weight else None,
+        "result_rows": len(rows),
+    }
+
+
+def cmd_summarize(a):
+    prefix = a.prefix
+    rc_text = read_text(prefix + ".rc").strip()
+    summary = {
+        "scenario": a.scenario,
+        "order": a.order,
+        "label": a.label,
+        "tool": a.tool,
+        "role": a.role,
+        "targets": a.targets,
+        "planned": a.targets * a.count,
+        "cmd": read_text(prefix + ".cmd").strip(),
+        "rc": int(rc_text) if rc_text.lstrip("-").isdigit() else None,
+    }
+    summary.update(parse_time(prefix + ".time"))
+    if a.tool == "fping":
+        summary.update(parse_fping(read_text(prefix + ".stderr"), a.targets))
+    else:
+        summary.update(parse_echomesh(read_text(prefix + ".stdout")))
+        # exit 0 = all answered, 1 = some loss; anything else means the run did not complete.
+        if summary["rc"] not in (0, 1):
+            summary["aborted"] = True
+            tail = read_text(prefix + ".stderr").strip().splitlines()[-1:]
+            summary["note"] = f"exit {summary['rc']}" + (f": {tail[0]}" if tail else "")
+    cpu = None
+    if summary["user_s"] is not None:
+        cpu = summary["user_s"] + summary["sys_s"]
+    summary["cpu_s"] = cpu
+    sent, wall = summary.get("sent"), summary.get("wall_s")
+    # Achieved rate = probes actually sent / whole process wall time (start-up and the final
+    # wait for replies included), so it can only understate a tool.
+    summary["rate_pps"] = sent / wall if sent and wall else None
+    summary["cpu_us_per_probe"] = cpu * 1e6 / sent if sent and cpu is not None else None
+    with open(prefix + ".summary.json", "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=1)
+    one_line(summary)
+
+
+def fmt(v, kind):
+    if v is None:
+        return "-"
+    if kind == "int":
+        return f"{int(v):,}"
+    if kind == "pct":
+        return f"{v:.3f}%"
+    if kind == "f1":
+        return f"{v:,.1f}"
+    if kind == "f2":
+        return f"{v:,.2f}"
+    if kind == "mb":
+        return f"{v / 1024.0:,.1f}"
+    return str(v)
+
+
+def one_line(s):
+    state = "ABORTED " if s.get("aborted") else ""
+    print(f"    {state}{s['label']}: sent {fmt(s.get('sent'), 'int')}, replies "
+          f"{fmt(s.get('received'), 'int')}, loss {fmt(s.get('loss_pct'), 'pct')}, "
+          f"{fmt(s.get('rate_pps'), 'int')} probes/s, {fmt(s.get('cpu_us_per_probe'), 'f2')} us CPU/probe, "
+          f"RSS {fmt(s.get('maxrss_kb'), 'mb')} MB, p50/p99 {fmt(s.get('p50_us'), 'f1')}/"
+          f"{fmt(s.get('p99_us'), 'f1')} us" + (f"  [{s['note']}]" if s.get("note") else ""))
+
+
+METRICS = [
+    ("targets", "targets", "int"),
+    ("planned", "probes planned", "int"),
+    ("sent", "probes sent", "int"),
+    ("received", "replies", "int"),
+    ("loss_pct", "loss", "pct"),
+    ("wall_s", "wall s", "f2"),
+    ("rate_pps", "probes/s (sent/wall)", "int"),
+    ("user_s", "CPU user s", "f2"),
+    ("sys_s", "CPU sys s", "f2"),
+    ("cpu_us_per_probe", "CPU us/probe", "f2"),
+    ("maxrss_kb", "max RSS MB", "mb"),
+    ("p50_us", "RTT p50 us (med/target)", "f1"),
+    ("p99_us", "RTT p99 us (med/target)", "f1"),
+    ("pooled_p50_us", "RTT p50 us (pooled)", "f1"),
+    ("pooled_p99_us", "RTT p99 us (pooled)", "f1"),
+    ("rc", "exit status", "str"),
+]
+
+SCENARIO_TITLES = {
+    "1": "Scenario 1 - sustained throughput",
+    "2": "Scenario 2 - CPU cost at ~6,000 probes/s (1000 targets)",
+    "3": "Scenario 3 - footprint: 1000 targets x 10 Hz",
+    "4": "Scenario 4 - RTT accuracy on the unimpaired veth path",
+}
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def load(run_dir):
+    runs = []
+    for path in glob.glob(os.path.join(run_dir, "*.summary.json")):
+        with open(path, encoding="utf-8") as fh:
+            runs.append(json.load(fh))
+    runs.sort(key=lambda r: (r["scenario"], r["order"]))
+    return runs
+
+
+def print_scenario(scen, runs):
+    print()
+    print(SCENARIO_TITLES.get(scen, f"Scenario {scen}"))
+    em = [r for r in runs if r["tool"] == "echomesh"]
+    fp = [r for r in runs if r["tool"] == "fping"]
+    cols = [r["label"] for r in runs]
+    # One ratio column per fping run: echomesh / that fping run.
+    ratio_cols = [(e, f) for e in em[:1] for f in fp]
+    headers = ["metric"] + cols + [f"em/{f['label']}" for _, f in ratio_cols]
+    rows = []
+    for key, name, kind in METRICS:
+        if all(r.get(key) is None for r in runs):
+            continue
+        row = [name] + [fmt(r.get(key), kind) for r in runs]
+        for e, f in ratio_cols:
+            row.append(ratio(e.get(key), f.get(key)) if kind != "str" and key != "targets" else "")
+        rows.append(row)
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = "  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(headers))
+    print("  " + line)
+    print("  " + "-" * len(line))
+    for row in rows:
+        print("  " + "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)))
+    for r in runs:
+        if r.get("note"):
+            print(f"  note {r['label']}: {r['note']}")
+    for r in runs:
+        print(f"  cmd  {r['label']}: {r['cmd']}")
+
+
+def verdicts(runs, quick):
+    by = {(r["scenario"], r["label"]): r for r in runs}
+    out = []
+
+    def v(goal, ok, detail):
+        state = "n/a " if ok is None else ("PASS" if ok else "FAIL")
+        out.append(f"  [{state}] {goal}: {detail}")
+
+    def le(a, b):
+        return None if a is None or b is None else a <= b
+
+    e1, f1 = by.get(("1", "echomesh")), by.get(("1", "fping-sustained"))
+    if e1:
+        rate, loss = e1.get("rate_pps"), e1.get("loss_pct")
+        dur_ok = quick or (e1.get("wall_s") or 0) >= 30.0
+        ok = None if rate is None or loss is None else (rate >= 100_000 and loss < 1.0 and dur_ok and not e1["aborted"])
+        detail = f"{fmt(rate, 'int')} probes/s for {fmt(e1.get('wall_s'), 'f1')} s at {fmt(loss, 'pct')} loss"
+        if f1 and f1.get("rate_pps") and rate:
+            detail += f"; {rate / f1['rate_pps']:.1f}x fping's sustained {fmt(f1['rate_pps'], 'int')}/s (goal >=15x)"
+            if ok is not None:
+                ok = ok and rate / f1["rate_pps"] >= 15
+        if quick:
+            detail += " (quick mode: duration not checked)"
+        v("1 sustained >=100k probes/s, 30 s, 65,536 targets, <1% loss", ok, detail)
+
+    e2 = by.get(("2", "echomesh"))
+    f2p, f2b = by.get(("2", "fping-paced")), by.get(("2", "fping-burst"))
+    if e2:
+        ec = e2.get("cpu_us_per_probe")
+        for f in (f2p, f2b):
+            if f:
+                v(f"2 CPU/probe <= {f['label']} at ~6,000/s", le(ec, f.get("cpu_us_per_probe")),
+                  f"echomesh {fmt(ec, 'f2')} us vs {fmt(f.get('cpu_us_per_probe'), 'f2')} us "
+                  f"({ratio(ec, f.get('cpu_us_per_probe'))})")
+
+    e3 = by.get(("3", "echomesh"))
+    if e3:
+        complete = (not e3["aborted"]) and e3.get("sent") == e3.get("planned")
+        v("3 1000 targets x 10 Hz without abort", complete,
+          f"sent {fmt(e3.get('sent'), 'int')} of {fmt(e3.get('planned'), 'int')}, exit {e3.get('rc')}")
+        rss = e3.get("maxrss_kb")
+        v("3 max RSS <= 20 MB", None if rss is None else rss <= 20 * 1024, f"{fmt(rss, 'mb')} MB")
+        ec = e3.get("cpu_us_per_probe")
+        for f in (f2p, f2b):
+            if f:
+                v(f"3 CPU/probe <= {f['label']} at ~6,000/s (scenario 2)", le(ec, f.get("cpu_us_per_probe")),
+                  f"echomesh {fmt(ec, 'f2')} us vs {fmt(f.get('cpu_us_per_probe'), 'f2')} us")
+        f3 = by.get(("3", "fping"))
+        if f3:
+            out.append(f"  [info] 3 fping at the same load: "
+                       + (f"aborted after {fmt(f3.get('wall_s'), 'f1')} s ({fmt(f3.get('sent'), 'int')} probes sent)"
+                          if f3["aborted"] else f"completed, {fmt(f3.get('sent'), 'int')} probes"))
+
+    e4, f4 = by.get(("4", "echomesh")), by.get(("4", "fping"))
+    if e4 and f4:
+        for key in ("p50_us", "p99_us"):
+            v(f"4 RTT {key[:3]} <= fping's", le(e4.get(key), f4.get(key)),
+              f"echomesh {fmt(e4.get(key), 'f1')} us vs fping {fmt(f4.get(key), 'f1')} us "
+              f"({ratio(e4.get(key), f4.get(key))})")
+    return out
+
+
+def cmd_report(a):
+    runs = load(a.run_dir)
+    if not runs:
+        print("no results found in", a.run_dir)
+        return 1
+    for scen in sorted({r["scenario"] for r in runs}):
+        print_scenario(scen, [r for r in runs if r["scenario"] == scen])
+    lines = verdicts(runs, a.quick)
+    if lines:
+        print()
+        print("Goal verdicts (echomesh vs fping, same lab, same run)")
+        print("\n".join(lines))
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("summarize")
+    s.add_argument("--prefix", required=True, help="path prefix of .cmd/.rc/.time/.stdout/.stderr")
+    s.add_argument("--scenario", required=True)
+    s.add_argument("--order", type=int, default=0)
+    s.add_argument("--label", required=True)
+    s.add_argument("--tool", choices=["fping", "echomesh"], required=True)
+    s.add_argument("--role", default="")
+    s.add_argument("--targets", type=int, required=True)
+    s.add_argument("--count", type=int, required=True)
+    r = sub.add_parser("report")
+    r.add_argument("run_dir")
+    r.add_argument("--quick", action="store_true")
+    a = p.parse_args()
+    return cmd_summarize(a) if a.cmd == "summarize" else cmd_report(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main() or 0)
