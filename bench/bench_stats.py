@@ -299,7 +299,8 @@ def print_scenario(scen, runs):
             continue
         row = [name] + [fmt(r.get(key), kind) for r in runs]
         for e, f in ratio_cols:
-            row.append(ratio(e.get(key), f.get(key)) if kind != "str" and key != "targets" else "")
+            # Ratios of inputs (targets, planned) or of exit codes say nothing.
+            row.append(ratio(e.get(key), f.get(key)) if key not in ("targets", "planned", "rc") else "")
         rows.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     line = "  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(headers))
