@@ -129,6 +129,9 @@ def parse_fping(text, targets):
             if out["sent"] is None:
                 out["sent"] = interval_xmt
         out["note"] = abort_note or "no fping -C report (killed or crashed)"
+        if have_intervals:
+            out["note"] += (f"; replies and loss cover only the whole-second -Q summaries before the abort "
+                            f"({interval_xmt:,} probes)")
     if out.get("received") is not None:
         base = out.get("interval_sent") or out.get("sent")
         out["loss_pct"] = 100.0 * (base - out["received"]) / base if base else None

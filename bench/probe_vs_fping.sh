@@ -316,6 +316,13 @@ describe_machine() {
     fi
     echo "mode: scenarios $ONLY$([ "$QUICK" -eq 1 ] && echo ', quick')"
   } | tee "$OUT_DIR/machine.txt"
+  # Rates and wall times need an idle machine; CPU time per probe is less sensitive.
+  local load
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  if python3 -c "import os,sys; sys.exit(0 if float(sys.argv[1]) >= os.cpu_count() / 2 else 1)" "$load"; then
+    echo "WARNING: load average $load on $(nproc) CPUs: throughput and RTT figures will be noisy" \
+      | tee -a "$OUT_DIR/machine.txt"
+  fi
 }
 
 main() {
