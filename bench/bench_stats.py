@@ -151,14 +151,17 @@ def _count(v):
 
 def parse_echomesh(text):
     """echomesh-agent probe -o json: one JSON array of per-target objects."""
-    start = text.find("[")
-    try:
-        rows = json.loads(text[start:]) if start >= 0 else None
-    except json.JSONDecodeError as exc:
-        rows = None
-        err = str(exc)
-    else:
-        err = "no JSON array on stdout"
+    # The whole of stdout should be the array; fall back to the first line that parses as one in
+    # case something else was printed around it.
+    rows, err = None, "no JSON array on stdout"
+    for candidate in [text] + [ln for ln in text.splitlines() if ln.lstrip().startswith("[")]:
+        try:
+            rows = json.loads(candidate)
+        except json.JSONDecodeError as exc:
+            err = f"JSON: {exc}"
+            continue
+        if isinstance(rows, list):
+            break
     if not isinstance(rows, list):
         return {"aborted": True, "sent": None, "received": None, "loss_pct": None,
                 "p50_us": None, "p99_us": None, "note": f"unparsable output: {err}"}
