@@ -224,13 +224,22 @@ run_measured() {
   local prefix="$OUT_DIR/s$scen.$order.$label"
   printf '%q ' "$@" >"$prefix.cmd"
   log "scenario $scen: $label: $*"
-  local rc=0 pid
+  local rc=0 pid sampler
+  # Count packets at the sink's veth while the tool runs: a wire-level rate that does not depend
+  # on either tool's own accounting (start-up and drain excluded, unlike sent/wall).
+  ip netns exec "$NS_SINK" python3 "$STATS" sample "$VETH_SINK" "$prefix.wire" &
+  sampler=$!
+  STARTED_PIDS+=("$sampler")
+  sleep 0.3
   ip netns exec "$NS_SND" /usr/bin/time -o "$prefix.time" -f '%e %U %S %M' "$@" \
     >"$prefix.stdout" 2>"$prefix.stderr" &
   pid=$!
   STARTED_PIDS+=("$pid")
   wait "$pid" || rc=$?
-  STARTED_PIDS=()  # one tool at a time, so nothing else is in flight
+  sleep 0.3
+  kill -TERM "$sampler" 2>/dev/null || true
+  wait "$sampler" || true
+  STARTED_PIDS=()  # one tool (and its sampler) at a time, so nothing else is in flight
   echo "$rc" >"$prefix.rc"
   python3 "$STATS" summarize --prefix "$prefix" --scenario "$scen" --order "$order" --label "$label" \
     --tool "$tool" --targets "$targets" --count "$count"
