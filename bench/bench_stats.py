@@ -479,6 +479,31 @@ def cmd_report(a):
     return 0
 
 
+def cmd_markdown(a):
+    """The compact table used in bench/README.md, from one run's summaries."""
+    runs = load(a.run_dir)
+    print("| scenario | run | targets | sent | loss | probes/s (wire) | CPU µs/probe | max RSS | RTT p50 / p99 µs |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        sent = fmt(r.get("sent"), "int")
+        if r.get("aborted"):
+            sent += f", **aborted at {fmt(r.get('wall_s'), 'f1')} s** (exit {r.get('rc')})"
+        rate = fmt(r.get("wire_rate_pps") or r.get("rate_pps"), "int")
+        if r.get("wire_min_1s_pps"):
+            rate += f" (worst 1 s {fmt(r['wire_min_1s_pps'], 'int')})"
+        label = f"**{r['label']}**" if r["tool"] == "echomesh" else r["label"]
+        print(f"| {r['scenario']} | {label} | {fmt(r.get('targets'), 'int')} | {sent} | "
+              f"{fmt(r.get('loss_pct'), 'pct')} | {rate} | {fmt(r.get('cpu_us_per_probe'), 'f2')} | "
+              f"{fmt(r.get('maxrss_kb'), 'mb')} MB | {fmt(r.get('p50_us'), 'f1')} / {fmt(r.get('p99_us'), 'f1')} |")
+    lines = verdicts(runs, a.quick)
+    if lines:
+        print()
+        print("```")
+        print("\n".join(lines))
+        print("```")
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -498,8 +523,12 @@ def main():
     r = sub.add_parser("report")
     r.add_argument("run_dir")
     r.add_argument("--quick", action="store_true")
+    m = sub.add_parser("markdown")
+    m.add_argument("run_dir")
+    m.add_argument("--quick", action="store_true")
     a = p.parse_args()
-    return {"sample": cmd_sample, "summarize": cmd_summarize, "report": cmd_report}[a.cmd](a)
+    cmds = {"sample": cmd_sample, "summarize": cmd_summarize, "report": cmd_report, "markdown": cmd_markdown}
+    return cmds[a.cmd](a)
 
 
 if __name__ == "__main__":
