@@ -303,13 +303,15 @@ scenario_3() {
 
 scenario_4() {
   # 100 targets x 20 Hz = 2,000 probes/s for 10 s: a moderate load on an idle path, so the RTTs
-  # show each tool's timestamping, not queueing. fping is paced (-i 0.4 ms, ~period/targets) so it
-  # does not queue its own packets behind each other.
+  # show each tool's timestamping, not queueing. fping twice, as in scenario 2: paced (-i 0.4 ms,
+  # ~period/targets, one wake-up per probe like an evenly paced prober) and burst (-i 0, each round
+  # of 100 back to back with hot caches).
   local count=200
   [ "$QUICK" -eq 1 ] && count=40
   local t="$OUT_DIR/targets.100"
   write_targets 100 "$t"
-  run_measured 4 1 fping fping 100 "$count" -- "$FPING" -q -C "$count" -p 50 -i 0.4 -t 500 -f "$t"
+  run_measured 4 1 fping-paced fping 100 "$count" -- "$FPING" -q -C "$count" -p 50 -i 0.4 -t 500 -f "$t"
+  run_measured 4 2 fping-burst fping 100 "$count" -- "$FPING" -q -C "$count" -p 50 -i 0 -t 500 -f "$t"
   run_echomesh 4 100 "$count" 50 500 "$t"
 }
 
