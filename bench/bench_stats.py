@@ -269,17 +269,23 @@ def cmd_summarize(a):
         summary.update(parse_fping(read_text(prefix + ".stderr"), a.targets))
     else:
         summary.update(parse_echomesh(read_text(prefix + ".stdout")))
-        # Not part of the JSON contract, but when echomesh prints its summary line on stderr it
-        # carries percentiles of the merged histogram of all targets: the pooled figures.
+        # Not part of the JSON contract, but when echomesh prints its "summary: k=v ..." line on
+        # stderr it carries percentiles of the merged histogram of all targets (the pooled
+        # figures) and the counters that explain loss (socket drops, late replies, schedule lag).
+        fields = dict(re.findall(r"\b(\w+)=([\d.]+)\b", read_text(prefix + ".stderr")))
         for key in ("p50", "p99"):
-            m = re.search(rf"\brtt_{key}_us=([\d.]+)", read_text(prefix + ".stderr"))
-            if m:
-                summary[f"pooled_{key}_us"] = float(m.group(1))
+            if f"rtt_{key}_us" in fields:
+                summary[f"pooled_{key}_us"] = float(fields[f"rtt_{key}_us"])
+        for key in ("socket_drops", "late", "rejected", "send_errors", "max_schedule_lag_ms"):
+            if key in fields:
+                summary[key] = float(fields[key])
         # exit 0 = all answered, 1 = some loss; anything else means the run did not complete.
         if summary["rc"] not in (0, 1):
             summary["aborted"] = True
             tail = read_text(prefix + ".stderr").strip().splitlines()[-1:]
             summary["note"] = f"exit {summary['rc']}" + (f": {tail[0]}" if tail else "")
+    load = read_text(prefix + ".load").split()
+    summary["loadavg_1m"] = float(load[0]) if load else None
     cpu = None
     if summary["user_s"] is not None:
         cpu = summary["user_s"] + summary["sys_s"]
@@ -341,6 +347,10 @@ METRICS = [
     ("p99_us", "RTT p99 us (med/target)", "f1"),
     ("pooled_p50_us", "RTT p50 us (pooled)", "f1"),
     ("pooled_p99_us", "RTT p99 us (pooled)", "f1"),
+    ("socket_drops", "socket drops (own count)", "int"),
+    ("late", "late replies (own count)", "int"),
+    ("max_schedule_lag_ms", "max schedule lag ms", "f1"),
+    ("loadavg_1m", "host loadavg at start", "f2"),
     ("rc", "exit status", "str"),
 ]
 
@@ -383,7 +393,7 @@ def print_scenario(scen, runs):
         row = [name] + [fmt(r.get(key), kind) for r in runs]
         for e, f in ratio_cols:
             # Ratios of inputs (targets, planned) or of exit codes say nothing.
-            row.append(ratio(e.get(key), f.get(key)) if key not in ("targets", "planned", "rc") else "")
+            row.append(ratio(e.get(key), f.get(key)) if key not in ("targets", "planned", "rc", "loadavg_1m") else "")
         rows.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     line = "  ".join(h.ljust(widths[0]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(headers))

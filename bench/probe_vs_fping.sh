@@ -223,6 +223,8 @@ run_measured() {
   shift 7
   local prefix="$OUT_DIR/s$scen.$order.$label"
   printf '%q ' "$@" >"$prefix.cmd"
+  # Other work on the host steals CPU from the tool and shows up as lag and socket drops.
+  cut -d' ' -f1-3 /proc/loadavg >"$prefix.load"
   log "scenario $scen: $label: $*"
   local rc=0 pid sampler
   # Count packets at the sink's veth while the tool runs: a wire-level rate that does not depend
