@@ -118,6 +118,9 @@ or point at one:  ECHOMESH_AGENT=/path/to/echomesh-agent $0 ...
 or run without:   $0 --fping-only"
     fi
     ECHOMESH_AGENT=$(cd "$(dirname "$ECHOMESH_AGENT")" && pwd)/$(basename "$ECHOMESH_AGENT")
+    # An old build without the one-shot mode would fail every scenario; say so once, up front.
+    "$ECHOMESH_AGENT" probe --help >/dev/null 2>&1 \
+      || die "$ECHOMESH_AGENT has no working 'probe' subcommand (rebuild: cargo build --release -p echomesh-agent)"
   fi
 }
 
@@ -215,6 +218,16 @@ with open(path, "w") as fh:
 EOF
 }
 
+# wait_for_samples FILE N: until FILE has N lines (the sampler's), at most ~5 s.
+wait_for_samples() {
+  local _
+  for _ in $(seq 100); do
+    [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ] && return 0
+    sleep 0.05
+  done
+  log "warning: packet sampler for $1 is not keeping up; wire figures may be incomplete"
+}
+
 # run_measured SCENARIO ORDER LABEL TOOL TARGETS COUNT -- CMD...
 # Runs CMD inside the sender namespace under GNU time (so user+sys and max RSS are the tool's own),
 # keeps every raw output under $OUT_DIR, and writes a parsed summary next to them.
@@ -232,13 +245,16 @@ run_measured() {
   ip netns exec "$NS_SINK" python3 "$STATS" sample "$VETH_SINK" "$prefix.wire" &
   sampler=$!
   STARTED_PIDS+=("$sampler")
-  sleep 0.3
+  # On a busy host the sampler can take a while to start: never start the tool before its first
+  # sample, or the first packets go uncounted.
+  wait_for_samples "$prefix.wire" 1
   ip netns exec "$NS_SND" /usr/bin/time -o "$prefix.time" -f '%e %U %S %M' "$@" \
     >"$prefix.stdout" 2>"$prefix.stderr" &
   pid=$!
   STARTED_PIDS+=("$pid")
   wait "$pid" || rc=$?
-  sleep 0.3
+  # Two more samples after the tool has exited, so the last packets are counted too.
+  wait_for_samples "$prefix.wire" $(($(wc -l <"$prefix.wire") + 2))
   kill -TERM "$sampler" 2>/dev/null || true
   wait "$sampler" || true
   STARTED_PIDS=()  # one tool (and its sampler) at a time, so nothing else is in flight
