@@ -22,6 +22,9 @@ FPING_PACED_GAP_MS=${FPING_PACED_GAP_MS:-0.05}
 # targets x rate x (10 s + period) must stay under 65,535: 640 targets x 10 Hz is the largest round
 # figure that survives (650 aborts at 10 s).
 FPING_SUSTAINED_TARGETS=${FPING_SUSTAINED_TARGETS:-640}
+# Opt-in scheduling priority for both tools (e.g. -5) on a host busy with other work. Off by
+# default: on a shared machine a 100k probes/s run at high priority starves everyone else.
+BENCH_NICE=${BENCH_NICE:-}
 
 SUBNET=10.250.0.0/16
 SND_ADDR=192.0.2.1   # TEST-NET-1, only ever configured inside our own namespaces
@@ -63,6 +66,7 @@ Environment:
   FPING                    fping binary (default: fping from PATH)
   FPING_PACED_GAP_MS       fping -i for the paced scenario-2 run (default $FPING_PACED_GAP_MS)
   FPING_SUSTAINED_TARGETS  targets for fping's 10 Hz sustained run (default $FPING_SUSTAINED_TARGETS)
+  BENCH_NICE               run both tools under 'nice -n BENCH_NICE' (default: unchanged priority)
 
 Needs root (network namespaces, raw sockets), ip, fping, python3 and GNU time:
   apt-get install fping iproute2 time python3
@@ -92,6 +96,7 @@ parse_args() {
     esac
   done
   [[ "$ONLY" =~ ^[1-4](,[1-4])*$ ]] || die "--only takes scenario numbers 1-4, e.g. --only 2,4 (got '$ONLY')"
+  [[ -z "$BENCH_NICE" || "$BENCH_NICE" =~ ^-?[0-9]+$ ]] || die "BENCH_NICE must be an integer (got '$BENCH_NICE')"
 }
 
 want() {
@@ -222,7 +227,7 @@ EOF
 wait_for_samples() {
   local _
   for _ in $(seq 100); do
-    [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -ge "$2" ] && return 0
+    [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
     sleep 0.05
   done
   log "warning: packet sampler for $1 is not keeping up; wire figures may be incomplete"
@@ -248,7 +253,9 @@ run_measured() {
   # On a busy host the sampler can take a while to start: never start the tool before its first
   # sample, or the first packets go uncounted.
   wait_for_samples "$prefix.wire" 1
-  ip netns exec "$NS_SND" /usr/bin/time -o "$prefix.time" -f '%e %U %S %M' "$@" \
+  local nice_cmd=()
+  [ -n "$BENCH_NICE" ] && nice_cmd=(nice -n "$BENCH_NICE")
+  ip netns exec "$NS_SND" "${nice_cmd[@]}" /usr/bin/time -o "$prefix.time" -f '%e %U %S %M' "$@" \
     >"$prefix.stdout" 2>"$prefix.stderr" &
   pid=$!
   STARTED_PIDS+=("$pid")
@@ -343,7 +350,7 @@ describe_machine() {
     if [ "$FPING_ONLY" -eq 0 ]; then
       echo "echomesh-agent: $ECHOMESH_AGENT ($("$ECHOMESH_AGENT" --version 2>/dev/null | head -1 || true))"
     fi
-    echo "mode: scenarios $ONLY$([ "$QUICK" -eq 1 ] && echo ', quick')"
+    echo "mode: scenarios $ONLY$([ "$QUICK" -eq 1 ] && echo ', quick')${BENCH_NICE:+, nice $BENCH_NICE}"
   } | tee "$OUT_DIR/machine.txt"
   # Rates and wall times need an idle machine; CPU time per probe is less sensitive.
   local load
