@@ -276,7 +276,8 @@ def cmd_summarize(a):
         for key in ("p50", "p99"):
             if f"rtt_{key}_us" in fields:
                 summary[f"pooled_{key}_us"] = float(fields[f"rtt_{key}_us"])
-        for key in ("socket_drops", "late", "rejected", "send_errors", "max_schedule_lag_ms"):
+        for key in ("socket_drops", "late", "rejected", "send_errors", "max_schedule_lag_ms",
+                    "kernel_tx_stamps", "user_send_stamps"):
             if key in fields:
                 summary[key] = float(fields[key])
         # exit 0 = all answered, 1 = some loss; anything else means the run did not complete.
@@ -350,6 +351,8 @@ METRICS = [
     ("socket_drops", "socket drops (own count)", "int"),
     ("late", "late replies (own count)", "int"),
     ("max_schedule_lag_ms", "max schedule lag ms", "f1"),
+    ("kernel_tx_stamps", "kernel TX stamps (own count)", "int"),
+    ("user_send_stamps", "user send stamps (own count)", "int"),
     ("loadavg_1m", "host loadavg at start", "f2"),
     ("rc", "exit status", "str"),
 ]
