@@ -261,7 +261,7 @@ run_measured() {
   STARTED_PIDS+=("$pid")
   wait "$pid" || rc=$?
   # Two more samples after the tool has exited, so the last packets are counted too.
-  wait_for_samples "$prefix.wire" $(($(wc -l <"$prefix.wire") + 2))
+  wait_for_samples "$prefix.wire" $(($(cat "$prefix.wire" 2>/dev/null | wc -l) + 2))
   kill -TERM "$sampler" 2>/dev/null || true
   wait "$sampler" || true
   STARTED_PIDS=()  # one tool (and its sampler) at a time, so nothing else is in flight
