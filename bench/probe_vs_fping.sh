@@ -223,11 +223,15 @@ with open(path, "w") as fh:
 EOF
 }
 
+line_count() {
+  if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
+}
+
 # wait_for_samples FILE N: until FILE has N lines (the sampler's), at most ~5 s.
 wait_for_samples() {
   local _
   for _ in $(seq 100); do
-    [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return 0
+    [ "$(line_count "$1")" -ge "$2" ] && return 0
     sleep 0.05
   done
   log "warning: packet sampler for $1 is not keeping up; wire figures may be incomplete"
@@ -261,7 +265,7 @@ run_measured() {
   STARTED_PIDS+=("$pid")
   wait "$pid" || rc=$?
   # Two more samples after the tool has exited, so the last packets are counted too.
-  wait_for_samples "$prefix.wire" $(($(cat "$prefix.wire" 2>/dev/null | wc -l) + 2))
+  wait_for_samples "$prefix.wire" $(($(line_count "$prefix.wire") + 2))
   kill -TERM "$sampler" 2>/dev/null || true
   wait "$sampler" || true
   STARTED_PIDS=()  # one tool (and its sampler) at a time, so nothing else is in flight
