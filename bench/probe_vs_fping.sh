@@ -272,6 +272,9 @@ run_measured() {
   echo "$rc" >"$prefix.rc"
   python3 "$STATS" summarize --prefix "$prefix" --scenario "$scen" --order "$order" --label "$label" \
     --tool "$tool" --targets "$targets" --count "$count"
+  # Raw outputs stay, but compressed once parsed: scenario 1's JSON alone is ~15 MB per run.
+  find "$OUT_DIR" -maxdepth 1 \( -name "$(basename "$prefix").stdout" -o -name "$(basename "$prefix").stderr" \) \
+    -size +1M -exec gzip -q {} +
   # Let the sink's and sender's queues drain so runs do not overlap in any way.
   sleep 1
 }
