@@ -2,16 +2,19 @@
 //!
 //! Why not keep the agents' [`Histogram`]: it is sparse and exact to 1%, but a merged histogram
 //! can hold up to 1038 buckets, and the aggregator must hold 25M edges in memory. So each edge keeps:
-//! - [`RttSketch`]: 34 `u16` counts over coarse buckets of 16 fine buckets each, covering 10 µs to
-//!   ~0.5 s (values outside clamp to the end buckets; the exact extremes are not kept). A quantile is reported at the coarse
-//!   bucket's geometric midpoint, within [`SKETCH_RELATIVE_ERROR`] (18%: γ^8 − 1 = 17.3%) of the true value inside
-//!   the range. Counts halve every time the edge's minute
-//!   advances, so the sketch describes roughly the last one to two minutes (a sample two minutes
-//!   old weighs at most a quarter). Halving also happens early
-//!   when a count would overflow, which keeps the proportions.
+//! - [`RttSketch`]: 68 `u8` counts over coarse buckets of 8 fine buckets each, covering 10 µs to
+//!   ~0.5 s (values outside clamp to the end buckets; the exact extremes are not kept). A quantile
+//!   is reported at the coarse bucket's geometric midpoint, within [`SKETCH_RELATIVE_ERROR`]
+//!   (9%: γ^4 − 1 = 8.3%) of the true value inside the range — fine enough to see a 2 ms delay to
+//!   ±0.2 ms. Counts halve every time the edge's minute advances, so the sketch describes roughly
+//!   the last one to two minutes (a sample two minutes old weighs at most a quarter). When a merge
+//!   would overflow a `u8`, the whole sketch (old counts and new) is halved as often as needed
+//!   before storing, which keeps the proportions, and so the quantiles, intact. Why `u8` and not
+//!   fewer `u16`: quantiles depend on proportions, and 255 in the fullest bucket still resolves a
+//!   p99 of a few hundred samples, while twice the buckets halve the error in the same 68 bytes.
 //! - [`LossRing`]: ten one-minute slots of `(sent, lost)` in `u16` and the worst report-window p99
 //!   as a coarse bucket in `u8`, so loss over the last minute and ten minutes and the worst p99 of
-//!   ten minutes (same 18% bound) cost 50 bytes.
+//!   ten minutes (same 9% bound) cost 50 bytes.
 //!
 //! Both are plain arrays: merging a report into an edge is a handful of additions, no allocation.
 
@@ -23,13 +26,13 @@ pub type Tick = u32;
 /// Ticks per second.
 pub const TICKS_PER_SEC: u32 = 100;
 /// Coarse RTT buckets per edge.
-pub const SKETCH_BUCKETS: usize = 34;
+pub const SKETCH_BUCKETS: usize = 68;
 /// Fine histogram buckets per coarse bucket.
-const FINE_PER_COARSE: u16 = 16;
+const FINE_PER_COARSE: u16 = 8;
 /// The first fine bucket of coarse bucket 0: values up to ~10 µs land in bucket 0.
 const FINE_BASE: u16 = 224;
 /// Bound on the relative error of a sketch quantile inside 10 µs ..= 0.5 s.
-pub const SKETCH_RELATIVE_ERROR: f64 = 0.18;
+pub const SKETCH_RELATIVE_ERROR: f64 = 0.09;
 /// One loss-ring slot.
 const MINUTE_TICKS: u32 = 60 * TICKS_PER_SEC;
 /// Loss-ring length in minutes.
@@ -45,7 +48,7 @@ pub fn coarse_of(fine: u16) -> usize {
 /// The value reported for coarse bucket `c`, in nanoseconds: the geometric middle of its range.
 #[must_use]
 pub fn coarse_value_ns(c: usize) -> f64 {
-    // Coarse bucket c spans (MIN·γ^(lo-1), MIN·γ^(lo+15)]; its log-centre is MIN·γ^(lo+7).
+    // Coarse bucket c spans (MIN·γ^(lo-1), MIN·γ^(lo+7)]; its log-centre is MIN·γ^(lo+3).
     let lo = FINE_BASE as usize + c * FINE_PER_COARSE as usize;
     let centre = (lo + FINE_PER_COARSE as usize / 2 - 1).min(BUCKETS - 1);
     let gamma = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
@@ -55,7 +58,7 @@ pub fn coarse_value_ns(c: usize) -> f64 {
 /// A decaying coarse RTT histogram of fixed size (68 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RttSketch {
-    counts: [u16; SKETCH_BUCKETS],
+    counts: [u8; SKETCH_BUCKETS],
 }
 
 impl Default for RttSketch {
@@ -83,19 +86,19 @@ impl RttSketch {
     }
 
     fn merge_bins(&mut self, bins: impl Iterator<Item = (u16, u32)>) {
+        let mut wide = self.counts.map(u32::from);
         for (fine, count) in bins {
             let c = coarse_of(fine);
-            let mut add = count;
-            while u32::from(self.counts[c]) + add > u32::from(u16::MAX) {
-                if self.counts[c] == 0 {
-                    // A single window with more than 65535 samples in one bucket: scale it.
-                    add = u32::from(u16::MAX);
-                    break;
-                }
-                self.halve();
-                add = add.div_ceil(2);
-            }
-            self.counts[c] = (u32::from(self.counts[c]) + add).min(u32::from(u16::MAX)) as u16;
+            wide[c] = wide[c].saturating_add(count);
+        }
+        // Halve old and new together until the fullest bucket fits: proportions are kept.
+        let max = wide.iter().copied().max().unwrap_or(0);
+        let mut shift = 0;
+        while (max >> shift) > u32::from(u8::MAX) {
+            shift += 1;
+        }
+        for (d, w) in self.counts.iter_mut().zip(wide) {
+            *d = (w >> shift) as u8;
         }
     }
 
@@ -115,7 +118,7 @@ impl RttSketch {
 
     /// The counts.
     #[must_use]
-    pub fn counts(&self) -> &[u16; SKETCH_BUCKETS] {
+    pub fn counts(&self) -> &[u8; SKETCH_BUCKETS] {
         &self.counts
     }
 }
@@ -306,14 +309,42 @@ mod tests {
     }
 
     #[test]
-    fn sketch_halves_instead_of_overflowing() {
+    fn sketch_halves_instead_of_overflowing_and_keeps_proportions() {
         let mut s = RttSketch::default();
-        let h = hist(&[100; 40_000]);
+        // 3:1 between two buckets, far past what a u8 holds.
+        let mut samples = vec![100u64; 30_000];
+        samples.extend([1_000u64; 10_000]);
+        let h = hist(&samples);
         s.merge(&h);
         s.merge(&h);
-        let c = s.counts()[coarse_of(bucket_index(100_000))];
-        assert!(c >= 30_000, "{c}");
-        assert!(quantile_ns(s.counts(), 0.5).is_some());
+        let hi = s.counts()[coarse_of(bucket_index(100_000))];
+        let lo = s.counts()[coarse_of(bucket_index(1_000_000))];
+        assert!(hi >= 128, "{hi}");
+        assert!(
+            (2.8..=3.2).contains(&(f64::from(hi) / f64::from(lo))),
+            "{hi}:{lo}"
+        );
+        let p50 = quantile_ns(s.counts(), 0.5).expect("samples") / 1000.0;
+        let p90 = quantile_ns(s.counts(), 0.9).expect("samples") / 1000.0;
+        assert!((91.0..=109.0).contains(&p50), "{p50}");
+        assert!((910.0..=1_090.0).contains(&p90), "{p90}");
+    }
+
+    #[test]
+    fn a_two_millisecond_shift_is_visible_to_a_fifth_of_a_millisecond() {
+        for base_us in [30u64, 50, 80, 120] {
+            let mut before = RttSketch::default();
+            before.merge(&hist(&[base_us; 100]));
+            let mut after = RttSketch::default();
+            after.merge(&hist(&[base_us + 2_000; 100]));
+            let shift = (quantile_ns(after.counts(), 0.5).expect("after")
+                - quantile_ns(before.counts(), 0.5).expect("before"))
+                / 1000.0;
+            assert!(
+                (shift - 2_000.0).abs() <= 300.0,
+                "{base_us}us: shift {shift}us"
+            );
+        }
     }
 
     #[test]

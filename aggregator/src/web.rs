@@ -229,7 +229,7 @@ fn net_name(n: i32) -> &'static str {
     network_name(Network::try_from(n).unwrap_or(Network::Unspecified))
 }
 
-/// Rounds to 4 significant digits (keeps matrix replies small; the sketch is within 18% anyway).
+/// Rounds to 4 significant digits (keeps matrix replies small; the sketch is within 9% anyway).
 fn round4(v: f64) -> Value {
     if !v.is_finite() {
         return Value::Null;

@@ -461,11 +461,9 @@ fn t3_t4_loss_and_delay_show_on_the_nodes_edges_only() {
         .expect("delay");
     let t0 = Instant::now();
     let mut last = String::new();
-    // The aggregator reports p50 from a fixed-size per-edge sketch whose coarse buckets are
-    // within 18 % of the true value (aggregator/src/sketch.rs, SKETCH_RELATIVE_ERROR), so a
-    // delay is only visible to that precision: ±0.3 ms or 18 % of the delayed p50, whichever is
-    // larger. The lab itself is exact to ±0.3 ms (tests/topology.rs, agent histograms).
-    let tolerance = |p50: f64| (0.18 * p50).max(0.3);
+    // The aggregator reports p50 from its per-edge sketch (within 9 %, sketch.rs), which is
+    // enough for the issue's ±0.3 ms on a 2 ms delay.
+    let tolerance = |_p50: f64| 0.3;
     let ok = eventually(Duration::from_secs(150), || {
         let edges = e.edges();
         let mut bad = Vec::new();
