@@ -328,12 +328,11 @@ impl Ingest {
             tracing::warn!(agent = %key, "a newer session replaced the existing one");
             events.agent_event(
                 Kind::AgentReplaced,
-                &key.node,
-                key.network,
+                &key,
                 format!("a newer session replaced session {} of {key}", old.id),
             );
         } else {
-            events.agent_event(Kind::AgentConnected, &key.node, key.network, String::new());
+            events.agent_event(Kind::AgentConnected, &key, String::new());
         }
         tracing::info!(agent = %key, session = id, "agent connected");
         self.membership_changed();
@@ -390,12 +389,7 @@ impl Ingest {
         let still_current = inner.sessions.remove_if(&key, |_, s| s.id == id).is_some();
         if still_current {
             inner.graph.disconnect_agent(&key);
-            events.agent_event(
-                Kind::AgentDisconnected,
-                &key.node,
-                key.network,
-                String::new(),
-            );
+            events.agent_event(Kind::AgentDisconnected, &key, String::new());
             tracing::info!(agent = %key, session = id, "agent disconnected");
             self.membership_changed();
         }
