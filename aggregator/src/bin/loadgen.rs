@@ -256,7 +256,8 @@ async fn drive(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<AgentResult> {
     let mut res = AgentResult::default();
-    let mut seq = 0u64;
+    // Seq 1 was the warm-up report.
+    let mut seq = 1u64;
     let mut sent_at = std::collections::VecDeque::new();
     match period {
         None => loop {
@@ -428,6 +429,33 @@ async fn run_network(args: &Args) -> anyhow::Result<()> {
         edges,
         t0.elapsed().as_secs_f64()
     );
+    // Warm-up: one report per agent, acked, before anything is measured. The first report turns
+    // every edge from UNKNOWN to UP (a million state changes at once); steady state is what the
+    // goals are about.
+    let mut warm = tokio::task::JoinSet::new();
+    for (i, mut s) in sessions.into_iter().enumerate() {
+        warm.spawn(async move {
+            s.tx.send(Out::Report {
+                seq: 1,
+                rest: s.rest.clone(),
+            })
+            .await?;
+            loop {
+                let m = s.rx.message().await?.context("ended")?;
+                if let Some(aggregator_message::Msg::Ack(_)) = m.msg {
+                    break;
+                }
+            }
+            anyhow::Ok((i, s))
+        });
+    }
+    let mut sessions = Vec::with_capacity(args.agents);
+    while let Some(r) = warm.join_next().await {
+        sessions.push(r??);
+    }
+    sessions.sort_by_key(|(i, _)| *i);
+    let sessions: Vec<Session> = sessions.into_iter().map(|(_, s)| s).collect();
+    println!("warm-up: every agent's first report merged and acked");
     let stop = Arc::new(AtomicBool::new(false));
     let fixed = args.mode == Mode::Fixed;
 
