@@ -69,6 +69,9 @@ pub struct RunArgs {
     /// Longest wait between reconnect attempts, in milliseconds.
     #[arg(long, env = "ECHOMESH_MAX_BACKOFF_MS", default_value_t = 30_000)]
     pub max_backoff_ms: u64,
+    /// Where to serve /metrics and /healthz.
+    #[arg(long, env = "ECHOMESH_HTTP_LISTEN", default_value = "0.0.0.0:7072")]
+    pub http_listen: std::net::SocketAddr,
 }
 
 /// Why `run` stopped with an error.
@@ -83,6 +86,14 @@ pub enum RunError {
     /// Too many or no addresses.
     #[error("give 1 to 16 --address values, got {0}")]
     Addresses(usize),
+    /// The metrics port could not be bound.
+    #[error("cannot serve /metrics on {addr}: {source}")]
+    Bind {
+        /// The --http-listen address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// Unacknowledged reports, oldest first, bounded.
@@ -309,8 +320,28 @@ fn report_msg(r: &v1::Report) -> AgentMessage {
     }
 }
 
-/// Runs the agent until `shutdown` resolves.
+/// Runs the agent until `shutdown` resolves, serving `/metrics` and `/healthz` on
+/// `--http-listen`.
 pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let listener = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .map_err(|source| RunError::Bind {
+            addr: args.http_listen,
+            source,
+        })?;
+    let metrics = crate::metrics::AgentMetrics::new();
+    let http = tokio::spawn(crate::metrics::serve(listener, metrics.clone()));
+    let r = run_with(args, metrics, shutdown).await;
+    http.abort();
+    r
+}
+
+/// [`run`] without the HTTP server: the run loop feeds `metrics` (tests and embedding serve it).
+pub async fn run_with(
+    args: RunArgs,
+    metrics: crate::metrics::AgentMetrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     if args.addresses.is_empty() || args.addresses.len() > 16 {
         return Err(RunError::Addresses(args.addresses.len()));
     }
@@ -449,6 +480,9 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
             Ev::Tick => {
                 let Some(e) = engine.as_ref() else { continue };
                 let windows = e.take_window().await;
+                metrics.record_windows(&windows);
+                metrics.set_engine(e.counters().await);
+                metrics.set_targets(current.slots.len());
                 let now = std::time::SystemTime::now();
                 seq += 1;
                 let report = v1::Report {

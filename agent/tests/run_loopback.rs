@@ -86,6 +86,7 @@ fn start_agent(url: &str, node: &str, addr: &str) -> Agent {
         addresses: vec![addr.parse().expect("ip")],
         replay_buffer: 1000,
         max_backoff_ms: 200,
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
     };
     let (stop, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(reporter::run(args, async {

@@ -31,7 +31,8 @@ pub struct Config {
     /// gRPC listen address for agents and readers (use 0.0.0.0:7070 in Kubernetes).
     #[arg(long, env = "ECHOMESH_GRPC_LISTEN", default_value = "127.0.0.1:7070", value_parser = parse_listen)]
     pub grpc_listen: SocketAddr,
-    /// HTTP listen address for /healthz and /readyz (":PORT" means all interfaces).
+    /// HTTP listen address for /metrics, the heatmap page, its JSON API, /healthz and /readyz
+    /// (":PORT" means all interfaces).
     #[arg(long, env = "ECHOMESH_HTTP_LISTEN", default_value = ":7071", value_parser = parse_listen)]
     pub http_listen: SocketAddr,
     /// Also serve gRPC on this unix socket (for agents on the same host).
@@ -79,6 +80,32 @@ pub struct Config {
     /// Most concurrent WatchEvents subscribers.
     #[arg(long, env = "ECHOMESH_MAX_WATCHERS", default_value_t = 64)]
     pub max_watchers: usize,
+    /// How many of the worst unhealthy edges get their own series on /metrics.
+    #[arg(long, env = "ECHOMESH_METRICS_TOP_K", default_value_t = 20)]
+    pub metrics_top_k: usize,
+    /// Export per-edge series on /metrics (n² series: only for small clusters).
+    #[arg(long, env = "ECHOMESH_METRICS_EDGE_SERIES")]
+    pub metrics_edge_series: bool,
+    /// Most edges exported with --metrics-edge-series (the worst first).
+    #[arg(
+        long,
+        env = "ECHOMESH_METRICS_MAX_EDGE_SERIES",
+        default_value_t = 10_000
+    )]
+    pub metrics_max_edge_series: usize,
+    /// Discover nodes and agent pods from the Kubernetes API (in-cluster config, else kubeconfig)
+    /// and compute pinglists from them; without it, pinglists are the full mesh of connected agents.
+    #[arg(long, env = "ECHOMESH_KUBERNETES")]
+    pub kubernetes: bool,
+    /// Namespace of the agent pods ("" watches every namespace; needs the ClusterRole either way).
+    #[arg(long, env = "ECHOMESH_NAMESPACE", default_value = "echomesh")]
+    pub namespace: String,
+    /// Label selector of the agent pods (both DaemonSets, pod and host network).
+    #[arg(long, env = "ECHOMESH_AGENT_SELECTOR", default_value = "app.kubernetes.io/name=echomesh-agent", value_parser = parse_selector)]
+    pub agent_selector: String,
+    /// Quiet time after a Kubernetes event before the cluster model is rebuilt.
+    #[arg(long, env = "ECHOMESH_DISCOVERY_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
+    pub discovery_debounce: Duration,
     /// Log format: human text or one JSON object per line.
     #[arg(long, env = "ECHOMESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -145,6 +172,26 @@ impl Config {
         }
     }
 
+    /// The metrics part.
+    #[must_use]
+    pub fn metrics(&self) -> crate::metrics::MetricsConfig {
+        crate::metrics::MetricsConfig {
+            top_k: self.metrics_top_k,
+            edge_series: self.metrics_edge_series,
+            max_edge_series: self.metrics_max_edge_series,
+        }
+    }
+
+    /// The Kubernetes discovery part.
+    #[must_use]
+    pub fn discovery(&self) -> crate::discovery::DiscoveryConfig {
+        crate::discovery::DiscoveryConfig {
+            namespace: self.namespace.clone(),
+            agent_selector: self.agent_selector.clone(),
+            debounce: self.discovery_debounce,
+        }
+    }
+
     /// The ingest part.
     #[must_use]
     pub fn ingest(&self) -> IngestConfig {
@@ -168,6 +215,66 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     };
     full.parse()
         .map_err(|_| format!("{s:?} is not a listen address (HOST:PORT or :PORT)"))
+}
+
+/// Checks a label selector (`k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`,
+/// comma-separated), so a typo exits 2 at start instead of a 400 from every list call.
+pub fn parse_selector(s: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("{s:?} is not a label selector: {why}");
+    let key_ok = |k: &str| {
+        !k.is_empty()
+            && k.len() <= 317
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+    };
+    let value_ok = |v: &str| {
+        v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        if !(0..=1).contains(&depth) {
+            return Err(bad("unbalanced parentheses"));
+        }
+    }
+    if depth != 0 {
+        return Err(bad("unbalanced parentheses"));
+    }
+    terms.push(&s[start..]);
+    for t in terms.iter().map(|t| t.trim()) {
+        let ok = if let Some((k, rest)) = t.split_once(" notin ").or_else(|| t.split_once(" in ")) {
+            let rest = rest.trim();
+            key_ok(k.trim())
+                && rest.starts_with('(')
+                && rest.ends_with(')')
+                && rest[1..rest.len() - 1]
+                    .split(',')
+                    .all(|v| value_ok(v.trim()))
+        } else if let Some((k, v)) = t
+            .split_once("!=")
+            .or_else(|| t.split_once("=="))
+            .or_else(|| t.split_once('='))
+        {
+            key_ok(k.trim()) && value_ok(v.trim())
+        } else {
+            key_ok(t.strip_prefix('!').unwrap_or(t).trim())
+        };
+        if !ok {
+            return Err(bad(&format!("cannot read {t:?}")));
+        }
+    }
+    Ok(s.to_string())
 }
 
 /// Parses `250ms`, `1s`, `5m`, `1h` (also `us`).
@@ -226,5 +333,29 @@ mod tests {
         let e = Config::try_parse_from(["x", "--report-interval", "soon"]).expect_err("bad");
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("not a duration"), "{e}");
+        let e = Config::try_parse_from(["x", "--agent-selector", "app in ("]).expect_err("bad");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("not a label selector"), "{e}");
+    }
+
+    #[test]
+    fn discovery_flags_default_to_the_deploy_manifests() {
+        let c = Config::try_parse_from(["x", "--kubernetes"]).expect("ok");
+        assert!(c.kubernetes);
+        let d = c.discovery();
+        assert_eq!(d.agent_selector, "app.kubernetes.io/name=echomesh-agent");
+        assert_eq!(d.debounce, Duration::from_millis(100));
+        for ok in [
+            "app.kubernetes.io/name=echomesh-agent",
+            "a=b,c!=d",
+            "tier in (agent, probe),!legacy",
+            "x notin (a)",
+            "present",
+        ] {
+            assert_eq!(parse_selector(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["a=b,", "a in (b", "a==b=c", "=x", "a in b"] {
+            assert!(parse_selector(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -11,7 +11,7 @@
 //! decaying coarse RTT sketch (see [`crate::sketch`]). Stable target ids are a keyed hash of
 //! `(node, network, address)`, so they survive reassignments and aggregator restarts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hasher;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -178,6 +178,12 @@ impl EdgeRecord {
         self.ring.worst_p99_ns(self.ring_head, now)
     }
 
+    /// Per-minute figures of the last ten minutes, newest first (see [`LossRing::history`]).
+    #[must_use]
+    pub fn history(&self, now: Tick) -> Vec<(u32, u64, u64, Option<f64>)> {
+        self.ring.history(self.ring_head, now)
+    }
+
     /// The RTT sketch.
     #[must_use]
     pub fn sketch(&self) -> &RttSketch {
@@ -316,6 +322,11 @@ pub struct Graph {
     cfg: GraphConfig,
     agents: DashMap<AgentKey, Arc<AgentEntry>>,
     endpoints: DashMap<u64, Endpoint>,
+    /// Nodes whose edges are expected to fail (NotReady, draining), from Kubernetes discovery.
+    expected_down: parking_lot::RwLock<BTreeSet<Arc<str>>>,
+    /// Endpoints known from Kubernetes discovery (targets whose agent may not be connected);
+    /// `endpoints` (from Hellos) wins where both know an id.
+    discovered: parking_lot::RwLock<HashMap<u64, Endpoint>>,
     /// Global counters.
     pub counters: GraphCounters,
     /// State-change events.
@@ -331,6 +342,8 @@ impl Graph {
             cfg,
             agents: DashMap::new(),
             endpoints: DashMap::new(),
+            expected_down: parking_lot::RwLock::new(BTreeSet::new()),
+            discovered: parking_lot::RwLock::new(HashMap::new()),
             counters: GraphCounters::default(),
             events,
         }
@@ -353,6 +366,23 @@ impl Graph {
     #[must_use]
     pub fn config(&self) -> &GraphConfig {
         &self.cfg
+    }
+
+    /// Replaces the set of nodes whose edges are expected to fail (not alarmed).
+    pub fn set_expected_down_nodes(&self, nodes: BTreeSet<Arc<str>>) {
+        *self.expected_down.write() = nodes;
+    }
+
+    /// Replaces the endpoints known from Kubernetes discovery, so edges towards targets whose
+    /// agent never connected still name their node and address.
+    pub fn set_discovered_endpoints(&self, endpoints: HashMap<u64, Endpoint>) {
+        *self.discovered.write() = endpoints;
+    }
+
+    /// Edges towards `node` are expected to fail (it is NotReady, draining or being deleted).
+    #[must_use]
+    pub fn is_expected_down(&self, node: &str) -> bool {
+        self.expected_down.read().contains(node)
     }
 
     /// Registers (or refreshes) an agent from its Hello, marking it connected.
@@ -433,26 +463,37 @@ impl Graph {
     /// The endpoint behind a target id.
     #[must_use]
     pub fn endpoint(&self, id: u64) -> Option<Endpoint> {
-        self.endpoints.get(&id).map(|e| e.clone())
+        self.endpoints
+            .get(&id)
+            .map(|e| e.clone())
+            .or_else(|| self.discovered.read().get(&id).cloned())
     }
 
-    /// Ids and networks of the endpoints with address `ip`.
+    /// Ids and networks of the endpoints with address `ip` (announced by agents, or discovered).
     #[must_use]
     pub fn endpoints_with_addr(&self, ip: IpAddr) -> Vec<(u64, Network)> {
-        self.endpoints
+        let mut v: Vec<(u64, Network)> = self
+            .endpoints
             .iter()
             .filter(|e| e.value().addr == ip)
             .map(|e| (*e.key(), e.value().network))
-            .collect()
+            .collect();
+        for (id, e) in self.discovered.read().iter() {
+            if e.addr == ip && !v.iter().any(|(x, _)| x == id) {
+                v.push((*id, e.network));
+            }
+        }
+        v
     }
 
-    /// Every known endpoint with its id.
+    /// Every known endpoint with its id (announced by agents, or discovered).
     #[must_use]
     pub fn endpoints(&self) -> Vec<(u64, Endpoint)> {
-        self.endpoints
-            .iter()
-            .map(|e| (*e.key(), e.value().clone()))
-            .collect()
+        let mut all: HashMap<u64, Endpoint> = self.discovered.read().clone();
+        for e in &self.endpoints {
+            all.insert(*e.key(), e.value().clone());
+        }
+        all.into_iter().collect()
     }
 
     /// Points an agent's slab at a new assignment, keeping the records of targets still present.
@@ -711,6 +752,7 @@ impl Graph {
             reordered_total: u64::from(rec.reordered_total),
             late_total: u64::from(rec.late_total),
             icmp_errors_total: u64::from(rec.icmp_errors_total),
+            expected_down: ep.as_ref().is_some_and(|e| self.is_expected_down(&e.node)),
         }
     }
 

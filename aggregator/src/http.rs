@@ -1,17 +1,68 @@
-//! `/healthz` and `/readyz` for kubelet probes (metrics and the web page come with their own issue).
+//! `/healthz` and `/readyz` for kubelet probes and people, and `/metrics` for Prometheus.
 //!
-//! Liveness answers while the process serves; readiness only once the gRPC listeners are bound
-//! and until shutdown begins, so a rolling update drains agents to the new pod.
+//! Liveness answers while the process serves. Readiness is false until the gRPC listeners are
+//! bound, after shutdown begins (so a rolling update drains agents to the new pod), and while a
+//! component reports a reason (e.g. Kubernetes discovery cannot list nodes): the body names every
+//! reason, so `curl /readyz` says *why* without reading logs.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use parking_lot::Mutex;
 
-/// The HTTP routes; `ready` flips readiness.
-pub fn router(ready: Arc<AtomicBool>) -> Router {
+/// Readiness: a serving flag plus named reasons for not being ready.
+#[derive(Debug)]
+pub struct Readiness {
+    serving: AtomicBool,
+    reasons: Mutex<BTreeMap<&'static str, String>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            serving: AtomicBool::new(true),
+            reasons: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Readiness {
+    /// Sets whether the servers accept work (false during shutdown).
+    pub fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Relaxed);
+    }
+
+    /// Marks `component` not ready, with a reason a person can act on.
+    pub fn set_reason(&self, component: &'static str, reason: impl Into<String>) {
+        self.reasons.lock().insert(component, reason.into());
+    }
+
+    /// Clears `component`'s reason.
+    pub fn clear_reason(&self, component: &'static str) {
+        self.reasons.lock().remove(component);
+    }
+
+    /// `Ok` when ready, else every reason as `component: reason`.
+    pub fn check(&self) -> Result<(), Vec<String>> {
+        let mut why: Vec<String> = self
+            .reasons
+            .lock()
+            .iter()
+            .map(|(c, r)| format!("{c}: {r}"))
+            .collect();
+        if !self.serving.load(Ordering::Relaxed) {
+            why.insert(0, "shutting down".into());
+        }
+        if why.is_empty() { Ok(()) } else { Err(why) }
+    }
+}
+
+/// The HTTP routes; `ready` decides `/readyz`.
+pub fn router(ready: Arc<Readiness>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route(
@@ -19,12 +70,64 @@ pub fn router(ready: Arc<AtomicBool>) -> Router {
             get(move || {
                 let ready = ready.clone();
                 async move {
-                    if ready.load(Ordering::Relaxed) {
-                        (StatusCode::OK, "ready\n")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    match ready.check() {
+                        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+                        Err(why) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready\n{}\n", why.join("\n")),
+                        ),
                     }
                 }
             }),
         )
+}
+
+/// `GET /metrics`: one scrape, rendered on the blocking pool (it walks the graph); OpenMetrics
+/// when the scraper accepts it, the Prometheus text format otherwise.
+pub fn metrics_router(metrics: crate::metrics::Metrics) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move |headers: axum::http::HeaderMap| {
+            let metrics = metrics.clone();
+            async move {
+                let accept = headers
+                    .get(axum::http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok());
+                let format = crate::metrics::Format::from_accept(accept);
+                match tokio::task::spawn_blocking(move || metrics.render_as(format)).await {
+                    Ok(body) => (
+                        StatusCode::OK,
+                        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+                        body,
+                    ),
+                    Err(e) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; charset=utf-8",
+                        )],
+                        format!("metrics collection failed: {e}\n"),
+                    ),
+                }
+            }
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_named_and_cleared() {
+        let r = Readiness::default();
+        assert_eq!(r.check(), Ok(()));
+        r.set_reason("kubernetes", "cannot list nodes");
+        assert_eq!(r.check(), Err(vec!["kubernetes: cannot list nodes".into()]));
+        r.set_serving(false);
+        assert_eq!(r.check().map_err(|w| w.len()), Err(2));
+        r.clear_reason("kubernetes");
+        r.set_serving(true);
+        assert_eq!(r.check(), Ok(()));
+    }
 }

@@ -62,6 +62,54 @@ impl Default for IngestConfig {
     }
 }
 
+/// Why ingest refused a session or a message (the `reason` label of
+/// `echomesh_ingest_errors_total`); entries the graph ignores are counted in
+/// [`crate::graph::GraphCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestErrorReason {
+    /// No Hello within the hello timeout.
+    HelloTimeout,
+    /// The first message was not a Hello.
+    FirstNotHello,
+    /// The Hello did not validate.
+    BadHello,
+    /// A second Hello in one session.
+    RepeatedHello,
+    /// A report refused as a whole (sequence 0, too many targets).
+    BadReport,
+    /// A message over the size limit.
+    MessageTooLarge,
+    /// The agent's stream failed otherwise.
+    StreamError,
+}
+
+impl IngestErrorReason {
+    /// Every reason, in label order.
+    pub const ALL: [Self; 7] = [
+        Self::HelloTimeout,
+        Self::FirstNotHello,
+        Self::BadHello,
+        Self::RepeatedHello,
+        Self::BadReport,
+        Self::MessageTooLarge,
+        Self::StreamError,
+    ];
+
+    /// The metric label value.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::HelloTimeout => "hello_timeout",
+            Self::FirstNotHello => "first_not_hello",
+            Self::BadHello => "bad_hello",
+            Self::RepeatedHello => "repeated_hello",
+            Self::BadReport => "bad_report",
+            Self::MessageTooLarge => "message_too_large",
+            Self::StreamError => "stream_error",
+        }
+    }
+}
+
 type Outbox = mpsc::Sender<Result<AggregatorMessage, Status>>;
 
 #[derive(Debug)]
@@ -69,6 +117,9 @@ struct SessionHandle {
     id: u64,
     tx: Outbox,
     close: Arc<Notify>,
+    /// Fingerprint of the last assignment sent on this session (0: none yet), so an unchanged
+    /// pinglist is not re-sent, while a new session or an expected-down flip always is.
+    sent: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -81,6 +132,7 @@ struct Inner {
     generation: AtomicU64,
     changed: Notify,
     closing: tokio::sync::watch::Sender<bool>,
+    errors: [AtomicU64; IngestErrorReason::ALL.len()],
 }
 
 /// The agent-facing service (cheap to clone).
@@ -157,8 +209,19 @@ impl Ingest {
                 generation: AtomicU64::new(0),
                 changed: Notify::new(),
                 closing: tokio::sync::watch::Sender::new(false),
+                errors: Default::default(),
             }),
         }
+    }
+
+    /// Errors counted so far, by reason (for `/metrics`).
+    #[must_use]
+    pub fn errors(&self) -> [(IngestErrorReason, u64); IngestErrorReason::ALL.len()] {
+        IngestErrorReason::ALL.map(|r| (r, self.inner.errors[r as usize].load(Ordering::Relaxed)))
+    }
+
+    fn count_error(&self, r: IngestErrorReason) {
+        self.inner.errors[r as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Number of open sessions.
@@ -208,15 +271,21 @@ impl Ingest {
     /// Sends every connected agent its current pinglist when it changed.
     pub async fn reassign_all(&self) {
         let inner = &self.inner;
-        let mut live: Vec<(AgentKey, Outbox)> = inner
+        let mut live: Vec<(AgentKey, Outbox, Arc<AtomicU64>)> = inner
             .sessions
             .iter()
-            .map(|s| (s.key().clone(), s.value().tx.clone()))
+            .map(|s| {
+                (
+                    s.key().clone(),
+                    s.value().tx.clone(),
+                    s.value().sent.clone(),
+                )
+            })
             .collect();
         live.sort_by(|a, b| a.0.cmp(&b.0));
         let peers: Vec<Peer> = live
             .iter()
-            .filter_map(|(k, _)| {
+            .filter_map(|(k, _, _)| {
                 let a = inner.graph.agent(k)?;
                 let addresses = a.info.lock().addresses.clone();
                 Some(Peer {
@@ -225,15 +294,17 @@ impl Ingest {
                 })
             })
             .collect();
-        for (key, tx) in live {
+        for (key, tx, sent) in live {
             let Some(agent) = inner.graph.agent(&key) else {
                 continue;
             };
             let planned = inner.pinglist.targets(&key, &peers);
             let ids: Vec<u64> = planned.iter().map(|t| t.id).collect();
-            if ids == Graph::assigned_ids(&agent) && agent.slab.lock().generation != 0 {
+            let print = fingerprint(&planned);
+            if sent.load(Ordering::Relaxed) == print {
                 continue;
             }
+            sent.store(print, Ordering::Relaxed);
             let generation = inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
             inner
                 .graph
@@ -258,10 +329,12 @@ impl Ingest {
                     down_after: inner.cfg.down_after,
                 })),
             };
-            if tokio::time::timeout(Duration::from_secs(5), tx.send(Ok(msg)))
-                .await
-                .is_err()
-            {
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), tx.send(Ok(msg))).await,
+                Ok(Ok(()))
+            ) {
+                // Not delivered: the next round tries again instead of skipping it as unchanged.
+                sent.store(0, Ordering::Relaxed);
                 tracing::warn!(agent = %key, "agent did not take its assignment within 5s");
             }
         }
@@ -272,6 +345,7 @@ impl Ingest {
         let first = tokio::time::timeout(inner.cfg.hello_timeout, inbound.message()).await;
         let hello = match first {
             Err(_) => {
+                self.count_error(IngestErrorReason::HelloTimeout);
                 let _ = tx
                     .send(Err(Status::deadline_exceeded(
                         "no Hello within the hello timeout",
@@ -280,7 +354,7 @@ impl Ingest {
                 return;
             }
             Ok(Err(status)) => {
-                let _ = tx.send(Err(map_inbound_error(status))).await;
+                let _ = tx.send(Err(self.map_inbound_error(status))).await;
                 return;
             }
             Ok(Ok(None)) => return,
@@ -288,6 +362,7 @@ impl Ingest {
                 msg: Some(agent_message::Msg::Hello(h)),
             }))) => h,
             Ok(Ok(Some(other))) => {
+                self.count_error(IngestErrorReason::FirstNotHello);
                 let what = match other.msg {
                     Some(agent_message::Msg::Report(_)) => "Report",
                     Some(agent_message::Msg::Alert(_)) => "Alert",
@@ -304,6 +379,7 @@ impl Ingest {
         let (key, info) = match validate_hello(&hello) {
             Ok(v) => v,
             Err(e) => {
+                self.count_error(IngestErrorReason::BadHello);
                 let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
                 return;
             }
@@ -316,6 +392,7 @@ impl Ingest {
                 id,
                 tx: tx.clone(),
                 close: close.clone(),
+                sent: Arc::new(AtomicU64::new(0)),
             },
         );
         let agent = inner.graph.upsert_agent(key.clone(), info);
@@ -352,7 +429,7 @@ impl Ingest {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(status) => {
-                    let _ = tx.send(Err(map_inbound_error(status))).await;
+                    let _ = tx.send(Err(self.map_inbound_error(status))).await;
                     break;
                 }
             };
@@ -367,6 +444,7 @@ impl Ingest {
                         }
                     }
                     Err(e) => {
+                        self.count_error(IngestErrorReason::BadReport);
                         let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
                         break;
                     }
@@ -375,6 +453,7 @@ impl Ingest {
                     inner.graph.apply_alert(&agent, &a);
                 }
                 Some(agent_message::Msg::Hello(_)) => {
+                    self.count_error(IngestErrorReason::RepeatedHello);
                     let _ = tx
                         .send(Err(Status::failed_precondition(
                             "Hello may only be the first message of a session",
@@ -394,6 +473,30 @@ impl Ingest {
             self.membership_changed();
         }
     }
+}
+
+impl Ingest {
+    /// Counts a failed inbound stream and maps it with [`map_inbound_error`].
+    fn map_inbound_error(&self, status: Status) -> Status {
+        let mapped = map_inbound_error(status);
+        self.count_error(if mapped.code() == Code::ResourceExhausted {
+            IngestErrorReason::MessageTooLarge
+        } else {
+            IngestErrorReason::StreamError
+        });
+        mapped
+    }
+}
+
+/// A non-zero digest of what an assignment tells the agent about its targets.
+fn fingerprint(planned: &[crate::pinglist::PlannedTarget]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in planned {
+        (t.id, t.expected_down).hash(&mut h);
+    }
+    planned.len().hash(&mut h);
+    h.finish().max(1)
 }
 
 fn ms(d: Duration) -> u32 {

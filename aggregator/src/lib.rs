@@ -4,12 +4,15 @@
 //! - [`config`]: flags (each also an `ECHOMESH_*` env var).
 //! - [`ingest`]: `AgentService.Session` — hello, pinglist assignments, report merge, acks.
 //! - [`pinglist`]: who probes whom, behind a trait (full mesh of connected agents by default).
+//! - [`discovery`]: with `--kubernetes`, Node and agent-Pod watches -> cluster model -> pinglists.
 //! - [`graph`]: the edge store, per-agent slabs of fixed 168-byte records (the hot path).
 //! - [`sketch`]: the per-edge RTT sketch and loss ring inside each record.
 //! - [`state`]: the edge state machine with hysteresis, pure and clock-injected.
 //! - [`events`]: state-change fan-out for `WatchEvents`.
 //! - [`query`]: the `GraphService` implementation.
 //! - [`http`]: `/healthz`, `/readyz`.
+//! - [`metrics`]: `/metrics` (OpenMetrics text, bounded cardinality); [`process`]: `process_*`.
+//! - [`web`]: the heatmap page (`/`, static files in `ui/`) and the JSON API (`/api/v1/*`).
 //! - [`sim`]: a simulated agent over the real protocol (CLI tests, load generator).
 //!
 //! [`Aggregator::bind`] takes its listeners first and [`Aggregator::serve`] runs until the
@@ -17,21 +20,24 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod discovery;
 pub mod events;
 pub mod graph;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod pinglist;
+pub mod process;
 pub mod query;
 pub mod sim;
 pub mod sketch;
 pub mod state;
 pub mod telemetry;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use echomesh_proto::v1::agent_service_server::AgentServiceServer;
@@ -79,6 +85,23 @@ pub struct Aggregator {
     unix: Option<(UnixListener, PathBuf)>,
     graph: Arc<Graph>,
     ingest: Ingest,
+    readiness: Arc<http::Readiness>,
+    discovery: Option<DiscoverySetup>,
+}
+
+/// Kubernetes discovery wiring: the model-backed pinglist and, in tests, an injected client.
+struct DiscoverySetup {
+    pinglist: Arc<discovery::ModelPinglist>,
+    client: Option<kube::Client>,
+}
+
+impl std::fmt::Debug for DiscoverySetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscoverySetup")
+            .field("pinglist", &self.pinglist)
+            .field("injected_client", &self.client.is_some())
+            .finish()
+    }
 }
 
 impl Aggregator {
@@ -114,15 +137,41 @@ impl Aggregator {
         };
         let events = events::EventHub::new(8192, cfg.max_watchers);
         let graph = Arc::new(Graph::new(cfg.graph(), events));
-        let ingest = Ingest::new(graph.clone(), cfg.ingest(), Arc::new(pinglist::FullMesh));
-        Ok(Self {
+        let mut agg = Self {
+            ingest: Ingest::new(graph.clone(), cfg.ingest(), Arc::new(pinglist::FullMesh)),
             cfg,
             grpc,
             http,
             unix,
             graph,
-            ingest,
-        })
+            readiness: Arc::new(http::Readiness::default()),
+            discovery: None,
+        };
+        if agg.cfg.kubernetes {
+            agg.enable_discovery(None);
+        }
+        Ok(agg)
+    }
+
+    /// Enables Kubernetes discovery through `client` (a mocked API server in tests), whatever
+    /// `--kubernetes` says. Call before [`Aggregator::serve`].
+    #[must_use]
+    pub fn with_kube_client(mut self, client: kube::Client) -> Self {
+        self.enable_discovery(Some(client));
+        self
+    }
+
+    fn enable_discovery(&mut self, client: Option<kube::Client>) {
+        let pinglist = Arc::new(discovery::ModelPinglist::default());
+        // No session exists before serve(), so swapping the ingest loses nothing.
+        self.ingest = Ingest::new(self.graph.clone(), self.cfg.ingest(), pinglist.clone());
+        self.discovery = Some(DiscoverySetup { pinglist, client });
+    }
+
+    /// Readiness (what `/readyz` reports).
+    #[must_use]
+    pub fn readiness(&self) -> Arc<http::Readiness> {
+        self.readiness.clone()
     }
 
     /// The bound gRPC address.
@@ -165,7 +214,7 @@ impl Aggregator {
 
     /// Serves until `shutdown` resolves, then drains.
     pub async fn serve(
-        self,
+        mut self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -180,8 +229,26 @@ impl Aggregator {
             .set_serving::<GraphServiceServer<query::Query>>()
             .await;
 
-        let ready = Arc::new(AtomicBool::new(true));
+        let ready = self.readiness.clone();
         let mut tasks = tokio::task::JoinSet::new();
+
+        if let Some(setup) = self.discovery.take() {
+            let d = discovery::Discovery::new(
+                self.cfg.discovery(),
+                setup.pinglist,
+                self.ingest.clone(),
+                self.graph.clone(),
+                ready.clone(),
+            );
+            let s = stopped(stop_rx.clone());
+            tasks.spawn(async move {
+                match setup.client {
+                    Some(c) => d.run(c, s).await,
+                    None => d.run_inferred(s).await,
+                }
+                Ok(())
+            });
+        }
 
         // Pinglist assigner and the staleness sweep.
         tasks.spawn({
@@ -248,7 +315,15 @@ impl Aggregator {
             });
         }
         tasks.spawn({
-            let app = http::router(ready.clone());
+            let metrics =
+                metrics::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics());
+            let web = web::Web::new(
+                query::Query::new(self.graph.clone(), self.ingest.clone()),
+                self.graph.clone(),
+            );
+            let app = http::router(ready.clone())
+                .merge(http::metrics_router(metrics))
+                .merge(web.router());
             let s = stopped(stop_rx.clone());
             let http = self.http;
             async move {
@@ -271,7 +346,7 @@ impl Aggregator {
                 }
             }
         }
-        ready.store(false, Ordering::Relaxed);
+        ready.set_serving(false);
         self.ingest.close_all();
         let _ = stop_tx.send(true);
         let drain = async {

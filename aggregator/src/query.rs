@@ -570,6 +570,7 @@ fn render_event(graph: &Graph, ev: GraphEvent) -> v1::Event {
                 source_node: src.node.to_string(),
                 source_network: src.network as i32,
                 target_node: ep.as_ref().map(|e| e.node.to_string()).unwrap_or_default(),
+                expected_down: ep.as_ref().is_some_and(|e| graph.is_expected_down(&e.node)),
                 target_address: ep.map(|e| e.addr.to_string()).unwrap_or_default(),
                 from: from as i32,
                 to: to as i32,
@@ -616,6 +617,7 @@ async fn forward(
                         to: e.state,
                         message: "snapshot".into(),
                         missed: 0,
+                        expected_down: e.expected_down,
                     };
                     if tx.send(Ok(ev)).await.is_err() {
                         return;

@@ -211,6 +211,29 @@ impl LossRing {
         (sent > 0.0).then(|| 100.0 * lost / sent)
     }
 
+    /// The ring's minutes, newest first: `(minutes ago, sent, lost, worst window p99 in ns)`,
+    /// leaving out minutes without probes (for the web page's edge history).
+    #[must_use]
+    pub fn history(&self, head: u32, now: Tick) -> Vec<(u32, u64, u64, Option<f64>)> {
+        let cur = now / MINUTE_TICKS;
+        let mut out = Vec::with_capacity(RING_MINUTES);
+        for back in 0..RING_MINUTES as u32 {
+            let Some(m) = cur.checked_sub(back) else {
+                break;
+            };
+            if m > head || head - m >= RING_MINUTES as u32 {
+                continue;
+            }
+            let i = (m as usize) % RING_MINUTES;
+            let [sent, lost] = self.sent_lost[i];
+            if sent > 0 {
+                let p99 = (self.p99[i] > 0).then(|| coarse_value_ns(usize::from(self.p99[i] - 1)));
+                out.push((back, u64::from(sent), u64::from(lost), p99));
+            }
+        }
+        out
+    }
+
     /// Worst report-window p99 over the ring, in nanoseconds.
     #[must_use]
     pub fn worst_p99_ns(&self, head: u32, now: Tick) -> Option<f64> {

@@ -1,0 +1,130 @@
+//! `echomesh-agent run` feeds its `/metrics`: two loopback agents probe each other through a real
+//! aggregator, and one agent's scrape shows the probes it sent and received. Needs root (raw
+//! sockets); says so and passes otherwise.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use echomesh_agent::metrics::{self, AgentMetrics};
+use echomesh_agent::reporter::{self, NetworkArg, RunArgs};
+use echomesh_aggregator::{Aggregator, Config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+/// Generous: loaded CI machines must not flake.
+const SOON: Duration = Duration::from_secs(20);
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        .unwrap_or(false)
+}
+
+async fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn args(url: &str, node: &str, addr: &str) -> RunArgs {
+    RunArgs {
+        aggregator: url.to_string(),
+        node: node.into(),
+        pod: String::new(),
+        network: NetworkArg::Pod,
+        addresses: vec![addr.parse().expect("ip")],
+        replay_buffer: 100,
+        max_backoff_ms: 200,
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_loop_feeds_the_agent_metrics() {
+    if !is_root() {
+        eprintln!("skipping: needs root (raw ICMP sockets); CI runs it as root");
+        return;
+    }
+    let mut cfg = Config::local();
+    cfg.probe_interval = Duration::from_millis(20);
+    cfg.report_interval = Duration::from_millis(200);
+    cfg.assign_debounce = Duration::from_millis(20);
+    let agg = Aggregator::bind(cfg).await.expect("bind");
+    let url = format!("http://{}", agg.grpc_addr());
+    let (stop_agg, rx) = oneshot::channel::<()>();
+    let agg_task = tokio::spawn(agg.serve(async {
+        let _ = rx.await;
+    }));
+
+    let m = AgentMetrics::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind metrics");
+    let http = listener.local_addr().expect("addr");
+    let server = tokio::spawn(metrics::serve(listener, m.clone()));
+    let mut stops = Vec::new();
+    let mut tasks = Vec::new();
+    for (node, addr, metrics) in [
+        ("a", "127.0.0.1", m.clone()),
+        ("b", "127.0.0.2", AgentMetrics::new()),
+    ] {
+        let (stop, rx) = oneshot::channel::<()>();
+        stops.push(stop);
+        tasks.push(tokio::spawn(reporter::run_with(
+            args(&url, node, addr),
+            metrics,
+            async {
+                let _ = rx.await;
+            },
+        )));
+    }
+
+    let deadline = tokio::time::Instant::now() + SOON;
+    let text = loop {
+        let r = get(http, "/metrics").await;
+        let done = value(&r, r#"echomesh_agent_probes_total{result="received"}"#) >= 5.0
+            && value(&r, "echomesh_agent_targets") == 1.0;
+        if done {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "agent a never reported received probes:\n{r}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(value(&text, r#"echomesh_agent_probes_total{result="sent"}"#) >= 5.0);
+    assert!(get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
+
+    for s in stops {
+        let _ = s.send(());
+    }
+    for t in tasks {
+        tokio::time::timeout(SOON, t)
+            .await
+            .expect("agent stops")
+            .expect("task")
+            .expect("agent ran");
+    }
+    server.abort();
+    let _ = stop_agg.send(());
+    tokio::time::timeout(SOON, agg_task)
+        .await
+        .expect("aggregator stops")
+        .expect("task")
+        .expect("serve");
+}

@@ -1,0 +1,185 @@
+//! Builders for the Node and Pod objects discovery reads, shaped like what a kubelet and the
+//! DaemonSet controller write (tests, the mocked API server, demos).
+//!
+//! Builders rather than literal JSON everywhere so a test says only what it is about
+//! (`node("b").not_ready()`); the recorded-style JSON under `aggregator/tests/fixtures/` checks
+//! that real API output parses the same way.
+
+use k8s_openapi::api::core::v1::{
+    Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, Pod, PodIP, PodSpec, PodStatus, Taint,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+
+/// The agent label every echomesh agent pod carries (the default `--agent-selector`).
+pub const AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "echomesh-agent");
+
+/// A Ready, schedulable node with the given InternalIPs (IPv4 and/or IPv6).
+#[must_use]
+pub fn node(name: &str, internal_ips: &[&str]) -> Node {
+    let mut addresses: Vec<NodeAddress> = internal_ips
+        .iter()
+        .map(|ip| NodeAddress {
+            address: (*ip).to_string(),
+            type_: "InternalIP".into(),
+        })
+        .collect();
+    addresses.push(NodeAddress {
+        address: name.to_string(),
+        type_: "Hostname".into(),
+    });
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            resource_version: Some("1".into()),
+            uid: Some(format!("uid-node-{name}")),
+            managed_fields: Some(vec![ManagedFieldsEntry {
+                manager: Some("kubelet".into()),
+                operation: Some("Update".into()),
+                ..ManagedFieldsEntry::default()
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NodeSpec {
+            pod_cidrs: Some(vec!["10.244.0.0/24".into()]),
+            pod_cidr: Some("10.244.0.0/24".into()),
+            ..NodeSpec::default()
+        }),
+        status: Some(NodeStatus {
+            addresses: Some(addresses),
+            conditions: Some(vec![condition("Ready", "True")]),
+            ..NodeStatus::default()
+        }),
+    }
+}
+
+fn condition(type_: &str, status: &str) -> NodeCondition {
+    NodeCondition {
+        type_: type_.into(),
+        status: status.into(),
+        ..NodeCondition::default()
+    }
+}
+
+/// Changes to a built [`Node`].
+pub trait NodeExt {
+    /// The Ready condition is `False` (kubelet stopped posting, or reported a problem).
+    #[must_use]
+    fn not_ready(self) -> Self;
+    /// `kubectl cordon`.
+    #[must_use]
+    fn cordoned(self) -> Self;
+    /// A drain taint without the cordon (e.g. the cluster autoscaler's).
+    #[must_use]
+    fn tainted(self, key: &str) -> Self;
+    /// `metadata.deletionTimestamp` set.
+    #[must_use]
+    fn deleting(self) -> Self;
+    /// Sets the resourceVersion.
+    #[must_use]
+    fn rv(self, rv: u64) -> Self;
+}
+
+impl NodeExt for Node {
+    fn not_ready(mut self) -> Self {
+        if let Some(s) = self.status.as_mut() {
+            s.conditions = Some(vec![condition("Ready", "False")]);
+        }
+        self
+    }
+
+    fn cordoned(mut self) -> Self {
+        if let Some(s) = self.spec.as_mut() {
+            s.unschedulable = Some(true);
+        }
+        self
+    }
+
+    fn tainted(mut self, key: &str) -> Self {
+        if let Some(s) = self.spec.as_mut() {
+            s.taints.get_or_insert_with(Vec::new).push(Taint {
+                key: key.into(),
+                effect: "NoSchedule".into(),
+                ..Taint::default()
+            });
+        }
+        self
+    }
+
+    fn deleting(mut self) -> Self {
+        self.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        self
+    }
+
+    fn rv(mut self, rv: u64) -> Self {
+        self.metadata.resource_version = Some(rv.to_string());
+        self
+    }
+}
+
+/// A running agent pod on `node`; `host_network` picks the DaemonSet (echomesh-agent-host or
+/// echomesh-agent-pod), `ips` its `status.podIPs`.
+#[must_use]
+pub fn agent_pod(node: &str, host_network: bool, ips: &[&str]) -> Pod {
+    let component = if host_network {
+        "agent-host"
+    } else {
+        "agent-pod"
+    };
+    let name = format!("echomesh-{component}-{node}");
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some("echomesh".into()),
+            resource_version: Some("1".into()),
+            uid: Some(format!("uid-pod-{name}")),
+            labels: Some(
+                [
+                    (AGENT_LABEL.0.to_string(), AGENT_LABEL.1.to_string()),
+                    (
+                        "app.kubernetes.io/component".to_string(),
+                        component.to_string(),
+                    ),
+                ]
+                .into(),
+            ),
+            managed_fields: Some(vec![ManagedFieldsEntry {
+                manager: Some("kubelet".into()),
+                ..ManagedFieldsEntry::default()
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(node.into()),
+            host_network: host_network.then_some(true),
+            ..PodSpec::default()
+        }),
+        status: Some(PodStatus {
+            phase: Some("Running".into()),
+            pod_ip: ips.first().map(|s| (*s).to_string()),
+            pod_ips: Some(
+                ips.iter()
+                    .map(|ip| PodIP {
+                        ip: (*ip).to_string(),
+                    })
+                    .collect(),
+            ),
+            ..PodStatus::default()
+        }),
+    }
+}
+
+/// A small cluster: nodes `a`, `b`, `c` (IPv4 host addresses 192.168.0.1..3), each with a pod
+/// agent (10.244.N.10) and a host agent.
+#[must_use]
+pub fn three_nodes() -> (Vec<Node>, Vec<Pod>) {
+    let mut nodes = Vec::new();
+    let mut pods = Vec::new();
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        let host = format!("192.168.0.{}", i + 1);
+        nodes.push(node(n, &[&host]));
+        pods.push(agent_pod(n, false, &[&format!("10.244.{i}.10")]));
+        pods.push(agent_pod(n, true, &[&host]));
+    }
+    (nodes, pods)
+}

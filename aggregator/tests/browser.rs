@@ -1,0 +1,427 @@
+//! The heatmap in a real headless Chromium against a running aggregator fed by simulated agents.
+//!
+//! The page, opened with `?selftest=1`, reads its own canvas pixels back after the first draw
+//! and writes what it found into `<pre id="selftest">`; `--dump-dom` hands that to us. So the test
+//! checks the picture (a DOWN edge is drawn in the alarm colour), not just the markup. A screenshot
+//! is kept at `<target>/artifacts/heatmap.png`. Without a Chromium binary the test says so and
+//! passes (CI installs Debian's `chromium`; set `ECHOMESH_CHROMIUM` to use another binary).
+
+mod common;
+mod http_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http_support::cluster_with_broken_node;
+
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ECHOMESH_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
+    .find(|p| p.is_file())
+}
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("artifacts"), |t| t.join("artifacts"));
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+/// Runs headless Chromium with `args` + `url`, killing it after a generous deadline.
+fn run_chromium(bin: &Path, profile: &Path, args: &[&str], url: &str) -> String {
+    let mut child = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            // Containers often have a tiny /dev/shm; Chromium then crashes without this.
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("reap chromium");
+                panic!(
+                    "chromium did not finish within 90s:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Err(e) => panic!("waiting for chromium: {e}"),
+        }
+    }
+    let out = child.wait_with_output().expect("chromium output");
+    assert!(
+        out.status.success(),
+        "chromium failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn selftest_json(dom: &str) -> serde_json::Value {
+    let start = dom
+        .find("<pre id=\"selftest\"")
+        .unwrap_or_else(|| panic!("no selftest element in the DOM:\n{dom}"));
+    let rest = &dom[start..];
+    let open = rest.find('>').expect("tag end") + 1;
+    let close = rest.find("</pre>").expect("pre end");
+    let text = rest[open..close]
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("the page did not finish its self-test ({e}): {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
+    let Some(bin) = chromium() else {
+        eprintln!(
+            "skipping the browser test: no chromium on PATH (apt-get install chromium, \
+             or set ECHOMESH_CHROMIUM)"
+        );
+        return;
+    };
+    let (s, _agents) = cluster_with_broken_node().await;
+    let base = format!("http://{}", s.http);
+    let profile = tempdir("echomesh-chromium");
+    let dom = {
+        let (bin, profile, url) = (
+            bin.clone(),
+            profile.clone(),
+            format!("{base}/?selftest=1&metric=loss&network=pod"),
+        );
+        tokio::task::spawn_blocking(move || {
+            run_chromium(
+                &bin,
+                &profile,
+                &["--virtual-time-budget=10000", "--dump-dom"],
+                &url,
+            )
+        })
+        .await
+        .expect("chromium task")
+    };
+    let t = selftest_json(&dom);
+    eprintln!("self-test: {t}");
+    assert_eq!(t["nodes"], 4, "{t}");
+    assert_eq!(t["cells"], 16, "one cell per source and target: {t}");
+    assert_eq!(t["down"], 6, "d's row and column: {t}");
+    assert_eq!(
+        t["down_alarm_coloured"], 6,
+        "DOWN cells in the alarm colour: {t}"
+    );
+    assert_eq!(t["stale_banner_hidden"], true, "{t}");
+    for cell in t["down_cells"].as_array().expect("cells") {
+        assert!(cell["src"] == "d" || cell["dst"] == "d", "{cell}");
+    }
+    // The page hovered over and clicked its first DOWN cell (a -> d).
+    let hover = t["hover"].as_str().expect("a tooltip on hover");
+    assert!(
+        hover.contains("a → d") && hover.contains("loss 100%") && hover.contains("DOWN"),
+        "{hover}"
+    );
+    let details = t["details"].as_str().expect("edge details on click");
+    for want in [
+        "a → d",
+        "DOWN",
+        "100.00% / 100.00%",
+        "p99.9",
+        "last 10 minutes",
+    ] {
+        assert!(details.contains(want), "{want:?} missing from {details:?}");
+    }
+
+    let shot = artifacts().join("heatmap.png");
+    let _ = std::fs::remove_file(&shot);
+    let arg = format!("--screenshot={}", shot.display());
+    tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin,
+            &profile,
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=1100,720",
+                &arg,
+            ],
+            &format!("{base}/?metric=loss&network=pod&src=a&dst=d"),
+        )
+    })
+    .await
+    .expect("chromium task");
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 2000,
+        "a real PNG"
+    );
+    eprintln!("screenshot saved to {}", shot.display());
+    s.stop().await;
+}
+
+fn tempdir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// 40 nodes: node-13 cut off, node-27 slow (80 ms), node-05 losing 5% towards everyone. Not an
+/// assertion-heavy test: it keeps screenshots of a mid-size cluster (by loss, worst first, with
+/// an edge opened; and by p99) for people to look at, and checks the page still self-tests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_of_a_forty_node_cluster() {
+    let Some(bin) = chromium() else {
+        eprintln!("skipping the browser test: no chromium on PATH");
+        return;
+    };
+    let s = http_support::stable_server().await;
+    let n = 40;
+    let names: Vec<String> = (1..=n).map(|i| format!("node-{i:02}")).collect();
+    let mut agents = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        agents.push(
+            common::SimAgent::connect(s.channel().await, name, &format!("10.0.0.{}", i + 1)).await,
+        );
+    }
+    for a in &mut agents {
+        a.wait_assignment(n - 1).await;
+    }
+    let empty = echomesh_proto::v1::Histogram::from(&echomesh_proto::Histogram::new());
+    for round in 1..=3u64 {
+        for (i, a) in agents.iter_mut().enumerate() {
+            let to_node: std::collections::HashMap<u64, String> = a
+                .assignment
+                .as_ref()
+                .expect("assigned")
+                .targets
+                .iter()
+                .map(|t| (t.id, t.node.clone()))
+                .collect();
+            let me = names[i].as_str();
+            let mut r = a.make_report(100, 0, 120 + 7 * i as u64);
+            let slow = a.make_report(100, 0, 80_000);
+            a.seq -= 1;
+            for (t, st) in r.targets.iter_mut().zip(&slow.targets) {
+                let dst = to_node.get(&t.target_id).map_or("", String::as_str);
+                if me == "node-13" || dst == "node-13" {
+                    t.received = 0;
+                    t.lost = 100;
+                    t.rtt = Some(empty.clone());
+                } else if me == "node-27" || dst == "node-27" {
+                    t.rtt = st.rtt.clone();
+                } else if me == "node-05" {
+                    t.received = 95;
+                    t.lost = 5;
+                }
+            }
+            a.send_report(r).await;
+            a.wait_ack(round).await;
+        }
+    }
+    let base = format!("http://{}", s.http);
+    let profile = tempdir("echomesh-chromium-40");
+    let dir = artifacts();
+    let shots = [
+        (
+            "heatmap-40-loss.png",
+            "metric=loss&network=pod&order=worst&src=node-05&dst=node-13",
+        ),
+        ("heatmap-40-p99.png", "metric=p99&network=pod&order=name"),
+    ];
+    for (file, query) in shots {
+        let shot = dir.join(file);
+        let arg = format!("--screenshot={}", shot.display());
+        let (bin, profile, url) = (bin.clone(), profile.clone(), format!("{base}/?{query}"));
+        tokio::task::spawn_blocking(move || {
+            run_chromium(
+                &bin,
+                &profile,
+                &[
+                    "--virtual-time-budget=10000",
+                    "--window-size=1280,900",
+                    &arg,
+                ],
+                &url,
+            )
+        })
+        .await
+        .expect("chromium task");
+        assert!(
+            std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000),
+            "{file}"
+        );
+        eprintln!("screenshot saved to {}", shot.display());
+    }
+    let (bin2, url) = (
+        bin.clone(),
+        format!("{base}/?selftest=1&metric=loss&network=pod"),
+    );
+    let dom = tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin2,
+            &profile,
+            &["--virtual-time-budget=10000", "--dump-dom"],
+            &url,
+        )
+    })
+    .await
+    .expect("chromium task");
+    let t = selftest_json(&dom);
+    assert_eq!(t["cells"], 1600, "{t}");
+    assert_eq!(t["down"], 78, "{t}");
+    assert_eq!(t["down_alarm_coloured"], 78, "{t}");
+    s.stop().await;
+}
+
+/// A TCP proxy between the browser and the aggregator that, once the page's first poll went
+/// through, cuts every connection and request for a while (as a dropped network or a restarting
+/// aggregator would), then lets traffic through again.
+mod cut {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    #[derive(Debug)]
+    struct Cut {
+        api_requests: AtomicUsize,
+        drops_left: AtomicUsize,
+    }
+
+    impl Cut {
+        /// Drops when the first poll (summary + matrix) was forwarded and drops remain.
+        fn take_drop(&self) -> bool {
+            self.api_requests.load(Ordering::SeqCst) >= 2
+                && self
+                    .drops_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| d.checked_sub(1))
+                    .is_ok()
+        }
+    }
+
+    pub(super) async fn start(upstream: SocketAddr, drops: usize) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = l.local_addr().expect("proxy addr");
+        let cut = Arc::new(Cut {
+            api_requests: AtomicUsize::new(0),
+            drops_left: AtomicUsize::new(drops),
+        });
+        tokio::spawn(async move {
+            while let Ok((client, _)) = l.accept().await {
+                tokio::spawn(relay(client, upstream, cut.clone()));
+            }
+        });
+        addr
+    }
+
+    async fn relay(client: TcpStream, upstream: SocketAddr, cut: Arc<Cut>) {
+        if cut.take_drop() {
+            return; // accepted and closed: the browser sees an empty response
+        }
+        let Ok(server) = TcpStream::connect(upstream).await else {
+            return;
+        };
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        let down = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+        });
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if cut.take_drop() {
+                break; // a new request on a kept-alive connection: cut it
+            }
+            let chunk = &buf[..n];
+            let api = chunk.windows(12).filter(|w| w == b"GET /api/v1/").count();
+            if sw.write_all(chunk).await.is_err() {
+                break;
+            }
+            cut.api_requests.fetch_add(api, Ordering::SeqCst);
+        }
+        down.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_stale_while_cut_off_and_recovers() {
+    let Some(bin) = chromium() else {
+        eprintln!("skipping the browser test: no chromium on PATH");
+        return;
+    };
+    let (s, _agents) = cluster_with_broken_node().await;
+    let proxy = cut::start(s.http, 8).await;
+    let profile = tempdir("echomesh-chromium-cut");
+    let url = format!("http://{proxy}/?selftest=reconnect");
+    let dom = tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin,
+            &profile,
+            &["--virtual-time-budget=90000", "--dump-dom"],
+            &url,
+        )
+    })
+    .await
+    .expect("chromium task");
+    let t = selftest_json(&dom);
+    eprintln!("polls: {t}");
+    let polls = t["polls"].as_array().expect("polls");
+    let first_ok = polls
+        .iter()
+        .position(|p| p["ok"] == true)
+        .expect("a first good poll");
+    assert_eq!(polls[first_ok]["stale_banner"], false, "{t}");
+    let failed: Vec<&serde_json::Value> = polls[first_ok..]
+        .iter()
+        .skip_while(|p| p["ok"] == true)
+        .take_while(|p| p["ok"] == false)
+        .collect();
+    assert!(!failed.is_empty(), "the cut made polls fail: {t}");
+    for p in &failed {
+        assert_eq!(p["stale_banner"], true, "STALE shown while cut off: {t}");
+    }
+    let last = polls.last().expect("polls");
+    assert_eq!(last["ok"], true, "{t}");
+    assert_eq!(
+        last["stale_banner"], false,
+        "banner gone after reconnecting: {t}"
+    );
+    s.stop().await;
+}

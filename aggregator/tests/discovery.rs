@@ -1,0 +1,523 @@
+//! Kubernetes discovery end to end: a real aggregator whose kube client talks to a mocked API
+//! server (`discovery/mock_api.rs`), simulated agents over real gRPC, and assertions on the
+//! assignments those agents receive.
+//!
+//! Every wait is "until this assignment arrives" with the generous [`common::SOON`] bound, never a
+//! fixed sleep, so the tests do not flake on a loaded machine.
+
+mod common;
+#[path = "discovery/mock_api.rs"]
+mod mock_api;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{SOON, SimAgent, eventually, hello};
+use echomesh_aggregator::discovery::fixtures::{self, NodeExt as _};
+use echomesh_aggregator::graph::AgentKey;
+use echomesh_aggregator::{Aggregator, Config, Graph};
+use echomesh_proto::v1::{self, Network, aggregator_message};
+use mock_api::{Fault, MockApi, Res};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::oneshot;
+
+struct Harness {
+    api: MockApi,
+    grpc: SocketAddr,
+    http: SocketAddr,
+    graph: Arc<Graph>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    async fn start(api: MockApi, client: kube::Client) -> Self {
+        Self::start_with(api, client, |_| {}).await
+    }
+
+    async fn start_with(
+        api: MockApi,
+        client: kube::Client,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut cfg = Config::local();
+        cfg.assign_debounce = Duration::from_millis(20);
+        cfg.discovery_debounce = Duration::from_millis(20);
+        tweak(&mut cfg);
+        let agg = Aggregator::bind(cfg)
+            .await
+            .expect("bind")
+            .with_kube_client(client);
+        let (grpc, http, graph) = (agg.grpc_addr(), agg.http_addr(), agg.graph());
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            agg.serve(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        Self {
+            api,
+            grpc,
+            http,
+            graph,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The mocked cluster from [`fixtures::three_nodes`].
+    async fn three_nodes() -> Self {
+        let (nodes, pods) = fixtures::three_nodes();
+        let (api, client) = MockApi::start(nodes, pods);
+        Self::start(api, client).await
+    }
+
+    async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://{}", self.grpc))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    async fn agent(&self, node: &str, network: Network, addr: &str) -> SimAgent {
+        SimAgent::open(self.channel().await, hello(node, network, addr))
+            .await
+            .expect("session")
+    }
+
+    async fn readyz(&self) -> String {
+        let mut sock = tokio::net::TcpStream::connect(self.http)
+            .await
+            .expect("connect");
+        sock.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = String::new();
+        sock.read_to_string(&mut out).await.expect("read");
+        out
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(SOON, t)
+                .await
+                .expect("server stops")
+                .expect("server task");
+        }
+    }
+}
+
+/// `node/network/address` of every target, `!` marking expected-down ones.
+fn targets(a: &v1::Assignment) -> Vec<String> {
+    a.targets
+        .iter()
+        .map(|t| {
+            let net = if t.network == Network::Host as i32 {
+                "host"
+            } else {
+                "pod"
+            };
+            let down = if t.expected_down { "!" } else { "" };
+            format!("{down}{}/{net}/{}", t.node, t.address)
+        })
+        .collect()
+}
+
+/// Reads assignments until one whose targets are exactly `want` arrives.
+async fn wait_targets(agent: &mut SimAgent, want: &[&str]) -> v1::Assignment {
+    let mut last = Vec::new();
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let msg = tokio::time::timeout(left, agent.rx.message()).await;
+        let Ok(msg) = msg else {
+            panic!("no assignment with targets {want:?} in time; last was {last:?}");
+        };
+        match msg.expect("stream ok").expect("stream open").msg {
+            Some(aggregator_message::Msg::Assignment(a)) => {
+                last = targets(&a);
+                agent.assignment = Some(a.clone());
+                if last == want {
+                    return a;
+                }
+            }
+            Some(aggregator_message::Msg::Ack(_)) | None => {}
+        }
+    }
+}
+
+const A_SEES: [&str; 4] = [
+    "b/pod/10.244.1.10",
+    "b/host/192.168.0.2",
+    "c/pod/10.244.2.10",
+    "c/host/192.168.0.3",
+];
+
+#[tokio::test]
+async fn initial_list_assigns_every_agent_the_other_nodes_pod_and_host_addresses() {
+    let h = Harness::three_nodes().await;
+    let mut a_pod = h.agent("a", Network::Pod, "10.244.0.10").await;
+    let mut a_host = h.agent("a", Network::Host, "192.168.0.1").await;
+    let mut b_pod = h.agent("b", Network::Pod, "10.244.1.10").await;
+    // Agents on c are not connected: c is still a target, because the model says it exists.
+    let a = wait_targets(&mut a_pod, &A_SEES).await;
+    assert!(a.targets.iter().all(|t| t.id != 0));
+    wait_targets(&mut a_host, &A_SEES).await;
+    wait_targets(
+        &mut b_pod,
+        &[
+            "a/pod/10.244.0.10",
+            "a/host/192.168.0.1",
+            "c/pod/10.244.2.10",
+            "c/host/192.168.0.3",
+        ],
+    )
+    .await;
+    eventually("readyz is 200 once both kinds listed", || async {
+        h.readyz().await.starts_with("HTTP/1.1 200")
+    })
+    .await;
+    // Only reads, of exactly the two resources; pods by label in the agents' namespace.
+    let reqs = h.api.requests();
+    assert!(
+        reqs.iter().any(|r| r.starts_with("GET /api/v1/nodes?")),
+        "{reqs:?}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/echomesh/pods?")),
+        "{reqs:?}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn node_added_reaches_every_agent() {
+    let h = Harness::three_nodes().await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    let mut b = h.agent("b", Network::Host, "192.168.0.2").await;
+    wait_targets(&mut a, &A_SEES).await;
+    h.api.apply_node(fixtures::node("d", &["192.168.0.4"]));
+    h.api
+        .apply_pod(fixtures::agent_pod("d", false, &["10.244.3.10"]));
+    let mut want: Vec<&str> = A_SEES.to_vec();
+    want.extend(["d/pod/10.244.3.10", "d/host/192.168.0.4"]);
+    wait_targets(&mut a, &want).await;
+    wait_targets(
+        &mut b,
+        &[
+            "a/pod/10.244.0.10",
+            "a/host/192.168.0.1",
+            "c/pod/10.244.2.10",
+            "c/host/192.168.0.3",
+            "d/pod/10.244.3.10",
+            "d/host/192.168.0.4",
+        ],
+    )
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn node_removed_leaves_every_pinglist() {
+    let h = Harness::three_nodes().await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    wait_targets(&mut a, &A_SEES).await;
+    h.api.delete_node("c");
+    h.api.delete_pod("echomesh-agent-pod-c");
+    h.api.delete_pod("echomesh-agent-host-c");
+    wait_targets(&mut a, &["b/pod/10.244.1.10", "b/host/192.168.0.2"]).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn agent_pod_ip_change_is_reassigned() {
+    let h = Harness::three_nodes().await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    wait_targets(&mut a, &A_SEES).await;
+    // The pod agent on b restarts with a new IP (same pod name, as a DaemonSet pod replaced in place
+    // would not be, but the IP change is what matters).
+    h.api
+        .apply_pod(fixtures::agent_pod("b", false, &["10.244.1.99"]));
+    wait_targets(
+        &mut a,
+        &[
+            "b/pod/10.244.1.99",
+            "b/host/192.168.0.2",
+            "c/pod/10.244.2.10",
+            "c/host/192.168.0.3",
+        ],
+    )
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn agent_pod_gone_drops_its_target_and_its_edges_are_pruned_after_the_ttl() {
+    let (nodes, pods) = fixtures::three_nodes();
+    let (api, client) = MockApi::start(nodes, pods);
+    let h = Harness::start_with(api, client, |c| {
+        c.report_interval = Duration::from_millis(100);
+        c.agent_ttl = Duration::from_millis(300);
+    })
+    .await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    let mut c = h.agent("c", Network::Pod, "10.244.2.10").await;
+    wait_targets(&mut a, &A_SEES).await;
+    wait_targets(
+        &mut c,
+        &[
+            "a/pod/10.244.0.10",
+            "a/host/192.168.0.1",
+            "b/pod/10.244.1.10",
+            "b/host/192.168.0.2",
+        ],
+    )
+    .await;
+    let c_key = AgentKey {
+        node: "c".into(),
+        network: Network::Pod,
+    };
+    assert_eq!(
+        h.graph.agent(&c_key).map(|e| Graph::assigned_ids(&e).len()),
+        Some(4)
+    );
+    // The pod is deleted: it leaves every pinglist, and its process (and session) ends.
+    h.api.delete_pod("echomesh-agent-pod-c");
+    drop(c);
+    wait_targets(
+        &mut a,
+        &[
+            "b/pod/10.244.1.10",
+            "b/host/192.168.0.2",
+            "c/host/192.168.0.3",
+        ],
+    )
+    .await;
+    // Its own edges go UNKNOWN (never reported) and the agent is pruned after the TTL.
+    eventually("c's agent and edges are pruned", || async {
+        h.graph.agent(&c_key).is_none()
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn node_not_ready_or_draining_marks_its_targets_expected_down() {
+    let h = Harness::three_nodes().await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    wait_targets(&mut a, &A_SEES).await;
+    h.api
+        .apply_node(fixtures::node("b", &["192.168.0.2"]).not_ready());
+    let want_b_down = [
+        "!b/pod/10.244.1.10",
+        "!b/host/192.168.0.2",
+        "c/pod/10.244.2.10",
+        "c/host/192.168.0.3",
+    ];
+    wait_targets(&mut a, &want_b_down).await;
+    // The query API carries the flag, so readers (and `echomesh check`) do not alarm on it.
+    let mut g = v1::graph_service_client::GraphServiceClient::new(h.channel().await);
+    let edges = g
+        .list_edges(v1::ListEdgesRequest {
+            source_node: "a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("edges")
+        .into_inner()
+        .edges;
+    assert_eq!(edges.len(), 4);
+    // Targets whose agents never connected (all but a here) are still named, from the model.
+    let mut named: Vec<String> = edges
+        .iter()
+        .map(|e| format!("{}/{}", e.target_node, e.target_address))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            "b/10.244.1.10",
+            "b/192.168.0.2",
+            "c/10.244.2.10",
+            "c/192.168.0.3"
+        ]
+    );
+    for e in &edges {
+        assert_eq!(e.expected_down, e.target_node == "b", "{e:?}");
+    }
+    // Every probe is lost: the state changes say which ones are expected (b) and which are alarms (c).
+    let mut watch = g
+        .watch_events(v1::WatchEventsRequest { snapshot: false })
+        .await
+        .expect("watch")
+        .into_inner();
+    let r = a.make_report(10, 10, 0);
+    a.send_report(r).await;
+    a.wait_ack(1).await;
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 4 {
+        let ev = tokio::time::timeout(SOON, watch.message())
+            .await
+            .expect("event in time")
+            .expect("stream ok")
+            .expect("open");
+        if ev.kind == v1::event::Kind::EdgeState as i32 {
+            assert_eq!(ev.to, v1::EdgeState::Down as i32, "{ev:?}");
+            seen.insert(
+                ev.target_address.clone(),
+                (ev.target_node.clone(), ev.expected_down),
+            );
+        }
+    }
+    for (addr, (node, expected)) in &seen {
+        assert_eq!(*expected, node == "b", "{addr}");
+    }
+    // Ready again but cordoned for a drain: still expected down.
+    h.api
+        .apply_node(fixtures::node("b", &["192.168.0.2"]).cordoned());
+    // Same targets, same flags: no new assignment is needed; then the node recovers fully.
+    h.api.apply_node(fixtures::node("b", &["192.168.0.2"]));
+    wait_targets(&mut a, &A_SEES).await;
+    h.api
+        .apply_node(fixtures::node("c", &["192.168.0.3"]).deleting());
+    wait_targets(
+        &mut a,
+        &[
+            "b/pod/10.244.1.10",
+            "b/host/192.168.0.2",
+            "!c/pod/10.244.2.10",
+            "!c/host/192.168.0.3",
+        ],
+    )
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn watch_expired_then_relist_sees_missed_changes() {
+    let h = Harness::three_nodes().await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    wait_targets(&mut a, &A_SEES).await;
+    eventually("node watch open", || async {
+        h.api.open_watches(Res::Nodes) > 0
+    })
+    .await;
+    let lists_before = h.api.lists(Res::Nodes);
+    // c disappears while the watch is "down": no DELETED event ever arrives, then 410 Gone.
+    h.api.silently_delete_node("c");
+    h.api.expire_watches(Res::Nodes);
+    wait_targets(&mut a, &["b/pod/10.244.1.10", "b/host/192.168.0.2"]).await;
+    assert!(h.api.lists(Res::Nodes) > lists_before, "a re-list happened");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn forbidden_list_is_retried_readyz_names_the_permission_and_agents_keep_working() {
+    let (nodes, pods) = fixtures::three_nodes();
+    let (api, client) = MockApi::start(nodes, pods);
+    api.set_fault(Res::Nodes, Some(Fault::Status(403)));
+    let h = Harness::start(api, client).await;
+    // Until discovery works, connected agents get the full mesh of connected agents.
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    let _b = h.agent("b", Network::Pod, "10.244.1.10").await;
+    wait_targets(&mut a, &["b/pod/10.244.1.10"]).await;
+    eventually("the list is retried", || async {
+        h.api.lists(Res::Nodes) >= 2
+    })
+    .await;
+    let body = h.readyz().await;
+    assert!(body.starts_with("HTTP/1.1 503"), "{body}");
+    assert!(
+        body.contains(
+            "kubernetes: forbidden: the aggregator's service account may not list nodes (cluster scope) \
+             (RBAC needs get, list, watch on nodes)"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("serving connected agents only"), "{body}");
+    // RBAC fixed: the next retry lists, pinglists come from the model, readiness returns.
+    h.api.set_fault(Res::Nodes, None);
+    wait_targets(&mut a, &A_SEES).await;
+    eventually("readyz is 200 again", || async {
+        h.readyz().await.starts_with("HTTP/1.1 200")
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn api_server_unreachable_at_start_keeps_serving_and_readyz_says_why() {
+    let (nodes, pods) = fixtures::three_nodes();
+    let (api, client) = MockApi::start(nodes, pods);
+    api.set_fault(Res::Nodes, Some(Fault::Unreachable));
+    api.set_fault(Res::Pods, Some(Fault::Unreachable));
+    let h = Harness::start(api, client).await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    let mut b = h.agent("b", Network::Host, "192.168.0.2").await;
+    wait_targets(&mut a, &["b/host/192.168.0.2"]).await;
+    wait_targets(&mut b, &["a/pod/10.244.0.10"]).await;
+    eventually("readyz says the API server is unreachable", || async {
+        let body = h.readyz().await;
+        body.starts_with("HTTP/1.1 503") && body.contains("API server unreachable (list nodes")
+    })
+    .await;
+    // Reports still merge into the graph meanwhile.
+    let r = a.make_report(10, 0, 100);
+    a.send_report(r).await;
+    a.wait_ack(1).await;
+    h.api.set_fault(Res::Nodes, None);
+    h.api.set_fault(Res::Pods, None);
+    wait_targets(&mut a, &A_SEES).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn watch_failing_after_sync_keeps_the_last_model() {
+    let h = Harness::three_nodes().await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    wait_targets(&mut a, &A_SEES).await;
+    eventually("pod watch open", || async {
+        h.api.open_watches(Res::Pods) > 0
+    })
+    .await;
+    h.api.set_fault(Res::Pods, Some(Fault::Status(500)));
+    eventually("readyz reports the failure", || async {
+        let body = h.readyz().await;
+        body.contains("HTTP 500") && body.contains("serving the last known cluster model")
+    })
+    .await;
+    // A newly connected agent is still assigned from the last model.
+    let mut b = h.agent("b", Network::Pod, "10.244.1.10").await;
+    wait_targets(
+        &mut b,
+        &[
+            "a/pod/10.244.0.10",
+            "a/host/192.168.0.1",
+            "c/pod/10.244.2.10",
+            "c/host/192.168.0.3",
+        ],
+    )
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_reconnecting_agent_gets_its_unchanged_pinglist_again() {
+    let h = Harness::three_nodes().await;
+    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+    let first = wait_targets(&mut a, &A_SEES).await;
+    drop(a);
+    // Same node, network and pinglist: the new session still needs an assignment to probe at all.
+    let mut again = h.agent("a", Network::Pod, "10.244.0.10").await;
+    let second = wait_targets(&mut again, &A_SEES).await;
+    assert!(second.generation > first.generation);
+    h.stop().await;
+}

@@ -1,0 +1,209 @@
+//! `/metrics` over a real HTTP port, fed by simulated agents over real gRPC; `promtool check
+//! metrics` on the scrape when promtool is installed (CI installs Debian's `prometheus`).
+
+mod common;
+mod http_support;
+
+use std::path::PathBuf;
+
+use common::{Server, SimAgent, eventually};
+use echomesh_proto::v1;
+
+/// Where CI picks up artifacts: `<target>/artifacts`.
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("artifacts"), |t| t.join("artifacts"));
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn scrape_is_valid_openmetrics_with_live_figures() {
+    // Per-edge series on, so promtool sees every family there is.
+    let s = Server::start_with(|c| c.metrics_edge_series = true).await;
+    let mut agents = Vec::new();
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
+    }
+    for (i, a) in agents.iter_mut().enumerate() {
+        a.wait_assignment(2).await;
+        let lost = if i == 2 { 50 } else { 0 };
+        let r = a.make_report(100, lost, 200);
+        a.send_report(r).await;
+        a.wait_ack(1).await;
+    }
+    // One refused session: a bad Hello is counted by reason.
+    let bad = SimAgent::open(
+        s.channel().await,
+        common::hello("", v1::Network::Pod, "127.0.0.9"),
+    )
+    .await;
+    if let Ok(mut bad) = bad {
+        let _ = bad.wait_error().await;
+    }
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    eventually("the bad hello is counted", || {
+        let addr = s.http;
+        let text = text.clone();
+        async move {
+            let r = http_support::get(addr, "/metrics").await;
+            assert_eq!(r.status, 200);
+            assert!(
+                r.header("content-type")
+                    .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")),
+                "{:?}",
+                r.headers
+            );
+            let done = value(
+                &r.body,
+                r#"echomesh_ingest_errors_total{reason="bad_hello"}"#,
+            ) == Some(1.0);
+            *text.lock().expect("lock") = r.body;
+            done
+        }
+    })
+    .await;
+    let text = text.lock().expect("lock").clone();
+    assert_eq!(value(&text, "echomesh_connected_agents"), Some(3.0));
+    assert_eq!(
+        value(&text, r#"echomesh_reports_total{result="merged"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"echomesh_node_loss_ratio{node="c",network="pod",direction="out"}"#
+        ),
+        Some(0.5)
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"echomesh_node_rtt_seconds_count{node="a",network="pod",direction="out"}"#
+        ),
+        Some(200.0)
+    );
+    assert!(value(&text, "process_resident_memory_bytes").is_some_and(|v| v > 0.0));
+    assert_eq!(
+        value(
+            &text,
+            r#"echomesh_edge_loss_ratio{src="c",src_network="pod",dst="a",dst_network="pod",dst_addr="127.0.0.1"}"#
+        ),
+        Some(0.5)
+    );
+    assert_eq!(value(&text, "echomesh_edge_series_dropped"), Some(0.0));
+    let om = http_support::get_with(
+        s.http,
+        "/metrics",
+        "application/openmetrics-text;version=1.0.0",
+    )
+    .await;
+    assert!(
+        om.header("content-type")
+            .is_some_and(|c| c.starts_with("application/openmetrics-text")),
+        "{:?}",
+        om.headers
+    );
+    assert!(om.body.ends_with("# EOF\n"));
+    assert!(om.body.contains("echomesh_build_info{version="));
+    let path = artifacts().join("metrics.txt");
+    std::fs::write(&path, &text).expect("write scrape");
+    eprintln!("scrape saved to {}", path.display());
+    promtool_check(&path);
+    s.stop().await;
+}
+
+/// Runs `promtool check metrics` on the scrape, or says why it cannot.
+fn promtool_check(path: &std::path::Path) {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => panic!("cannot reopen {}: {e}", path.display()),
+    };
+    let out = match std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(file)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "skipping promtool check: promtool is not installed (apt-get install prometheus)"
+            );
+            return;
+        }
+        Err(e) => panic!("running promtool: {e}"),
+    };
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{report}"
+    );
+    // promtool prints lint findings (e.g. naming) but exits 0 for them; we want none.
+    assert!(
+        report.trim().is_empty(),
+        "promtool lint findings:\n{report}"
+    );
+}
+
+/// The alert rules (deploy/components/monitoring/rules.yaml) only name series this scrape has,
+/// with the labels they select on.
+#[tokio::test]
+async fn every_series_the_alert_rules_use_is_exported() {
+    let rules_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/components/monitoring/rules.yaml");
+    let Ok(rules) = std::fs::read_to_string(&rules_path) else {
+        eprintln!("skipping: no {} on this branch", rules_path.display());
+        return;
+    };
+    let s = Server::start().await;
+    let mut agents = Vec::new();
+    for (i, n) in ["a", "b"].iter().enumerate() {
+        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
+    }
+    for a in &mut agents {
+        a.wait_assignment(1).await;
+        let r = a.make_report(10, 0, 100);
+        a.send_report(r).await;
+        a.wait_ack(1).await;
+    }
+    let text = http_support::get(s.http, "/metrics").await.body;
+    let mut names: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("echomesh_"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(!names.is_empty(), "the rules name echomesh series");
+    for name in names {
+        // A sample name, or a family name (a histogram's `# TYPE` line).
+        let exported = text.contains(&format!("# TYPE {name} "))
+            || text.lines().any(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            });
+        assert!(
+            exported,
+            "{name} is used by the alert rules but not exported:\n{text}"
+        );
+    }
+    for selector in [r#"direction="in""#, r#"direction="out""#, r#"node="a""#] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("echomesh_node_loss_ratio{") && l.contains(selector)),
+            "{selector}"
+        );
+    }
+    s.stop().await;
+}
