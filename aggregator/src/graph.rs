@@ -197,14 +197,6 @@ pub enum ReportError {
     /// Reports must carry sequence numbers from 1.
     #[error("report sequence number 0 is invalid (sequences start at 1)")]
     ZeroSequence,
-    /// More target entries than the assignment has.
-    #[error("report has {got} targets but the assignment has {max}")]
-    TooManyTargets {
-        /// Entries received.
-        got: usize,
-        /// Assignment size.
-        max: usize,
-    },
 }
 
 /// What happened to a report.
@@ -557,12 +549,6 @@ impl Graph {
                     .reports_duplicate
                     .fetch_add(1, Ordering::Relaxed);
                 return Ok(MergeOutcome::Duplicate);
-            }
-            if report.targets.len() > slab.records.len() * 2 + 64 {
-                return Err(ReportError::TooManyTargets {
-                    got: report.targets.len(),
-                    max: slab.records.len(),
-                });
             }
             slab.last_seq = report.seq;
             slab.merged += 1;

@@ -75,7 +75,7 @@ pub enum IngestErrorReason {
     BadHello,
     /// A second Hello in one session.
     RepeatedHello,
-    /// A report refused as a whole (sequence 0, too many targets).
+    /// A report refused as a whole (sequence 0).
     BadReport,
     /// A message over the size limit.
     MessageTooLarge,
