@@ -8,9 +8,12 @@
 //! Why the buffer and the replay rule: the aggregator may restart (rolling update) while probing
 //! goes on. Windows keep being taken on schedule while disconnected and wait, bounded, in the
 //! buffer (the oldest are dropped first, and counted). After a reconnect the buffer is replayed only
-//! once the new session's first Assignment arrived, because a fresh aggregator has no edges for this
-//! agent until it assigned them; target ids are stable across aggregators, so old reports still
-//! land on the right edges, and the aggregator drops duplicates by sequence number.
+//! once the new session has an Assignment that holds every target the buffered reports mention
+//! (or, at the latest, a grace period after the session opened): a restarted aggregator has no
+//! edges for this agent until it assigned them, and its first assignments hold only the peers that
+//! reconnected so far, so replaying earlier would drop the entries for the others. Target ids are
+//! stable across aggregators, so old reports land on the right edges, and the aggregator drops
+//! duplicates by sequence number. New reports wait behind the replay to keep sequence order.
 //! Reconnects back off exponentially with jitter so a restarted aggregator is not hit by every agent
 //! at the same instant.
 
@@ -289,8 +292,45 @@ pub enum ConnectError {
 struct Session {
     tx: mpsc::Sender<AgentMessage>,
     rx: Streaming<AggregatorMessage>,
-    /// The buffer is replayed after this session's first assignment.
+    /// An assignment arrived on this session.
+    assigned: bool,
+    /// The buffer was replayed on this session (reports flow live from then on).
     replayed: bool,
+    opened: tokio::time::Instant,
+}
+
+/// Longest a new session waits for an assignment covering the buffered reports before replaying
+/// anyway: a peer that never comes back must not hold the buffer forever.
+fn replay_grace(report_interval: Duration) -> Duration {
+    (report_interval * 3).max(Duration::from_secs(2))
+}
+
+/// True when every target in every buffered report is in the current assignment.
+fn buffer_covered(buffer: &ReplayBuffer, current: &Current) -> bool {
+    buffer.pending().all(|r| {
+        r.targets
+            .iter()
+            .all(|t| current.slots.contains_key(&t.target_id))
+    })
+}
+
+/// Whether an assigned session open for `open_for` may replay `buffer` under `current`.
+fn may_replay(open_for: Duration, buffer: &ReplayBuffer, current: &Current) -> bool {
+    buffer_covered(buffer, current) || open_for >= replay_grace(current.report_interval)
+}
+
+/// Replays the buffer on `s` once it is assigned and the replay cannot lose entries (or the grace
+/// period is over).
+async fn replay_when_ready(s: &mut Session, buffer: &ReplayBuffer, current: &Current) {
+    if s.replayed || !s.assigned || !may_replay(s.opened.elapsed(), buffer, current) {
+        return;
+    }
+    s.replayed = true;
+    for r in buffer.pending() {
+        if s.tx.send(report_msg(r)).await.is_err() {
+            break;
+        }
+    }
 }
 
 async fn open_session(url: &str, hello: v1::Hello) -> Result<Session, ConnectError> {
@@ -310,7 +350,9 @@ async fn open_session(url: &str, hello: v1::Hello) -> Result<Session, ConnectErr
     Ok(Session {
         tx,
         rx,
+        assigned: false,
         replayed: false,
+        opened: tokio::time::Instant::now(),
     })
 }
 
@@ -437,16 +479,12 @@ pub async fn run_with(
                         targets = a.targets.len(),
                         "assignment applied"
                     );
-                    if let Some(s) = session.as_mut()
-                        && !s.replayed
-                    {
-                        s.replayed = true;
-                        backoff.reset();
-                        for r in buffer.pending() {
-                            if s.tx.send(report_msg(r)).await.is_err() {
-                                break;
-                            }
+                    if let Some(s) = session.as_mut() {
+                        if !s.assigned {
+                            s.assigned = true;
+                            backoff.reset();
                         }
+                        replay_when_ready(s, &buffer, &current).await;
                     }
                 }
                 Some(aggregator_message::Msg::Ack(ack)) => buffer.ack(ack.seq),
@@ -498,6 +536,10 @@ pub async fn run_with(
                         .collect(),
                 };
                 window_start = now;
+                if let Some(s) = session.as_mut() {
+                    // Past the grace period the buffer goes out even if a peer is still missing.
+                    replay_when_ready(s, &buffer, &current).await;
+                }
                 if let Some(s) = session.as_ref()
                     && s.replayed
                 {
@@ -549,6 +591,40 @@ mod tests {
         assert_eq!(b.len(), 1);
         b.ack(9);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn replay_waits_for_an_assignment_covering_the_buffer_or_the_grace() {
+        let entry = |id: u64| v1::TargetStats {
+            target_id: id,
+            ..v1::TargetStats::default()
+        };
+        let mut buffer = ReplayBuffer::new(8);
+        buffer.push(v1::Report {
+            seq: 1,
+            targets: vec![entry(10), entry(20)],
+            ..v1::Report::default()
+        });
+        let current = |ids: &[u64]| Current {
+            generation: 1,
+            slots: ids
+                .iter()
+                .enumerate()
+                .map(|(i, &id)| (id, i as u32))
+                .collect(),
+            report_interval: Duration::from_secs(1),
+        };
+        let early = Duration::from_millis(100);
+        // Only peer 10 is back: a replay now would drop the entries for 20.
+        assert!(!may_replay(early, &buffer, &current(&[10])));
+        // Both are back: replay at once.
+        assert!(may_replay(early, &buffer, &current(&[10, 20, 30])));
+        // A peer that never returns holds the buffer only for the grace period.
+        let grace = replay_grace(Duration::from_secs(1));
+        assert_eq!(grace, Duration::from_secs(3));
+        assert!(may_replay(grace, &buffer, &current(&[10])));
+        // Nothing buffered: nothing to wait for.
+        assert!(may_replay(early, &ReplayBuffer::new(1), &current(&[])));
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl Netns {
     fn new(tag: &str) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
-            "emt{}-{}{}",
+            "emp{}-{}{}",
             std::process::id(),
             tag,
             N.fetch_add(1, Ordering::Relaxed)

@@ -206,7 +206,13 @@ impl Ingest {
                 pinglist,
                 sessions: DashMap::new(),
                 next_session: AtomicU64::new(1),
-                generation: AtomicU64::new(0),
+                // Distinct across restarts, so a report replayed from a previous aggregator's
+                // assignment never looks like one of ours.
+                generation: AtomicU64::new(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_micros() as u64),
+                ),
                 changed: Notify::new(),
                 closing: tokio::sync::watch::Sender::new(false),
                 errors: Default::default(),

@@ -1,0 +1,294 @@
+//! The `echomesh-lab` command line: bad input is refused with one clear sentence and exit 2,
+//! faults work from another process, Ctrl-C/SIGTERM cleans up, and `down` removes what a
+//! killed lab left behind. Needs root (except the not-root check); skips otherwise.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, kill_process};
+use support::*;
+
+fn lab(args: &[&str]) -> Output {
+    Command::new(lab_exe())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run echomesh-lab")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A `demo --network-only` in the background, killed (SIGKILL) if the test fails early.
+struct Demo {
+    child: Child,
+    prefix: String,
+}
+
+impl Demo {
+    fn start(prefix: &str) -> Demo {
+        let child = Command::new(lab_exe())
+            .args(["demo", "--network-only", "--nodes", "2", "--refresh", "0"])
+            .args(["--prefix", prefix])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn demo");
+        let demo = Demo {
+            child,
+            prefix: prefix.to_string(),
+        };
+        let state = Path::new("/run/echomesh-lab")
+            .join(prefix)
+            .join("state.json");
+        // state.json says `"ready": true` once the build has finished.
+        assert!(
+            eventually(Duration::from_secs(30), || {
+                std::fs::read_to_string(&state)
+                    .map(|s| s.contains("\"ready\": true"))
+                    .unwrap_or(false)
+            }),
+            "demo {prefix} did not come up"
+        );
+        assert_eq!(namespaces_with(prefix).len(), 5);
+        demo
+    }
+
+    fn signal(&self, sig: Signal) {
+        let pid = Pid::from_raw(self.child.id() as i32).expect("pid");
+        kill_process(pid, sig).expect("kill");
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = lab(&["down", "--prefix", &self.prefix]);
+    }
+}
+
+#[test]
+fn not_root_is_refused_in_one_sentence() {
+    let is_root = rustix::process::geteuid().is_root();
+    let mut cmd = if is_root {
+        if !Path::new("/usr/bin/setpriv").exists() {
+            eprintln!("SKIP not_root_is_refused_in_one_sentence: setpriv is not installed");
+            return;
+        }
+        let mut c = Command::new("/usr/bin/setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(lab_exe());
+        c
+    } else {
+        Command::new(lab_exe())
+    };
+    let out = cmd
+        .args(["demo", "--network-only"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    if is_root && matches!(out.status.code(), Some(126 | 127)) {
+        eprintln!(
+            "SKIP not_root_is_refused_in_one_sentence: user nobody cannot execute {} ({})",
+            lab_exe().display(),
+            stderr(&out).trim()
+        );
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "echomesh-lab: echomesh-lab must run as root because it creates network namespaces; run it with sudo"
+    );
+}
+
+#[test]
+fn missing_binaries_are_named_with_the_build_command() {
+    if !can_run("missing_binaries_are_named_with_the_build_command") {
+        return;
+    }
+    let out = lab(&["demo", "--bin-dir", "/nonexistent/echomesh-bin"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "missing echomesh-aggregator, echomesh-agent, echomesh in /nonexistent/echomesh-bin"
+        ) && err.contains(
+            "cargo build --release -p echomesh-aggregator -p echomesh-agent -p echomesh-cli"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    if !can_run("bad_arguments_exit_2") {
+        return;
+    }
+    for (args, needle) in [
+        (
+            vec!["demo", "--nodes", "1", "--network-only"],
+            "--nodes must be between 2 and 32",
+        ),
+        (vec!["demo", "--prefix", "Bad-Prefix"], "invalid prefix"),
+        (vec!["cut", "nodeX"], "invalid node"),
+        (
+            vec!["loss", "node1", "150", "--prefix", "emtnone"],
+            "loss must be a percentage",
+        ),
+        (
+            vec!["delay", "node1", "1.5", "--prefix", "emtnone"],
+            "delay must be whole milliseconds",
+        ),
+        (
+            vec!["heal", "node1", "--prefix", "emtnone"],
+            "no running lab with prefix emtnone",
+        ),
+    ] {
+        let out = lab(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn faults_from_another_process_then_sigterm_cleans_up() {
+    if !can_run("faults_from_another_process_then_sigterm_cleans_up") {
+        return;
+    }
+    let prefix = test_prefix().to_string();
+    let mut demo = Demo::start(&prefix);
+
+    // A second lab with the same prefix is refused, naming the cleanup command.
+    let out = lab(&["demo", "--network-only", "--prefix", &prefix]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "prefix {prefix} is already in use (5 namespaces such as {prefix}-fabric); remove that lab with `echomesh-lab down --prefix {prefix}`"
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    let list = lab(&["list"]);
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains(&format!("{prefix}\t2 nodes\tnetwork only")),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
+
+    let out = lab(&["delay", "node1", "3", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{prefix} node1: +3 ms on every packet it sends")
+    );
+    let out = lab(&["loss", "node2", "20", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lab(&["cut", "2", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lab(&["loss", "node3", "20", "--prefix", &prefix]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("this lab has no node3 (it has node1 to node2)"),
+        "{}",
+        stderr(&out)
+    );
+
+    let relay: u32 = std::fs::read_to_string(
+        Path::new("/run/echomesh-lab")
+            .join(&prefix)
+            .join("relay-node1.pid"),
+    )
+    .expect("relay pid")
+    .trim()
+    .parse()
+    .expect("pid");
+    assert!(alive(relay));
+
+    demo.signal(Signal::TERM);
+    assert!(
+        eventually(Duration::from_secs(30), || matches!(
+            demo.child.try_wait(),
+            Ok(Some(_))
+        )),
+        "demo did not exit on SIGTERM"
+    );
+    assert_eq!(
+        demo.child.try_wait().ok().flatten().and_then(|s| s.code()),
+        Some(0)
+    );
+    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+    assert!(!alive(relay), "relay survived the demo");
+    assert!(!Path::new("/run/echomesh-lab").join(&prefix).exists());
+}
+
+#[test]
+fn down_removes_what_a_killed_lab_left() {
+    if !can_run("down_removes_what_a_killed_lab_left") {
+        return;
+    }
+    let prefix = test_prefix().to_string();
+    let mut demo = Demo::start(&prefix);
+    let out = lab(&["delay", "node2", "1", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let relay: u32 = std::fs::read_to_string(
+        Path::new("/run/echomesh-lab")
+            .join(&prefix)
+            .join("relay-node2.pid"),
+    )
+    .expect("relay pid")
+    .trim()
+    .parse()
+    .expect("pid");
+
+    demo.signal(Signal::KILL);
+    let _ = demo.child.wait();
+    assert_eq!(namespaces_with(&prefix).len(), 5, "SIGKILL cannot clean up");
+    assert!(alive(relay));
+
+    let out = lab(&["down", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("removed {prefix} (5 namespaces, 0 other processes)")
+    );
+    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+    assert!(!alive(relay), "relay survived down");
+    assert!(!Path::new("/run/echomesh-lab").join(&prefix).exists());
+    // Idempotent.
+    let out = lab(&["down", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn down_stops_a_live_demo_through_its_owner() {
+    if !can_run("down_stops_a_live_demo_through_its_owner") {
+        return;
+    }
+    let prefix = test_prefix().to_string();
+    let mut demo = Demo::start(&prefix);
+    let out = lab(&["loss", "node1", "5", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lab(&["down", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The owner got SIGTERM and cleaned up itself, in order.
+    assert!(
+        eventually(Duration::from_secs(5), || matches!(
+            demo.child.try_wait(),
+            Ok(Some(_))
+        )),
+        "demo still running after down"
+    );
+    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+    assert!(!Path::new("/run/echomesh-lab").join(&prefix).exists());
+    assert!(!root_has_lab_table());
+}
