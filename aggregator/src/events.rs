@@ -2,12 +2,46 @@
 //!
 //! A `tokio::sync::broadcast` ring: ingest never waits for a reader (a slow subscriber misses
 //! events and is told how many), and the number of subscribers is capped so memory stays bounded.
+//! Events are compact on the ingest side ([`GraphEvent`]: an `Arc` clone and a target id); each
+//! subscriber's own task turns them into wire events with names and addresses, so a burst of a
+//! million transitions costs ingest a million cheap sends, not a million string builds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use echomesh_proto::v1;
+use echomesh_proto::v1::{EdgeState, event::Kind};
 use tokio::sync::broadcast;
+
+use crate::graph::AgentKey;
+
+/// An event as ingest emits it.
+#[derive(Debug, Clone)]
+pub enum GraphEvent {
+    /// An edge changed state.
+    Edge {
+        /// Source agent.
+        src: AgentKey,
+        /// Target endpoint id.
+        target: u64,
+        /// Previous state.
+        from: EdgeState,
+        /// New state.
+        to: EdgeState,
+        /// Wall-clock time.
+        at_ms: u64,
+    },
+    /// An agent connected, disconnected or was replaced.
+    Agent {
+        /// What happened.
+        kind: Kind,
+        /// The agent.
+        src: AgentKey,
+        /// Detail.
+        message: String,
+        /// Wall-clock time.
+        at_ms: u64,
+    },
+}
 
 /// Milliseconds since the Unix epoch (wall clock, for event timestamps only).
 #[must_use]
@@ -20,7 +54,7 @@ pub fn unix_ms() -> u64 {
 /// The event fan-out.
 #[derive(Debug, Clone)]
 pub struct EventHub {
-    tx: broadcast::Sender<v1::Event>,
+    tx: broadcast::Sender<GraphEvent>,
     subscribers: Arc<AtomicUsize>,
     max_subscribers: usize,
 }
@@ -29,7 +63,7 @@ pub struct EventHub {
 #[derive(Debug)]
 pub struct Subscription {
     /// The events.
-    pub rx: broadcast::Receiver<v1::Event>,
+    pub rx: broadcast::Receiver<GraphEvent>,
     count: Arc<AtomicUsize>,
 }
 
@@ -58,7 +92,7 @@ impl EventHub {
     }
 
     /// Publishes an event; never blocks.
-    pub fn send(&self, ev: v1::Event) {
+    pub fn send(&self, ev: GraphEvent) {
         let _ = self.tx.send(ev);
     }
 
@@ -77,23 +111,15 @@ impl EventHub {
     }
 
     /// An agent-level event.
-    pub fn agent_event(
-        &self,
-        kind: v1::event::Kind,
-        node: &str,
-        network: v1::Network,
-        msg: String,
-    ) {
+    pub fn agent_event(&self, kind: Kind, src: &AgentKey, message: String) {
         if !self.has_subscribers() {
             return;
         }
-        self.send(v1::Event {
-            kind: kind as i32,
-            at_unix_ms: unix_ms(),
-            source_node: node.to_string(),
-            source_network: network as i32,
-            message: msg,
-            ..v1::Event::default()
+        self.send(GraphEvent::Agent {
+            kind,
+            src: src.clone(),
+            message,
+            at_ms: unix_ms(),
         });
     }
 }

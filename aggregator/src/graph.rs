@@ -25,7 +25,7 @@ use echomesh_proto::v1::{self, EdgeState, Network};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::events::EventHub;
+use crate::events::{EventHub, GraphEvent};
 use crate::sketch::{self, LossRing, RttSketch, SKETCH_BUCKETS, TICKS_PER_SEC, Tick};
 use crate::state::{EdgeMachine, Thresholds, Transition, Window};
 
@@ -79,6 +79,30 @@ pub fn endpoint_id(node: &str, network: Network, addr: IpAddr) -> u64 {
     // 0 is reserved for "no target" in an empty record.
     h.finish().max(1)
 }
+
+/// A hasher for target ids: they are already uniform 64-bit hashes, so hashing them again (SipHash)
+/// would only cost time on the hot paths.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// A map keyed by target id.
+pub type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// One directed edge: fixed size, no heap.
 #[derive(Debug, Clone, Copy, Default)]
@@ -173,14 +197,6 @@ pub enum ReportError {
     /// Reports must carry sequence numbers from 1.
     #[error("report sequence number 0 is invalid (sequences start at 1)")]
     ZeroSequence,
-    /// More target entries than the assignment has.
-    #[error("report has {got} targets but the assignment has {max}")]
-    TooManyTargets {
-        /// Entries received.
-        got: usize,
-        /// Assignment size.
-        max: usize,
-    },
 }
 
 /// What happened to a report.
@@ -445,6 +461,23 @@ impl Graph {
             .or_else(|| self.discovered.read().get(&id).cloned())
     }
 
+    /// Ids and networks of the endpoints with address `ip` (announced by agents, or discovered).
+    #[must_use]
+    pub fn endpoints_with_addr(&self, ip: IpAddr) -> Vec<(u64, Network)> {
+        let mut v: Vec<(u64, Network)> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.value().addr == ip)
+            .map(|e| (*e.key(), e.value().network))
+            .collect();
+        for (id, e) in self.discovered.read().iter() {
+            if e.addr == ip && !v.iter().any(|(x, _)| x == id) {
+                v.push((*id, e.network));
+            }
+        }
+        v
+    }
+
     /// Every known endpoint with its id (announced by agents, or discovered).
     #[must_use]
     pub fn endpoints(&self) -> Vec<(u64, Endpoint)> {
@@ -465,7 +498,7 @@ impl Graph {
     ) {
         let now = self.now();
         let mut slab = agent.slab.lock();
-        let old: HashMap<u64, usize> = slab
+        let old: IdMap<usize> = slab
             .records
             .iter()
             .enumerate()
@@ -517,19 +550,13 @@ impl Graph {
                     .fetch_add(1, Ordering::Relaxed);
                 return Ok(MergeOutcome::Duplicate);
             }
-            if report.targets.len() > slab.records.len() * 2 + 64 {
-                return Err(ReportError::TooManyTargets {
-                    got: report.targets.len(),
-                    max: slab.records.len(),
-                });
-            }
             slab.last_seq = report.seq;
             slab.merged += 1;
             slab.last_report = now;
             slab.stale = false;
             let current_gen = report.generation == slab.generation;
             // Reports measured under an older assignment are mapped by id (the slow path).
-            let by_id: Option<HashMap<u64, usize>> = (!current_gen).then(|| {
+            let by_id: Option<IdMap<usize>> = (!current_gen).then(|| {
                 slab.records
                     .iter()
                     .enumerate()
@@ -719,20 +746,14 @@ impl Graph {
         if transitions.is_empty() || !self.events.has_subscribers() {
             return;
         }
-        for &(id, (from, to)) in transitions {
-            let ep = self.endpoint(id);
-            self.events.send(v1::Event {
-                kind: v1::event::Kind::EdgeState as i32,
-                at_unix_ms: crate::events::unix_ms(),
-                source_node: src.node.to_string(),
-                source_network: src.network as i32,
-                target_node: ep.as_ref().map(|e| e.node.to_string()).unwrap_or_default(),
-                expected_down: ep.as_ref().is_some_and(|e| self.is_expected_down(&e.node)),
-                target_address: ep.map(|e| e.addr.to_string()).unwrap_or_default(),
-                from: from as i32,
-                to: to as i32,
-                message: String::new(),
-                missed: 0,
+        let at_ms = crate::events::unix_ms();
+        for &(target, (from, to)) in transitions {
+            self.events.send(GraphEvent::Edge {
+                src: src.clone(),
+                target,
+                from,
+                to,
+                at_ms,
             });
         }
     }

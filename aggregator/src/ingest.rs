@@ -75,7 +75,7 @@ pub enum IngestErrorReason {
     BadHello,
     /// A second Hello in one session.
     RepeatedHello,
-    /// A report refused as a whole (sequence 0, too many targets).
+    /// A report refused as a whole (sequence 0).
     BadReport,
     /// A message over the size limit.
     MessageTooLarge,
@@ -411,12 +411,11 @@ impl Ingest {
             tracing::warn!(agent = %key, "a newer session replaced the existing one");
             events.agent_event(
                 Kind::AgentReplaced,
-                &key.node,
-                key.network,
+                &key,
                 format!("a newer session replaced session {} of {key}", old.id),
             );
         } else {
-            events.agent_event(Kind::AgentConnected, &key.node, key.network, String::new());
+            events.agent_event(Kind::AgentConnected, &key, String::new());
         }
         tracing::info!(agent = %key, session = id, "agent connected");
         self.membership_changed();
@@ -475,12 +474,7 @@ impl Ingest {
         let still_current = inner.sessions.remove_if(&key, |_, s| s.id == id).is_some();
         if still_current {
             inner.graph.disconnect_agent(&key);
-            events.agent_event(
-                Kind::AgentDisconnected,
-                &key.node,
-                key.network,
-                String::new(),
-            );
+            events.agent_event(Kind::AgentDisconnected, &key, String::new());
             tracing::info!(agent = %key, session = id, "agent disconnected");
             self.membership_changed();
         }

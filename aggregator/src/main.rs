@@ -9,7 +9,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = echomesh_aggregator::Config::parse();
-    echomesh_aggregator::telemetry::init(cfg.log_json);
+    if let Err(msg) = cfg.validate() {
+        // Exit 2 with the reason, like any other bad flag.
+        <echomesh_aggregator::Config as clap::CommandFactory>::command()
+            .error(clap::error::ErrorKind::ValueValidation, msg)
+            .exit();
+    }
+    echomesh_aggregator::telemetry::init(
+        cfg.log_format == echomesh_aggregator::config::LogFormat::Json,
+    );
     let shutdown = async {
         let mut term = match tokio::signal::unix::signal(
             tokio::signal::unix::SignalKind::terminate(),

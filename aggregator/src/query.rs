@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::events::GraphEvent;
 use crate::graph::{AgentEntry, EdgeRecord, Endpoint, Graph};
 use crate::ingest::Ingest;
 use crate::sketch::{SKETCH_BUCKETS, SKETCH_RELATIVE_ERROR, quantile_ns};
@@ -87,42 +88,19 @@ struct Hit {
 }
 
 impl Query {
-    fn endpoints(&self) -> HashMap<u64, Endpoint> {
-        self.graph.endpoints().into_iter().collect()
+    /// Runs a whole-graph walk on the blocking pool, so a 1M-edge Matrix never stalls the runtime
+    /// threads that serve agent sessions.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Query) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let q = self.clone();
+        tokio::task::spawn_blocking(move || f(&q))
+            .await
+            .map_err(|e| Status::internal(format!("query task failed: {e}")))?
     }
 
-    fn find_agent(&self, node: &str, network: Network) -> Option<Arc<AgentEntry>> {
-        let agents = self.graph.agents();
-        let on_node = agents.iter().filter(|a| &*a.key.node == node);
-        match network {
-            Network::Unspecified => {
-                let v: Vec<_> = on_node.collect();
-                v.iter()
-                    .find(|a| a.key.network == Network::Pod)
-                    .or_else(|| v.first())
-                    .map(|a| (*a).clone())
-            }
-            n => on_node.into_iter().find(|a| a.key.network == n).cloned(),
-        }
-    }
-}
-
-fn target_matches(ep: Option<&Endpoint>, target: &str, ip: Option<IpAddr>, net: Network) -> bool {
-    let Some(ep) = ep else { return false };
-    let who = match ip {
-        Some(ip) => ep.addr == ip,
-        None => &*ep.node == target,
-    };
-    who && (net == Network::Unspecified || ep.network == net)
-}
-
-type EventStream = Pin<Box<dyn Stream<Item = Result<v1::Event, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl GraphService for Query {
-    type WatchEventsStream = EventStream;
-
-    async fn summary(
+    fn summary_blocking(
         &self,
         _req: Request<v1::SummaryRequest>,
     ) -> Result<Response<v1::SummaryResponse>, Status> {
@@ -151,7 +129,7 @@ impl GraphService for Query {
         Ok(Response::new(r))
     }
 
-    async fn list_nodes(
+    fn list_nodes_blocking(
         &self,
         _req: Request<v1::ListNodesRequest>,
     ) -> Result<Response<v1::ListNodesResponse>, Status> {
@@ -182,7 +160,7 @@ impl GraphService for Query {
         Ok(Response::new(v1::ListNodesResponse { nodes }))
     }
 
-    async fn list_edges(
+    fn list_edges_blocking(
         &self,
         req: Request<v1::ListEdgesRequest>,
     ) -> Result<Response<v1::ListEdgesResponse>, Status> {
@@ -285,49 +263,7 @@ impl GraphService for Query {
         }))
     }
 
-    async fn get_edge(
-        &self,
-        req: Request<v1::GetEdgeRequest>,
-    ) -> Result<Response<v1::Edge>, Status> {
-        let r = req.into_inner();
-        if r.source_node.is_empty() || r.target.is_empty() {
-            return Err(Status::invalid_argument(
-                "source_node and target are required",
-            ));
-        }
-        let src_net: Network = enum_arg(r.source_network, "source_network")?;
-        let dst_net: Network = enum_arg(r.target_network, "target_network")?;
-        let agent = self
-            .find_agent(&r.source_node, src_net)
-            .ok_or_else(|| Status::not_found(format!("no agent on node {:?}", r.source_node)))?;
-        let ip: Option<IpAddr> = r.target.parse().ok();
-        let eps = self.endpoints();
-        let now = self.graph.now();
-        let found = {
-            let slab = agent.slab.lock();
-            let mut best: Option<EdgeRecord> = None;
-            for rec in &slab.records {
-                let ep = eps.get(&rec.target_id);
-                if target_matches(ep, &r.target, ip, dst_net) {
-                    // Prefer the pod network when several addresses match.
-                    let pod = ep.is_some_and(|e| e.network == Network::Pod);
-                    if best.is_none() || pod {
-                        best = Some(*rec);
-                    }
-                    if pod {
-                        break;
-                    }
-                }
-            }
-            best
-        };
-        let rec = found.ok_or_else(|| {
-            Status::not_found(format!("no edge from {} to {:?}", agent.key, r.target))
-        })?;
-        Ok(Response::new(self.graph.edge_view(&agent.key, &rec, now)))
-    }
-
-    async fn matrix(
+    fn matrix_blocking(
         &self,
         req: Request<v1::MatrixRequest>,
     ) -> Result<Response<v1::MatrixResponse>, Status> {
@@ -352,7 +288,7 @@ impl GraphService for Query {
             .enumerate()
             .map(|(i, n)| (n.as_str(), i))
             .collect();
-        let target_index: HashMap<u64, usize> = self
+        let target_index: crate::graph::IdMap<usize> = self
             .graph
             .endpoints()
             .into_iter()
@@ -396,6 +332,125 @@ impl GraphService for Query {
             states,
             metric: metric as i32,
         }))
+    }
+
+    fn endpoints(&self) -> HashMap<u64, Endpoint> {
+        self.graph.endpoints().into_iter().collect()
+    }
+
+    /// The agent on `node`: by key, pod network first when `network` is unspecified.
+    fn find_agent(&self, node: &str, network: Network) -> Option<Arc<AgentEntry>> {
+        let nets: &[Network] = match network {
+            Network::Unspecified => &[Network::Pod, Network::Host],
+            Network::Pod => &[Network::Pod],
+            Network::Host => &[Network::Host],
+        };
+        nets.iter().find_map(|&n| {
+            self.graph.agent(&crate::graph::AgentKey {
+                node: node.into(),
+                network: n,
+            })
+        })
+    }
+
+    /// Ids of the endpoints `target` names (a node name or an address), pod network first.
+    fn target_ids(&self, target: &str, network: Network) -> Vec<(u64, Network)> {
+        let net_ok = |n: Network| network == Network::Unspecified || n == network;
+        let mut ids: Vec<(u64, Network)> = match target.parse::<IpAddr>() {
+            Ok(ip) => self
+                .graph
+                .endpoints_with_addr(ip)
+                .into_iter()
+                .filter(|(_, n)| net_ok(*n))
+                .collect(),
+            Err(_) => [Network::Pod, Network::Host]
+                .into_iter()
+                .filter(|&n| net_ok(n))
+                .filter_map(|n| {
+                    self.graph.agent(&crate::graph::AgentKey {
+                        node: target.into(),
+                        network: n,
+                    })
+                })
+                .flat_map(|a| {
+                    let net = a.key.network;
+                    let node = a.key.node.clone();
+                    let addrs = a.info.lock().addresses.clone();
+                    addrs
+                        .into_iter()
+                        .map(move |ip| (crate::graph::endpoint_id(&node, net, ip), net))
+                })
+                .collect(),
+        };
+        ids.sort_by_key(|&(_, n)| n != Network::Pod);
+        ids
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<v1::Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl GraphService for Query {
+    type WatchEventsStream = EventStream;
+
+    async fn summary(
+        &self,
+        req: Request<v1::SummaryRequest>,
+    ) -> Result<Response<v1::SummaryResponse>, Status> {
+        self.blocking(move |q| q.summary_blocking(req)).await
+    }
+
+    async fn list_nodes(
+        &self,
+        req: Request<v1::ListNodesRequest>,
+    ) -> Result<Response<v1::ListNodesResponse>, Status> {
+        self.blocking(move |q| q.list_nodes_blocking(req)).await
+    }
+
+    async fn list_edges(
+        &self,
+        req: Request<v1::ListEdgesRequest>,
+    ) -> Result<Response<v1::ListEdgesResponse>, Status> {
+        self.blocking(move |q| q.list_edges_blocking(req)).await
+    }
+
+    async fn get_edge(
+        &self,
+        req: Request<v1::GetEdgeRequest>,
+    ) -> Result<Response<v1::Edge>, Status> {
+        let r = req.into_inner();
+        if r.source_node.is_empty() || r.target.is_empty() {
+            return Err(Status::invalid_argument(
+                "source_node and target are required",
+            ));
+        }
+        let src_net: Network = enum_arg(r.source_network, "source_network")?;
+        let dst_net: Network = enum_arg(r.target_network, "target_network")?;
+        let agent = self
+            .find_agent(&r.source_node, src_net)
+            .ok_or_else(|| Status::not_found(format!("no agent on node {:?}", r.source_node)))?;
+        let ids = self.target_ids(&r.target, dst_net);
+        let now = self.graph.now();
+        let found = {
+            let slab = agent.slab.lock();
+            ids.iter().find_map(|(id, _)| {
+                slab.records
+                    .iter()
+                    .find(|rec| rec.target_id == *id)
+                    .copied()
+            })
+        };
+        let rec = found.ok_or_else(|| {
+            Status::not_found(format!("no edge from {} to {:?}", agent.key, r.target))
+        })?;
+        Ok(Response::new(self.graph.edge_view(&agent.key, &rec, now)))
+    }
+
+    async fn matrix(
+        &self,
+        req: Request<v1::MatrixRequest>,
+    ) -> Result<Response<v1::MatrixResponse>, Status> {
+        self.blocking(move |q| q.matrix_blocking(req)).await
     }
 
     async fn percentiles(
@@ -498,6 +553,46 @@ impl GraphService for Query {
     }
 }
 
+/// Turns a compact ingest event into the wire form (names, addresses).
+fn render_event(graph: &Graph, ev: GraphEvent) -> v1::Event {
+    match ev {
+        GraphEvent::Edge {
+            src,
+            target,
+            from,
+            to,
+            at_ms,
+        } => {
+            let ep = graph.endpoint(target);
+            v1::Event {
+                kind: Kind::EdgeState as i32,
+                at_unix_ms: at_ms,
+                source_node: src.node.to_string(),
+                source_network: src.network as i32,
+                target_node: ep.as_ref().map(|e| e.node.to_string()).unwrap_or_default(),
+                expected_down: ep.as_ref().is_some_and(|e| graph.is_expected_down(&e.node)),
+                target_address: ep.map(|e| e.addr.to_string()).unwrap_or_default(),
+                from: from as i32,
+                to: to as i32,
+                ..v1::Event::default()
+            }
+        }
+        GraphEvent::Agent {
+            kind,
+            src,
+            message,
+            at_ms,
+        } => v1::Event {
+            kind: kind as i32,
+            at_unix_ms: at_ms,
+            source_node: src.node.to_string(),
+            source_network: src.network as i32,
+            message,
+            ..v1::Event::default()
+        },
+    }
+}
+
 async fn forward(
     graph: Arc<Graph>,
     mut sub: crate::events::Subscription,
@@ -540,7 +635,7 @@ async fn forward(
         }
         loop {
             let ev = match sub.rx.recv().await {
-                Ok(ev) => ev,
+                Ok(ev) => render_event(&graph, ev),
                 Err(broadcast::error::RecvError::Lagged(n)) => v1::Event {
                     kind: Kind::Lagged as i32,
                     at_unix_ms: crate::events::unix_ms(),

@@ -38,14 +38,14 @@ fn sort(m: Metric) -> i32 {
     }) as i32
 }
 
-fn json_out(out: &mut dyn Write, v: &serde_json::Value) -> Result<(), CliError> {
+fn json_out(out: &mut (dyn Write + Send), v: &serde_json::Value) -> Result<(), CliError> {
     serde_json::to_writer_pretty(&mut *out, v).map_err(std::io::Error::from)?;
     writeln!(out)?;
     Ok(())
 }
 
 /// Runs the subcommand; returns the exit code.
-pub async fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<i32, CliError> {
+pub async fn dispatch(cli: &Cli, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
     let timeout = Duration::from_secs(cli.timeout.max(1));
     let ch = crate::connect::channel(&cli.aggregator, timeout).await?;
     let mut c = GraphServiceClient::new(ch).max_decoding_message_size(256 << 20);
@@ -95,7 +95,7 @@ pub async fn dispatch(cli: &Cli, out: &mut dyn Write) -> Result<i32, CliError> {
     }
 }
 
-async fn status(c: &mut Client, o: Output, out: &mut dyn Write) -> Result<i32, CliError> {
+async fn status(c: &mut Client, o: Output, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
     let s = c.summary(v1::SummaryRequest {}).await?.into_inner();
     if o == Output::Json {
         json_out(
@@ -133,7 +133,7 @@ async fn status(c: &mut Client, o: Output, out: &mut dyn Write) -> Result<i32, C
 async fn nodes(
     c: &mut Client,
     o: Output,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     colour: bool,
 ) -> Result<i32, CliError> {
     let n = c
@@ -200,7 +200,7 @@ async fn edges(
     c: &mut Client,
     req: v1::ListEdgesRequest,
     o: Output,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     colour: bool,
 ) -> Result<i32, CliError> {
     let r = c.list_edges(req).await?.into_inner();
@@ -228,7 +228,7 @@ async fn edge(
     src: &str,
     dst: &str,
     o: Output,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
     let e = c
         .get_edge(v1::GetEdgeRequest {
@@ -299,7 +299,7 @@ async fn matrix(
     metric: Metric,
     network: Option<Net>,
     o: Output,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     colour: bool,
 ) -> Result<i32, CliError> {
     let m = c
@@ -400,7 +400,7 @@ async fn watch(
     c: &mut Client,
     snapshot: bool,
     o: Output,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
     let mut s = c
         .watch_events(v1::WatchEventsRequest { snapshot })
@@ -456,7 +456,7 @@ async fn check(
     max_loss: f64,
     max_p99_ms: Option<f64>,
     o: Output,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
     let mut bad = Vec::new();
     let mut checked = 0u64;

@@ -195,7 +195,7 @@ pub enum CliError {
 }
 
 /// Runs `cli`, writing to `out`; returns the exit code.
-pub async fn run(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub async fn run(cli: &Cli, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> i32 {
     match commands::dispatch(cli, out).await {
         Ok(code) => code,
         Err(e) => {

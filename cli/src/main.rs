@@ -16,7 +16,7 @@ fn main() {
         }
     };
     let code = rt.block_on(async {
-        let mut out = std::io::stdout().lock();
+        let mut out = std::io::stdout();
         let mut err = std::io::stderr();
         echomesh_cli::run(&cli, &mut out, &mut err).await
     });

@@ -217,3 +217,72 @@ async fn server_side_invalid_argument_is_reported() {
     assert!(err.contains("min_loss_pct must be within 0..=100"), "{err}");
     f.stop().await;
 }
+
+/// A `Write` the test can read while the command still runs.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf8")
+    }
+}
+
+#[tokio::test]
+async fn watch_streams_the_snapshot_and_exits_two_when_the_aggregator_goes_away() {
+    let f = fixture(0).await;
+    let out = Shared::default();
+    let (url, mut w) = (f.url.clone(), out.clone());
+    let task = tokio::spawn(async move {
+        let cli = Cli::try_parse_from([
+            "echomesh",
+            "--aggregator",
+            &url,
+            "-o",
+            "json",
+            "watch",
+            "--snapshot",
+        ])
+        .expect("args");
+        let mut err = Vec::new();
+        let code = echomesh_cli::run(&cli, &mut w, &mut err).await;
+        (code, String::from_utf8(err).expect("utf8"))
+    });
+    let deadline = tokio::time::Instant::now() + SOON;
+    while !out.text().contains("snapshot_done") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no snapshot: {}",
+            out.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines: Vec<serde_json::Value> = out
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 7, "six edges and the end of the snapshot");
+    assert!(
+        lines[..6]
+            .iter()
+            .all(|v| v["kind"] == "edge_state" && v["to"] == "UP")
+    );
+    f.stop().await;
+    let (code, err) = tokio::time::timeout(SOON, task)
+        .await
+        .expect("watch ends")
+        .expect("task");
+    assert_eq!(code, 2);
+    assert!(err.contains("shutting down"), "{err}");
+}

@@ -4,7 +4,8 @@
 //! - `throughput`: N agents (one HTTP/2 connection each) full-mesh, each sending reports as fast as
 //!   acks allow (`--window` reports in flight); prints edge-updates/s and the server's CPU.
 //! - `fixed`: the same agents at one report per second; prints server CPU, ack latency, GetEdge
-//!   latency, Matrix time, with `--watchers` WatchEvents subscribers attached.
+//!   latency, Matrix time, with `--watchers` WatchEvents subscribers attached and 10 targets per
+//!   agent flapping so there are state changes to deliver.
 //! - `memory`: builds `--mem-agents` × `--mem-targets` edges in this process's graph store and
 //!   prints RSS growth per edge and the merge cost per edge update.
 //!
@@ -161,8 +162,14 @@ struct Session {
     tx: mpsc::Sender<Out>,
     rx: tonic::Streaming<AggregatorMessage>,
     rest: Bytes,
+    /// The same report with the first [`FLAPPING`] targets fully lost.
+    rest_lossy: Bytes,
     targets: usize,
 }
+
+/// Targets per agent that flap (5 s lost, 5 s fine) in the fixed-load run, so WatchEvents has
+/// a steady stream of state changes to deliver while ingest is measured.
+const FLAPPING: usize = 10;
 
 async fn open_session(
     url: &str,
@@ -232,10 +239,17 @@ async fn open_session(
             })
             .collect(),
     };
+    let mut lossy = report.clone();
+    for t in lossy.targets.iter_mut().take(FLAPPING) {
+        t.received = 0;
+        t.lost = t.sent;
+        t.rtt = None;
+    }
     Ok(Session {
         tx,
         rx: rx_stream,
         rest: report.encode_to_vec().into(),
+        rest_lossy: lossy.encode_to_vec().into(),
         targets: want,
     })
 }
@@ -253,10 +267,12 @@ async fn drive(
     window: usize,
     period: Option<Duration>,
     phase: Duration,
+    flap: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<AgentResult> {
     let mut res = AgentResult::default();
-    let mut seq = 0u64;
+    // Seq 1 was the warm-up report.
+    let mut seq = 1u64;
     let mut sent_at = std::collections::VecDeque::new();
     match period {
         None => loop {
@@ -289,11 +305,12 @@ async fn drive(
                 tick.tick().await;
                 seq += 1;
                 let t0 = Instant::now();
-                s.tx.send(Out::Report {
-                    seq,
-                    rest: s.rest.clone(),
-                })
-                .await?;
+                let rest = if flap && (seq / 5) % 2 == 1 {
+                    s.rest_lossy.clone()
+                } else {
+                    s.rest.clone()
+                };
+                s.tx.send(Out::Report { seq, rest }).await?;
                 loop {
                     let m = s.rx.message().await?.context("ended")?;
                     if let Some(aggregator_message::Msg::Ack(_)) = m.msg {
@@ -428,6 +445,33 @@ async fn run_network(args: &Args) -> anyhow::Result<()> {
         edges,
         t0.elapsed().as_secs_f64()
     );
+    // Warm-up: one report per agent, acked, before anything is measured. The first report turns
+    // every edge from UNKNOWN to UP (a million state changes at once); steady state is what the
+    // goals are about.
+    let mut warm = tokio::task::JoinSet::new();
+    for (i, mut s) in sessions.into_iter().enumerate() {
+        warm.spawn(async move {
+            s.tx.send(Out::Report {
+                seq: 1,
+                rest: s.rest.clone(),
+            })
+            .await?;
+            loop {
+                let m = s.rx.message().await?.context("ended")?;
+                if let Some(aggregator_message::Msg::Ack(_)) = m.msg {
+                    break;
+                }
+            }
+            anyhow::Ok((i, s))
+        });
+    }
+    let mut sessions = Vec::with_capacity(args.agents);
+    while let Some(r) = warm.join_next().await {
+        sessions.push(r??);
+    }
+    sessions.sort_by_key(|(i, _)| *i);
+    let sessions: Vec<Session> = sessions.into_iter().map(|(_, s)| s).collect();
+    println!("warm-up: every agent's first report merged and acked");
     let stop = Arc::new(AtomicBool::new(false));
     let fixed = args.mode == Mode::Fixed;
 
@@ -513,7 +557,14 @@ async fn run_network(args: &Args) -> anyhow::Result<()> {
         let period = fixed.then_some(Duration::from_secs(1));
         // Spread fixed-rate agents evenly over the second.
         let phase = Duration::from_micros((i as u64 * 1_000_000) / n as u64);
-        set.spawn(drive(s, args.window, period, phase, stop));
+        set.spawn(drive(
+            s,
+            args.window,
+            period,
+            phase,
+            args.watchers > 0,
+            stop,
+        ));
     }
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     stop.store(true, Ordering::Relaxed);
@@ -578,7 +629,7 @@ async fn run_network(args: &Args) -> anyhow::Result<()> {
             pct(&mut mat, 1.0)
         );
         println!(
-            "WatchEvents: {} subscribers attached during the run, {} events delivered",
+            "WatchEvents: {} subscribers attached, {FLAPPING} targets per agent flapping (5 s lost, 5 s fine): {} events delivered",
             args.watchers,
             events.load(Ordering::Relaxed)
         );

@@ -214,3 +214,20 @@ async fn alerts_flip_immediately() {
         }
     ));
 }
+
+#[tokio::test]
+async fn entries_beyond_the_assignment_are_unknown_not_fatal() {
+    // A replay into a fresh aggregator whose first assignment for this agent is still empty.
+    let g = Graph::new(GraphConfig::default(), EventHub::new(16, 4));
+    let a = g.upsert_agent(key("a"), info("10.0.0.1"));
+    g.apply_assignment(&a, 1, &[], Duration::from_secs(1));
+    let entries = (0..1000).map(|i| stats(i + 1, i as u32, 10, 0)).collect();
+    let out = g.merge_report(&a, &report(5, 77, entries)).expect("merge");
+    assert_eq!(
+        out,
+        MergeOutcome::Merged {
+            unknown_targets: 1000,
+            invalid: 0
+        }
+    );
+}

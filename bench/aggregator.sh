@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Aggregator benchmark (issue 4): simulated agents over real gRPC, on this machine, then the memory
+# of the edge store. The server is the real echomesh-aggregator binary, started by the load
+# generator as a child process so its CPU and RSS are measured apart. Loopback TCP only; no ICMP.
+#
+#   bash bench/aggregator.sh            # all three runs (about a minute)
+#
+# The reference figures in the issue (a minimal tonic server with a 296-byte record) were measured
+# on the same kind of 2-core machine; compare the server CPU column, not only the rate, when other
+# work shares the cores (the script prints the load average before each run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p echomesh-aggregator --bins
+bin="${CARGO_TARGET_DIR:-target}/release"
+
+echo "== goal 1: 1000 agents x 999 targets, as fast as acks allow (4 reports in flight per agent)"
+uptime
+"$bin/echomesh-loadgen" --mode throughput --agents 1000 --seconds 10
+echo
+echo "== goals 2 and 4: fixed 1 report/s per agent (1M edge-updates/s), with GetEdge, Matrix and 8 WatchEvents subscribers"
+uptime
+"$bin/echomesh-loadgen" --mode fixed --agents 1000 --seconds 20
+echo
+echo "== goal 3: memory per directed edge at 10M edges (2000 agents x 5000 targets), graph store in-process"
+uptime
+"$bin/echomesh-loadgen" --mode memory --mem-agents 2000 --mem-targets 5000
