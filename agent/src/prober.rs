@@ -232,7 +232,9 @@ impl Io {
     }
 
     /// Reads everything queued on both sockets into `core`.
-    fn drain(&mut self, core: &mut Core) {
+    /// Returns false when the receive budget ran out with datagrams still queued.
+    fn drain(&mut self, core: &mut Core) -> bool {
+        let mut emptied = true;
         let Io {
             auth,
             v4,
@@ -247,7 +249,13 @@ impl Io {
                 tracing::debug!(error = %e, "reading TX timestamps failed");
                 core.counters_mut().recv_errors += 1;
             }
-            for _ in 0..RECV_BUDGET {
+            let mut budget = RECV_BUDGET;
+            loop {
+                if budget == 0 {
+                    emptied = false;
+                    break;
+                }
+                budget -= 1;
                 let n = match sock.recv_batch() {
                     Ok(0) => break,
                     Ok(n) => n,
@@ -278,6 +286,7 @@ impl Io {
             }
         }
         core.counters_mut().socket_drops = u64::from(drops[0]) + u64::from(drops[1]);
+        emptied
     }
 
     fn instant(&self, ns: u64) -> Instant {
@@ -337,8 +346,12 @@ async fn drive(
     tokio::pin!(shutdown);
     loop {
         let all_sent = io.send_due(core);
-        io.drain(core);
-        core.expire(io.now_ns());
+        // Expire only with the queue read to the end: after a stall the replies of probes whose
+        // deadline passed may still be waiting there, stamped in time by the kernel.
+        let drained = io.drain(core);
+        if drained {
+            core.expire(io.now_ns());
+        }
         for flip in core.drain_flips() {
             if let Some(tx) = flips
                 && tx.try_send(flip).is_err()
@@ -350,7 +363,7 @@ async fn drive(
             return false;
         }
         let now = io.now_ns();
-        let wake_at = if all_sent {
+        let wake_at = if all_sent && drained {
             let next = match (core.next_due_at(), core.next_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -358,7 +371,7 @@ async fn drive(
             // Coalesce: never wake again sooner than one tick from now.
             next.map(|at| at.max(now + tick_ns(core)))
         } else {
-            Some(0) // more to send right away: just give the runtime a turn
+            Some(0) // more to send or read right away: just give the runtime a turn
         };
         let sleep = async {
             match wake_at {
