@@ -308,8 +308,9 @@ async fn readable(sock: Option<&IcmpSocket>) {
 /// Shortest and longest time between two wake-ups of a busy loop.
 const MIN_TICK: Duration = Duration::from_millis(1);
 const MAX_TICK: Duration = Duration::from_millis(10);
-/// Probes a wake-up should find due, when the rate allows.
-const PROBES_PER_TICK: u64 = 32;
+/// Probes a wake-up should find due, when the rate allows (64: at 6,000 probes/s one wake-up every
+/// 10 ms; measured cheaper than 32, and batches of 64 are still evenly paced).
+const PROBES_PER_TICK: u64 = 64;
 
 /// How long the loop may sleep between sends: long enough that each wake-up sends a batch (a
 /// wake-up costs a context switch, more than a probe does), short enough that the batch is small
