@@ -217,32 +217,41 @@ fn sockaddr_ip(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
     }
 }
 
-fn control_messages(h: &libc::msghdr) -> (Option<u64>, Option<u32>) {
-    let (mut rx_ns, mut drops) = (None, None);
+/// Calls `f(level, type, payload)` for every control message of a msghdr filled by the kernel.
+fn for_each_cmsg(h: &libc::msghdr, mut f: impl FnMut(libc::c_int, libc::c_int, &[u8])) {
     // SAFETY: `h` is a msghdr the kernel filled in by recvmmsg; msg_control/msg_controllen describe
-    // our control buffer, and the CMSG_* helpers only walk within msg_controllen.
+    // our control buffer, the CMSG_* helpers only walk within msg_controllen, and each payload slice
+    // is cut to the cmsg's own length, which the kernel kept inside that buffer.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
-            let level = (*c).cmsg_level;
-            let kind = (*c).cmsg_type;
-            let data = libc::CMSG_DATA(c);
-            let payload_len = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
-            if level == libc::SOL_SOCKET
-                && kind == libc::SCM_TIMESTAMPNS
-                && payload_len >= size_of::<libc::timespec>()
-            {
-                let ts = std::ptr::read_unaligned(data.cast::<libc::timespec>());
-                rx_ns = Some((ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64);
-            } else if level == libc::SOL_SOCKET
-                && kind == libc::SO_RXQ_OVFL
-                && payload_len >= size_of::<u32>()
-            {
-                drops = Some(std::ptr::read_unaligned(data.cast::<u32>()));
-            }
+            let len = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
+            let data = std::slice::from_raw_parts(libc::CMSG_DATA(c).cast_const(), len);
+            f((*c).cmsg_level, (*c).cmsg_type, data);
             c = libc::CMSG_NXTHDR(h, c);
         }
     }
+}
+
+/// A `struct timespec` at the start of `b` as nanoseconds (CLOCK_REALTIME), if it fits.
+fn timespec_ns(b: &[u8]) -> Option<u64> {
+    let sec = i64::from_ne_bytes(b.get(0..8)?.try_into().ok()?);
+    let nsec = i64::from_ne_bytes(b.get(8..16)?.try_into().ok()?);
+    Some((sec as u64).saturating_mul(1_000_000_000) + nsec as u64)
+}
+
+fn control_messages(h: &libc::msghdr) -> (Option<u64>, Option<u32>) {
+    let (mut rx_ns, mut drops) = (None, None);
+    for_each_cmsg(h, |level, kind, data| match (level, kind) {
+        (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => rx_ns = timespec_ns(data),
+        (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => {
+            drops = data
+                .get(0..4)
+                .and_then(|d| d.try_into().ok())
+                .map(u32::from_ne_bytes);
+        }
+        _ => {}
+    });
     (rx_ns, drops)
 }
 
@@ -261,32 +270,29 @@ const SCM_TSTAMP_SND: u32 = 0;
 /// The (key, CLOCK_REALTIME ns) of a TX timestamp message from the error queue.
 fn tx_stamp(h: &libc::msghdr) -> Option<(u32, u64)> {
     let (mut ts, mut key) = (None, None);
-    // SAFETY: as in `control_messages`: a msghdr filled by recvmmsg over our own control buffer.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(h);
-        while !c.is_null() {
-            let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
-            let data = libc::CMSG_DATA(c);
-            let payload_len = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
-            if level == libc::SOL_SOCKET
-                && kind == SO_TIMESTAMPING
-                && payload_len >= size_of::<libc::timespec>()
-            {
-                // struct scm_timestamping { struct timespec ts[3]; }: [0] is the software stamp.
-                let t = std::ptr::read_unaligned(data.cast::<libc::timespec>());
-                ts = Some((t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64);
-            } else if ((level == libc::SOL_IP && kind == libc::IP_RECVERR)
-                || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR))
-                && payload_len >= size_of::<libc::sock_extended_err>()
-            {
-                let e = std::ptr::read_unaligned(data.cast::<libc::sock_extended_err>());
-                if e.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING && e.ee_info == SCM_TSTAMP_SND {
-                    key = Some(e.ee_data);
-                }
+    for_each_cmsg(h, |level, kind, data| {
+        if level == libc::SOL_SOCKET && kind == SO_TIMESTAMPING {
+            // struct scm_timestamping { struct timespec ts[3]; }: [0] is the software stamp.
+            ts = timespec_ns(data);
+        } else if (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
+        {
+            // struct sock_extended_err: errno u32, origin u8, type u8, code u8, pad u8, info u32,
+            // data u32.
+            let origin = data.get(4).copied();
+            let info = data
+                .get(8..12)
+                .and_then(|d| d.try_into().ok())
+                .map(u32::from_ne_bytes);
+            let ee_data = data
+                .get(12..16)
+                .and_then(|d| d.try_into().ok())
+                .map(u32::from_ne_bytes);
+            if origin == Some(libc::SO_EE_ORIGIN_TIMESTAMPING) && info == Some(SCM_TSTAMP_SND) {
+                key = ee_data;
             }
-            c = libc::CMSG_NXTHDR(h, c);
         }
-    }
+    });
     Some((key?, ts.filter(|&t| t > 0)?))
 }
 
