@@ -9,9 +9,11 @@
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by gRPC reflection so `grpcurl`
 //!   works without the proto files.
 //! - [`wire`]: conversions between the wire histogram and [`Histogram`].
+//! - [`network`]: the names of [`v1::Network`] (`pod`, `host`, `any`) used by every tool.
 #![forbid(unsafe_code)]
 
 pub mod histogram;
+pub mod network;
 pub mod wire;
 
 pub use histogram::{Histogram, HistogramError};
