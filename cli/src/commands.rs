@@ -10,16 +10,12 @@ use serde_json::json;
 use tonic::transport::Channel;
 
 use crate::render::{self, age, edge_header, edge_json, edge_row, ms, net_name, state_name};
-use crate::{Cli, CliError, Command, EXIT_OK, EXIT_VIOLATIONS, Metric, Net, Output, StateArg};
+use crate::{Cli, CliError, Command, EXIT_OK, EXIT_VIOLATIONS, Metric, Output, StateArg};
 
 type Client = GraphServiceClient<Channel>;
 
-fn net(n: Option<Net>) -> i32 {
-    match n {
-        None => Network::Unspecified as i32,
-        Some(Net::Pod) => Network::Pod as i32,
-        Some(Net::Host) => Network::Host as i32,
-    }
+fn net(n: Option<Network>) -> i32 {
+    n.unwrap_or(Network::Unspecified) as i32
 }
 
 fn state(s: StateArg) -> i32 {
@@ -46,7 +42,7 @@ fn json_out(out: &mut (dyn Write + Send), v: &serde_json::Value) -> Result<(), C
 
 /// Runs the subcommand; returns the exit code.
 pub async fn dispatch(cli: &Cli, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
-    let timeout = Duration::from_secs(cli.timeout.max(1));
+    let timeout = cli.timeout.max(Duration::from_millis(1));
     let ch = crate::connect::channel(&cli.aggregator, timeout).await?;
     let mut c = GraphServiceClient::new(ch).max_decoding_message_size(256 << 20);
     let colour = cli.output != Output::Json && render::colour();
@@ -297,7 +293,7 @@ async fn edge(
 async fn matrix(
     c: &mut Client,
     metric: Metric,
-    network: Option<Net>,
+    network: Option<Network>,
     o: Output,
     out: &mut (dyn Write + Send),
     colour: bool,

@@ -15,7 +15,10 @@ pub mod render;
 
 use std::io::Write;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand, ValueEnum};
+use echomesh_proto::v1::Network;
 
 /// Exit code: everything within limits.
 pub const EXIT_OK: i32 = 0;
@@ -43,9 +46,10 @@ pub struct Cli {
     /// Output format.
     #[arg(short = 'o', long, global = true, env = "ECHOMESH_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
-    /// Seconds to wait for the aggregator.
-    #[arg(long, global = true, env = "ECHOMESH_TIMEOUT", default_value_t = 5)]
-    pub timeout: u64,
+    /// How long to wait for the aggregator (`5s`, `500ms`).
+    #[arg(long, global = true, env = "ECHOMESH_TIMEOUT", default_value = "5s",
+          value_parser = echomesh_runtime::parse_duration)]
+    pub timeout: Duration,
     /// What to show.
     #[command(subcommand)]
     pub command: Command,
@@ -60,15 +64,6 @@ pub enum Output {
     Wide,
     /// One JSON document.
     Json,
-}
-
-/// Network selector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Net {
-    /// Pod network.
-    Pod,
-    /// Host network.
-    Host,
 }
 
 /// Matrix / sort metric.
@@ -110,9 +105,9 @@ pub enum Command {
         /// Target node.
         #[arg(long)]
         to: Option<String>,
-        /// Source network.
-        #[arg(long, value_enum)]
-        network: Option<Net>,
+        /// Source network: pod, host or any.
+        #[arg(long, value_name = "pod|host|any")]
+        network: Option<Network>,
         /// Only these states (repeat or comma-separate).
         #[arg(long, value_enum, value_delimiter = ',')]
         state: Vec<StateArg>,
@@ -141,9 +136,9 @@ pub enum Command {
         /// What each cell shows.
         #[arg(long, value_enum, default_value_t = Metric::Loss)]
         metric: Metric,
-        /// Only this network.
-        #[arg(long, value_enum)]
-        network: Option<Net>,
+        /// Only this network: pod, host or any.
+        #[arg(long, value_name = "pod|host|any")]
+        network: Option<Network>,
     },
     /// The worst edges.
     Top {

@@ -180,7 +180,7 @@ async fn unreachable_aggregator_exits_two() {
             "--aggregator",
             &format!("http://127.0.0.1:{port}"),
             "--timeout",
-            "2",
+            "2s",
             "check",
         ])
         .output()
@@ -207,6 +207,26 @@ async fn bad_url_and_bad_flag_exit_two_with_the_reason() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'bogus'"));
+    // Time flags carry their unit; the old bare number is refused, not guessed at.
+    for (args, needle) in [
+        (
+            vec!["--timeout", "5", "status"],
+            "\"5\" has no unit: write it as 5ms or 5s",
+        ),
+        (
+            vec!["edges", "--network", "overlay"],
+            "unknown network \"overlay\": use pod, host or any",
+        ),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
+            .args(&args)
+            .output()
+            .await
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
 }
 
 #[tokio::test]

@@ -146,7 +146,7 @@ pub fn banner(lab: &Lab) -> String {
         s.push_str("  network only (no aggregator, no agents)\n");
     }
     s.push_str(&format!(
-        "Faults, from another terminal (as root):\n  {me} cut node{n} | heal node{n} | loss node{n} 10 | delay node{n} 5 | clear node{n}\nCtrl-C stops the lab and removes everything ({me} down --prefix {p} if this process is killed).\n",
+        "Faults, from another terminal (as root):\n  {me} cut node{n} | heal node{n} | loss node{n} 10 | delay node{n} 5ms | clear node{n}\nCtrl-C stops the lab and removes everything ({me} down --prefix {p} if this process is killed).\n",
         n = nodes.min(3),
     ));
     s

@@ -76,7 +76,7 @@ pub enum FaultError {
     #[error("loss must be a percentage from 0 to 100, not {0}")]
     Percent(String),
     /// Bad delay.
-    #[error("delay must be whole milliseconds from 0 to 10000, not {0}")]
+    #[error("delay must be a duration from 0ms to 10s, like 2ms or 1.5ms: {0}")]
     Delay(String),
     /// The relay did not come up.
     #[error("the delay relay on {node} did not start: {reason} (log: {log})")]
@@ -99,14 +99,13 @@ pub fn parse_percent(s: &str) -> Result<u8, FaultError> {
         .ok_or_else(|| FaultError::Percent(s.to_string()))
 }
 
-/// Parses a delay in milliseconds (`2`, `2ms`).
+/// Parses a delay with its unit (`2ms`, `1.5ms`, `0s`), at most [`MAX_DELAY`].
 pub fn parse_delay(s: &str) -> Result<Duration, FaultError> {
-    s.trim_end_matches("ms")
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_millis)
-        .filter(|d| *d <= MAX_DELAY)
-        .ok_or_else(|| FaultError::Delay(s.to_string()))
+    let d = echomesh_runtime::parse_duration(s).map_err(FaultError::Delay)?;
+    if d > MAX_DELAY {
+        return Err(FaultError::Delay(format!("{s:?} is longer than 10s")));
+    }
+    Ok(d)
 }
 
 /// Commands that cut node `n` from the fabric.
@@ -317,8 +316,8 @@ impl<'a> Injector<'a> {
             cmd.args(["chrt", "--fifo", RELAY_RT_PRIORITY]);
         }
         cmd.arg(self.lab_exe)
-            .args(["relay", "--tun", DELAY_TUN, "--delay-ms"])
-            .arg(d.as_millis().to_string())
+            .args(["relay", "--tun", DELAY_TUN, "--delay"])
+            .arg(format!("{}us", d.as_micros()))
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_file2);
@@ -404,17 +403,23 @@ mod tests {
                 format!("loss must be a percentage from 0 to 100, not {bad}")
             );
         }
-        assert_eq!(parse_delay("2").expect("2"), Duration::from_millis(2));
+        assert_eq!(parse_delay("2ms").expect("2ms"), Duration::from_millis(2));
         assert_eq!(
-            parse_delay("250ms").expect("250"),
-            Duration::from_millis(250)
+            parse_delay("1.5ms").expect("1.5ms"),
+            Duration::from_micros(1500)
         );
-        for bad in ["10001", "-2", "1.5", "2s", ""] {
-            let err = parse_delay(bad).expect_err(bad);
+        assert_eq!(parse_delay("0s").expect("0s"), Duration::ZERO);
+        for (bad, why) in [
+            ("2", "\"2\" has no unit: write it as 2ms or 2s"),
+            ("-2ms", "\"-2ms\" is not a duration"),
+            ("11s", "\"11s\" is longer than 10s"),
+            ("", "\"\" is not a duration"),
+        ] {
+            let err = parse_delay(bad).expect_err(bad).to_string();
             assert!(
-                err.to_string()
-                    .starts_with("delay must be whole milliseconds"),
-                "{err}"
+                err.starts_with("delay must be a duration from 0ms to 10s, like 2ms or 1.5ms: ")
+                    && err.contains(why),
+                "{bad}: {err}"
             );
         }
     }

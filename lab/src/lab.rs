@@ -483,7 +483,7 @@ pub fn describe(prefix: &str, n: &NodePlan, fault: Fault) -> String {
         Fault::Loss(0) => "loss removed".to_string(),
         Fault::Loss(p) => format!("dropping {p}% of egress packets"),
         Fault::Delay(d) if d.is_zero() => "delay removed".to_string(),
-        Fault::Delay(d) => format!("+{} ms on every packet it sends", d.as_millis()),
+        Fault::Delay(d) => format!("+{d:?} on every packet it sends"),
         Fault::Clear => "all faults cleared".to_string(),
     };
     format!("{prefix} {}: {what}", n.name)

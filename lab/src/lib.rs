@@ -20,7 +20,6 @@
 //! - [`lab`]: a running lab (topology + aggregator + agents) and the commands on it
 //! - [`demo`]: the interactive demo
 //! - [`down`]: removing a lab or its leftovers by prefix
-//! - [`telemetry`]: logging setup
 #![forbid(unsafe_code)]
 
 pub mod cmd;
@@ -34,5 +33,4 @@ pub mod preflight;
 pub mod procs;
 pub mod relay;
 pub mod state;
-pub mod telemetry;
 pub mod topology;

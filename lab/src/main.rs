@@ -10,7 +10,8 @@ use echomesh_lab::demo::{self, DemoConfig};
 use echomesh_lab::fault::{self, Fault};
 use echomesh_lab::lab::{self, LabConfig, LabError};
 use echomesh_lab::naming::{NodeName, Prefix};
-use echomesh_lab::{down, preflight, relay, state, telemetry};
+use echomesh_lab::{down, preflight, relay, state};
+use echomesh_runtime::{parse_duration, shutdown, telemetry};
 
 /// A simulated Kubernetes cluster in network namespaces, running echomesh, with fault injection.
 #[derive(Debug, Parser)]
@@ -56,9 +57,9 @@ enum Command {
         /// Build only the network (no aggregator, no agents).
         #[arg(long, env = "ECHOMESH_LAB_NETWORK_ONLY")]
         network_only: bool,
-        /// Seconds between matrix redraws (0: do not draw).
-        #[arg(long, env = "ECHOMESH_LAB_REFRESH", default_value_t = 2)]
-        refresh: u64,
+        /// Time between matrix redraws (0s: do not draw).
+        #[arg(long, env = "ECHOMESH_LAB_REFRESH", default_value = "2s", value_parser = parse_duration)]
+        refresh: Duration,
     },
     /// Remove a lab (or, without --prefix, every lab and leftover) with all its processes.
     Down {
@@ -83,8 +84,8 @@ enum Command {
     Delay {
         #[command(flatten)]
         target: Target,
-        /// Milliseconds.
-        ms: String,
+        /// How long, with its unit (`2ms`, `1.5ms`; `0s` removes the delay).
+        delay: String,
     },
     /// Remove every fault from a node.
     Clear(Target),
@@ -94,24 +95,10 @@ enum Command {
         /// TUN device to create.
         #[arg(long, default_value = fault::DELAY_TUN)]
         tun: String,
-        /// Delay in milliseconds.
-        #[arg(long)]
-        delay_ms: u64,
+        /// The delay (`2ms`, `1500us`).
+        #[arg(long, value_parser = parse_duration)]
+        delay: Duration,
     },
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 fn lab_exe() -> PathBuf {
@@ -125,7 +112,7 @@ fn fail(e: &LabError) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(&cli.log);
+    telemetry::init(telemetry::LogFormat::Text, &cli.log);
     let run_dir = cli.run_dir;
     let fault_cmd = |t: Target, f: Result<Fault, fault::FaultError>| -> ExitCode {
         let result = f
@@ -159,7 +146,7 @@ fn main() -> ExitCode {
             lab_cfg.echomesh = !network_only;
             let cfg = DemoConfig {
                 lab: lab_cfg,
-                refresh: Duration::from_secs(refresh),
+                refresh,
             };
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -171,7 +158,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match runtime.block_on(demo::run(cfg, shutdown_signal())) {
+            match runtime.block_on(demo::run(cfg, shutdown::signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
@@ -219,17 +206,15 @@ fn main() -> ExitCode {
         Command::Loss { target, pct } => {
             fault_cmd(target, fault::parse_percent(&pct).map(Fault::Loss))
         }
-        Command::Delay { target, ms } => {
-            fault_cmd(target, fault::parse_delay(&ms).map(Fault::Delay))
+        Command::Delay { target, delay } => {
+            fault_cmd(target, fault::parse_delay(&delay).map(Fault::Delay))
         }
-        Command::Relay { tun, delay_ms } => {
-            match relay::run(&tun, Duration::from_millis(delay_ms)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("echomesh-lab relay: {e}");
-                    ExitCode::from(1)
-                }
+        Command::Relay { tun, delay } => match relay::run(&tun, delay) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("echomesh-lab relay: {e}");
+                ExitCode::from(1)
             }
-        }
+        },
     }
 }

@@ -187,14 +187,7 @@ pub fn ns_of(pid: u32) -> Option<String> {
 
 /// True while `pid` exists and has not finished exiting (a zombie counts as gone).
 pub fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name, which may itself hold ") ".
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next())
-            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
-        Err(_) => false,
-    }
+    echomesh_runtime::procfs::running(echomesh_runtime::procfs::Proc::Pid(pid))
 }
 
 /// Stops a process we did not spawn, but only while it is still in namespace `ns`.

@@ -1,6 +1,6 @@
 //! The delay relay: a TUN device that gives back every packet a fixed time later.
 //!
-//! Runs as `echomesh-lab relay --tun dly0 --delay-ms N` inside a node's host namespace (see
+//! Runs as `echomesh-lab relay --tun dly0 --delay 2000us` inside a node's host namespace (see
 //! [`crate::fault`] for the routing around it). Two threads: a reader stamps each packet with
 //! its due time and queues it; a writer sleeps until the head packet is due and writes it back.
 //! The delay is constant, so arrival order is due order and a FIFO suffices. The writer sleeps

@@ -146,7 +146,11 @@ fn bad_arguments_exit_2() {
         ),
         (
             vec!["delay", "node1", "1.5", "--prefix", "emtnone"],
-            "delay must be whole milliseconds",
+            "\"1.5\" has no unit: write it as 1.5ms or 1.5s",
+        ),
+        (
+            vec!["delay", "node1", "11s", "--prefix", "emtnone"],
+            "delay must be a duration from 0ms to 10s, like 2ms or 1.5ms: \"11s\" is longer than 10s",
         ),
         (
             vec!["heal", "node1", "--prefix", "emtnone"],
@@ -185,11 +189,11 @@ fn faults_from_another_process_then_sigterm_cleans_up() {
         String::from_utf8_lossy(&list.stdout)
     );
 
-    let out = lab(&["delay", "node1", "3", "--prefix", &prefix]);
+    let out = lab(&["delay", "node1", "3ms", "--prefix", &prefix]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        format!("{prefix} node1: +3 ms on every packet it sends")
+        format!("{prefix} node1: +3ms on every packet it sends")
     );
     let out = lab(&["loss", "node2", "20", "--prefix", &prefix]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -238,7 +242,7 @@ fn down_removes_what_a_killed_lab_left() {
     }
     let prefix = test_prefix().to_string();
     let mut demo = Demo::start(&prefix);
-    let out = lab(&["delay", "node2", "1", "--prefix", &prefix]);
+    let out = lab(&["delay", "node2", "1ms", "--prefix", &prefix]);
     assert!(out.status.success(), "{}", stderr(&out));
     let relay: u32 = std::fs::read_to_string(
         Path::new("/run/echomesh-lab")
