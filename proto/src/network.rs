@@ -1,4 +1,4 @@
-//! The one set of names for [`v1::Network`]: flags, tables, JSON, metric labels and the lab all
+//! The one set of names for `v1::Network`: flags, tables, JSON, metric labels and the lab all
 //! say `pod` and `host`, so a name printed by one tool can be typed into another.
 
 use std::fmt;
