@@ -5,7 +5,7 @@
 # plainly when it cannot (CI machines here reach package registries only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-version=0.19.0
+version=0.20.2
 if ! cargo deny --version 2>/dev/null | grep -q "$version"; then
   cargo install cargo-deny --locked --version "$version" --quiet
 fi
