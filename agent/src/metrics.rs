@@ -27,7 +27,7 @@ use std::sync::Mutex;
 
 use crate::icmp::Reject;
 use crate::prober::TargetWindow;
-use crate::stats::{EngineCounters, IcmpErrorCounts};
+use crate::prober::stats::{EngineCounters, IcmpErrorCounts};
 
 /// Lifetime totals of the per-target window counters, summed over targets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -301,7 +301,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::stats::TargetStats;
+    use crate::prober::stats::TargetStats;
 
     fn window(id: u64, sent: u64, received: u64) -> TargetWindow {
         let mut stats = TargetStats {
