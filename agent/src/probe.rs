@@ -109,4 +109,3 @@ pub async fn run(args: ProbeArgs, shutdown: impl Future<Output = ()>) -> Result<
     eprintln!("{}", summary_line(&outcome, elapsed));
     Ok(exit_status(&outcome))
 }
-

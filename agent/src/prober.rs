@@ -127,4 +127,3 @@ pub struct Outcome {
     /// True when the run was cut short by the shutdown signal.
     pub interrupted: bool,
 }
-

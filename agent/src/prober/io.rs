@@ -4,6 +4,7 @@
 //! Kept apart from the loop so that [`super::state`] stays pure: it decides what is due and
 //! this module does the syscalls, with send and receive budgets so neither starves the other.
 
+use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -12,8 +13,8 @@ use tokio::time::Instant;
 use super::state::Core;
 use super::{EngineError, ProbeSettings, TargetSpec};
 use crate::icmp::packet::{self, ICMP_HEADER_LEN};
-use crate::icmp::socket::{Family, IcmpSocket, SocketError, SocketOptions, realtime_ns};
-use crate::icmp::{Authenticator, PAYLOAD_HEADER_LEN, ProbeStamp};
+use crate::icmp::socket::{Family, IcmpSocket, SocketOptions, realtime_ns};
+use crate::icmp::{Authenticator, ProbeStamp};
 
 /// Probes sent before the loop stops to read replies.
 const SEND_BUDGET: usize = 512;
@@ -30,17 +31,21 @@ fn socket_options(payload: usize) -> SocketOptions {
     }
 }
 
-struct Io {
+/// The sockets, the packet buffer and the monotonic base that probe times count from.
+pub(super) struct Io {
     auth: Authenticator,
-    v4: Option<IcmpSocket>,
-    v6: Option<IcmpSocket>,
+    pub(super) v4: Option<IcmpSocket>,
+    pub(super) v6: Option<IcmpSocket>,
     buf: Vec<u8>,
     base: Instant,
     drops: [u32; 2],
 }
 
 impl Io {
-    fn open(targets: &[TargetSpec], settings: &ProbeSettings) -> Result<Self, EngineError> {
+    pub(super) fn open(
+        targets: &[TargetSpec],
+        settings: &ProbeSettings,
+    ) -> Result<Self, EngineError> {
         let mut io = Self {
             auth: Authenticator::random(),
             v4: None,
@@ -54,7 +59,7 @@ impl Io {
     }
 
     /// Opens the sockets the targets need and sizes buffers for the payload.
-    fn ensure(
+    pub(super) fn ensure(
         &mut self,
         targets: &[TargetSpec],
         settings: &ProbeSettings,
@@ -70,12 +75,12 @@ impl Io {
         Ok(())
     }
 
-    fn now_ns(&self) -> u64 {
+    pub(super) fn now_ns(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Sends what is due; returns false when it stopped early (budget or full send buffer).
-    fn send_due(&mut self, core: &mut Core) -> bool {
+    pub(super) fn send_due(&mut self, core: &mut Core) -> bool {
         let now = self.now_ns();
         let payload = core.settings().payload_size;
         for _ in 0..SEND_BUDGET {
@@ -119,7 +124,7 @@ impl Io {
 
     /// Reads everything queued on both sockets into `core`.
     /// Returns false when the receive budget ran out with datagrams still queued.
-    fn drain(&mut self, core: &mut Core) -> bool {
+    pub(super) fn drain(&mut self, core: &mut Core) -> bool {
         let mut emptied = true;
         let Io {
             auth,
@@ -175,12 +180,13 @@ impl Io {
         emptied
     }
 
-    fn instant(&self, ns: u64) -> Instant {
+    pub(super) fn instant(&self, ns: u64) -> Instant {
         self.base + Duration::from_nanos(ns)
     }
 }
 
-async fn readable(sock: Option<&IcmpSocket>) {
+/// Resolves when `sock` has something to read; never for no socket (or a broken one).
+pub(super) async fn readable(sock: Option<&IcmpSocket>) {
     match sock {
         Some(s) => {
             if s.readable().await.is_err() {
@@ -190,4 +196,3 @@ async fn readable(sock: Option<&IcmpSocket>) {
         None => std::future::pending().await,
     }
 }
-
