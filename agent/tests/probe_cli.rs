@@ -89,7 +89,7 @@ fn usage_errors_exit_2_with_a_clear_message() {
 
 #[test]
 fn time_flags_need_a_unit() {
-    // A bare number was milliseconds once; now it is refused rather than guessed.
+    // A bare number is refused: guessing milliseconds or seconds would be wrong half the time.
     for flag in ["-i", "--interval", "-t", "--timeout"] {
         let o = run(&["probe", flag, "1000", "127.0.0.1"]);
         assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));

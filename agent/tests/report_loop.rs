@@ -80,17 +80,15 @@ impl ProbeEngine for FakeEngine {
         async move { windows }
     }
 
-    fn counters(&self) -> impl Future<Output = EngineCounters> + Send {
-        async { EngineCounters::default() }
+    async fn counters(&self) -> EngineCounters {
+        EngineCounters::default()
     }
 
     fn flips(&mut self) -> &mut mpsc::Receiver<TargetFlip> {
         &mut self.flips
     }
 
-    fn shutdown(self) -> impl Future<Output = ()> + Send {
-        async {}
-    }
+    async fn shutdown(self) {}
 }
 
 struct FakeStarter {

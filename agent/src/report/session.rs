@@ -180,7 +180,7 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
             }
             Err(e) => {
                 let wait = self.backoff.next_wait();
-                tracing::warn!(aggregator = %self.connector.target(), error = %e, retry_in_ms = wait.as_millis() as u64, "cannot open session");
+                tracing::warn!(aggregator = %self.connector.target(), error = %e, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "cannot open session");
                 self.reconnect_at = Instant::now() + wait;
             }
         }

@@ -1,3 +1,5 @@
+//! The buffer bound, cumulative acks, and the replay rule on hand-made reports and assignments.
+
 use std::time::Duration;
 
 use echomesh_proto::v1;

@@ -1,3 +1,5 @@
+//! Assignments in, reports out: slots, defaults and skipped targets, on hand-made values.
+
 use std::time::Duration;
 
 use echomesh_proto::v1;
