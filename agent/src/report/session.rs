@@ -96,28 +96,13 @@ pub async fn drive<S: StartEngine, C: Connector>(
     };
     tokio::pin!(shutdown);
     let result = loop {
-        let step = match r.next_event(&mut shutdown).await {
+        match r.next_event(&mut shutdown).await {
             Event::Shutdown => break Ok(()),
-            Event::Reconnect => {
-                r.reconnect().await;
-                Ok(())
+            event => {
+                if let Err(e) = r.handle(event).await {
+                    break Err(e);
+                }
             }
-            Event::Message(Ok(Some(m))) => r.on_message(m),
-            Event::Message(end) => {
-                r.on_end(end);
-                Ok(())
-            }
-            Event::Flip(f) => {
-                r.on_flip(&f);
-                Ok(())
-            }
-            Event::Tick => {
-                r.on_tick().await;
-                Ok(())
-            }
-        };
-        if let Err(e) = step {
-            break Err(e);
         }
     };
     if let Some(e) = r.engine.take() {
@@ -166,6 +151,18 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
             m = message => Event::Message(m),
             () = reconnect => Event::Reconnect,
         }
+    }
+
+    async fn handle(&mut self, event: Event) -> Result<(), RunError> {
+        match event {
+            Event::Shutdown => {}
+            Event::Reconnect => self.reconnect().await,
+            Event::Message(Ok(Some(m))) => self.on_message(m)?,
+            Event::Message(end) => self.on_end(end),
+            Event::Flip(f) => self.on_flip(&f),
+            Event::Tick => self.on_tick().await,
+        }
+        Ok(())
     }
 
     async fn reconnect(&mut self) {
