@@ -279,11 +279,12 @@ run_measured() {
   sleep 1
 }
 
-# The echomesh side of every scenario uses the same flags: count, interval ms, timeout ms, targets.
+# The echomesh side of every scenario uses the same flags: count, interval ms, timeout ms, targets
+# (its time flags take a unit, so the milliseconds are passed as e.g. 650ms).
 run_echomesh() {
   local scen=$1 targets=$2 count=$3 interval=$4 timeout=$5 target_arg=$6
   [ "$FPING_ONLY" -eq 1 ] && return 0
-  local args=(-c "$count" -i "$interval" -t "$timeout" -o json)
+  local args=(-c "$count" -i "${interval}ms" -t "${timeout}ms" -o json)
   if [ -f "$target_arg" ]; then args+=(-f "$target_arg"); else args+=("$target_arg"); fi
   run_measured "$scen" 9 echomesh echomesh "$targets" "$count" -- "$ECHOMESH_AGENT" probe "${args[@]}"
 }

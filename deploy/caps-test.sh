@@ -52,7 +52,7 @@ as_container() { # bounding set, then the command; uid/gid 65532, no supplementa
   local bounding="$1"; shift
   setpriv --reuid 65532 --regid 65532 --clear-groups --inh-caps=-all --bounding-set="$bounding" "$@"
 }
-probe=(probe -c 3 -i 20 -t 500 127.0.0.1)
+probe=(probe -c 3 -i 20ms -t 500ms 127.0.0.1)
 passed=0 failed=0
 check() { # name, expected outcome (ok | cap-error | exec-refused), command...
   local name="$1" want="$2"; shift 2

@@ -1,20 +1,18 @@
 //! echomesh-agent: the per-node prober.
 //!
+//! The layout follows the data: packets ([`icmp`]) feed the engine ([`prober`]), whose windows
+//! go either to the terminal ([`probe`], one shot) or to the aggregator ([`report`], run mode).
+//!
 //! - [`icmp`]: raw ICMP sockets, packet build/parse, the kernel BPF filter (the only `unsafe`).
-//! - [`stats`]: per-target counters and RTT histograms, windowed for reports.
-//! - [`metrics`]: the agent's `/metrics` (engine counters and probe totals, no per-target series).
-//! - [`prober`]: the probe engine: even pacing, in-flight table, timeouts, dup/reorder detection.
-//! - [`targets`]: parsing target lists (addresses, CIDRs, files) for the CLI.
-//! - [`probe`]: the one-shot `echomesh-agent probe` command (fping-like).
-//! - [`reporter`]: `echomesh-agent run`: the Session stream to the aggregator (hello, assignments,
+//! - [`prober`]: the probe engine: even pacing, in-flight table, timeouts, dup/reorder detection,
+//!   and the per-target windows of counters and RTT histograms.
+//! - [`probe`]: the one-shot `echomesh-agent probe` command (fping-like) and its target lists.
+//! - [`report`]: `echomesh-agent run`: the Session stream to the aggregator (hello, assignments,
 //!   reports, alerts, reconnect with a bounded replay buffer).
-//! - [`telemetry`]: logging setup shared by every subcommand.
+//! - [`metrics`]: the agent's `/metrics` (engine counters and probe totals, no per-target series).
 
 pub mod icmp;
 pub mod metrics;
 pub mod probe;
 pub mod prober;
-pub mod reporter;
-pub mod stats;
-pub mod targets;
-pub mod telemetry;
+pub mod report;

@@ -1,12 +1,16 @@
 //! `echomesh-agent`: parse flags, set up logging, run the subcommand.
+//!
+//! The binary is only the edge: every subcommand is a library function taking a shutdown future,
+//! so tests drive the same code without signals or a process.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use echomesh_agent::probe::{self, ProbeArgs};
-use echomesh_agent::reporter::{self, RunArgs};
-use echomesh_agent::telemetry::{self, LogFormat};
+use echomesh_agent::report::{self, RunArgs};
+use echomesh_runtime::shutdown;
+use echomesh_runtime::telemetry::{self, LogFormat};
 
 /// echomesh node agent: raw-socket ICMP prober.
 #[derive(Debug, Parser)]
@@ -30,27 +34,6 @@ enum Command {
     Run(RunArgs),
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format, &cli.log);
@@ -65,14 +48,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Probe(args) => match runtime.block_on(probe::run(args, shutdown_signal())) {
+        Command::Probe(args) => match runtime.block_on(probe::run(args, shutdown::signal())) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("echomesh-agent: {e}");
                 ExitCode::from(2)
             }
         },
-        Command::Run(args) => match runtime.block_on(reporter::run(args, shutdown_signal())) {
+        Command::Run(args) => match runtime.block_on(report::run(args, shutdown::signal())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("echomesh-agent: {e}");

@@ -8,7 +8,7 @@
 //! Two feeds, both cheap: [`AgentMetrics::record_windows`] adds each report window's per-target
 //! counters into lifetime totals (the run loop already takes these windows for its reports), and
 //! [`AgentMetrics::set_engine`] stores the engine's own counters ([`EngineCounters`], from
-//! `EngineHandle::counters()`) on the report tick; `reporter::run` does both and serves
+//! `EngineHandle::counters()`) on the report tick; `report::run` does both and serves
 //! [`router`] (`GET /metrics`, `GET /healthz`) on `--http-listen` (default `0.0.0.0:7072`).
 
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use std::sync::Mutex;
 
 use crate::icmp::Reject;
 use crate::prober::TargetWindow;
-use crate::stats::{EngineCounters, IcmpErrorCounts};
+use crate::prober::stats::{EngineCounters, IcmpErrorCounts};
 
 /// Lifetime totals of the per-target window counters, summed over targets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,11 +48,21 @@ pub struct ProbeTotals {
     pub icmp_errors: IcmpErrorCounts,
 }
 
+/// The run loop's replay buffer: reports waiting for an ack, and those dropped because it was full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayStatus {
+    /// Reports waiting for an ack.
+    pub buffered: usize,
+    /// Reports dropped (oldest first) because the buffer was full.
+    pub dropped: u64,
+}
+
 #[derive(Debug, Default)]
 struct State {
     totals: ProbeTotals,
     engine: EngineCounters,
     targets: usize,
+    replay: ReplayStatus,
 }
 
 /// The agent's metrics (cheap to clone; share one between the run loop and the HTTP server).
@@ -102,6 +112,18 @@ impl AgentMetrics {
     /// Stores the size of the current pinglist.
     pub fn set_targets(&self, n: usize) {
         self.with(|s| s.targets = n);
+    }
+
+    /// Stores the replay buffer's state (read by embedders and tests; not part of the scrape, so
+    /// the series set stays fixed).
+    pub fn set_replay(&self, status: ReplayStatus) {
+        self.with(|s| s.replay = status);
+    }
+
+    /// The replay buffer's state as of the latest report tick, ack or reconnect.
+    #[must_use]
+    pub fn replay(&self) -> ReplayStatus {
+        self.with(|s| s.replay)
     }
 
     /// The totals so far.
@@ -301,7 +323,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::stats::TargetStats;
+    use crate::prober::stats::TargetStats;
 
     fn window(id: u64, sent: u64, received: u64) -> TargetWindow {
         let mut stats = TargetStats {

@@ -66,6 +66,14 @@ fn usage_errors_exit_2_with_a_clear_message() {
         ),
         (&["probe", "-c", "0", "127.0.0.1"], "--count <COUNT>"),
         (&["probe", "-o", "xml", "127.0.0.1"], "invalid value 'xml'"),
+        (
+            &["probe", "-i", "0s", "127.0.0.1"],
+            "\"0s\" must be greater than zero",
+        ),
+        (
+            &["probe", "-t", "0ms", "127.0.0.1"],
+            "\"0ms\" must be greater than zero",
+        ),
     ];
     for (args, want) in cases {
         let o = run(args);
@@ -80,6 +88,35 @@ fn usage_errors_exit_2_with_a_clear_message() {
 }
 
 #[test]
+fn time_flags_need_a_unit() {
+    // A bare number is refused: guessing milliseconds or seconds would be wrong half the time.
+    for flag in ["-i", "--interval", "-t", "--timeout"] {
+        let o = run(&["probe", flag, "1000", "127.0.0.1"]);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("\"1000\" has no unit: write it as 1000ms or 1000s"),
+            "{flag}: stderr was {}",
+            stderr(&o)
+        );
+    }
+    let o = run(&[
+        "run",
+        "--max-backoff",
+        "500",
+        "--aggregator",
+        "http://127.0.0.1:1",
+        "--node",
+        "n1",
+        "--network",
+        "pod",
+        "--address",
+        "127.0.0.1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("\"500\" has no unit"), "{}", stderr(&o));
+}
+
+#[test]
 fn loopback_v4_and_v6_answer_every_probe() {
     require_root!();
     let o = run(&[
@@ -87,9 +124,9 @@ fn loopback_v4_and_v6_answer_every_probe() {
         "-c",
         "5",
         "-i",
-        "20",
+        "20ms",
         "-t",
-        "1000",
+        "1s",
         "-o",
         "json",
         "127.0.0.1",
@@ -127,7 +164,7 @@ fn loopback_v4_and_v6_answer_every_probe() {
 #[test]
 fn table_output_is_the_default() {
     require_root!();
-    let o = run(&["probe", "-c", "2", "-i", "10", "127.0.0.1"]);
+    let o = run(&["probe", "-c", "2", "-i", "10ms", "127.0.0.1"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("TARGET"), "{out}");
@@ -178,7 +215,7 @@ fn unprivileged_user_with_only_cap_net_raw_can_probe() {
     ];
     let Some(o) = setpriv(
         &caps,
-        &["probe", "-c", "2", "-i", "10", "-o", "json", "127.0.0.1"],
+        &["probe", "-c", "2", "-i", "10ms", "-o", "json", "127.0.0.1"],
     ) else {
         return;
     };
@@ -267,9 +304,9 @@ fn unreachable_targets_count_as_loss_and_icmp_errors_and_end_on_time() {
             "-c",
             "5",
             "-i",
-            "50",
+            "50ms",
             "-t",
-            "300",
+            "300ms",
             "-o",
             "json",
             "10.99.0.5",

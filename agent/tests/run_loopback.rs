@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use echomesh_agent::reporter::{self, NetworkArg, RunArgs};
+use echomesh_agent::report::{self, RunArgs};
 use echomesh_aggregator::{Aggregator, Config, Graph};
 use echomesh_proto::v1::EdgeState;
+use echomesh_proto::v1::Network;
 use tokio::sync::oneshot;
 
 /// Generous: loaded CI machines must not flake.
@@ -74,7 +75,7 @@ impl Agg {
 
 struct Agent {
     stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), reporter::RunError>>,
+    task: tokio::task::JoinHandle<Result<(), report::RunError>>,
 }
 
 fn start_agent(url: &str, node: &str, addr: &str) -> Agent {
@@ -82,14 +83,14 @@ fn start_agent(url: &str, node: &str, addr: &str) -> Agent {
         aggregator: url.to_string(),
         node: node.into(),
         pod: String::new(),
-        network: NetworkArg::Pod,
+        network: Network::Pod,
         addresses: vec![addr.parse().expect("ip")],
         replay_buffer: 1000,
-        max_backoff_ms: 200,
+        max_backoff: Duration::from_millis(200),
         http_listen: "127.0.0.1:0".parse().expect("addr"),
     };
     let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(reporter::run(args, async {
+    let task = tokio::spawn(report::run(args, async {
         let _ = rx.await;
     }));
     Agent { stop, task }

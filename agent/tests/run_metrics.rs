@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use echomesh_agent::metrics::{self, AgentMetrics};
-use echomesh_agent::reporter::{self, NetworkArg, RunArgs};
+use echomesh_agent::report::{self, RunArgs};
 use echomesh_aggregator::{Aggregator, Config};
+use echomesh_proto::v1::Network;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -44,10 +45,10 @@ fn args(url: &str, node: &str, addr: &str) -> RunArgs {
         aggregator: url.to_string(),
         node: node.into(),
         pod: String::new(),
-        network: NetworkArg::Pod,
+        network: Network::Pod,
         addresses: vec![addr.parse().expect("ip")],
         replay_buffer: 100,
-        max_backoff_ms: 200,
+        max_backoff: Duration::from_millis(200),
         http_listen: "127.0.0.1:0".parse().expect("addr"),
     }
 }
@@ -83,7 +84,7 @@ async fn the_run_loop_feeds_the_agent_metrics() {
     ] {
         let (stop, rx) = oneshot::channel::<()>();
         stops.push(stop);
-        tasks.push(tokio::spawn(reporter::run_with(
+        tasks.push(tokio::spawn(report::run_with(
             args(&url, node, addr),
             metrics,
             async {

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::icmp::{Inbound, ProbeStamp};
-use crate::stats::{EngineCounters, TargetStats};
+use crate::prober::stats::{EngineCounters, TargetStats};
 
 use super::schedule::Schedule;
 use super::{ProbeSettings, TargetFlip, TargetSpec, TargetWindow};

@@ -128,8 +128,8 @@ pub fn probe(ns: &str, targets: &[IpAddr], count: u32, interval_ms: u32) -> Vec<
     let out = Command::new("ip")
         .args(["netns", "exec", ns])
         .arg(agent_exe())
-        .args(["probe", "-o", "json", "-t", "500"])
-        .args(["-c", &count.to_string(), "-i", &interval_ms.to_string()])
+        .args(["probe", "-o", "json", "-t", "500ms"])
+        .args(["-c", &count.to_string(), "-i", &format!("{interval_ms}ms")])
         .args(targets.iter().map(ToString::to_string))
         .output()
         .expect("run echomesh-agent probe");

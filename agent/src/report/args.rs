@@ -1,0 +1,71 @@
+//! The flags of `echomesh-agent run` and the ways it can fail, in one place so the binary, the
+//! lab (which spawns agents with these flags) and the manifests (which set their variables) agree.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use echomesh_proto::network::parse_agent_network;
+use echomesh_proto::v1::Network;
+use echomesh_runtime::parse_duration;
+
+use crate::prober::EngineError;
+
+/// Most addresses one agent announces.
+pub const MAX_ADDRESSES: usize = 16;
+
+/// Arguments of `echomesh-agent run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Aggregator URL: http://HOST:PORT or unix:///path/to/socket.
+    #[arg(long, env = "ECHOMESH_AGGREGATOR")]
+    pub aggregator: String,
+    /// This node's name (from the downward API in Kubernetes).
+    #[arg(long, env = "ECHOMESH_NODE")]
+    pub node: String,
+    /// This pod's name.
+    #[arg(long, env = "ECHOMESH_POD", default_value = "")]
+    pub pod: String,
+    /// The network this agent probes from: pod or host.
+    #[arg(long, env = "ECHOMESH_NETWORK", value_parser = parse_agent_network)]
+    pub network: Network,
+    /// This agent's addresses, which peers probe (repeat or comma-separate; 1 to 16).
+    #[arg(
+        long = "address",
+        env = "ECHOMESH_ADDRESS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub addresses: Vec<IpAddr>,
+    /// Unacknowledged reports kept for replay (oldest dropped first).
+    #[arg(long, env = "ECHOMESH_REPLAY_BUFFER", default_value_t = 300)]
+    pub replay_buffer: usize,
+    /// Longest wait between reconnect attempts, e.g. `30s` (at least 100ms).
+    #[arg(long, env = "ECHOMESH_MAX_BACKOFF", value_name = "DURATION", default_value = "30s",
+          value_parser = parse_duration)]
+    pub max_backoff: Duration,
+    /// Where to serve /metrics and /healthz.
+    #[arg(long, env = "ECHOMESH_HTTP_LISTEN", default_value = "0.0.0.0:7072")]
+    pub http_listen: SocketAddr,
+}
+
+/// Why `run` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The aggregator URL is unusable.
+    #[error("aggregator URL {0:?}: must be http://HOST:PORT or unix:///path")]
+    Url(String),
+    /// The probe engine could not start (e.g. no CAP_NET_RAW).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// Too many or no addresses.
+    #[error("give 1 to 16 --address values, got {0}")]
+    Addresses(usize),
+    /// The metrics port could not be bound.
+    #[error("cannot serve /metrics on {addr}: {source}")]
+    Bind {
+        /// The --http-listen address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
