@@ -6,14 +6,13 @@
 //! is kept at `<target>/artifacts/heatmap.png`. Without a Chromium binary the test says so and
 //! passes (CI installs Debian's `chromium`; set `ECHOMESH_CHROMIUM` to use another binary).
 
-mod common;
-mod http_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use http_support::cluster_with_broken_node;
+use echomesh_testkit::SimAgent;
+use echomesh_testkit::aggregator::scenarios::{cluster_with_broken_node, stable_server};
 
 fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ECHOMESH_CHROMIUM") {
@@ -115,7 +114,7 @@ async fn heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
         return;
     };
     let (s, _agents) = cluster_with_broken_node().await;
-    let base = format!("http://{}", s.http);
+    let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium");
     let dom = {
         let (bin, profile, url) = (
@@ -187,7 +186,7 @@ async fn heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
         "a real PNG"
     );
     eprintln!("screenshot saved to {}", shot.display());
-    s.stop().await;
+    s.shutdown().await;
 }
 
 fn tempdir(prefix: &str) -> PathBuf {
@@ -206,13 +205,13 @@ async fn screenshots_of_a_forty_node_cluster() {
         eprintln!("skipping the browser test: no chromium on PATH");
         return;
     };
-    let s = http_support::stable_server().await;
+    let s = stable_server().await;
     let n = 40;
     let names: Vec<String> = (1..=n).map(|i| format!("node-{i:02}")).collect();
     let mut agents = Vec::new();
     for (i, name) in names.iter().enumerate() {
         agents.push(
-            common::SimAgent::connect(s.channel().await, name, &format!("10.0.0.{}", i + 1)).await,
+            SimAgent::connect(s.channel().await, name, &format!("10.0.0.{}", i + 1)).await,
         );
     }
     for a in &mut agents {
@@ -250,7 +249,7 @@ async fn screenshots_of_a_forty_node_cluster() {
             a.wait_ack(round).await;
         }
     }
-    let base = format!("http://{}", s.http);
+    let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium-40");
     let dir = artifacts();
     let shots = [
@@ -302,7 +301,7 @@ async fn screenshots_of_a_forty_node_cluster() {
     assert_eq!(t["cells"], 1600, "{t}");
     assert_eq!(t["down"], 78, "{t}");
     assert_eq!(t["down_alarm_coloured"], 78, "{t}");
-    s.stop().await;
+    s.shutdown().await;
 }
 
 /// A TCP proxy between the browser and the aggregator that, once the page's first poll went
@@ -387,7 +386,7 @@ async fn the_page_says_stale_while_cut_off_and_recovers() {
         return;
     };
     let (s, _agents) = cluster_with_broken_node().await;
-    let proxy = cut::start(s.http, 8).await;
+    let proxy = cut::start(s.http_addr, 8).await;
     let profile = tempdir("echomesh-chromium-cut");
     let url = format!("http://{proxy}/?selftest=reconnect");
     let dom = tokio::task::spawn_blocking(move || {
@@ -423,5 +422,5 @@ async fn the_page_says_stale_while_cut_off_and_recovers() {
         last["stale_banner"], false,
         "banner gone after reconnecting: {t}"
     );
-    s.stop().await;
+    s.shutdown().await;
 }
