@@ -7,20 +7,12 @@ use std::time::Duration;
 
 use echomesh_agent::metrics::{self, AgentMetrics};
 use echomesh_agent::reporter::{self, NetworkArg, RunArgs};
-use echomesh_aggregator::{Aggregator, Config};
+use echomesh_testkit::{TestAggregator, require_root};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 /// Generous: loaded CI machines must not flake.
 const SOON: Duration = Duration::from_secs(20);
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        .unwrap_or(false)
-}
 
 async fn get(addr: SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -54,20 +46,14 @@ fn args(url: &str, node: &str, addr: &str) -> RunArgs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_loop_feeds_the_agent_metrics() {
-    if !is_root() {
-        eprintln!("skipping: needs root (raw ICMP sockets); CI runs it as root");
-        return;
-    }
-    let mut cfg = Config::local();
-    cfg.probe_interval = Duration::from_millis(20);
-    cfg.report_interval = Duration::from_millis(200);
-    cfg.assign_debounce = Duration::from_millis(20);
-    let agg = Aggregator::bind(cfg).await.expect("bind");
-    let url = format!("http://{}", agg.grpc_addr());
-    let (stop_agg, rx) = oneshot::channel::<()>();
-    let agg_task = tokio::spawn(agg.serve(async {
-        let _ = rx.await;
-    }));
+    require_root!("raw ICMP sockets");
+    let agg = TestAggregator::start(|cfg| {
+        cfg.probe_interval = Duration::from_millis(20);
+        cfg.report_interval = Duration::from_millis(200);
+        cfg.assign_debounce = Duration::from_millis(20);
+    })
+    .await;
+    let url = agg.url();
 
     let m = AgentMetrics::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -121,10 +107,5 @@ async fn the_run_loop_feeds_the_agent_metrics() {
             .expect("agent ran");
     }
     server.abort();
-    let _ = stop_agg.send(());
-    tokio::time::timeout(SOON, agg_task)
-        .await
-        .expect("aggregator stops")
-        .expect("task")
-        .expect("serve");
+    agg.shutdown().await;
 }
