@@ -137,7 +137,10 @@ async fn reports_are_replayed_after_an_aggregator_restart() {
     let a = start_agent(&url, "a", "127.0.0.1");
     let b = start_agent(&url, "b", "127.0.0.2");
     let g = agg.graph.clone();
-    eventually("first reports merged", SOON, POLL, || async { sent_total(&g) > 0 }).await;
+    eventually("first reports merged", SOON, POLL, || async {
+        sent_total(&g) > 0
+    })
+    .await;
     agg.shutdown().await;
     // The last report each agent got merged into the old aggregator.
     let last_old: Vec<u64> = g
@@ -150,9 +153,14 @@ async fn reports_are_replayed_after_an_aggregator_restart() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let agg2 = start_agg(&listen, Duration::from_millis(300)).await;
     let g2 = agg2.graph.clone();
-    eventually("both agents report to the new aggregator", SOON, POLL, || async {
-        g2.agents().len() == 2 && g2.agents().iter().all(|x| x.slab.lock().last_seq() > 0)
-    })
+    eventually(
+        "both agents report to the new aggregator",
+        SOON,
+        POLL,
+        || async {
+            g2.agents().len() == 2 && g2.agents().iter().all(|x| x.slab.lock().last_seq() > 0)
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // No gap: every sequence number after the last one the old aggregator merged reached the new

@@ -237,7 +237,10 @@ async fn agent_pod_gone_drops_its_target_and_its_edges_are_pruned_after_the_ttl(
         network: Network::Pod,
     };
     assert_eq!(
-        h.agg.graph.agent(&c_key).map(|e| Graph::assigned_ids(&e).len()),
+        h.agg
+            .graph
+            .agent(&c_key)
+            .map(|e| Graph::assigned_ids(&e).len()),
         Some(4)
     );
     // The pod is deleted: it leaves every pinglist, and its process (and session) ends.

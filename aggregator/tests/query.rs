@@ -1,8 +1,7 @@
 //! GraphService, reflection, health and the HTTP probes over real sockets.
 
-
-use echomesh_testkit::{SOON, SimAgent, TestAggregator};
 use echomesh_proto::v1::{self, event::Kind};
+use echomesh_testkit::{SOON, SimAgent, TestAggregator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt as _;
 use tonic::Code;
@@ -266,6 +265,10 @@ async fn healthz_and_readyz() {
             .await
             .starts_with("HTTP/1.1 200")
     );
-    assert!(http_get(s.http_addr, "/nope").await.starts_with("HTTP/1.1 404"));
+    assert!(
+        http_get(s.http_addr, "/nope")
+            .await
+            .starts_with("HTTP/1.1 404")
+    );
     s.shutdown().await;
 }

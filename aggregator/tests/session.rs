@@ -1,11 +1,10 @@
 //! AgentService over real gRPC: the graph fills, and every bad input of the protocol.
 
-
 use std::time::Duration;
 
+use echomesh_proto::v1::{self, AgentMessage, EdgeState, agent_message, event::Kind};
 use echomesh_testkit::sim::hello_message;
 use echomesh_testkit::{SOON, SimAgent, TestAggregator, soon};
-use echomesh_proto::v1::{self, AgentMessage, EdgeState, agent_message, event::Kind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
@@ -121,9 +120,12 @@ async fn report_before_hello_is_failed_precondition() {
 #[tokio::test]
 async fn bad_hello_is_invalid_argument() {
     let s = TestAggregator::start(|_| {}).await;
-    let mut a = SimAgent::open(s.channel().await, hello_message("n", v1::Network::Pod, "not-an-ip"))
-        .await
-        .expect("open");
+    let mut a = SimAgent::open(
+        s.channel().await,
+        hello_message("n", v1::Network::Pod, "not-an-ip"),
+    )
+    .await
+    .expect("open");
     let st = a.wait_error().await;
     assert_eq!(st.code(), Code::InvalidArgument);
     assert!(

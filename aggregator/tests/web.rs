@@ -1,6 +1,5 @@
 //! The JSON API and the page over a real HTTP port, fed by simulated agents over real gRPC.
 
-
 use echomesh_testkit::aggregator::scenarios::cluster_with_broken_node;
 use echomesh_testkit::http::get;
 
@@ -87,13 +86,18 @@ async fn edge_details_carry_percentiles_and_history() {
     assert_eq!(h[0]["minutes_ago"], 0);
     assert_eq!(h[0]["sent"], 300);
     assert_eq!(h[0]["lost"], 0);
-    let d = get(s.http_addr, "/api/v1/edge?source=a&target=d").await.json();
+    let d = get(s.http_addr, "/api/v1/edge?source=a&target=d")
+        .await
+        .json();
     assert_eq!(d["state"], "down");
     assert_eq!(d["loss_1m_pct"], 100.0);
     assert_eq!(d["history"][0]["loss_pct"], 100.0);
-    let pct = get(s.http_addr, "/api/v1/percentiles?scope=node&node=a&q=0.5,0.999")
-        .await
-        .json();
+    let pct = get(
+        s.http_addr,
+        "/api/v1/percentiles?scope=node&node=a&q=0.5,0.999",
+    )
+    .await
+    .json();
     assert_eq!(pct["quantiles"], serde_json::json!([0.5, 0.999]));
     s.shutdown().await;
 }

@@ -57,7 +57,9 @@ pub fn test_name(module_path: &str) -> String {
 /// In CI, always.
 pub fn skip(test: &str, reason: &str) {
     if in_ci() {
-        panic!("{test}: {reason}; CI runs as root with every tool installed, so this test must not be skipped");
+        panic!(
+            "{test}: {reason}; CI runs as root with every tool installed, so this test must not be skipped"
+        );
     }
     eprintln!("SKIP {test}: {reason}");
 }

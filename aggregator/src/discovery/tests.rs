@@ -88,10 +88,10 @@ fn pinglist_is_the_full_mesh_until_the_first_model() {
 
 use std::io::Write;
 
-use echomesh_testkit::k8s::fixtures::NodeExt as _;
 use crate::events::EventHub;
 use crate::graph::GraphConfig;
 use crate::ingest::IngestConfig;
+use echomesh_testkit::k8s::fixtures::NodeExt as _;
 use echomesh_testkit::k8s::mock_api::{Fault, MockApi, Res};
 
 struct Running {

@@ -9,8 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use echomesh_lab::lab::{Lab, LabConfig};
-use echomesh_testkit::root;
 use echomesh_lab::naming::Prefix;
+use echomesh_testkit::root;
 use serde::Deserialize;
 
 /// True if these tests can create namespaces; otherwise says why the test is skipped (and
