@@ -1,3 +1,5 @@
+//! The waits must return as soon as the condition holds and fail naming what was awaited.
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 

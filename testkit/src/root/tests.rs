@@ -1,3 +1,5 @@
+//! Tool lookup must agree with what a shell would run, or a test skips (or fails in CI) wrongly.
+
 use super::find_command;
 
 #[test]
