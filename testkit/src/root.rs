@@ -40,11 +40,13 @@ fn is_executable(p: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The running test's name: the test harness names each test's thread after it.
+/// The running test's full name, `crate::path::test`: the test harness names each test's thread
+/// after the test's path inside its crate; `module_path` (the caller's) supplies the crate.
 #[must_use]
 pub fn test_name(module_path: &str) -> String {
+    let krate = module_path.split("::").next().unwrap_or(module_path);
     match std::thread::current().name() {
-        Some(t) if t != "main" => format!("{module_path}::{t}"),
+        Some(t) if t != "main" => format!("{krate}::{t}"),
         _ => module_path.to_string(),
     }
 }
