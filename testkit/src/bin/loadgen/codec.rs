@@ -6,7 +6,7 @@
 
 use echomesh_proto::v1::AggregatorMessage;
 use prost::Message as _;
-use prost::bytes::{BufMut as _, Bytes};
+use prost::bytes::{BufMut, Bytes};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 /// One outgoing Session message.
@@ -41,22 +41,27 @@ impl Codec for RawCodec {
     }
 }
 
+/// Writes `item` as the protobuf encoding of an `AgentMessage`.
+fn write(item: &Out, dst: &mut impl BufMut) {
+    match item {
+        Out::Raw(b) => dst.put_slice(b),
+        Out::Report { seq, rest } => {
+            // AgentMessage { report (field 2, len) { seq (field 1, varint), rest... } }
+            let inner = 1 + prost::encoding::encoded_len_varint(*seq) + rest.len();
+            dst.put_u8(0x12);
+            prost::encoding::encode_varint(inner as u64, dst);
+            dst.put_u8(0x08);
+            prost::encoding::encode_varint(*seq, dst);
+            dst.put_slice(rest);
+        }
+    }
+}
+
 impl Encoder for RawEnc {
     type Item = Out;
     type Error = tonic::Status;
     fn encode(&mut self, item: Out, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        match item {
-            Out::Raw(b) => dst.put_slice(&b),
-            Out::Report { seq, rest } => {
-                // AgentMessage { report (field 2, len) { seq (field 1, varint), rest... } }
-                let inner = 1 + prost::encoding::encoded_len_varint(seq) + rest.len();
-                dst.put_u8(0x12);
-                prost::encoding::encode_varint(inner as u64, dst);
-                dst.put_u8(0x08);
-                prost::encoding::encode_varint(seq, dst);
-                dst.put_slice(&rest);
-            }
-        }
+        write(&item, dst);
         Ok(())
     }
 }
@@ -73,3 +78,6 @@ impl Decoder for MsgDec {
             .map_err(|e| tonic::Status::internal(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests;
