@@ -10,11 +10,11 @@ use std::time::Duration;
 use echomesh_aggregator::graph::AgentKey;
 use echomesh_aggregator::{Config, Graph};
 use echomesh_proto::v1::{self, Network, aggregator_message};
+use echomesh_testkit::http::{Reply, get};
 use echomesh_testkit::k8s::fixtures::{self, NodeExt as _};
 use echomesh_testkit::k8s::mock_api::{Fault, MockApi, Res};
 use echomesh_testkit::sim::hello_message;
 use echomesh_testkit::{SOON, SimAgent, TestAggregator, soon};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A real aggregator whose discovery talks to the mocked API server `api`.
 struct Harness {
@@ -49,16 +49,8 @@ impl Harness {
             .expect("session")
     }
 
-    async fn readyz(&self) -> String {
-        let mut sock = tokio::net::TcpStream::connect(self.agg.http_addr)
-            .await
-            .expect("connect");
-        sock.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("write");
-        let mut out = String::new();
-        sock.read_to_string(&mut out).await.expect("read");
-        out
+    async fn readyz(&self) -> Reply {
+        get(self.agg.http_addr, "/readyz").await
     }
 
     async fn stop(self) {
@@ -132,7 +124,7 @@ async fn initial_list_assigns_every_agent_the_other_nodes_pod_and_host_addresses
     )
     .await;
     soon("readyz is 200 once both kinds listed", || async {
-        h.readyz().await.starts_with("HTTP/1.1 200")
+        h.readyz().await.status == 200
     })
     .await;
     // Only reads, of exactly the two resources; pods by label in the agents' namespace.
@@ -387,8 +379,9 @@ async fn forbidden_list_is_retried_readyz_names_the_permission_and_agents_keep_w
         h.api.lists(Res::Nodes) >= 2
     })
     .await;
-    let body = h.readyz().await;
-    assert!(body.starts_with("HTTP/1.1 503"), "{body}");
+    let r = h.readyz().await;
+    let body = &r.body;
+    assert_eq!(r.status, 503, "{body}");
     assert!(
         body.contains(
             "kubernetes: forbidden: the aggregator's service account may not list nodes (cluster scope) \
@@ -401,7 +394,7 @@ async fn forbidden_list_is_retried_readyz_names_the_permission_and_agents_keep_w
     h.api.set_fault(Res::Nodes, None);
     wait_targets(&mut a, &A_SEES).await;
     soon("readyz is 200 again", || async {
-        h.readyz().await.starts_with("HTTP/1.1 200")
+        h.readyz().await.status == 200
     })
     .await;
     h.stop().await;
@@ -419,8 +412,8 @@ async fn api_server_unreachable_at_start_keeps_serving_and_readyz_says_why() {
     wait_targets(&mut a, &["b/host/192.168.0.2"]).await;
     wait_targets(&mut b, &["a/pod/10.244.0.10"]).await;
     soon("readyz says the API server is unreachable", || async {
-        let body = h.readyz().await;
-        body.starts_with("HTTP/1.1 503") && body.contains("API server unreachable (list nodes")
+        let r = h.readyz().await;
+        r.status == 503 && r.body.contains("API server unreachable (list nodes")
     })
     .await;
     // Reports still merge into the graph meanwhile.
@@ -444,7 +437,7 @@ async fn watch_failing_after_sync_keeps_the_last_model() {
     .await;
     h.api.set_fault(Res::Pods, Some(Fault::Status(500)));
     soon("readyz reports the failure", || async {
-        let body = h.readyz().await;
+        let body = h.readyz().await.body;
         body.contains("HTTP 500") && body.contains("serving the last known cluster model")
     })
     .await;

@@ -1,8 +1,8 @@
 //! GraphService, reflection, health and the HTTP probes over real sockets.
 
 use echomesh_proto::v1::{self, event::Kind};
+use echomesh_testkit::http::get;
 use echomesh_testkit::{SOON, SimAgent, TestAggregator};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 
@@ -240,35 +240,11 @@ async fn reflection_lists_the_services_and_health_answers() {
     s.shutdown().await;
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    sock.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .expect("write");
-    let mut out = String::new();
-    sock.read_to_string(&mut out).await.expect("read");
-    out
-}
-
 #[tokio::test]
 async fn healthz_and_readyz() {
     let s = TestAggregator::start(|_| {}).await;
-    assert!(
-        http_get(s.http_addr, "/healthz")
-            .await
-            .starts_with("HTTP/1.1 200")
-    );
-    assert!(
-        http_get(s.http_addr, "/readyz")
-            .await
-            .starts_with("HTTP/1.1 200")
-    );
-    assert!(
-        http_get(s.http_addr, "/nope")
-            .await
-            .starts_with("HTTP/1.1 404")
-    );
+    assert_eq!(get(s.http_addr, "/healthz").await.status, 200);
+    assert_eq!(get(s.http_addr, "/readyz").await.status, 200);
+    assert_eq!(get(s.http_addr, "/nope").await.status, 404);
     s.shutdown().await;
 }
