@@ -2,26 +2,17 @@
 //! aggregator, and one agent's scrape shows the probes it sent and received. Needs root (raw
 //! sockets); says so and passes otherwise.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use echomesh_agent::metrics::{self, AgentMetrics};
 use echomesh_agent::reporter::{self, NetworkArg, RunArgs};
+use echomesh_testkit::eventually::eventually_some;
+use echomesh_testkit::http::get;
 use echomesh_testkit::{TestAggregator, require_root};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 /// Generous: loaded CI machines must not flake.
 const SOON: Duration = Duration::from_secs(20);
-
-async fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out
-}
 
 fn value(text: &str, series: &str) -> f64 {
     text.lines()
@@ -78,23 +69,26 @@ async fn the_run_loop_feeds_the_agent_metrics() {
         )));
     }
 
-    let deadline = tokio::time::Instant::now() + SOON;
-    let text = loop {
-        let r = get(http, "/metrics").await;
-        let done = value(&r, r#"echomesh_agent_probes_total{result="received"}"#) >= 5.0
-            && value(&r, "echomesh_agent_targets") == 1.0;
-        if done {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "agent a never reported received probes:\n{r}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(value(&text, r#"echomesh_agent_probes_total{result="sent"}"#) >= 5.0);
-    assert!(get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
+    let scrape = eventually_some(
+        "agent a's /metrics shows received probes and its one target",
+        SOON,
+        Duration::from_millis(50),
+        || async {
+            let r = get(http, "/metrics").await;
+            let done = value(&r.body, r#"echomesh_agent_probes_total{result="received"}"#) >= 5.0
+                && value(&r.body, "echomesh_agent_targets") == 1.0;
+            done.then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(scrape.status, 200, "{}", scrape.body);
+    assert!(
+        value(
+            &scrape.body,
+            r#"echomesh_agent_probes_total{result="sent"}"#
+        ) >= 5.0
+    );
+    assert_eq!(get(http, "/healthz").await.status, 200);
 
     for s in stops {
         let _ = s.send(());
