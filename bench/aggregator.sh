@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Aggregator benchmark (issue 4): simulated agents over real gRPC, on this machine, then the memory
-# of the edge store. The server is the real echomesh-aggregator binary, started by the load
-# generator as a child process so its CPU and RSS are measured apart. Loopback TCP only; no ICMP.
+# Aggregator benchmark: simulated agents over real gRPC, on this machine, then the memory of the
+# edge store. The server is the real echomesh-aggregator binary, started by the load generator
+# (echomesh-loadgen, in the dev-only echomesh-testkit crate) as a child process so its CPU and RSS
+# are measured apart. Loopback TCP only; no ICMP.
 #
 #   bash bench/aggregator.sh            # all three runs (about a minute)
 #
-# The reference figures in the issue (a minimal tonic server with a 296-byte record) were measured
+# The reference figures (a minimal tonic server with a 296-byte record) were measured
 # on the same kind of 2-core machine; compare the server CPU column, not only the rate, when other
 # work shares the cores (the script prints the load average before each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p echomesh-aggregator --bins
+# Both binaries land in the same directory: the load generator starts the aggregator next to it.
+cargo build --release --locked -p echomesh-aggregator --bin echomesh-aggregator \
+    -p echomesh-testkit --bin echomesh-loadgen
 bin="${CARGO_TARGET_DIR:-target}/release"
 
 echo "== goal 1: 1000 agents x 999 targets, as fast as acks allow (4 reports in flight per agent)"

@@ -1,31 +1,14 @@
 //! `echomesh-agent probe` as a user runs it: real binary, real raw sockets, loopback only, plus a
 //! namespace lab of its own for unreachable targets. Tests that need root say so and skip.
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use echomesh_testkit::{require_command, require_root};
+
 const BIN: &str = env!("CARGO_BIN_EXE_echomesh-agent");
-
-fn is_root() -> bool {
-    // The effective uid, read from /proc/self/status ("Uid: real effective ...").
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        .unwrap_or(false)
-}
-
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!(
-                "skipping: needs root (raw sockets / network namespaces); CI runs it as root"
-            );
-            return;
-        }
-    };
-}
 
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -176,28 +159,25 @@ fn table_output_is_the_default() {
     );
 }
 
-fn setpriv(extra: &[&str], args: &[&str]) -> Option<Output> {
-    if !std::path::Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("skipping: setpriv (util-linux) not installed");
-        return None;
-    }
-    let mut cmd = Command::new("/usr/bin/setpriv");
+/// Runs the agent as user nobody through `setpriv` with `extra` capability flags.
+fn setpriv(setpriv: &Path, extra: &[&str], args: &[&str]) -> Output {
+    let mut cmd = Command::new(setpriv);
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args(extra)
         .arg(BIN)
         .args(args);
-    Some(cmd.output().expect("run setpriv"))
+    cmd.output().expect("run setpriv")
 }
 
 #[test]
 fn without_cap_net_raw_one_line_error_and_exit_2() {
     require_root!();
-    let Some(o) = setpriv(
+    let setpriv_bin = require_command!("/usr/bin/setpriv");
+    let o = setpriv(
+        &setpriv_bin,
         &["--inh-caps=-all", "--bounding-set=-all"],
         &["probe", "-c", "1", "127.0.0.1"],
-    ) else {
-        return;
-    };
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
@@ -213,12 +193,12 @@ fn unprivileged_user_with_only_cap_net_raw_can_probe() {
         "--ambient-caps=+net_raw",
         "--bounding-set=-all,+net_raw",
     ];
-    let Some(o) = setpriv(
+    let setpriv_bin = require_command!("/usr/bin/setpriv");
+    let o = setpriv(
+        &setpriv_bin,
         &caps,
         &["probe", "-c", "2", "-i", "10ms", "-o", "json", "127.0.0.1"],
-    ) else {
-        return;
-    };
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(json(&o)[0]["received"], 2);
 }

@@ -1,76 +1,32 @@
 //! `echomesh-agent run` end to end: real agents (raw ICMP to 127.0.0.x only) streaming to an
 //! in-process aggregator over real gRPC. Needs CAP_NET_RAW: without root the tests say so and skip.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use echomesh_agent::report::{self, RunArgs};
-use echomesh_aggregator::{Aggregator, Config, Graph};
+use echomesh_aggregator::Graph;
 use echomesh_proto::v1::EdgeState;
 use echomesh_proto::v1::Network;
+use echomesh_testkit::{TestAggregator, eventually, require_root};
 use tokio::sync::oneshot;
 
 /// Generous: loaded CI machines must not flake.
 const SOON: Duration = Duration::from_secs(20);
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        .unwrap_or(false)
-}
+/// How often the graph is polled while waiting.
+const POLL: Duration = Duration::from_millis(50);
 
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("skipping: needs root (raw ICMP sockets); CI runs it as root");
-            return;
-        }
-    };
-}
-
-struct Agg {
-    addr: SocketAddr,
-    graph: Arc<Graph>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start_agg(grpc: &str, debounce: Duration) -> Agg {
-    let mut cfg = Config::local();
-    cfg.grpc_listen = grpc.parse().expect("addr");
-    cfg.probe_interval = Duration::from_millis(20);
-    cfg.probe_timeout = Duration::from_millis(500);
-    cfg.report_interval = Duration::from_millis(200);
-    cfg.assign_debounce = debounce;
-    let agg = Aggregator::bind(cfg).await.expect("bind");
-    let (addr, graph) = (agg.grpc_addr(), agg.graph());
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        agg.serve(async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("serve");
-    });
-    Agg {
-        addr,
-        graph,
-        stop,
-        task,
-    }
-}
-
-impl Agg {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(SOON, self.task)
-            .await
-            .expect("aggregator stops")
-            .expect("task");
-    }
+/// An aggregator with fast probing and reporting on `grpc` (port 0 or a fixed one for restarts).
+async fn start_agg(grpc: &str, debounce: Duration) -> TestAggregator {
+    let grpc: std::net::SocketAddr = grpc.parse().expect("addr");
+    TestAggregator::start(|cfg| {
+        cfg.grpc_listen = grpc;
+        cfg.probe_interval = Duration::from_millis(20);
+        cfg.probe_timeout = Duration::from_millis(500);
+        cfg.report_interval = Duration::from_millis(200);
+        cfg.assign_debounce = debounce;
+    })
+    .await
 }
 
 struct Agent {
@@ -136,27 +92,16 @@ fn sent_total(g: &Graph) -> u64 {
         .sum()
 }
 
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + SOON;
-    while tokio::time::Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_agents_fill_the_graph_and_a_stopped_agent_goes_unknown() {
-    require_root!();
+    require_root!("raw ICMP sockets");
     let agg = start_agg("127.0.0.1:0", Duration::from_millis(100)).await;
-    let url = format!("http://{}", agg.addr);
+    let url = agg.url();
     let a = start_agent(&url, "a", "127.0.0.1");
     let b = start_agent(&url, "b", "127.0.0.2");
     let c = start_agent(&url, "c", "127.0.0.3");
     let g = agg.graph.clone();
-    eventually("all six loopback edges UP", || {
+    eventually("all six loopback edges UP", SOON, POLL, || async {
         ["a", "b", "c"].iter().all(|n| {
             let s = states(&g, n);
             s.len() == 2 && s.iter().all(|s| *s == EdgeState::Up)
@@ -168,18 +113,18 @@ async fn loopback_agents_fill_the_graph_and_a_stopped_agent_goes_unknown() {
     assert!(rec.rtt_quantile_ns(0.5).is_some());
 
     c.stop().await;
-    eventually("c's edges UNKNOWN after it stopped", || {
+    eventually("c's edges UNKNOWN after it stopped", SOON, POLL, || async {
         states(&g, "c").iter().all(|s| *s == EdgeState::Unknown)
     })
     .await;
     a.stop().await;
     b.stop().await;
-    agg.stop().await;
+    agg.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_are_replayed_after_an_aggregator_restart() {
-    require_root!();
+    require_root!("raw ICMP sockets");
     // A fixed port so the agents find the restarted aggregator at the same URL.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -193,8 +138,11 @@ async fn reports_are_replayed_after_an_aggregator_restart() {
     let a = start_agent(&url, "a", "127.0.0.1");
     let b = start_agent(&url, "b", "127.0.0.2");
     let g = agg.graph.clone();
-    eventually("first reports merged", || sent_total(&g) > 0).await;
-    agg.stop().await;
+    eventually("first reports merged", SOON, POLL, || async {
+        sent_total(&g) > 0
+    })
+    .await;
+    agg.shutdown().await;
     // The last report each agent got merged into the old aggregator.
     let last_old: Vec<u64> = g
         .agents()
@@ -206,9 +154,14 @@ async fn reports_are_replayed_after_an_aggregator_restart() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let agg2 = start_agg(&listen, Duration::from_millis(300)).await;
     let g2 = agg2.graph.clone();
-    eventually("both agents report to the new aggregator", || {
-        g2.agents().len() == 2 && g2.agents().iter().all(|x| x.slab.lock().last_seq() > 0)
-    })
+    eventually(
+        "both agents report to the new aggregator",
+        SOON,
+        POLL,
+        || async {
+            g2.agents().len() == 2 && g2.agents().iter().all(|x| x.slab.lock().last_seq() > 0)
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // No gap: every sequence number after the last one the old aggregator merged reached the new
@@ -228,5 +181,5 @@ async fn reports_are_replayed_after_an_aggregator_restart() {
     }
     a.stop().await;
     b.stop().await;
-    agg2.stop().await;
+    agg2.shutdown().await;
 }

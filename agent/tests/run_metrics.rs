@@ -2,35 +2,18 @@
 //! aggregator, and one agent's scrape shows the probes it sent and received. Needs root (raw
 //! sockets); says so and passes otherwise.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use echomesh_agent::metrics::{self, AgentMetrics};
 use echomesh_agent::report::{self, RunArgs};
-use echomesh_aggregator::{Aggregator, Config};
 use echomesh_proto::v1::Network;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use echomesh_testkit::eventually::eventually_some;
+use echomesh_testkit::http::get;
+use echomesh_testkit::{TestAggregator, require_root};
 use tokio::sync::oneshot;
 
 /// Generous: loaded CI machines must not flake.
 const SOON: Duration = Duration::from_secs(20);
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        .unwrap_or(false)
-}
-
-async fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out
-}
 
 fn value(text: &str, series: &str) -> f64 {
     text.lines()
@@ -55,20 +38,14 @@ fn args(url: &str, node: &str, addr: &str) -> RunArgs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_loop_feeds_the_agent_metrics() {
-    if !is_root() {
-        eprintln!("skipping: needs root (raw ICMP sockets); CI runs it as root");
-        return;
-    }
-    let mut cfg = Config::local();
-    cfg.probe_interval = Duration::from_millis(20);
-    cfg.report_interval = Duration::from_millis(200);
-    cfg.assign_debounce = Duration::from_millis(20);
-    let agg = Aggregator::bind(cfg).await.expect("bind");
-    let url = format!("http://{}", agg.grpc_addr());
-    let (stop_agg, rx) = oneshot::channel::<()>();
-    let agg_task = tokio::spawn(agg.serve(async {
-        let _ = rx.await;
-    }));
+    require_root!("raw ICMP sockets");
+    let agg = TestAggregator::start(|cfg| {
+        cfg.probe_interval = Duration::from_millis(20);
+        cfg.report_interval = Duration::from_millis(200);
+        cfg.assign_debounce = Duration::from_millis(20);
+    })
+    .await;
+    let url = agg.url();
 
     let m = AgentMetrics::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -93,23 +70,26 @@ async fn the_run_loop_feeds_the_agent_metrics() {
         )));
     }
 
-    let deadline = tokio::time::Instant::now() + SOON;
-    let text = loop {
-        let r = get(http, "/metrics").await;
-        let done = value(&r, r#"echomesh_agent_probes_total{result="received"}"#) >= 5.0
-            && value(&r, "echomesh_agent_targets") == 1.0;
-        if done {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "agent a never reported received probes:\n{r}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(value(&text, r#"echomesh_agent_probes_total{result="sent"}"#) >= 5.0);
-    assert!(get(http, "/healthz").await.starts_with("HTTP/1.1 200"));
+    let scrape = eventually_some(
+        "agent a's /metrics shows received probes and its one target",
+        SOON,
+        Duration::from_millis(50),
+        || async {
+            let r = get(http, "/metrics").await;
+            let done = value(&r.body, r#"echomesh_agent_probes_total{result="received"}"#) >= 5.0
+                && value(&r.body, "echomesh_agent_targets") == 1.0;
+            done.then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(scrape.status, 200, "{}", scrape.body);
+    assert!(
+        value(
+            &scrape.body,
+            r#"echomesh_agent_probes_total{result="sent"}"#
+        ) >= 5.0
+    );
+    assert_eq!(get(http, "/healthz").await.status, 200);
 
     for s in stops {
         let _ = s.send(());
@@ -122,10 +102,5 @@ async fn the_run_loop_feeds_the_agent_metrics() {
             .expect("agent ran");
     }
     server.abort();
-    let _ = stop_agg.send(());
-    tokio::time::timeout(SOON, agg_task)
-        .await
-        .expect("aggregator stops")
-        .expect("task")
-        .expect("serve");
+    agg.shutdown().await;
 }

@@ -19,7 +19,6 @@
 //! errors; before the first one, pinglists fall back to the full mesh of connected agents, so an
 //! aggregator whose API server is unreachable at start still measures what connects to it.
 
-pub mod fixtures;
 pub mod model;
 
 use std::collections::BTreeSet;

@@ -13,7 +13,6 @@
 //! - [`http`]: `/healthz`, `/readyz`.
 //! - [`metrics`]: `/metrics` (OpenMetrics text, bounded cardinality); [`process`]: `process_*`.
 //! - [`web`]: the heatmap page (`/`, static files in `ui/`) and the JSON API (`/api/v1/*`).
-//! - [`sim`]: a simulated agent over the real protocol (CLI tests, load generator).
 //!
 //! [`Aggregator::bind`] takes its listeners first and [`Aggregator::serve`] runs until the
 //! shutdown future resolves, so tests bind `127.0.0.1:0` and drive a real server.
@@ -29,7 +28,6 @@ pub mod metrics;
 pub mod pinglist;
 pub mod process;
 pub mod query;
-pub mod sim;
 pub mod sketch;
 pub mod state;
 pub mod telemetry;

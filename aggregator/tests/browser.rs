@@ -4,31 +4,27 @@
 //! and writes what it found into `<pre id="selftest">`; `--dump-dom` hands that to us. So the test
 //! checks the picture (a DOWN edge is drawn in the alarm colour), not just the markup. A screenshot
 //! is kept at `<target>/artifacts/heatmap.png`. Without a Chromium binary the test says so and
-//! passes (CI installs Debian's `chromium`; set `ECHOMESH_CHROMIUM` to use another binary).
-
-mod common;
-mod http_support;
+//! skips, except in CI, where it fails (CI installs Debian's `chromium`; set `ECHOMESH_CHROMIUM`
+//! to use another binary).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use http_support::cluster_with_broken_node;
+use echomesh_testkit::aggregator::scenarios::{cluster_with_broken_node, stable_server};
+use echomesh_testkit::{SimAgent, root, skip};
 
+/// The Chromium binary: `ECHOMESH_CHROMIUM`, else the first of the usual names on `PATH`.
 fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ECHOMESH_CHROMIUM") {
         return Some(PathBuf::from(p));
     }
-    let path = std::env::var_os("PATH")?;
-    [
+    root::find_command(&[
         "chromium",
         "chromium-browser",
         "google-chrome",
         "google-chrome-stable",
-    ]
-    .iter()
-    .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
-    .find(|p| p.is_file())
+    ])
 }
 
 fn artifacts() -> PathBuf {
@@ -108,14 +104,10 @@ fn selftest_json(dom: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     let Some(bin) = chromium() else {
-        eprintln!(
-            "skipping the browser test: no chromium on PATH (apt-get install chromium, \
-             or set ECHOMESH_CHROMIUM)"
-        );
-        return;
+        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
     };
     let (s, _agents) = cluster_with_broken_node().await;
-    let base = format!("http://{}", s.http);
+    let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium");
     let dom = {
         let (bin, profile, url) = (
@@ -187,7 +179,7 @@ async fn heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
         "a real PNG"
     );
     eprintln!("screenshot saved to {}", shot.display());
-    s.stop().await;
+    s.shutdown().await;
 }
 
 fn tempdir(prefix: &str) -> PathBuf {
@@ -203,17 +195,14 @@ fn tempdir(prefix: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshots_of_a_forty_node_cluster() {
     let Some(bin) = chromium() else {
-        eprintln!("skipping the browser test: no chromium on PATH");
-        return;
+        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
     };
-    let s = http_support::stable_server().await;
+    let s = stable_server().await;
     let n = 40;
     let names: Vec<String> = (1..=n).map(|i| format!("node-{i:02}")).collect();
     let mut agents = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        agents.push(
-            common::SimAgent::connect(s.channel().await, name, &format!("10.0.0.{}", i + 1)).await,
-        );
+        agents.push(SimAgent::connect(s.channel().await, name, &format!("10.0.0.{}", i + 1)).await);
     }
     for a in &mut agents {
         a.wait_assignment(n - 1).await;
@@ -250,7 +239,7 @@ async fn screenshots_of_a_forty_node_cluster() {
             a.wait_ack(round).await;
         }
     }
-    let base = format!("http://{}", s.http);
+    let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium-40");
     let dir = artifacts();
     let shots = [
@@ -302,7 +291,7 @@ async fn screenshots_of_a_forty_node_cluster() {
     assert_eq!(t["cells"], 1600, "{t}");
     assert_eq!(t["down"], 78, "{t}");
     assert_eq!(t["down_alarm_coloured"], 78, "{t}");
-    s.stop().await;
+    s.shutdown().await;
 }
 
 /// A TCP proxy between the browser and the aggregator that, once the page's first poll went
@@ -383,11 +372,10 @@ mod cut {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_says_stale_while_cut_off_and_recovers() {
     let Some(bin) = chromium() else {
-        eprintln!("skipping the browser test: no chromium on PATH");
-        return;
+        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
     };
     let (s, _agents) = cluster_with_broken_node().await;
-    let proxy = cut::start(s.http, 8).await;
+    let proxy = cut::start(s.http_addr, 8).await;
     let profile = tempdir("echomesh-chromium-cut");
     let url = format!("http://{proxy}/?selftest=reconnect");
     let dom = tokio::task::spawn_blocking(move || {
@@ -423,5 +411,5 @@ async fn the_page_says_stale_while_cut_off_and_recovers() {
         last["stale_banner"], false,
         "banner gone after reconnecting: {t}"
     );
-    s.stop().await;
+    s.shutdown().await;
 }

@@ -1,34 +1,25 @@
 //! Kubernetes discovery end to end: a real aggregator whose kube client talks to a mocked API
-//! server (`discovery/mock_api.rs`), simulated agents over real gRPC, and assertions on the
+//! server (`echomesh_testkit::k8s::mock_api`), simulated agents over real gRPC, and assertions on the
 //! assignments those agents receive.
 //!
-//! Every wait is "until this assignment arrives" with the generous [`common::SOON`] bound, never a
+//! Every wait is "until this assignment arrives" with the generous [`SOON`] bound, never a
 //! fixed sleep, so the tests do not flake on a loaded machine.
 
-mod common;
-#[path = "discovery/mock_api.rs"]
-mod mock_api;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{SOON, SimAgent, eventually, hello};
-use echomesh_aggregator::discovery::fixtures::{self, NodeExt as _};
 use echomesh_aggregator::graph::AgentKey;
-use echomesh_aggregator::{Aggregator, Config, Graph};
+use echomesh_aggregator::{Config, Graph};
 use echomesh_proto::v1::{self, Network, aggregator_message};
-use mock_api::{Fault, MockApi, Res};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::oneshot;
+use echomesh_testkit::http::{Reply, get};
+use echomesh_testkit::k8s::fixtures::{self, NodeExt as _};
+use echomesh_testkit::k8s::mock_api::{Fault, MockApi, Res};
+use echomesh_testkit::sim::hello_message;
+use echomesh_testkit::{SOON, SimAgent, TestAggregator, soon};
 
+/// A real aggregator whose discovery talks to the mocked API server `api`.
 struct Harness {
     api: MockApi,
-    grpc: SocketAddr,
-    http: SocketAddr,
-    graph: Arc<Graph>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    agg: TestAggregator,
 }
 
 impl Harness {
@@ -41,31 +32,8 @@ impl Harness {
         client: kube::Client,
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
-        let mut cfg = Config::local();
-        cfg.assign_debounce = Duration::from_millis(20);
-        cfg.discovery_debounce = Duration::from_millis(20);
-        tweak(&mut cfg);
-        let agg = Aggregator::bind(cfg)
-            .await
-            .expect("bind")
-            .with_kube_client(client);
-        let (grpc, http, graph) = (agg.grpc_addr(), agg.http_addr(), agg.graph());
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            agg.serve(async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("serve");
-        });
-        Self {
-            api,
-            grpc,
-            http,
-            graph,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        let agg = TestAggregator::start_with_kube(client, tweak).await;
+        Self { api, agg }
     }
 
     /// The mocked cluster from [`fixtures::three_nodes`].
@@ -75,42 +43,18 @@ impl Harness {
         Self::start(api, client).await
     }
 
-    async fn channel(&self) -> tonic::transport::Channel {
-        tonic::transport::Channel::from_shared(format!("http://{}", self.grpc))
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect")
-    }
-
     async fn agent(&self, node: &str, network: Network, addr: &str) -> SimAgent {
-        SimAgent::open(self.channel().await, hello(node, network, addr))
+        SimAgent::open(self.agg.channel().await, hello_message(node, network, addr))
             .await
             .expect("session")
     }
 
-    async fn readyz(&self) -> String {
-        let mut sock = tokio::net::TcpStream::connect(self.http)
-            .await
-            .expect("connect");
-        sock.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("write");
-        let mut out = String::new();
-        sock.read_to_string(&mut out).await.expect("read");
-        out
+    async fn readyz(&self) -> Reply {
+        get(self.agg.http_addr, "/readyz").await
     }
 
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            tokio::time::timeout(SOON, t)
-                .await
-                .expect("server stops")
-                .expect("server task");
-        }
+    async fn stop(self) {
+        self.agg.shutdown().await;
     }
 }
 
@@ -136,8 +80,7 @@ async fn wait_targets(agent: &mut SimAgent, want: &[&str]) -> v1::Assignment {
     let deadline = tokio::time::Instant::now() + SOON;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let msg = tokio::time::timeout(left, agent.rx.message()).await;
-        let Ok(msg) = msg else {
+        let Some(msg) = agent.next_within(left).await else {
             panic!("no assignment with targets {want:?} in time; last was {last:?}");
         };
         match msg.expect("stream ok").expect("stream open").msg {
@@ -180,8 +123,8 @@ async fn initial_list_assigns_every_agent_the_other_nodes_pod_and_host_addresses
         ],
     )
     .await;
-    eventually("readyz is 200 once both kinds listed", || async {
-        h.readyz().await.starts_with("HTTP/1.1 200")
+    soon("readyz is 200 once both kinds listed", || async {
+        h.readyz().await.status == 200
     })
     .await;
     // Only reads, of exactly the two resources; pods by label in the agents' namespace.
@@ -286,7 +229,10 @@ async fn agent_pod_gone_drops_its_target_and_its_edges_are_pruned_after_the_ttl(
         network: Network::Pod,
     };
     assert_eq!(
-        h.graph.agent(&c_key).map(|e| Graph::assigned_ids(&e).len()),
+        h.agg
+            .graph
+            .agent(&c_key)
+            .map(|e| Graph::assigned_ids(&e).len()),
         Some(4)
     );
     // The pod is deleted: it leaves every pinglist, and its process (and session) ends.
@@ -302,8 +248,8 @@ async fn agent_pod_gone_drops_its_target_and_its_edges_are_pruned_after_the_ttl(
     )
     .await;
     // Its own edges go UNKNOWN (never reported) and the agent is pruned after the TTL.
-    eventually("c's agent and edges are pruned", || async {
-        h.graph.agent(&c_key).is_none()
+    soon("c's agent and edges are pruned", || async {
+        h.agg.graph.agent(&c_key).is_none()
     })
     .await;
     h.stop().await;
@@ -324,7 +270,7 @@ async fn node_not_ready_or_draining_marks_its_targets_expected_down() {
     ];
     wait_targets(&mut a, &want_b_down).await;
     // The query API carries the flag, so readers (and `echomesh check`) do not alarm on it.
-    let mut g = v1::graph_service_client::GraphServiceClient::new(h.channel().await);
+    let mut g = v1::graph_service_client::GraphServiceClient::new(h.agg.channel().await);
     let edges = g
         .list_edges(v1::ListEdgesRequest {
             source_node: "a".into(),
@@ -406,7 +352,7 @@ async fn watch_expired_then_relist_sees_missed_changes() {
     let h = Harness::three_nodes().await;
     let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
     wait_targets(&mut a, &A_SEES).await;
-    eventually("node watch open", || async {
+    soon("node watch open", || async {
         h.api.open_watches(Res::Nodes) > 0
     })
     .await;
@@ -429,12 +375,13 @@ async fn forbidden_list_is_retried_readyz_names_the_permission_and_agents_keep_w
     let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
     let _b = h.agent("b", Network::Pod, "10.244.1.10").await;
     wait_targets(&mut a, &["b/pod/10.244.1.10"]).await;
-    eventually("the list is retried", || async {
+    soon("the list is retried", || async {
         h.api.lists(Res::Nodes) >= 2
     })
     .await;
-    let body = h.readyz().await;
-    assert!(body.starts_with("HTTP/1.1 503"), "{body}");
+    let r = h.readyz().await;
+    let body = &r.body;
+    assert_eq!(r.status, 503, "{body}");
     assert!(
         body.contains(
             "kubernetes: forbidden: the aggregator's service account may not list nodes (cluster scope) \
@@ -446,8 +393,8 @@ async fn forbidden_list_is_retried_readyz_names_the_permission_and_agents_keep_w
     // RBAC fixed: the next retry lists, pinglists come from the model, readiness returns.
     h.api.set_fault(Res::Nodes, None);
     wait_targets(&mut a, &A_SEES).await;
-    eventually("readyz is 200 again", || async {
-        h.readyz().await.starts_with("HTTP/1.1 200")
+    soon("readyz is 200 again", || async {
+        h.readyz().await.status == 200
     })
     .await;
     h.stop().await;
@@ -464,9 +411,9 @@ async fn api_server_unreachable_at_start_keeps_serving_and_readyz_says_why() {
     let mut b = h.agent("b", Network::Host, "192.168.0.2").await;
     wait_targets(&mut a, &["b/host/192.168.0.2"]).await;
     wait_targets(&mut b, &["a/pod/10.244.0.10"]).await;
-    eventually("readyz says the API server is unreachable", || async {
-        let body = h.readyz().await;
-        body.starts_with("HTTP/1.1 503") && body.contains("API server unreachable (list nodes")
+    soon("readyz says the API server is unreachable", || async {
+        let r = h.readyz().await;
+        r.status == 503 && r.body.contains("API server unreachable (list nodes")
     })
     .await;
     // Reports still merge into the graph meanwhile.
@@ -484,13 +431,13 @@ async fn watch_failing_after_sync_keeps_the_last_model() {
     let h = Harness::three_nodes().await;
     let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
     wait_targets(&mut a, &A_SEES).await;
-    eventually("pod watch open", || async {
+    soon("pod watch open", || async {
         h.api.open_watches(Res::Pods) > 0
     })
     .await;
     h.api.set_fault(Res::Pods, Some(Fault::Status(500)));
-    eventually("readyz reports the failure", || async {
-        let body = h.readyz().await;
+    soon("readyz reports the failure", || async {
+        let body = h.readyz().await.body;
         body.contains("HTTP 500") && body.contains("serving the last known cluster model")
     })
     .await;

@@ -1,15 +1,13 @@
 //! GraphService, reflection, health and the HTTP probes over real sockets.
 
-mod common;
-
-use common::{Server, SimAgent};
 use echomesh_proto::v1::{self, event::Kind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use echomesh_testkit::http::get;
+use echomesh_testkit::{SOON, SimAgent, TestAggregator};
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 
-async fn filled() -> (Server, Vec<SimAgent>) {
-    let s = Server::start().await;
+async fn filled() -> (TestAggregator, Vec<SimAgent>) {
+    let s = TestAggregator::start(|_| {}).await;
     let mut agents = Vec::new();
     for (i, n) in ["a", "b", "c"].iter().enumerate() {
         agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
@@ -82,7 +80,7 @@ async fn bad_filters_and_page_tokens_are_invalid_argument() {
         .await
         .expect_err("missing");
     assert_eq!(e.code(), Code::NotFound);
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
@@ -134,7 +132,7 @@ async fn list_edges_filters_sorts_and_pages() {
         .expect("filter")
         .into_inner();
     assert_eq!(to_a.edges.len(), 2);
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
@@ -149,7 +147,7 @@ async fn watch_events_starts_with_a_snapshot_then_streams_changes() {
         .into_inner();
     let mut snap = 0;
     loop {
-        let ev = tokio::time::timeout(common::SOON, w.next())
+        let ev = tokio::time::timeout(SOON, w.next())
             .await
             .expect("in time")
             .expect("open")
@@ -166,7 +164,7 @@ async fn watch_events_starts_with_a_snapshot_then_streams_changes() {
         agents[0].send_report(r).await;
         agents[0].wait_ack(seq).await;
     }
-    let ev = tokio::time::timeout(common::SOON, w.next())
+    let ev = tokio::time::timeout(SOON, w.next())
         .await
         .expect("in time")
         .expect("open")
@@ -174,7 +172,7 @@ async fn watch_events_starts_with_a_snapshot_then_streams_changes() {
     assert_eq!(ev.kind, Kind::EdgeState as i32);
     assert_eq!(ev.source_node, "a");
     assert_eq!(ev.to, v1::EdgeState::Down as i32);
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
@@ -184,7 +182,7 @@ async fn reflection_lists_the_services_and_health_answers() {
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
-    let s = Server::start().await;
+    let s = TestAggregator::start(|_| {}).await;
     let mut r = ServerReflectionClient::new(s.channel().await);
     let req = ServerReflectionRequest {
         host: String::new(),
@@ -239,34 +237,14 @@ async fn reflection_lists_the_services_and_health_answers() {
         .expect("health")
         .into_inner();
     assert_eq!(st.status, 1, "SERVING");
-    s.stop().await;
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    sock.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .expect("write");
-    let mut out = String::new();
-    sock.read_to_string(&mut out).await.expect("read");
-    out
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn healthz_and_readyz() {
-    let s = Server::start().await;
-    assert!(
-        http_get(s.http, "/healthz")
-            .await
-            .starts_with("HTTP/1.1 200")
-    );
-    assert!(
-        http_get(s.http, "/readyz")
-            .await
-            .starts_with("HTTP/1.1 200")
-    );
-    assert!(http_get(s.http, "/nope").await.starts_with("HTTP/1.1 404"));
-    s.stop().await;
+    let s = TestAggregator::start(|_| {}).await;
+    assert_eq!(get(s.http_addr, "/healthz").await.status, 200);
+    assert_eq!(get(s.http_addr, "/readyz").await.status, 200);
+    assert_eq!(get(s.http_addr, "/nope").await.status, 404);
+    s.shutdown().await;
 }

@@ -1,15 +1,14 @@
 //! AgentService over real gRPC: the graph fills, and every bad input of the protocol.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Server, SimAgent, eventually, hello};
 use echomesh_proto::v1::{self, AgentMessage, EdgeState, agent_message, event::Kind};
+use echomesh_testkit::sim::hello_message;
+use echomesh_testkit::{SOON, SimAgent, TestAggregator, soon};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
-async fn three_agents(s: &Server) -> Vec<SimAgent> {
+async fn three_agents(s: &TestAggregator) -> Vec<SimAgent> {
     let mut agents = Vec::new();
     for (i, n) in ["a", "b", "c"].iter().enumerate() {
         agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
@@ -22,7 +21,7 @@ async fn three_agents(s: &Server) -> Vec<SimAgent> {
 
 #[tokio::test]
 async fn graph_fills_from_reports() {
-    let s = Server::start().await;
+    let s = TestAggregator::start(|_| {}).await;
     let mut agents = three_agents(&s).await;
     for a in &mut agents {
         let r = a.make_report(100, 0, 250);
@@ -94,12 +93,12 @@ async fn graph_fills_from_reports() {
         .into_inner();
     assert_eq!(nodes.nodes.len(), 3);
     assert!(nodes.nodes.iter().all(|n| n.connected && n.edges_out == 2));
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn report_before_hello_is_failed_precondition() {
-    let s = Server::start().await;
+    let s = TestAggregator::start(|_| {}).await;
     let first = AgentMessage {
         msg: Some(agent_message::Msg::Report(v1::Report {
             seq: 1,
@@ -115,15 +114,18 @@ async fn report_before_hello_is_failed_precondition() {
         st.message(),
         "the first message of a session must be Hello, got Report"
     );
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn bad_hello_is_invalid_argument() {
-    let s = Server::start().await;
-    let mut a = SimAgent::open(s.channel().await, hello("n", v1::Network::Pod, "not-an-ip"))
-        .await
-        .expect("open");
+    let s = TestAggregator::start(|_| {}).await;
+    let mut a = SimAgent::open(
+        s.channel().await,
+        hello_message("n", v1::Network::Pod, "not-an-ip"),
+    )
+    .await
+    .expect("open");
     let st = a.wait_error().await;
     assert_eq!(st.code(), Code::InvalidArgument);
     assert!(
@@ -131,12 +133,12 @@ async fn bad_hello_is_invalid_argument() {
         "{}",
         st.message()
     );
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn unknown_target_ids_are_counted_and_ignored() {
-    let s = Server::start().await;
+    let s = TestAggregator::start(|_| {}).await;
     let mut agents = three_agents(&s).await;
     let mut r = agents[0].make_report(10, 0, 100);
     r.targets.push(v1::TargetStats {
@@ -156,12 +158,12 @@ async fn unknown_target_ids_are_counted_and_ignored() {
         .into_inner();
     assert_eq!(sum.unknown_targets, 1);
     assert_eq!(sum.edges_up, 2);
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn oversized_message_is_resource_exhausted_and_other_streams_continue() {
-    let s = Server::start_with(|c| c.max_message_bytes = 64 * 1024).await;
+    let s = TestAggregator::start(|c| c.max_message_bytes = 64 * 1024).await;
     let mut agents = three_agents(&s).await;
     let mut big = agents[0].make_report(10, 0, 100);
     let filler = big.targets[0].clone();
@@ -174,12 +176,12 @@ async fn oversized_message_is_resource_exhausted_and_other_streams_continue() {
     let r = agents[1].make_report(10, 0, 100);
     agents[1].send_report(r).await;
     agents[1].wait_ack(1).await;
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn duplicate_reports_are_acked_and_merged_once() {
-    let s = Server::start().await;
+    let s = TestAggregator::start(|_| {}).await;
     let mut agents = three_agents(&s).await;
     let r = agents[0].make_report(10, 0, 100);
     agents[0].send_report(r.clone()).await;
@@ -207,12 +209,12 @@ async fn duplicate_reports_are_acked_and_merged_once() {
         .expect("edge")
         .into_inner();
     assert_eq!(e.sent_total, 10);
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn newer_session_for_same_node_wins_and_an_event_says_so() {
-    let s = Server::start().await;
+    let s = TestAggregator::start(|_| {}).await;
     let mut watch = s
         .graph_client()
         .await
@@ -221,7 +223,7 @@ async fn newer_session_for_same_node_wins_and_an_event_says_so() {
         .expect("watch")
         .into_inner();
     let mut old = SimAgent::connect(s.channel().await, "a", "127.0.0.1").await;
-    let _first = tokio::time::timeout(common::SOON, watch.message())
+    let _first = tokio::time::timeout(SOON, watch.message())
         .await
         .expect("event in time");
     let _new = SimAgent::connect(s.channel().await, "a", "127.0.0.1").await;
@@ -229,7 +231,7 @@ async fn newer_session_for_same_node_wins_and_an_event_says_so() {
     assert_eq!(st.code(), Code::Aborted);
     assert!(st.message().contains("newer session"), "{}", st.message());
     loop {
-        let ev = tokio::time::timeout(common::SOON, watch.message())
+        let ev = tokio::time::timeout(SOON, watch.message())
             .await
             .expect("event in time")
             .expect("stream ok")
@@ -239,12 +241,12 @@ async fn newer_session_for_same_node_wins_and_an_event_says_so() {
             break;
         }
     }
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn stopped_agent_edges_go_unknown() {
-    let s = Server::start_with(|c| c.report_interval = Duration::from_millis(200)).await;
+    let s = TestAggregator::start(|c| c.report_interval = Duration::from_millis(200)).await;
     let mut agents = three_agents(&s).await;
     let r = agents[0].make_report(10, 0, 100);
     // Before the report is even sent: UNKNOWN cannot come sooner than 3 intervals after this.
@@ -268,27 +270,27 @@ async fn stopped_agent_edges_go_unknown() {
     };
     assert_eq!(state(&mut g).await, EdgeState::Up as i32);
     // Agent a stops reporting (its session stays open): UNKNOWN after 3 intervals + a sweep.
-    eventually("edge a->b goes UNKNOWN", || {
+    soon("edge a->b goes UNKNOWN", || {
         let mut g = g.clone();
         async move { state(&mut g).await == EdgeState::Unknown as i32 }
     })
     .await;
     // 3 x 200 ms, less one 10 ms tick of clock rounding.
     assert!(started.elapsed() >= Duration::from_millis(590));
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn garbage_bytes_close_the_connection_and_the_server_keeps_serving() {
-    let s = Server::start().await;
-    let mut sock = tokio::net::TcpStream::connect(s.grpc)
+    let s = TestAggregator::start(|_| {}).await;
+    let mut sock = tokio::net::TcpStream::connect(s.grpc_addr)
         .await
         .expect("connect");
     sock.write_all(&[0xde, 0xad, 0xbe, 0xef].repeat(1000))
         .await
         .expect("write");
     let mut buf = vec![0u8; 4096];
-    let closed = tokio::time::timeout(common::SOON, async {
+    let closed = tokio::time::timeout(SOON, async {
         loop {
             match sock.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
@@ -305,7 +307,7 @@ async fn garbage_bytes_close_the_connection_and_the_server_keeps_serving() {
         .await
         .expect("still serving");
     assert_eq!(sum.into_inner().agents_connected, 0);
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
@@ -314,17 +316,17 @@ async fn agents_can_use_the_unix_socket() {
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("agg.sock");
     let p2 = path.clone();
-    let s = Server::start_with(move |c| c.agent_socket = Some(p2)).await;
+    let s = TestAggregator::start(move |c| c.agent_socket = Some(p2)).await;
     let ch = echomesh_proto_unix_channel(&path).await;
     let mut a = SimAgent::connect(ch, "u", "127.0.0.9").await;
     let _b = SimAgent::connect(s.channel().await, "v", "127.0.0.10").await;
     a.wait_assignment(1).await;
-    eventually("both agents connected", || {
+    soon("both agents connected", || {
         let g = s.graph.clone();
         async move { g.agents().len() == 2 }
     })
     .await;
-    s.stop().await;
+    s.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,14 +1,12 @@
 //! The JSON API and the page over a real HTTP port, fed by simulated agents over real gRPC.
 
-mod common;
-mod http_support;
-
-use http_support::{cluster_with_broken_node, get};
+use echomesh_testkit::aggregator::scenarios::cluster_with_broken_node;
+use echomesh_testkit::http::get;
 
 #[tokio::test]
 async fn matrix_summary_nodes_and_edges_mirror_the_graph() {
     let (s, _agents) = cluster_with_broken_node().await;
-    let m = get(s.http, "/api/v1/matrix?metric=loss&network=pod").await;
+    let m = get(s.http_addr, "/api/v1/matrix?metric=loss&network=pod").await;
     assert_eq!(m.status, 200, "{}", m.body);
     assert_eq!(m.header("content-type"), Some("application/json"));
     let m = m.json();
@@ -36,18 +34,18 @@ async fn matrix_summary_nodes_and_edges_mirror_the_graph() {
     assert_eq!(values[3].as_f64(), Some(100.0), "a -> d loses everything");
     assert_eq!(values[1].as_f64(), Some(0.0));
 
-    let p99 = get(s.http, "/api/v1/matrix?metric=p99&network=pod")
+    let p99 = get(s.http_addr, "/api/v1/matrix?metric=p99&network=pod")
         .await
         .json();
     let v = p99["values"][1].as_f64().expect("a -> b has a p99");
     assert!((100.0..=300.0).contains(&v), "p99 of 150us replies: {v}");
 
-    let sum = get(s.http, "/api/v1/summary").await.json();
+    let sum = get(s.http_addr, "/api/v1/summary").await.json();
     assert_eq!(sum["agents_connected"], 4);
     assert_eq!(sum["edges"], 12);
     assert_eq!(sum["edges_down"], 6);
 
-    let nodes = get(s.http, "/api/v1/nodes").await.json();
+    let nodes = get(s.http_addr, "/api/v1/nodes").await.json();
     let d = nodes["nodes"]
         .as_array()
         .expect("nodes")
@@ -58,20 +56,20 @@ async fn matrix_summary_nodes_and_edges_mirror_the_graph() {
     assert_eq!(d["edges_down"], 3);
     assert_eq!(d["network"], "pod");
 
-    let down = get(s.http, "/api/v1/edges?state=down&sort=loss&limit=4")
+    let down = get(s.http_addr, "/api/v1/edges?state=down&sort=loss&limit=4")
         .await
         .json();
     assert_eq!(down["total_matched"], 6);
     assert_eq!(down["edges"].as_array().map(Vec::len), Some(4));
     assert_eq!(down["next_page_token"], "off:4");
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn edge_details_carry_percentiles_and_history() {
     let (s, _agents) = cluster_with_broken_node().await;
     let e = get(
-        s.http,
+        s.http_addr,
         "/api/v1/edge?source=a&target=b&source_network=pod&target_network=pod",
     )
     .await;
@@ -88,15 +86,20 @@ async fn edge_details_carry_percentiles_and_history() {
     assert_eq!(h[0]["minutes_ago"], 0);
     assert_eq!(h[0]["sent"], 300);
     assert_eq!(h[0]["lost"], 0);
-    let d = get(s.http, "/api/v1/edge?source=a&target=d").await.json();
+    let d = get(s.http_addr, "/api/v1/edge?source=a&target=d")
+        .await
+        .json();
     assert_eq!(d["state"], "down");
     assert_eq!(d["loss_1m_pct"], 100.0);
     assert_eq!(d["history"][0]["loss_pct"], 100.0);
-    let pct = get(s.http, "/api/v1/percentiles?scope=node&node=a&q=0.5,0.999")
-        .await
-        .json();
+    let pct = get(
+        s.http_addr,
+        "/api/v1/percentiles?scope=node&node=a&q=0.5,0.999",
+    )
+    .await
+    .json();
     assert_eq!(pct["quantiles"], serde_json::json!([0.5, 0.999]));
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
@@ -157,17 +160,17 @@ async fn bad_queries_are_400_with_a_message_and_missing_things_404() {
         ("/api/v1/nope", 404, "no API endpoint /api/v1/nope"),
     ];
     for (path, status, msg) in cases {
-        let r = get(s.http, path).await;
+        let r = get(s.http_addr, path).await;
         assert_eq!(r.status, status, "{path}: {}", r.body);
         assert_eq!(r.json()["error"], msg, "{path}");
     }
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_page_and_its_files_are_served() {
     let (s, _agents) = cluster_with_broken_node().await;
-    let page = get(s.http, "/").await;
+    let page = get(s.http_addr, "/").await;
     assert_eq!(page.status, 200);
     assert!(
         page.header("content-type")
@@ -178,7 +181,7 @@ async fn the_page_and_its_files_are_served() {
         ("/ui/app.js", "text/javascript"),
         ("/ui/style.css", "text/css"),
     ] {
-        let r = get(s.http, path).await;
+        let r = get(s.http_addr, path).await;
         assert_eq!(r.status, 200, "{path}");
         assert!(
             r.header("content-type")
@@ -187,5 +190,5 @@ async fn the_page_and_its_files_are_served() {
         );
         assert!(r.body.len() > 500, "{path}");
     }
-    s.stop().await;
+    s.shutdown().await;
 }

@@ -3,65 +3,40 @@
 use std::time::Duration;
 
 use clap::Parser as _;
-use echomesh_aggregator::sim::{SimAgent, hello};
-use echomesh_aggregator::{Aggregator, Config};
 use echomesh_cli::Cli;
 use echomesh_proto::Histogram;
-use tokio::sync::oneshot;
-
-const SOON: Duration = Duration::from_secs(10);
+use echomesh_testkit::{SOON, SimAgent, TestAggregator, soon};
 
 struct Fixture {
     url: String,
     _agents: Vec<SimAgent>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    agg: TestAggregator,
 }
 
 /// Three agents a, b, c; c loses `c_loss` of 100 probes to everyone.
 async fn fixture(c_loss: u64) -> Fixture {
-    let mut cfg = Config::local();
-    cfg.assign_debounce = Duration::from_millis(20);
-    let agg = Aggregator::bind(cfg).await.expect("bind");
-    let url = format!("http://{}", agg.grpc_addr());
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        agg.serve(async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("serve");
-    });
+    let agg = TestAggregator::start(|_| {}).await;
+    let url = agg.url();
     let mut agents = Vec::new();
     for (i, n) in ["a", "b", "c"].iter().enumerate() {
-        let ch = tonic::transport::Channel::from_shared(url.clone())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect");
-        agents.push(
-            SimAgent::connect(ch, hello(n, &format!("127.0.0.{}", i + 1)))
-                .await
-                .expect("session"),
-        );
+        agents.push(SimAgent::connect(agg.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
     }
     let mut h = Histogram::new();
     for _ in 0..100 {
         h.record(Duration::from_micros(400));
     }
     for (i, a) in agents.iter_mut().enumerate() {
-        a.wait_assignment(2, SOON).await.expect("assignment");
+        a.wait_assignment(2).await;
         let lost = if i == 2 { c_loss } else { 0 };
         let r = a.report(100, lost, &h);
         let seq = r.seq;
-        a.send(r).await.expect("send");
-        a.wait_ack(seq, SOON).await.expect("ack");
+        a.send_report(r).await;
+        a.wait_ack(seq).await;
     }
     Fixture {
         url,
         _agents: agents,
-        stop,
-        task,
+        agg,
     }
 }
 
@@ -81,11 +56,7 @@ impl Fixture {
 
     async fn stop(self) {
         drop(self._agents);
-        let _ = self.stop.send(());
-        tokio::time::timeout(SOON, self.task)
-            .await
-            .expect("stops")
-            .expect("task");
+        self.agg.shutdown().await;
     }
 }
 
@@ -278,15 +249,10 @@ async fn watch_streams_the_snapshot_and_exits_two_when_the_aggregator_goes_away(
         let code = echomesh_cli::run(&cli, &mut w, &mut err).await;
         (code, String::from_utf8(err).expect("utf8"))
     });
-    let deadline = tokio::time::Instant::now() + SOON;
-    while !out.text().contains("snapshot_done") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no snapshot: {}",
-            out.text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    soon("the watch prints the whole snapshot", || async {
+        out.text().contains("snapshot_done")
+    })
+    .await;
     let lines: Vec<serde_json::Value> = out
         .text()
         .lines()

@@ -77,13 +77,10 @@ impl Drop for Demo {
 
 #[test]
 fn not_root_is_refused_in_one_sentence() {
-    let is_root = rustix::process::geteuid().is_root();
+    let is_root = echomesh_testkit::root::is_root();
     let mut cmd = if is_root {
-        if !Path::new("/usr/bin/setpriv").exists() {
-            eprintln!("SKIP not_root_is_refused_in_one_sentence: setpriv is not installed");
-            return;
-        }
-        let mut c = Command::new("/usr/bin/setpriv");
+        let setpriv = echomesh_testkit::require_command!("/usr/bin/setpriv");
+        let mut c = Command::new(setpriv);
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(lab_exe());
         c

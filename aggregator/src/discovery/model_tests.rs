@@ -3,7 +3,7 @@ use std::net::IpAddr;
 use k8s_openapi::List;
 
 use super::*;
-use crate::discovery::fixtures::{self, NodeExt as _};
+use echomesh_testkit::k8s::fixtures::{self, NodeExt as _};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("test ip")

@@ -1,7 +1,7 @@
 use echomesh_proto::v1::Network;
 
 use super::*;
-use crate::discovery::fixtures;
+use echomesh_testkit::k8s::fixtures;
 
 fn status(code: u16, reason: &str, message: &str) -> Box<kube::core::Status> {
     Box::new(kube::core::Status {
@@ -86,16 +86,13 @@ fn pinglist_is_the_full_mesh_until_the_first_model() {
     assert_eq!(after.len(), 4);
 }
 
-#[path = "../../tests/discovery/mock_api.rs"]
-mod mock_api;
-
 use std::io::Write;
 
-use crate::discovery::fixtures::NodeExt as _;
 use crate::events::EventHub;
 use crate::graph::GraphConfig;
 use crate::ingest::IngestConfig;
-use mock_api::{Fault, MockApi, Res};
+use echomesh_testkit::k8s::fixtures::NodeExt as _;
+use echomesh_testkit::k8s::mock_api::{Fault, MockApi, Res};
 
 struct Running {
     api: MockApi,

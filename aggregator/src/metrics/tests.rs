@@ -98,7 +98,7 @@ fn series_grow_linearly_in_nodes_never_quadratically() {
     let mut figures = Vec::new();
     for n in [10usize, 100, 1000] {
         let text = scrape(&mesh(n, 1), cfg);
-        let series = series_count(&text);
+        let series = echomesh_testkit::metrics::series_count(&text);
         eprintln!(
             "nodes {n:>5}  edges {:>7}  series {series:>6}  per node {:.1}  collect {}s",
             n * (n - 1),

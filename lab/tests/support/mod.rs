@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use echomesh_lab::lab::{Lab, LabConfig};
 use echomesh_lab::naming::Prefix;
+use echomesh_testkit::root;
 use serde::Deserialize;
 
-/// True if these tests can create namespaces; otherwise prints why the test is skipped.
+/// True if these tests can create namespaces; otherwise says why the test is skipped (and
+/// fails it in CI, where a skip would hide a broken runner).
 pub fn can_run(test: &str) -> bool {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("SKIP {test}: needs root to create network namespaces (CI runs it as root)");
+    if !root::is_root() {
+        root::skip(test, "needs root (to create network namespaces)");
         return false;
     }
     if Command::new("ip")
@@ -24,7 +26,7 @@ pub fn can_run(test: &str) -> bool {
         .map(|o| !o.status.success())
         .unwrap_or(true)
     {
-        eprintln!("SKIP {test}: `ip netns` is not available on this machine");
+        root::skip(test, "`ip netns` is not available on this machine");
         return false;
     }
     true

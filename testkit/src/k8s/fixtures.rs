@@ -1,5 +1,5 @@
 //! Builders for the Node and Pod objects discovery reads, shaped like what a kubelet and the
-//! DaemonSet controller write (tests, the mocked API server, demos).
+//! DaemonSet controller write (unit and integration tests, the mocked API server).
 //!
 //! Builders rather than literal JSON everywhere so a test says only what it is about
 //! (`node("b").not_ready()`); the recorded-style JSON under `aggregator/tests/fixtures/` checks

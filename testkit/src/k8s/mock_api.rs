@@ -7,7 +7,6 @@
 //! the two resources, the agent label selector on pods. Faults are switched per resource: a
 //! status code for the next lists/watches (403, 500), "unreachable" (transport errors), and
 //! `expire_watches` (a `410 Gone` ERROR event on the open watch, which forces a re-list).
-#![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -26,14 +25,14 @@ use tower_test::mock;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-/// The agent label the aggregator must select pods by (kept here, not imported, so the lib's own
-/// unit tests can include this file too).
-const AGENT_LABEL: (&str, &str) = ("app.kubernetes.io/name", "echomesh-agent");
+use super::fixtures::AGENT_LABEL;
 
 /// Which resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Res {
+    /// Nodes (cluster scope).
     Nodes,
+    /// Agent pods (one namespace).
     Pods,
 }
 
@@ -63,7 +62,16 @@ struct State {
 #[derive(Clone)]
 pub struct MockApi {
     state: Arc<Mutex<State>>,
+    /// The namespace agent pods live in.
     pub namespace: String,
+}
+
+impl std::fmt::Debug for MockApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockApi")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MockApi {

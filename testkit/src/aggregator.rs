@@ -1,0 +1,138 @@
+//! A real aggregator inside the test process, on `127.0.0.1:0`.
+//!
+//! Tests check the aggregator the way agents and the CLI see it, over real gRPC and HTTP, so they
+//! run the production server, not a mock. Port 0 lets suites run in parallel; the handle owns the
+//! server so a failing test cannot leave it running (dropping it stops the server).
+
+pub mod scenarios;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use echomesh_aggregator::{Aggregator, Config, Graph};
+use echomesh_proto::v1::graph_service_client::GraphServiceClient;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+use crate::SOON;
+
+/// A running in-process aggregator; dropping it stops the server.
+#[derive(Debug)]
+pub struct TestAggregator {
+    /// The bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// The bound HTTP address (`/metrics`, `/readyz`, the web page).
+    pub http_addr: SocketAddr,
+    /// The server's graph, for assertions on what it stored.
+    pub graph: Arc<Graph>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The local test configuration: loopback listeners, and a short assign debounce so
+/// assignments follow connections within milliseconds.
+#[must_use]
+pub fn test_config() -> Config {
+    let mut cfg = Config::local();
+    cfg.assign_debounce = Duration::from_millis(20);
+    cfg
+}
+
+impl TestAggregator {
+    /// Starts an aggregator with [`test_config`] changed by `tweak`.
+    ///
+    /// # Panics
+    ///
+    /// When a listener cannot be bound.
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut cfg = test_config();
+        tweak(&mut cfg);
+        Self::serve(Aggregator::bind(cfg).await.expect("bind")).await
+    }
+
+    /// Starts an aggregator whose Kubernetes discovery talks to `client` (a mocked API server),
+    /// with a short discovery debounce, then `tweak`.
+    ///
+    /// # Panics
+    ///
+    /// When a listener cannot be bound.
+    pub async fn start_with_kube(client: kube::Client, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut cfg = test_config();
+        cfg.discovery_debounce = Duration::from_millis(20);
+        tweak(&mut cfg);
+        let agg = Aggregator::bind(cfg)
+            .await
+            .expect("bind")
+            .with_kube_client(client);
+        Self::serve(agg).await
+    }
+
+    async fn serve(agg: Aggregator) -> Self {
+        let (grpc_addr, http_addr, graph) = (agg.grpc_addr(), agg.http_addr(), agg.graph());
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            agg.serve(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        Self {
+            grpc_addr,
+            http_addr,
+            graph,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The gRPC URL (`http://127.0.0.1:PORT`).
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// A new gRPC connection.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not accept it.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A `GraphService` client on a new connection (large replies allowed).
+    pub async fn graph_client(&self) -> GraphServiceClient<Channel> {
+        GraphServiceClient::new(self.channel().await).max_decoding_message_size(64 << 20)
+    }
+
+    /// Stops the server and waits for its graceful drain.
+    ///
+    /// # Panics
+    ///
+    /// When it does not stop within [`SOON`] or the server failed.
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(SOON, t)
+                .await
+                .expect("server stops")
+                .expect("server task");
+        }
+    }
+}
+
+impl Drop for TestAggregator {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Ready-made clusters for the tests that look at pictures and tables of the whole graph.
+//!
+//! The web page, its JSON API and the browser test all need the same small cluster with one
+//! broken node; building it once keeps their expectations about that cluster in step.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use echomesh_proto::{Histogram, v1};
+
+use crate::{SimAgent, TestAggregator};
+
+/// An aggregator whose edges do not go stale while a test looks at them (a slow browser start on
+/// a busy machine must not turn the picture grey): agents are told to report every 10 minutes.
+pub async fn stable_server() -> TestAggregator {
+    TestAggregator::start(|c| c.report_interval = Duration::from_secs(600)).await
+}
+
+/// An aggregator with agents on nodes a, b, c and d (pod network), where d is cut off: every
+/// probe to and from d is lost for three report windows, so d's row and column are DOWN.
+pub async fn cluster_with_broken_node() -> (TestAggregator, Vec<SimAgent>) {
+    let s = stable_server().await;
+    let names = ["a", "b", "c", "d"];
+    let mut agents = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
+    }
+    for a in &mut agents {
+        a.wait_assignment(names.len() - 1).await;
+    }
+    let empty = v1::Histogram::from(&Histogram::new());
+    for round in 1..=3u64 {
+        for (i, a) in agents.iter_mut().enumerate() {
+            let to_node: HashMap<u64, String> = a
+                .assignment
+                .as_ref()
+                .expect("assigned")
+                .targets
+                .iter()
+                .map(|t| (t.id, t.node.clone()))
+                .collect();
+            let mut r = a.make_report(100, 0, 150 + 50 * i as u64);
+            for t in &mut r.targets {
+                if names[i] == "d" || to_node.get(&t.target_id).is_some_and(|n| n == "d") {
+                    t.received = 0;
+                    t.lost = 100;
+                    t.rtt = Some(empty.clone());
+                }
+            }
+            a.send_report(r).await;
+            a.wait_ack(round).await;
+        }
+    }
+    (s, agents)
+}

@@ -1,0 +1,27 @@
+//! echomesh test support, in one dev-only crate so no production crate carries any of it.
+//!
+//! Every crate's tests drive the same things: a real aggregator on loopback, agents speaking the
+//! real Session protocol, a fake Kubernetes API, root- and tool-gated tests, and "wait until"
+//! loops. Keeping one copy of each here means a protocol or harness change is made once and every
+//! test sees it. Only `[dev-dependencies]` may name this crate.
+//!
+//! - [`aggregator`]: a real aggregator on `127.0.0.1:0`, stopped when its handle drops.
+//! - [`sim`]: a simulated agent over the real gRPC Session protocol.
+//! - [`k8s`]: Node/Pod builders and a mocked Kubernetes API server for kube's real client.
+//! - [`http`]: a tiny HTTP/1.1 GET client for the aggregator's HTTP port.
+//! - [`mod@eventually`]: polling with a deadline and a panic that names what was awaited.
+//! - [`root`]: `require_root!` / `require_command!`, which skip locally and fail in CI.
+//! - [`metrics`]: reading OpenMetrics text.
+#![forbid(unsafe_code)]
+
+pub mod aggregator;
+pub mod eventually;
+pub mod http;
+pub mod k8s;
+pub mod metrics;
+pub mod root;
+pub mod sim;
+
+pub use aggregator::TestAggregator;
+pub use eventually::{SOON, eventually, soon};
+pub use sim::SimAgent;
