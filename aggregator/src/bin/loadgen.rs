@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
-use echomesh_aggregator::events::EventHub;
+use echomesh_aggregator::graph::EventHub;
 use echomesh_aggregator::graph::{AgentInfo, AgentKey, Graph, GraphConfig, endpoint_id};
 use echomesh_proto::Histogram;
 use echomesh_proto::v1::{

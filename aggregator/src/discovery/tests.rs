@@ -92,7 +92,7 @@ mod mock_api;
 use std::io::Write;
 
 use crate::discovery::fixtures::NodeExt as _;
-use crate::events::EventHub;
+use crate::graph::EventHub;
 use crate::graph::GraphConfig;
 use crate::ingest::IngestConfig;
 use mock_api::{Fault, MockApi, Res};

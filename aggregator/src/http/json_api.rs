@@ -1,14 +1,11 @@
-//! The heatmap page and the JSON HTTP API behind it.
+//! The JSON HTTP API behind the heatmap page.
 //!
 //! Why a JSON API beside gRPC: browsers (and `curl | jq`) cannot speak gRPC without a proxy. Every
 //! endpoint calls the same [`GraphService`] implementation as the gRPC server, so filters, limits,
-//! validation and error messages are the query module's, not a second copy; this module only maps
-//! query strings to requests, replies to JSON, and gRPC status codes to HTTP ones
+//! validation and error messages are the query API's, not a second copy, and it never reads the
+//! graph itself; this module only maps query strings to requests, replies to JSON (edges through
+//! [`echomesh_proto::view`], like the CLI), and gRPC status codes to HTTP ones
 //! (`INVALID_ARGUMENT` → 400, `NOT_FOUND` → 404, `RESOURCE_EXHAUSTED` → 429).
-//!
-//! The page is three static files compiled into the binary (`include_str!`): no npm, no build
-//! step, nothing to mount. It polls `/api/v1/matrix` and draws on a canvas, so 500 nodes (250 000
-//! cells) stay smooth where 250 000 DOM cells would not.
 //!
 //! | path | mirrors |
 //! |---|---|
@@ -20,7 +17,6 @@
 //! | `GET /api/v1/percentiles?scope=cluster\|node\|edge&node=&target=&network=&q=0.5,0.99` | `Percentiles` |
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::RawQuery;
@@ -30,15 +26,11 @@ use axum::routing::get;
 use echomesh_proto::v1::{
     self, EdgeSort, EdgeState, MatrixMetric, Network, Scope, graph_service_server::GraphService,
 };
+use echomesh_proto::view::{edge_detail_json, edge_json, network_name, state_name};
 use serde_json::{Value, json};
 use tonic::{Code, Request, Status};
 
-use crate::graph::{AgentKey, Graph, network_name};
-use crate::query::Query;
-
-const INDEX_HTML: &str = include_str!("../ui/index.html");
-const APP_JS: &str = include_str!("../ui/app.js");
-const STYLE_CSS: &str = include_str!("../ui/style.css");
+use crate::api::Query;
 
 /// Why an API request failed, as the HTTP reply says it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -213,22 +205,6 @@ fn network(p: &Params, k: &str) -> Result<Network, ApiError> {
     choice(k, p.str(k), &NETWORKS, Network::Unspecified)
 }
 
-/// Lower-case name of an edge state.
-#[must_use]
-pub fn state_name(s: i32) -> &'static str {
-    match EdgeState::try_from(s) {
-        Ok(EdgeState::Up) => "up",
-        Ok(EdgeState::Degraded) => "degraded",
-        Ok(EdgeState::Down) => "down",
-        Ok(EdgeState::Unknown) => "unknown",
-        _ => "none",
-    }
-}
-
-fn net_name(n: i32) -> &'static str {
-    network_name(Network::try_from(n).unwrap_or(Network::Unspecified))
-}
-
 /// Rounds to 4 significant digits (keeps matrix replies small; the sketch is within 9% anyway).
 fn round4(v: f64) -> Value {
     if !v.is_finite() {
@@ -241,46 +217,17 @@ fn round4(v: f64) -> Value {
     json!((v * mag).round() / mag)
 }
 
-/// An edge as JSON.
-#[must_use]
-pub fn edge_json(e: &v1::Edge) -> Value {
-    json!({
-        "source_node": e.source_node,
-        "source_network": net_name(e.source_network),
-        "target_node": e.target_node,
-        "target_network": net_name(e.target_network),
-        "target_address": e.target_address,
-        "target_id": e.target_id.to_string(),
-        "state": state_name(e.state),
-        "state_age_ms": e.state_age_ms,
-        "last_seen_age_ms": e.last_seen_age_ms,
-        "loss_1m_pct": e.loss_1m_pct,
-        "loss_10m_pct": e.loss_10m_pct,
-        "p50_us": e.p50_us,
-        "p90_us": e.p90_us,
-        "p99_us": e.p99_us,
-        "p99_10m_us": e.p99_10m_us,
-        "sent_total": e.sent_total,
-        "received_total": e.received_total,
-        "duplicates_total": e.duplicates_total,
-        "reordered_total": e.reordered_total,
-        "late_total": e.late_total,
-        "icmp_errors_total": e.icmp_errors_total,
-    })
-}
-
-/// The API and the page (cheap to clone).
+/// The JSON API (cheap to clone).
 #[derive(Debug, Clone)]
-pub struct Web {
+pub struct JsonApi {
     query: Query,
-    graph: Arc<Graph>,
 }
 
-impl Web {
-    /// Serves `query` (the same service the gRPC server runs) over `graph`.
+impl JsonApi {
+    /// Serves `query` (the same service the gRPC server runs).
     #[must_use]
-    pub fn new(query: Query, graph: Arc<Graph>) -> Self {
-        Self { query, graph }
+    pub fn new(query: Query) -> Self {
+        Self { query }
     }
 
     async fn summary(&self, raw: Option<String>) -> ApiResult {
@@ -318,7 +265,7 @@ impl Web {
             .map(|n| {
                 json!({
                     "name": n.name,
-                    "network": net_name(n.network),
+                    "network": network_name(n.network),
                     "addresses": n.addresses,
                     "connected": n.connected,
                     "last_report_age_ms": n.last_report_age_ms,
@@ -383,42 +330,7 @@ impl Web {
             target_network: network(&p, "target_network")? as i32,
         };
         let e = self.query.get_edge(Request::new(req)).await?.into_inner();
-        let mut v = edge_json(&e);
-        // What GetEdge does not carry: the p99.9 and the per-minute ring, from the same record.
-        let key = AgentKey {
-            node: e.source_node.as_str().into(),
-            network: Network::try_from(e.source_network).unwrap_or(Network::Unspecified),
-        };
-        let now = self.graph.now();
-        let rec = self.graph.agent(&key).and_then(|a| {
-            a.slab
-                .lock()
-                .records
-                .iter()
-                .find(|r| r.target_id == e.target_id)
-                .copied()
-        });
-        if let (Some(rec), Some(obj)) = (rec, v.as_object_mut()) {
-            obj.insert(
-                "p999_us".into(),
-                json!(rec.rtt_quantile_ns(0.999).map_or(0.0, |ns| ns / 1000.0)),
-            );
-            let history: Vec<Value> = rec
-                .history(now)
-                .into_iter()
-                .map(|(ago, sent, lost, p99)| {
-                    json!({
-                        "minutes_ago": ago,
-                        "sent": sent,
-                        "lost": lost,
-                        "loss_pct": 100.0 * lost as f64 / sent.max(1) as f64,
-                        "p99_us": p99.map(|ns| ns / 1000.0),
-                    })
-                })
-                .collect();
-            obj.insert("history".into(), Value::Array(history));
-        }
-        Ok(json_reply(&v))
+        Ok(json_reply(&edge_detail_json(&e)))
     }
 
     async fn matrix(&self, raw: Option<String>) -> ApiResult {
@@ -440,7 +352,7 @@ impl Web {
         Ok(json_reply(&json!({
             "metric": metric_name,
             "unit": if metric_name == "loss" { "pct" } else { "us" },
-            "network": network_name(net),
+            "network": net.name(),
             "nodes": r.nodes,
             "values": r.values.iter().map(|&v| round4(v)).collect::<Vec<_>>(),
             "states": r.states.iter().map(|&s| state_name(s)).collect::<Vec<_>>(),
@@ -479,45 +391,24 @@ impl Web {
         })))
     }
 
-    /// The routes: `/`, `/ui/*`, `/api/v1/*`.
+    /// The routes under `/api/v1/`.
     pub fn router(self) -> Router {
-        let page = |body: &'static str, ctype: &'static str| {
-            get(move || async move {
-                (
-                    [
-                        (header::CONTENT_TYPE, ctype),
-                        (header::CACHE_CONTROL, "no-cache"),
-                    ],
-                    body,
-                )
-            })
-        };
         macro_rules! api {
             ($method:ident) => {{
-                let web = self.clone();
+                let api = self.clone();
                 get(move |RawQuery(q): RawQuery| {
-                    let web = web.clone();
-                    async move { web.$method(q).await }
+                    let api = api.clone();
+                    async move { api.$method(q).await }
                 })
             }};
         }
         Router::new()
-            .route("/", page(INDEX_HTML, "text/html; charset=utf-8"))
-            .route("/ui/app.js", page(APP_JS, "text/javascript; charset=utf-8"))
-            .route("/ui/style.css", page(STYLE_CSS, "text/css; charset=utf-8"))
             .route("/api/v1/summary", api!(summary))
             .route("/api/v1/nodes", api!(nodes))
             .route("/api/v1/edges", api!(edges))
             .route("/api/v1/edge", api!(edge))
             .route("/api/v1/matrix", api!(matrix))
             .route("/api/v1/percentiles", api!(percentiles))
-            .fallback(|uri: axum::http::Uri| async move {
-                if uri.path().starts_with("/api/") {
-                    ApiError::NotFound(format!("no API endpoint {}", uri.path())).into_response()
-                } else {
-                    (StatusCode::NOT_FOUND, "not found\n").into_response()
-                }
-            })
     }
 }
 
