@@ -111,8 +111,6 @@ impl Ingest {
         }
     }
 
-    /// Errors counted so far, by reason (for `/metrics`).
-
     /// Number of open sessions.
     #[must_use]
     pub fn connected(&self) -> usize {
@@ -137,5 +135,4 @@ impl Ingest {
     pub fn membership_changed(&self) {
         self.inner.changed.notify_one();
     }
-
 }

@@ -304,11 +304,8 @@ impl Aggregator {
             });
         }
         tasks.spawn({
-            let metrics = http::Metrics::new(
-                self.graph.clone(),
-                self.ingest.clone(),
-                self.cfg.metrics(),
-            );
+            let metrics =
+                http::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics());
             let api = http::JsonApi::new(api::Query::new(self.graph.clone(), self.ingest.clone()));
             let app = http::router(ready.clone(), metrics, api);
             let s = stopped(stop_rx.clone());

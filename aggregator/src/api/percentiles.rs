@@ -16,6 +16,7 @@ impl Query {
         &self,
         r: &v1::PercentilesRequest,
     ) -> Result<v1::PercentilesResponse, Status> {
+        let scope: Scope = enum_arg(r.scope, "scope")?;
         let network: Network = enum_arg(r.network, "network")?;
         let quantiles = if r.quantiles.is_empty() {
             vec![0.5, 0.9, 0.99]

@@ -26,7 +26,13 @@ fn us(ns: Option<f64>) -> f64 {
 
 /// Renders `rec`, an edge of agent `src`, as of graph time `now`.
 #[must_use]
-pub fn edge(graph: &Graph, src: &AgentKey, rec: &EdgeRecord, now: Tick, detail: Detail) -> v1::Edge {
+pub fn edge(
+    graph: &Graph,
+    src: &AgentKey,
+    rec: &EdgeRecord,
+    now: Tick,
+    detail: Detail,
+) -> v1::Edge {
     let ep = graph.endpoint(rec.target_id);
     let mut e = v1::Edge {
         source_node: src.node.to_string(),

@@ -40,7 +40,6 @@ impl Query {
                 () = forward(graph, sub, tx.clone(), snapshot) => {}
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 }

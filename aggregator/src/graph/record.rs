@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use echomesh_proto::histogram::{BUCKETS, bucket_value_ns};
-use echomesh_proto::{Histogram, HistogramError};
 use echomesh_proto::v1::{self, EdgeState};
+use echomesh_proto::{Histogram, HistogramError};
 
 use super::machine::{EdgeMachine, Thresholds, Transition, Window};
 use super::sketch::{self, LossRing, RttSketch, SKETCH_BUCKETS, Tick};
@@ -162,9 +162,9 @@ impl EdgeRecord {
             self.icmp_errors_total = self.icmp_errors_total.saturating_add(sat32(n));
         }
         // The sketch halves once per minute the ring moves forward: recent samples dominate.
-        let advanced = self
-            .ring
-            .record(&mut self.ring_head, minute, ts.sent, ts.lost, scan.p99_fine);
+        let advanced =
+            self.ring
+                .record(&mut self.ring_head, minute, ts.sent, ts.lost, scan.p99_fine);
         for _ in 0..advanced.min(16) {
             self.sketch.halve();
         }

@@ -470,7 +470,8 @@ impl Graph {
                 return false;
             };
             let rec = &mut slab.records[idx];
-            rec.alert(alert.reachable, now).map(|tr| (rec.target_id, tr))
+            rec.alert(alert.reachable, now)
+                .map(|tr| (rec.target_id, tr))
         };
         if let Some(tr) = tr {
             self.emit_transitions(&agent.key, &[tr]);

@@ -43,9 +43,9 @@ pub use format::{Format, router};
 pub use snapshot::{Direction, EdgeFigure, Snapshot, gather};
 
 use crate::graph::Graph;
-use crate::ingest::Ingest;
 #[cfg(test)]
 use crate::graph::sketch::SKETCH_BUCKETS;
+use crate::ingest::Ingest;
 #[cfg(test)]
 use cumulative::Cumulative;
 

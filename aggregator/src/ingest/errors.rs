@@ -67,7 +67,6 @@ impl Ingest {
     pub(super) fn count_error(&self, r: IngestErrorReason) {
         self.inner.errors[r as usize].fetch_add(1, Ordering::Relaxed);
     }
-
 }
 
 impl Ingest {

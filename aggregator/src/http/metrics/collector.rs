@@ -41,7 +41,6 @@ pub struct AggregatorCollector {
     history: Mutex<History>,
 }
 
-
 impl AggregatorCollector {
     /// A collector over `graph` and `ingest`.
     #[must_use]
