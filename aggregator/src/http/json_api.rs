@@ -12,68 +12,29 @@
 //! | `GET /api/v1/summary` | `Summary` |
 //! | `GET /api/v1/nodes` | `ListNodes` |
 //! | `GET /api/v1/edges?source=&target=&network=&state=&min_loss_pct=&min_p99_us=&sort=&limit=&page_token=` | `ListEdges` |
-//! | `GET /api/v1/edge?source=&target=&source_network=&target_network=` | `GetEdge`, plus p99.9 and the per-minute history |
+//! | `GET /api/v1/edge?source=&target=&source_network=&target_network=` | `GetEdge` (with its p99.9 and per-minute history) |
 //! | `GET /api/v1/matrix?metric=loss\|p50\|p99&network=pod\|host\|any` | `Matrix` |
 //! | `GET /api/v1/percentiles?scope=cluster\|node\|edge&node=&target=&network=&q=0.5,0.99` | `Percentiles` |
 
-use std::collections::HashMap;
+mod error;
+mod params;
 
 use axum::Router;
 use axum::extract::RawQuery;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
 use axum::routing::get;
 use echomesh_proto::v1::{
-    self, EdgeSort, EdgeState, MatrixMetric, Network, Scope, graph_service_server::GraphService,
+    self, EdgeSort, EdgeState, MatrixMetric, Scope, graph_service_server::GraphService,
 };
 use echomesh_proto::view::{edge_detail_json, edge_json, network_name, state_name};
 use serde_json::{Value, json};
-use tonic::{Code, Request, Status};
+use tonic::Request;
+
+pub use error::ApiError;
+pub use params::{Params, percent_decode};
 
 use crate::api::Query;
-
-/// Why an API request failed, as the HTTP reply says it.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ApiError {
-    /// The query string was wrong (HTTP 400).
-    #[error("{0}")]
-    BadRequest(String),
-    /// Nothing matched (HTTP 404).
-    #[error("{0}")]
-    NotFound(String),
-    /// A limit was hit (HTTP 429).
-    #[error("{0}")]
-    Exhausted(String),
-    /// Anything else (HTTP 500).
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<Status> for ApiError {
-    fn from(s: Status) -> Self {
-        let m = s.message().to_string();
-        match s.code() {
-            Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-                Self::BadRequest(m)
-            }
-            Code::NotFound => Self::NotFound(m),
-            Code::ResourceExhausted => Self::Exhausted(m),
-            _ => Self::Internal(m),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let code = match &self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Exhausted(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        (code, json_reply(&json!({ "error": self.to_string() }))).into_response()
-    }
-}
+use params::{METRICS, SCOPES, SORTS, choice, network};
 
 fn json_reply(v: &Value) -> ([(header::HeaderName, &'static str); 2], String) {
     (
@@ -86,124 +47,6 @@ fn json_reply(v: &Value) -> ([(header::HeaderName, &'static str); 2], String) {
 }
 
 type ApiResult = Result<([(header::HeaderName, &'static str); 2], String), ApiError>;
-
-/// Decodes `%XX` and `+` in a query-string component.
-#[must_use]
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A parsed query string that refuses parameters the endpoint does not know.
-#[derive(Debug, Default)]
-pub struct Params(HashMap<String, String>);
-
-impl Params {
-    /// Parses `raw`, allowing only `known` keys (a typo is a 400, not a silently ignored filter).
-    pub fn parse(raw: Option<&str>, known: &[&str]) -> Result<Self, ApiError> {
-        let mut m = HashMap::new();
-        for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = percent_decode(k);
-            if !known.contains(&k.as_str()) {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown parameter {:?}: expected one of {}",
-                    k.chars().take(40).collect::<String>(),
-                    known.join(", ")
-                )));
-            }
-            m.insert(k, percent_decode(v));
-        }
-        Ok(Self(m))
-    }
-
-    /// The value of `k`, empty when absent.
-    #[must_use]
-    pub fn str(&self, k: &str) -> &str {
-        self.0.get(k).map_or("", String::as_str)
-    }
-
-    fn num<T: std::str::FromStr + Default>(&self, k: &str, what: &str) -> Result<T, ApiError> {
-        match self.0.get(k).map(String::as_str) {
-            None | Some("") => Ok(T::default()),
-            Some(v) => v.parse().map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "{k} must be {what}, got {:?}",
-                    v.chars().take(40).collect::<String>()
-                ))
-            }),
-        }
-    }
-}
-
-fn choice<T: Copy>(k: &str, v: &str, options: &[(&str, T)], default: T) -> Result<T, ApiError> {
-    if v.is_empty() {
-        return Ok(default);
-    }
-    options
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(v))
-        .map(|(_, t)| *t)
-        .ok_or_else(|| {
-            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-            ApiError::BadRequest(format!(
-                "unknown {k} {:?}: expected one of {}",
-                v.chars().take(40).collect::<String>(),
-                names.join(", ")
-            ))
-        })
-}
-
-const NETWORKS: [(&str, Network); 3] = [
-    ("pod", Network::Pod),
-    ("host", Network::Host),
-    ("any", Network::Unspecified),
-];
-const METRICS: [(&str, MatrixMetric); 3] = [
-    ("loss", MatrixMetric::Loss),
-    ("p50", MatrixMetric::P50),
-    ("p99", MatrixMetric::P99),
-];
-const STATES: [(&str, EdgeState); 4] = [
-    ("up", EdgeState::Up),
-    ("degraded", EdgeState::Degraded),
-    ("down", EdgeState::Down),
-    ("unknown", EdgeState::Unknown),
-];
-const SORTS: [(&str, EdgeSort); 4] = [
-    ("none", EdgeSort::Unspecified),
-    ("loss", EdgeSort::Loss),
-    ("p99", EdgeSort::P99),
-    ("state", EdgeSort::State),
-];
-const SCOPES: [(&str, Scope); 3] = [
-    ("cluster", Scope::Cluster),
-    ("node", Scope::Node),
-    ("edge", Scope::Edge),
-];
-
-fn network(p: &Params, k: &str) -> Result<Network, ApiError> {
-    choice(k, p.str(k), &NETWORKS, Network::Unspecified)
-}
 
 /// Rounds to 4 significant digits (keeps matrix replies small; the sketch is within 9% anyway).
 fn round4(v: f64) -> Value {
@@ -297,7 +140,7 @@ impl JsonApi {
         )?;
         let mut states = Vec::new();
         for s in p.str("state").split(',').filter(|s| !s.is_empty()) {
-            states.push(choice("state", s, &STATES, EdgeState::Unspecified)? as i32);
+            states.push(choice("state", s, &params::states(), EdgeState::Unspecified)? as i32);
         }
         let req = v1::ListEdgesRequest {
             source_node: p.str("source").to_string(),
@@ -415,37 +258,6 @@ impl JsonApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_strings_decode_and_refuse_unknown_keys() {
-        assert_eq!(percent_decode("a%20b+c%2Fd%"), "a b c/d%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        let p = Params::parse(Some("metric=p99&network=pod"), &["metric", "network"]).expect("ok");
-        assert_eq!(p.str("metric"), "p99");
-        assert_eq!(p.str("missing"), "");
-        let e = Params::parse(Some("metrc=p99"), &["metric", "network"]).expect_err("typo");
-        assert_eq!(
-            e.to_string(),
-            "unknown parameter \"metrc\": expected one of metric, network"
-        );
-    }
-
-    #[test]
-    fn choices_name_the_options() {
-        let e = choice("metric", "p95", &METRICS, MatrixMetric::Loss).expect_err("bad");
-        assert_eq!(
-            e,
-            ApiError::BadRequest("unknown metric \"p95\": expected one of loss, p50, p99".into())
-        );
-        assert_eq!(
-            choice("network", "HOST", &NETWORKS, Network::Unspecified),
-            Ok(Network::Host)
-        );
-        assert_eq!(
-            choice("network", "", &NETWORKS, Network::Unspecified),
-            Ok(Network::Unspecified)
-        );
-    }
 
     #[test]
     fn rounding_keeps_four_digits_and_nulls_nan() {
