@@ -1,4 +1,7 @@
 //! `ListEdges` and `GetEdge`: filtered, sorted, paged edges, and one edge by its ends.
+//!
+//! Why filters run while walking the slabs and rendering runs last: a cluster holds millions of
+//! edges, so only the page that is returned pays for names, addresses and quantiles.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,4 +1,7 @@
 //! `ListNodes`: one row per agent with its edge counts.
+//!
+//! Why per agent and not per node: a node runs one agent per network, and a host-network agent
+//! can be healthy while the pod-network one is not; each row says which.
 
 use echomesh_proto::v1::{self, EdgeState};
 use tonic::{Request, Response, Status};

@@ -1,4 +1,7 @@
 //! `Summary`: cluster-wide counts for dashboards and `echomesh status`.
+//!
+//! Why counted on request rather than kept as running totals: states change inside the store on
+//! every merge and sweep, and one walk per request keeps the hot path free of extra bookkeeping.
 
 use echomesh_proto::v1::{self, EdgeState};
 use tonic::{Request, Response, Status};
