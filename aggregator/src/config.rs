@@ -7,18 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::graph::GraphConfig;
-use crate::ingest::IngestConfig;
-use crate::state::Thresholds;
+use echomesh_runtime::parse_duration;
+use echomesh_runtime::telemetry::LogFormat;
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable text.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+use crate::graph::{GraphConfig, Thresholds};
+use crate::ingest::IngestConfig;
 
 /// `echomesh-aggregator` flags.
 #[derive(Debug, Clone, clap::Parser)]
@@ -106,6 +99,9 @@ pub struct Config {
     /// Quiet time after a Kubernetes event before the cluster model is rebuilt.
     #[arg(long, env = "ECHOMESH_DISCOVERY_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
     pub discovery_debounce: Duration,
+    /// Log filter, e.g. `info` or `echomesh_aggregator=debug,info`.
+    #[arg(long = "log", env = "ECHOMESH_LOG", default_value = "info")]
+    pub log: String,
     /// Log format: human text or one JSON object per line.
     #[arg(long, env = "ECHOMESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -174,8 +170,8 @@ impl Config {
 
     /// The metrics part.
     #[must_use]
-    pub fn metrics(&self) -> crate::metrics::MetricsConfig {
-        crate::metrics::MetricsConfig {
+    pub fn metrics(&self) -> crate::http::metrics::MetricsConfig {
+        crate::http::metrics::MetricsConfig {
             top_k: self.metrics_top_k,
             edge_series: self.metrics_edge_series,
             max_edge_series: self.metrics_max_edge_series,
@@ -277,27 +273,6 @@ pub fn parse_selector(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-/// Parses `250ms`, `1s`, `5m`, `1h` (also `us`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 250ms, 1s, 5m"))?;
-    let secs = match unit {
-        "us" => n / 1e6,
-        "ms" => n / 1e3,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unit must be one of us, ms, s, m, h")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is out of range"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +283,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("1000").is_err());
         assert_eq!(
             parse_listen(":7071"),
             Ok("0.0.0.0:7071".parse().expect("addr"))

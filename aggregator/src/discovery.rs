@@ -36,9 +36,9 @@ use tokio::time::Instant;
 
 use crate::Graph;
 use crate::graph::AgentKey;
-use crate::http::Readiness;
+use crate::http::health::Readiness;
 use crate::ingest::Ingest;
-use crate::pinglist::{FullMesh, Peer, PinglistSource, PlannedTarget};
+use crate::policy::{FullMesh, Peer, PinglistSource, PlannedTarget};
 use model::ClusterModel;
 
 /// The readiness component name discovery reports under.

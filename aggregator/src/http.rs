@@ -1,133 +1,41 @@
-//! `/healthz` and `/readyz` for kubelet probes and people, and `/metrics` for Prometheus.
+//! Everything the aggregator serves over plain HTTP: the top layer, for kubelets, Prometheus,
+//! browsers and `curl`.
 //!
-//! Liveness answers while the process serves. Readiness is false until the gRPC listeners are
-//! bound, after shutdown begins (so a rolling update drains agents to the new pod), and while a
-//! component reports a reason (e.g. Kubernetes discovery cannot list nodes): the body names every
-//! reason, so `curl /readyz` says *why* without reading logs.
+//! Why a layer of its own: HTTP only presents what the layers below hold (the graph, ingest
+//! counters, the query API); nothing below imports it, so the HTTP surface can change without
+//! touching the hot path.
+//! - [`health`]: `/healthz`, `/readyz`.
+//! - [`metrics`]: `/metrics` (OpenMetrics text, bounded cardinality).
+//! - [`page`]: the heatmap page (`/`, static files in `ui/`).
+//! - [`json_api`]: the JSON API (`/api/v1/*`) over the `GraphService` implementation.
 
-use std::collections::BTreeMap;
+pub mod health;
+pub mod json_api;
+pub mod metrics;
+pub mod page;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::get;
-use parking_lot::Mutex;
+use axum::response::IntoResponse as _;
 
-/// Readiness: a serving flag plus named reasons for not being ready.
-#[derive(Debug)]
-pub struct Readiness {
-    serving: AtomicBool,
-    reasons: Mutex<BTreeMap<&'static str, String>>,
-}
+pub use health::Readiness;
+pub use json_api::{ApiError, JsonApi};
+pub use metrics::Metrics;
 
-impl Default for Readiness {
-    fn default() -> Self {
-        Self {
-            serving: AtomicBool::new(true),
-            reasons: Mutex::new(BTreeMap::new()),
-        }
-    }
-}
-
-impl Readiness {
-    /// Sets whether the servers accept work (false during shutdown).
-    pub fn set_serving(&self, serving: bool) {
-        self.serving.store(serving, Ordering::Relaxed);
-    }
-
-    /// Marks `component` not ready, with a reason a person can act on.
-    pub fn set_reason(&self, component: &'static str, reason: impl Into<String>) {
-        self.reasons.lock().insert(component, reason.into());
-    }
-
-    /// Clears `component`'s reason.
-    pub fn clear_reason(&self, component: &'static str) {
-        self.reasons.lock().remove(component);
-    }
-
-    /// `Ok` when ready, else every reason as `component: reason`.
-    pub fn check(&self) -> Result<(), Vec<String>> {
-        let mut why: Vec<String> = self
-            .reasons
-            .lock()
-            .iter()
-            .map(|(c, r)| format!("{c}: {r}"))
-            .collect();
-        if !self.serving.load(Ordering::Relaxed) {
-            why.insert(0, "shutting down".into());
-        }
-        if why.is_empty() { Ok(()) } else { Err(why) }
-    }
-}
-
-/// The HTTP routes; `ready` decides `/readyz`.
-pub fn router(ready: Arc<Readiness>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    match ready.check() {
-                        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
-                        Err(why) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!("not ready\n{}\n", why.join("\n")),
-                        ),
-                    }
-                }
-            }),
-        )
-}
-
-/// `GET /metrics`: one scrape, rendered on the blocking pool (it walks the graph); OpenMetrics
-/// when the scraper accepts it, the Prometheus text format otherwise.
-pub fn metrics_router(metrics: crate::metrics::Metrics) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move |headers: axum::http::HeaderMap| {
-            let metrics = metrics.clone();
-            async move {
-                let accept = headers
-                    .get(axum::http::header::ACCEPT)
-                    .and_then(|v| v.to_str().ok());
-                let format = crate::metrics::Format::from_accept(accept);
-                match tokio::task::spawn_blocking(move || metrics.render_as(format)).await {
-                    Ok(body) => (
-                        StatusCode::OK,
-                        [(axum::http::header::CONTENT_TYPE, format.content_type())],
-                        body,
-                    ),
-                    Err(e) => (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; charset=utf-8",
-                        )],
-                        format!("metrics collection failed: {e}\n"),
-                    ),
-                }
+/// Every HTTP route: health, metrics, the page and the JSON API; unknown `/api/` paths get a JSON
+/// error, anything else a plain 404.
+pub fn router(ready: Arc<Readiness>, metrics: Metrics, api: JsonApi) -> Router {
+    health::router(ready)
+        .merge(metrics::router(metrics))
+        .merge(page::router())
+        .merge(api.router())
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/api/") {
+                ApiError::NotFound(format!("no API endpoint {}", uri.path())).into_response()
+            } else {
+                (StatusCode::NOT_FOUND, "not found\n").into_response()
             }
-        }),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_are_named_and_cleared() {
-        let r = Readiness::default();
-        assert_eq!(r.check(), Ok(()));
-        r.set_reason("kubernetes", "cannot list nodes");
-        assert_eq!(r.check(), Err(vec!["kubernetes: cannot list nodes".into()]));
-        r.set_serving(false);
-        assert_eq!(r.check().map_err(|w| w.len()), Err(2));
-        r.clear_reason("kubernetes");
-        r.set_serving(true);
-        assert_eq!(r.check(), Ok(()));
-    }
+        })
 }

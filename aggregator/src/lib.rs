@@ -1,37 +1,26 @@
 //! echomesh aggregator: agent sessions in, the live cluster connectivity graph out.
 //!
-//! Modules, in data-flow order:
-//! - [`config`]: flags (each also an `ECHOMESH_*` env var).
-//! - [`ingest`]: `AgentService.Session` — hello, pinglist assignments, report merge, acks.
-//! - [`pinglist`]: who probes whom, behind a trait (full mesh of connected agents by default).
+//! Layers, bottom up; each imports only the layers below it:
+//! - [`graph`]: the live graph: identities, fixed-size edge records with their sketches and state
+//!   machine, the per-agent store and the state-change events it emits.
+//! - [`policy`]: who probes whom, behind a trait (full mesh of connected agents by default).
+//! - [`ingest`]: `AgentService.Session`: hello, sessions, pinglist assignments, refusal counters.
 //! - [`discovery`]: with `--kubernetes`, Node and agent-Pod watches -> cluster model -> pinglists.
-//! - [`graph`]: the edge store, per-agent slabs of fixed 168-byte records (the hot path).
-//! - [`sketch`]: the per-edge RTT sketch and loss ring inside each record.
-//! - [`state`]: the edge state machine with hysteresis, pure and clock-injected.
-//! - [`events`]: state-change fan-out for `WatchEvents`.
-//! - [`query`]: the `GraphService` implementation.
-//! - [`http`]: `/healthz`, `/readyz`.
-//! - [`metrics`]: `/metrics` (OpenMetrics text, bounded cardinality); [`process`]: `process_*`.
-//! - [`web`]: the heatmap page (`/`, static files in `ui/`) and the JSON API (`/api/v1/*`).
+//! - [`api`]: the `GraphService` implementation and the one edge view every reader uses.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`, the heatmap page and the JSON API.
+//! - [`config`]: flags (each also an `ECHOMESH_*` env var), turned into each layer's settings.
 //!
 //! [`Aggregator::bind`] takes its listeners first and [`Aggregator::serve`] runs until the
 //! shutdown future resolves, so tests bind `127.0.0.1:0` and drive a real server.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod config;
 pub mod discovery;
-pub mod events;
 pub mod graph;
 pub mod http;
 pub mod ingest;
-pub mod metrics;
-pub mod pinglist;
-pub mod process;
-pub mod query;
-pub mod sketch;
-pub mod state;
-pub mod telemetry;
-pub mod web;
+pub mod policy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -133,10 +122,10 @@ impl Aggregator {
                 Some((l, path.clone()))
             }
         };
-        let events = events::EventHub::new(8192, cfg.max_watchers);
+        let events = graph::EventHub::new(8192, cfg.max_watchers);
         let graph = Arc::new(Graph::new(cfg.graph(), events));
         let mut agg = Self {
-            ingest: Ingest::new(graph.clone(), cfg.ingest(), Arc::new(pinglist::FullMesh)),
+            ingest: Ingest::new(graph.clone(), cfg.ingest(), Arc::new(policy::FullMesh)),
             cfg,
             grpc,
             http,
@@ -200,7 +189,7 @@ impl Aggregator {
         let agent = AgentServiceServer::new(self.ingest.clone())
             .max_decoding_message_size(self.cfg.max_message_bytes);
         let graph =
-            GraphServiceServer::new(query::Query::new(self.graph.clone(), self.ingest.clone()))
+            GraphServiceServer::new(api::Query::new(self.graph.clone(), self.ingest.clone()))
                 .max_encoding_message_size(256 * 1024 * 1024);
         let mut b = tonic::service::Routes::builder();
         b.add_service(agent)
@@ -224,7 +213,7 @@ impl Aggregator {
             .set_serving::<AgentServiceServer<Ingest>>()
             .await;
         health_reporter
-            .set_serving::<GraphServiceServer<query::Query>>()
+            .set_serving::<GraphServiceServer<api::Query>>()
             .await;
 
         let ready = self.readiness.clone();
@@ -314,14 +303,9 @@ impl Aggregator {
         }
         tasks.spawn({
             let metrics =
-                metrics::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics());
-            let web = web::Web::new(
-                query::Query::new(self.graph.clone(), self.ingest.clone()),
-                self.graph.clone(),
-            );
-            let app = http::router(ready.clone())
-                .merge(http::metrics_router(metrics))
-                .merge(web.router());
+                http::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics());
+            let api = http::JsonApi::new(api::Query::new(self.graph.clone(), self.ingest.clone()));
+            let app = http::router(ready.clone(), metrics, api);
             let s = stopped(stop_rx.clone());
             let http = self.http;
             async move {

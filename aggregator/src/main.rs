@@ -15,26 +15,7 @@ async fn main() -> anyhow::Result<()> {
             .error(clap::error::ErrorKind::ValueValidation, msg)
             .exit();
     }
-    echomesh_aggregator::telemetry::init(
-        cfg.log_format == echomesh_aggregator::config::LogFormat::Json,
-    );
-    let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down");
-    };
-    echomesh_aggregator::run(cfg, shutdown).await?;
+    echomesh_runtime::telemetry::init(cfg.log_format, &cfg.log);
+    echomesh_aggregator::run(cfg, echomesh_runtime::shutdown::signal()).await?;
     Ok(())
 }

@@ -51,6 +51,19 @@ pub enum HistogramError {
     Inconsistent(&'static str),
 }
 
+/// What [`Histogram::check_parts`] found in a valid wire histogram.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Number of samples (the sum of the counts).
+    pub count: u64,
+    /// Sum of the samples in nanoseconds.
+    pub sum_ns: u64,
+    /// Smallest sample in nanoseconds (0 when empty).
+    pub min_ns: u64,
+    /// Largest sample in nanoseconds (0 when empty).
+    pub max_ns: u64,
+}
+
 /// A sparse log-bucket histogram of durations with exact count, sum, min and max.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Histogram {
@@ -249,22 +262,26 @@ impl Histogram {
         self.bins.capacity() * std::mem::size_of::<(u16, u32)>()
     }
 
-    /// Rebuilds a histogram from its wire form, refusing anything [`Histogram::bins`] could not have
-    /// produced.
-    pub fn from_parts(
+    /// Checks a histogram's wire form without allocating: the one validation every reader of a
+    /// wire histogram applies, so the agent-side type and the aggregator's store refuse the same
+    /// input for the same reason.
+    ///
+    /// # Errors
+    /// Anything [`Histogram::bins`] could not have produced: mismatched lists, an index out of
+    /// range or out of order, a zero count, min above max, or an empty histogram with a summary.
+    pub fn check_parts(
         indices: &[u32],
         counts: &[u32],
         sum_ns: u64,
         min_ns: u64,
         max_ns: u64,
-    ) -> Result<Self, HistogramError> {
+    ) -> Result<Summary, HistogramError> {
         if indices.len() != counts.len() {
             return Err(HistogramError::LengthMismatch {
                 indices: indices.len(),
                 counts: counts.len(),
             });
         }
-        let mut bins = Vec::with_capacity(indices.len());
         let mut count = 0u64;
         let mut prev: Option<u32> = None;
         for (&i, &c) in indices.iter().zip(counts) {
@@ -279,7 +296,6 @@ impl Histogram {
             }
             prev = Some(i);
             count += u64::from(c);
-            bins.push((i as u16, c));
         }
         if count > 0 && min_ns > max_ns {
             return Err(HistogramError::Inconsistent("min is greater than max"));
@@ -289,12 +305,39 @@ impl Histogram {
                 "empty histogram with a non-zero summary",
             ));
         }
-        Ok(Self {
-            bins,
+        Ok(Summary {
             count,
             sum_ns,
             min_ns,
             max_ns,
+        })
+    }
+
+    /// Rebuilds a histogram from its wire form, refusing anything [`Histogram::bins`] could not have
+    /// produced (see [`Histogram::check_parts`]).
+    ///
+    /// # Errors
+    /// As [`Histogram::check_parts`].
+    pub fn from_parts(
+        indices: &[u32],
+        counts: &[u32],
+        sum_ns: u64,
+        min_ns: u64,
+        max_ns: u64,
+    ) -> Result<Self, HistogramError> {
+        let summary = Self::check_parts(indices, counts, sum_ns, min_ns, max_ns)?;
+        // check_parts verified every index is below BUCKETS, so it fits a u16.
+        let bins = indices
+            .iter()
+            .zip(counts)
+            .map(|(&i, &c)| (i as u16, c))
+            .collect();
+        Ok(Self {
+            bins,
+            count: summary.count,
+            sum_ns: summary.sum_ns,
+            min_ns: summary.min_ns,
+            max_ns: summary.max_ns,
         })
     }
 }

@@ -10,10 +10,12 @@
 //!   works without the proto files.
 //! - [`wire`]: conversions between the wire histogram and [`Histogram`].
 //! - [`network`]: the names of [`v1::Network`] (`pod`, `host`, `any`) used by every tool.
+//! - [`view`]: the one JSON rendering of a [`v1::Edge`], shared by the JSON API and the CLI.
 #![forbid(unsafe_code)]
 
 pub mod histogram;
 pub mod network;
+pub mod view;
 pub mod wire;
 
 pub use histogram::{Histogram, HistogramError};

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::graph::{AgentKey, Endpoint, endpoint_id};
-use crate::pinglist::PlannedTarget;
+use crate::policy::PlannedTarget;
 
 /// Taints that mean "this node is being emptied" even before it is cordoned.
 const DRAIN_TAINTS: &[&str] = &[

@@ -88,7 +88,7 @@ fn pinglist_is_the_full_mesh_until_the_first_model() {
 
 use std::io::Write;
 
-use crate::events::EventHub;
+use crate::graph::EventHub;
 use crate::graph::GraphConfig;
 use crate::ingest::IngestConfig;
 use echomesh_testkit::k8s::fixtures::NodeExt as _;

@@ -1,5 +1,12 @@
-use super::*;
+//! The store end to end: assignments, merges, replays, alerts, staleness and pruning.
+
+use std::sync::Arc;
+use std::time::Duration;
+
 use echomesh_proto::Histogram;
+use echomesh_proto::v1::{self, EdgeState, Network};
+
+use super::*;
 
 fn key(node: &str) -> AgentKey {
     AgentKey {

@@ -88,6 +88,22 @@ fn roundtrips_through_parts() {
     assert_eq!(back, h);
 }
 
+#[test]
+fn check_parts_summarises_what_from_parts_builds() {
+    let s = Histogram::check_parts(&[3, 9], &[2, 5], 70, 5, 15).expect("valid");
+    assert_eq!(
+        s,
+        Summary {
+            count: 7,
+            sum_ns: 70,
+            min_ns: 5,
+            max_ns: 15,
+        }
+    );
+    let h = Histogram::from_parts(&[3, 9], &[2, 5], 70, 5, 15).expect("valid");
+    assert_eq!(h.count(), s.count);
+}
+
 proptest! {
     #[test]
     fn quantiles_within_two_percent(values in prop::collection::vec(100u64..50_000_000_000, 1..2000),
@@ -116,5 +132,14 @@ proptest! {
                                cnt in prop::collection::vec(any::<u32>(), 0..20),
                                s in any::<u64>(), lo in any::<u64>(), hi in any::<u64>()) {
         let _ = Histogram::from_parts(&idx, &cnt, s, lo, hi);
+    }
+
+    #[test]
+    fn check_parts_and_from_parts_agree(idx in prop::collection::vec(0u32..1100, 0..12),
+                                        cnt in prop::collection::vec(0u32..4, 0..12),
+                                        s in 0u64..3, lo in 0u64..3, hi in 0u64..3) {
+        let checked = Histogram::check_parts(&idx, &cnt, s, lo, hi).map(|x| x.count);
+        let built = Histogram::from_parts(&idx, &cnt, s, lo, hi).map(|h| h.count());
+        prop_assert_eq!(checked, built);
     }
 }

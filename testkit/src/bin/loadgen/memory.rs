@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use echomesh_aggregator::events::EventHub;
+use echomesh_aggregator::graph::EventHub;
 use echomesh_aggregator::graph::{
     AgentInfo, AgentKey, EdgeRecord, Graph, GraphConfig, endpoint_id,
 };

@@ -8,10 +8,10 @@ use echomesh_proto::Histogram;
 use echomesh_proto::v1::{self, Network};
 
 use super::*;
-use crate::events::EventHub;
+use crate::graph::EventHub;
 use crate::graph::{AgentInfo, AgentKey, GraphConfig, endpoint_id};
 use crate::ingest::{Ingest, IngestConfig};
-use crate::pinglist::FullMesh;
+use crate::policy::FullMesh;
 
 fn addr(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8))

@@ -87,6 +87,18 @@ impl Default for EdgeMachine {
 /// A state change: `(from, to)`.
 pub type Transition = (EdgeState, EdgeState);
 
+/// How bad a state is, for sorting and for picking the worst of several edges: DOWN 3,
+/// DEGRADED 2, UNKNOWN 1, UP 0.
+#[must_use]
+pub fn severity(s: EdgeState) -> u8 {
+    match s {
+        EdgeState::Down => 3,
+        EdgeState::Degraded => 2,
+        EdgeState::Unknown | EdgeState::Unspecified => 1,
+        EdgeState::Up => 0,
+    }
+}
+
 impl EdgeMachine {
     /// The current state.
     #[must_use]

@@ -1,45 +1,10 @@
-//! Who probes whom.
+//! The default pinglist: every agent probes every address of every other agent.
 //!
-//! Behind a trait so the source of truth can change without touching ingest: without Kubernetes
-//! (the default) the pinglist is the full mesh of connected agents; the Kubernetes discovery adds a
-//! second implementation (nodes, readiness, draining) later.
+//! Why full mesh by default: without an outside view of the cluster (Kubernetes), the connected
+//! agents are the only truth, and every pair of them is a path that can break.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
-use echomesh_proto::v1::Network;
-
+use super::{Peer, PinglistSource, PlannedTarget};
 use crate::graph::{AgentKey, endpoint_id};
-
-/// A connected agent and the addresses it announced.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// Node and network.
-    pub key: AgentKey,
-    /// Its addresses.
-    pub addresses: Vec<IpAddr>,
-}
-
-/// One target in a pinglist.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedTarget {
-    /// Stable id ([`endpoint_id`]).
-    pub id: u64,
-    /// Node of the target.
-    pub node: Arc<str>,
-    /// Network of the target.
-    pub network: Network,
-    /// Address to probe.
-    pub addr: IpAddr,
-    /// The target's node is expected to fail (NotReady, draining).
-    pub expected_down: bool,
-}
-
-/// Computes an agent's targets from the cluster's agents.
-pub trait PinglistSource: Send + Sync + std::fmt::Debug + 'static {
-    /// The targets of `agent`, in a stable order (the order is the slot order).
-    fn targets(&self, agent: &AgentKey, peers: &[Peer]) -> Vec<PlannedTarget>;
-}
 
 /// Every agent probes every address of every other agent, both networks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,6 +31,10 @@ impl PinglistSource for FullMesh {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
+    use echomesh_proto::v1::Network;
+
     use super::*;
 
     fn peer(node: &str, net: Network, addrs: &[&str]) -> Peer {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use echomesh_proto::v1::{EdgeState, event::Kind};
 use tokio::sync::broadcast;
 
-use crate::graph::AgentKey;
+use super::identity::AgentKey;
 
 /// An event as ingest emits it.
 #[derive(Debug, Clone)]

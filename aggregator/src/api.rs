@@ -1,0 +1,70 @@
+//! `GraphService`: the read side of the graph for the CLI, grpcurl and the web page.
+//!
+//! Queries walk the per-agent slabs, locking one slab at a time and copying out only what they
+//! need, so readers never stall ingest for longer than one agent's worth of records. Results are
+//! bounded: pages of at most [`MAX_PAGE`] edges with an offset page token, a capped number of
+//! quantiles, a capped number of watch subscribers. Every reader (gRPC, the JSON API, the watch
+//! snapshot) renders edges through [`view`], so an edge looks the same wherever it is read.
+//!
+//! - [`service`]: the thin tonic trait implementation.
+//! - [`pagination`]: page tokens and limits.
+//! - [`summary`], [`nodes`], [`edges`], [`matrix`], [`percentiles`], [`watch`]: one per request.
+//! - [`view`]: the one place an edge record becomes a `v1::Edge`.
+
+pub mod edges;
+pub mod matrix;
+pub mod nodes;
+pub mod pagination;
+pub mod percentiles;
+pub mod service;
+pub mod summary;
+pub mod view;
+pub mod watch;
+
+use std::sync::Arc;
+
+use tonic::Status;
+
+pub use pagination::{DEFAULT_PAGE, MAX_PAGE, parse_page_token};
+pub use percentiles::MAX_QUANTILES;
+
+use crate::graph::Graph;
+use crate::ingest::Ingest;
+
+/// The query service (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Query {
+    graph: Arc<Graph>,
+    ingest: Ingest,
+    started: tokio::time::Instant,
+}
+
+impl Query {
+    /// Serves `graph`; `ingest` tells how many agents are connected.
+    #[must_use]
+    pub fn new(graph: Arc<Graph>, ingest: Ingest) -> Self {
+        Self {
+            graph,
+            ingest,
+            started: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Query {
+    /// Runs a whole-graph walk on the blocking pool, so a 1M-edge Matrix never stalls the runtime
+    /// threads that serve agent sessions.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Query) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let q = self.clone();
+        tokio::task::spawn_blocking(move || f(&q))
+            .await
+            .map_err(|e| Status::internal(format!("query task failed: {e}")))?
+    }
+}
+
+fn enum_arg<T: TryFrom<i32>>(v: i32, what: &str) -> Result<T, Status> {
+    T::try_from(v).map_err(|_| Status::invalid_argument(format!("{what}: unknown value {v}")))
+}

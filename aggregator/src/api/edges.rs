@@ -1,0 +1,215 @@
+//! `ListEdges` and `GetEdge`: filtered, sorted, paged edges, and one edge by its ends.
+//!
+//! Why filters run while walking the slabs and rendering runs last: a cluster holds millions of
+//! edges, so only the page that is returned pays for names, addresses and quantiles.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use echomesh_proto::v1::{self, EdgeSort, EdgeState, Network};
+use tonic::{Request, Response, Status};
+
+use super::pagination::{DEFAULT_PAGE, MAX_PAGE, next_page_token, parse_page_token};
+use super::view::{self, Detail};
+use super::{Query, enum_arg};
+use crate::graph::machine::severity;
+use crate::graph::{AgentEntry, AgentKey, EdgeRecord, Endpoint, endpoint_id};
+
+/// Edges matching a ListEdges filter, as (agent index, slot, sort key).
+struct Hit {
+    agent: usize,
+    slot: usize,
+    key: f64,
+}
+
+impl Query {
+    pub(super) fn list_edges_blocking(
+        &self,
+        req: Request<v1::ListEdgesRequest>,
+    ) -> Result<Response<v1::ListEdgesResponse>, Status> {
+        let r = req.into_inner();
+        let network: Network = enum_arg(r.network, "network")?;
+        let sort: EdgeSort = enum_arg(r.sort, "sort")?;
+        let mut states = Vec::with_capacity(r.states.len());
+        for &s in &r.states {
+            let st: EdgeState = enum_arg(s, "states")?;
+            states.push(st);
+        }
+        if !(0.0..=100.0).contains(&r.min_loss_pct) {
+            return Err(Status::invalid_argument(format!(
+                "min_loss_pct must be within 0..=100, got {}",
+                r.min_loss_pct
+            )));
+        }
+        if !(r.min_p99_us >= 0.0 && r.min_p99_us.is_finite()) {
+            return Err(Status::invalid_argument(format!(
+                "min_p99_us must be a non-negative number, got {}",
+                r.min_p99_us
+            )));
+        }
+        if r.limit > MAX_PAGE {
+            return Err(Status::invalid_argument(format!(
+                "limit must be at most {MAX_PAGE}, got {}",
+                r.limit
+            )));
+        }
+        let offset = parse_page_token(&r.page_token)?;
+        let limit = if r.limit == 0 { DEFAULT_PAGE } else { r.limit } as usize;
+        let eps = self.endpoints();
+        let now = self.graph.now();
+        let agents = self.graph.agents();
+        let mut hits = Vec::new();
+        for (ai, a) in agents.iter().enumerate() {
+            if !r.source_node.is_empty() && *a.key.node != *r.source_node {
+                continue;
+            }
+            if network != Network::Unspecified && a.key.network != network {
+                continue;
+            }
+            let slab = a.slab.lock();
+            for (slot, rec) in slab.records.iter().enumerate() {
+                if !r.target_node.is_empty()
+                    && eps
+                        .get(&rec.target_id)
+                        .is_none_or(|e| *e.node != *r.target_node)
+                {
+                    continue;
+                }
+                let st = rec.state();
+                if !states.is_empty() && !states.contains(&st) {
+                    continue;
+                }
+                let loss = rec.loss_1m_pct(now).unwrap_or(0.0);
+                if loss < r.min_loss_pct {
+                    continue;
+                }
+                let p99 = rec.rtt_quantile_ns(0.99).map_or(0.0, |v| v / 1000.0);
+                if r.min_p99_us > 0.0 && p99 < r.min_p99_us {
+                    continue;
+                }
+                let key = match sort {
+                    EdgeSort::Unspecified => 0.0,
+                    EdgeSort::Loss => -loss,
+                    EdgeSort::P99 => -p99,
+                    EdgeSort::State => -f64::from(severity(st)),
+                };
+                hits.push(Hit {
+                    agent: ai,
+                    slot,
+                    key,
+                });
+            }
+        }
+        if sort != EdgeSort::Unspecified {
+            hits.sort_by(|a, b| a.key.total_cmp(&b.key));
+        }
+        let total = hits.len();
+        let page: Vec<v1::Edge> = hits
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .filter_map(|h| {
+                let a = &agents[h.agent];
+                let rec: EdgeRecord = *a.slab.lock().records.get(h.slot)?;
+                Some(view::edge(&self.graph, &a.key, &rec, now, Detail::Summary))
+            })
+            .collect();
+        let next = offset.saturating_add(limit);
+        Ok(Response::new(v1::ListEdgesResponse {
+            edges: page,
+            next_page_token: next_page_token(next, total),
+            total_matched: total as u64,
+        }))
+    }
+
+    /// The agent and a copy of the record of the edge `r` names.
+    pub(super) fn find_edge(
+        &self,
+        r: &v1::GetEdgeRequest,
+    ) -> Result<(Arc<AgentEntry>, EdgeRecord), Status> {
+        if r.source_node.is_empty() || r.target.is_empty() {
+            return Err(Status::invalid_argument(
+                "source_node and target are required",
+            ));
+        }
+        let src_net: Network = enum_arg(r.source_network, "source_network")?;
+        let dst_net: Network = enum_arg(r.target_network, "target_network")?;
+        let agent = self
+            .find_agent(&r.source_node, src_net)
+            .ok_or_else(|| Status::not_found(format!("no agent on node {:?}", r.source_node)))?;
+        let ids = self.target_ids(&r.target, dst_net);
+        let found = {
+            let slab = agent.slab.lock();
+            ids.iter().find_map(|(id, _)| {
+                slab.records
+                    .iter()
+                    .find(|rec| rec.target_id == *id)
+                    .copied()
+            })
+        };
+        let rec = found.ok_or_else(|| {
+            Status::not_found(format!("no edge from {} to {:?}", agent.key, r.target))
+        })?;
+        Ok((agent, rec))
+    }
+
+    /// The edge from `source_node` to `target` (a node name or an address), with its detail.
+    pub(super) fn get_edge_inner(&self, r: &v1::GetEdgeRequest) -> Result<v1::Edge, Status> {
+        let (agent, rec) = self.find_edge(r)?;
+        let now = self.graph.now();
+        Ok(view::edge(&self.graph, &agent.key, &rec, now, Detail::Full))
+    }
+
+    fn endpoints(&self) -> HashMap<u64, Endpoint> {
+        self.graph.endpoints().into_iter().collect()
+    }
+
+    /// The agent on `node`: by key, pod network first when `network` is unspecified.
+    pub(super) fn find_agent(&self, node: &str, network: Network) -> Option<Arc<AgentEntry>> {
+        let nets: &[Network] = match network {
+            Network::Unspecified => &[Network::Pod, Network::Host],
+            Network::Pod => &[Network::Pod],
+            Network::Host => &[Network::Host],
+        };
+        nets.iter().find_map(|&n| {
+            self.graph.agent(&AgentKey {
+                node: node.into(),
+                network: n,
+            })
+        })
+    }
+
+    /// Ids of the endpoints `target` names (a node name or an address), pod network first.
+    fn target_ids(&self, target: &str, network: Network) -> Vec<(u64, Network)> {
+        let net_ok = |n: Network| network == Network::Unspecified || n == network;
+        let mut ids: Vec<(u64, Network)> = match target.parse::<IpAddr>() {
+            Ok(ip) => self
+                .graph
+                .endpoints_with_addr(ip)
+                .into_iter()
+                .filter(|(_, n)| net_ok(*n))
+                .collect(),
+            Err(_) => [Network::Pod, Network::Host]
+                .into_iter()
+                .filter(|&n| net_ok(n))
+                .filter_map(|n| {
+                    self.graph.agent(&AgentKey {
+                        node: target.into(),
+                        network: n,
+                    })
+                })
+                .flat_map(|a| {
+                    let net = a.key.network;
+                    let node = a.key.node.clone();
+                    let addrs = a.info.lock().addresses.clone();
+                    addrs
+                        .into_iter()
+                        .map(move |ip| (endpoint_id(&node, net, ip), net))
+                })
+                .collect(),
+        };
+        ids.sort_by_key(|&(_, n)| n != Network::Pod);
+        ids
+    }
+}

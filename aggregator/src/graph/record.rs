@@ -1,0 +1,231 @@
+//! One directed edge as the store keeps it, and how one report entry changes it.
+//!
+//! Why fixed size and no heap: the store holds millions of records in per-agent slabs, and merging
+//! a report must be a handful of additions per target. A record is 168 bytes: totals, the state
+//! machine, a 10-minute loss ring and a decaying coarse RTT sketch (see [`super::sketch`]).
+//! Wire histograms are validated by [`echomesh_proto::Histogram::check_parts`], the same check
+//! every other reader of a wire histogram applies, so the store never merges what the agent-side
+//! type would refuse.
+
+use std::time::Duration;
+
+use echomesh_proto::histogram::{BUCKETS, bucket_value_ns};
+use echomesh_proto::v1::{self, EdgeState};
+use echomesh_proto::{Histogram, HistogramError};
+
+use super::machine::{EdgeMachine, Thresholds, Transition, Window};
+use super::sketch::{self, LossRing, RttSketch, SKETCH_BUCKETS, Tick};
+
+/// One directed edge: fixed size, no heap.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+pub struct EdgeRecord {
+    /// Stable id of the target endpoint.
+    pub target_id: u64,
+    /// Lifetime probes sent (a wrapping counter: at 100 probes/s it wraps after 1.3 years, which
+    /// Prometheus `rate()` reads as a counter reset).
+    pub sent_total: u32,
+    /// Lifetime replies received (wrapping, like `sent_total`).
+    pub received_total: u32,
+    /// Lifetime duplicate replies.
+    pub duplicates_total: u32,
+    /// Lifetime reordered replies.
+    pub reordered_total: u32,
+    /// Lifetime late replies.
+    pub late_total: u32,
+    /// Lifetime ICMP errors.
+    pub icmp_errors_total: u32,
+    /// Last report or alert that touched this edge.
+    pub last_seen: Tick,
+    /// When the current state began.
+    pub state_since: Tick,
+    /// Newest minute of the loss ring.
+    ring_head: u32,
+    ring: LossRing,
+    sketch: RttSketch,
+    machine: EdgeMachine,
+}
+
+impl EdgeRecord {
+    /// A record for a newly assigned target whose state begins at `now`.
+    pub(super) fn new(target_id: u64, now: Tick) -> Self {
+        Self {
+            target_id,
+            state_since: now,
+            ring_head: sketch::minute_of(now),
+            ..Self::default()
+        }
+    }
+
+    /// The current state.
+    #[must_use]
+    pub fn state(&self) -> EdgeState {
+        if self.target_id == 0 {
+            EdgeState::Unknown
+        } else {
+            self.machine.state()
+        }
+    }
+
+    /// Loss over about the last minute, percent.
+    #[must_use]
+    pub fn loss_1m_pct(&self, now: Tick) -> Option<f64> {
+        self.ring.loss_pct(self.ring_head, now, 1)
+    }
+
+    /// Loss over the last nine to ten minutes, percent.
+    #[must_use]
+    pub fn loss_10m_pct(&self, now: Tick) -> Option<f64> {
+        self.ring.loss_pct(self.ring_head, now, 9)
+    }
+
+    /// Recent RTT quantile in nanoseconds.
+    #[must_use]
+    pub fn rtt_quantile_ns(&self, q: f64) -> Option<f64> {
+        sketch::quantile_ns(self.sketch.counts(), q)
+    }
+
+    /// Worst report-window p99 of the last ten minutes, nanoseconds.
+    #[must_use]
+    pub fn p99_10m_ns(&self, now: Tick) -> Option<f64> {
+        self.ring.worst_p99_ns(self.ring_head, now)
+    }
+
+    /// Per-minute figures of the last ten minutes, newest first (see [`LossRing::history`]).
+    #[must_use]
+    pub fn history(&self, now: Tick) -> Vec<(u32, u64, u64, Option<f64>)> {
+        self.ring.history(self.ring_head, now)
+    }
+
+    /// The RTT sketch.
+    #[must_use]
+    pub fn sketch(&self) -> &RttSketch {
+        &self.sketch
+    }
+
+    /// Merges one report entry (totals, loss ring, sketch) and shows its window to the state
+    /// machine. A malformed histogram refuses the entry before anything changes.
+    pub(super) fn merge(
+        &mut self,
+        ts: &v1::TargetStats,
+        thresholds: &Thresholds,
+        now: Tick,
+        minute: u32,
+    ) -> Result<Option<Transition>, HistogramError> {
+        let scan = match ts.rtt.as_ref() {
+            Some(h) => scan_histogram(h)?,
+            None => HistScan::default(),
+        };
+        self.add_entry(ts, &scan, now, minute);
+        let window = Window {
+            sent: ts.sent,
+            lost: ts.lost,
+            p99: (scan.p99_fine > 0).then(|| bucket_duration(scan.p99_fine)),
+        };
+        let tr = self.machine.observe(thresholds, &window);
+        if tr.is_some() {
+            self.state_since = now;
+        }
+        Ok(tr)
+    }
+
+    /// Applies an agent's immediate reachability alert.
+    pub(super) fn alert(&mut self, reachable: bool, now: Tick) -> Option<Transition> {
+        self.last_seen = now;
+        let tr = self.machine.alert(reachable);
+        if tr.is_some() {
+            self.state_since = now;
+        }
+        tr
+    }
+
+    /// Marks the edge unmeasured because its agent went silent.
+    pub(super) fn mark_stale(&mut self, now: Tick) -> Option<Transition> {
+        let tr = self.machine.stale()?;
+        self.state_since = now;
+        Some(tr)
+    }
+
+    fn add_entry(&mut self, ts: &v1::TargetStats, scan: &HistScan, now: Tick, minute: u32) {
+        self.last_seen = now;
+        self.sent_total = self.sent_total.wrapping_add(ts.sent as u32);
+        self.received_total = self.received_total.wrapping_add(ts.received as u32);
+        self.duplicates_total = self.duplicates_total.saturating_add(sat32(ts.duplicates));
+        self.reordered_total = self.reordered_total.saturating_add(sat32(ts.reordered));
+        self.late_total = self.late_total.saturating_add(sat32(ts.late));
+        if let Some(e) = &ts.errors {
+            let n = e
+                .dest_unreachable
+                .saturating_add(e.time_exceeded)
+                .saturating_add(e.parameter_problem)
+                .saturating_add(e.other);
+            self.icmp_errors_total = self.icmp_errors_total.saturating_add(sat32(n));
+        }
+        // The sketch halves once per minute the ring moves forward: recent samples dominate.
+        let advanced =
+            self.ring
+                .record(&mut self.ring_head, minute, ts.sent, ts.lost, scan.p99_fine);
+        for _ in 0..advanced.min(16) {
+            self.sketch.halve();
+        }
+        if let Some(h) = &ts.rtt {
+            self.sketch.merge_wire(&h.indices, &h.counts);
+        }
+    }
+}
+
+/// The value of every fine histogram bucket, computed once (the hot path must not call `powi`).
+static BUCKET_VALUES: std::sync::LazyLock<Vec<Duration>> = std::sync::LazyLock::new(|| {
+    (0..BUCKETS)
+        .map(|i| Duration::from_nanos(bucket_value_ns(i as u16) as u64))
+        .collect()
+});
+
+fn bucket_duration(fine: u16) -> Duration {
+    BUCKET_VALUES
+        .get(usize::from(fine))
+        .copied()
+        .unwrap_or(Duration::MAX)
+}
+
+/// What a pass over a wire histogram found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct HistScan {
+    /// Fine bucket of the p99 (0: no samples).
+    pub(super) p99_fine: u16,
+}
+
+/// Validates a wire histogram with [`Histogram::check_parts`] (no allocation) and finds its p99
+/// bucket.
+pub(super) fn scan_histogram(h: &v1::Histogram) -> Result<HistScan, HistogramError> {
+    let summary = Histogram::check_parts(&h.indices, &h.counts, h.sum_ns, h.min_ns, h.max_ns)?;
+    let total = summary.count;
+    if total == 0 {
+        return Ok(HistScan::default());
+    }
+    let rank = (0.99 * (total - 1) as f64).floor() as u64;
+    let mut seen = 0u64;
+    for (&i, &c) in h.indices.iter().zip(&h.counts) {
+        seen += u64::from(c);
+        if seen > rank {
+            return Ok(HistScan {
+                p99_fine: (i as u16).max(1),
+            });
+        }
+    }
+    Ok(HistScan::default())
+}
+
+fn sat32(v: u64) -> u32 {
+    v.min(u64::from(u32::MAX)) as u32
+}
+
+/// Adds every edge sketch of `records` into `acc` (for node and cluster percentiles).
+pub fn accumulate(records: &[EdgeRecord], acc: &mut [u64; SKETCH_BUCKETS]) {
+    for r in records {
+        r.sketch.add_to(acc);
+    }
+}
+
+#[cfg(test)]
+mod tests;

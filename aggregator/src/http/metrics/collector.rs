@@ -1,0 +1,336 @@
+//! The `/metrics` collector: what one scrape encodes, in which families.
+//!
+//! Why bounded: an n-node cluster has n² edges, so what is always exported is linear in nodes
+//! (per node and direction a loss ratio and an RTT histogram), plus the top-K worst edges and,
+//! only when enabled, per-edge series capped at a fixed count.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use echomesh_proto::v1::Network;
+use parking_lot::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Unit;
+
+use super::MetricsConfig;
+use super::cumulative::Cumulative;
+use super::process::encode_process;
+use super::snapshot::{Direction, EdgeFigure, Group, GroupKey, Snapshot, gather};
+use crate::graph::Graph;
+use crate::ingest::Ingest;
+
+/// Histogram state carried from scrape to scrape.
+#[derive(Debug, Default)]
+struct History {
+    nodes: HashMap<GroupKey, Cumulative>,
+    cluster: BTreeMap<Network, Cumulative>,
+}
+
+/// The aggregator's collector: graph figures, ingest counters, process figures.
+#[derive(Debug)]
+pub struct AggregatorCollector {
+    graph: Arc<Graph>,
+    ingest: Ingest,
+    cfg: MetricsConfig,
+    history: Mutex<History>,
+}
+
+impl AggregatorCollector {
+    /// A collector over `graph` and `ingest`.
+    #[must_use]
+    pub fn new(graph: Arc<Graph>, ingest: Ingest, cfg: MetricsConfig) -> Self {
+        Self {
+            graph,
+            ingest,
+            cfg,
+            history: Mutex::new(History::default()),
+        }
+    }
+
+    fn encode_graph(
+        &self,
+        enc: &mut DescriptorEncoder,
+        snap: &Snapshot,
+    ) -> Result<(), std::fmt::Error> {
+        {
+            let g = ConstGauge::new(0i64);
+            let mut m = enc.encode_descriptor(
+                "echomesh_edges",
+                "Directed edges (source agent to target address) by state.",
+                None,
+                g.metric_type(),
+            )?;
+            for (state, n) in ["up", "degraded", "down", "unknown"]
+                .iter()
+                .zip(snap.edges_by_state)
+            {
+                let labels = [("state", *state)];
+                ConstGauge::new(n as i64).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "echomesh_node_loss_ratio",
+                "Mean loss over the last minute of the node's edges, 0..1 (direction in: probes \
+                 towards the node, out: probes its agent sent); stale edges are left out.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ((node, net, dir), g) in &snap.groups {
+                if let Some(l) = g.loss_ratio() {
+                    let labels = [
+                        ("node", &**node),
+                        ("network", Network::name(*net)),
+                        ("direction", dir.label()),
+                    ];
+                    ConstGauge::new(l).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut h = self.history.lock();
+        // Forget nodes that left the graph, so their series end.
+        h.nodes.retain(|k, _| snap.groups.contains_key(k));
+        {
+            let mut m = enc.encode_descriptor(
+                "echomesh_node_rtt",
+                "Echo round-trip times of the node's edges (direction as for echomesh_node_loss_ratio).",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for (key, g) in &snap.groups {
+                let c = h.nodes.entry(key.clone()).or_default();
+                c.advance(g.received, &g.shape);
+                let labels = [
+                    ("node", &*key.0),
+                    ("network", Network::name(key.1)),
+                    ("direction", key.2.label()),
+                ];
+                m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                    c.sum_s,
+                    c.count(),
+                    &c.buckets(),
+                    None,
+                )?;
+            }
+        }
+        let mut cluster: BTreeMap<Network, Group> = BTreeMap::new();
+        for ((_, net, dir), g) in &snap.groups {
+            if *dir == Direction::Out {
+                cluster.entry(*net).or_default().merge(g);
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "echomesh_loss_ratio",
+                "Mean loss over the last minute of all edges from agents on this network, 0..1.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (net, g) in &cluster {
+                if let Some(l) = g.loss_ratio() {
+                    let labels = [("network", Network::name(*net))];
+                    ConstGauge::new(l).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "echomesh_rtt",
+                "Echo round-trip times of all edges from agents on this network.",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for (net, g) in &cluster {
+                let c = h.cluster.entry(*net).or_default();
+                c.advance(g.received, &g.shape);
+                let labels = [("network", Network::name(*net))];
+                m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                    c.sum_s,
+                    c.count(),
+                    &c.buckets(),
+                    None,
+                )?;
+            }
+        }
+        drop(h);
+        encode_edges(
+            enc,
+            "echomesh_top_edge",
+            &format!(
+                "one of the {} worst unhealthy edges (not UP, or losing probes)",
+                self.cfg.top_k
+            ),
+            &snap.worst,
+        )?;
+        if self.cfg.edge_series {
+            encode_edges(
+                enc,
+                "echomesh_edge",
+                &format!(
+                    "an edge (per-edge series, at most {})",
+                    self.cfg.max_edge_series
+                ),
+                &snap.edges,
+            )?;
+            let g = ConstGauge::new(snap.edges_dropped as i64);
+            g.encode(enc.encode_descriptor(
+                "echomesh_edge_series_dropped",
+                "Edges left out of the per-edge series by --metrics-max-edge-series.",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+
+    fn encode_ingest(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let agents = self.graph.agents();
+        for (name, help, v) in [
+            (
+                "echomesh_connected_agents",
+                "Agents with a live Session stream.",
+                self.ingest.connected() as i64,
+            ),
+            (
+                "echomesh_known_agents",
+                "Agents in the graph, connected or not yet forgotten.",
+                agents.len() as i64,
+            ),
+        ] {
+            let g = ConstGauge::new(v);
+            g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        let c = &self.graph.counters;
+        {
+            let mut m = enc.encode_descriptor(
+                "echomesh_reports",
+                "Agent reports received (result: merged, or duplicate = a replay already merged).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, v) in [
+                ("merged", c.reports_merged.load(Ordering::Relaxed)),
+                ("duplicate", c.reports_duplicate.load(Ordering::Relaxed)),
+            ] {
+                let labels = [("result", result)];
+                ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let v = ConstCounter::new(c.edge_updates.load(Ordering::Relaxed));
+            v.encode(enc.encode_descriptor(
+                "echomesh_edge_updates",
+                "Per-target entries of merged reports.",
+                None,
+                v.metric_type(),
+            )?)?;
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "echomesh_ingest_errors",
+                "Refused sessions, messages and report entries, by reason.",
+                None,
+                MetricType::Counter,
+            )?;
+            let mut rows: Vec<(&str, u64)> = self
+                .ingest
+                .errors()
+                .iter()
+                .map(|(r, n)| (r.label(), *n))
+                .collect();
+            rows.push(("unknown_target", c.unknown_targets.load(Ordering::Relaxed)));
+            rows.push((
+                "invalid_histogram",
+                c.invalid_entries.load(Ordering::Relaxed),
+            ));
+            for (reason, v) in rows {
+                let labels = [("reason", reason)];
+                ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "echomesh_build",
+                "Build information.",
+                None,
+                MetricType::Info,
+            )?;
+            m.encode_info(&[("version", env!("CARGO_PKG_VERSION"))])?;
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a loss and a p99 family for `edges`.
+fn encode_edges(
+    enc: &mut DescriptorEncoder,
+    prefix: &str,
+    what: &str,
+    edges: &[EdgeFigure],
+) -> Result<(), std::fmt::Error> {
+    let label_rows: Vec<[(&str, String); 5]> = edges
+        .iter()
+        .map(|e| {
+            [
+                ("src", e.src.to_string()),
+                ("src_network", Network::name(e.src_network).to_string()),
+                ("dst", e.dst.to_string()),
+                ("dst_network", Network::name(e.dst_network).to_string()),
+                ("dst_addr", e.dst_addr.to_string()),
+            ]
+        })
+        .collect();
+    {
+        let name = format!("{prefix}_loss_ratio");
+        let mut m = enc.encode_descriptor(
+            &name,
+            &format!("Loss over the last minute of {what}, 0..1."),
+            None,
+            MetricType::Gauge,
+        )?;
+        for (e, labels) in edges.iter().zip(&label_rows) {
+            if let Some(l) = e.loss {
+                ConstGauge::new(l).encode(m.encode_family(labels)?)?;
+            }
+        }
+    }
+    {
+        let name = format!("{prefix}_rtt_p99");
+        let mut m = enc.encode_descriptor(
+            &name,
+            &format!("Recent p99 round-trip time of {what}."),
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for (e, labels) in edges.iter().zip(&label_rows) {
+            if let Some(p) = e.p99_s {
+                ConstGauge::new(p).encode(m.encode_family(labels)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Collector for AggregatorCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let started = Instant::now();
+        let snap = gather(&self.graph, &self.cfg);
+        self.encode_graph(&mut enc, &snap)?;
+        self.encode_ingest(&mut enc)?;
+        encode_process(&mut enc)?;
+        let g = ConstGauge::new(started.elapsed().as_secs_f64());
+        g.encode(enc.encode_descriptor(
+            "echomesh_metrics_collect",
+            "Time this scrape spent walking the graph.",
+            Some(&Unit::Seconds),
+            g.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! Pinglist assignments: who each connected agent probes, pushed when it changes.
+//!
+//! Why debounced and fingerprinted: a hundred agents starting together must cause one round of
+//! assignments, not a hundred, and an unchanged pinglist is not re-sent. Each sent assignment
+//! gets a new generation, distinct across restarts, so a report measured under an old assignment
+//! is recognised and mapped by target id.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use echomesh_proto::v1::{self, AggregatorMessage, aggregator_message};
+
+use super::Ingest;
+use super::session::Outbox;
+use crate::graph::AgentKey;
+use crate::policy::{Peer, PlannedTarget};
+
+impl Ingest {
+    /// Recomputes pinglists after membership changes until `shutdown` resolves.
+    pub async fn run_assigner(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = self.inner.changed.notified() => {}
+                () = &mut shutdown => return,
+            }
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(self.inner.cfg.assign_debounce) => break,
+                    () = self.inner.changed.notified() => {}
+                    () = &mut shutdown => return,
+                }
+            }
+            self.reassign_all().await;
+        }
+    }
+
+    /// Sends every connected agent its current pinglist when it changed.
+    pub async fn reassign_all(&self) {
+        let inner = &self.inner;
+        let mut live: Vec<(AgentKey, Outbox, Arc<AtomicU64>)> = inner
+            .sessions
+            .iter()
+            .map(|s| {
+                (
+                    s.key().clone(),
+                    s.value().tx.clone(),
+                    s.value().sent.clone(),
+                )
+            })
+            .collect();
+        live.sort_by(|a, b| a.0.cmp(&b.0));
+        let peers: Vec<Peer> = live
+            .iter()
+            .filter_map(|(k, _, _)| {
+                let a = inner.graph.agent(k)?;
+                let addresses = a.info.lock().addresses.clone();
+                Some(Peer {
+                    key: k.clone(),
+                    addresses,
+                })
+            })
+            .collect();
+        for (key, tx, sent) in live {
+            let Some(agent) = inner.graph.agent(&key) else {
+                continue;
+            };
+            let planned = inner.pinglist.targets(&key, &peers);
+            let ids: Vec<u64> = planned.iter().map(|t| t.id).collect();
+            let print = fingerprint(&planned);
+            if sent.load(Ordering::Relaxed) == print {
+                continue;
+            }
+            sent.store(print, Ordering::Relaxed);
+            let generation = inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            inner
+                .graph
+                .apply_assignment(&agent, generation, &ids, inner.cfg.report_interval);
+            let msg = AggregatorMessage {
+                msg: Some(aggregator_message::Msg::Assignment(v1::Assignment {
+                    generation,
+                    targets: planned
+                        .into_iter()
+                        .map(|t| v1::Target {
+                            id: t.id,
+                            address: t.addr.to_string(),
+                            network: t.network as i32,
+                            node: t.node.to_string(),
+                            expected_down: t.expected_down,
+                        })
+                        .collect(),
+                    probe_interval_ms: ms(inner.cfg.probe_interval),
+                    timeout_ms: ms(inner.cfg.probe_timeout),
+                    payload_sizes: inner.cfg.payload_sizes.clone(),
+                    report_interval_ms: ms(inner.cfg.report_interval),
+                    down_after: inner.cfg.down_after,
+                })),
+            };
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), tx.send(Ok(msg))).await,
+                Ok(Ok(()))
+            ) {
+                // Not delivered: the next round tries again instead of skipping it as unchanged.
+                sent.store(0, Ordering::Relaxed);
+                tracing::warn!(agent = %key, "agent did not take its assignment within 5s");
+            }
+        }
+    }
+}
+
+/// A non-zero digest of what an assignment tells the agent about its targets.
+fn fingerprint(planned: &[PlannedTarget]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in planned {
+        (t.id, t.expected_down).hash(&mut h);
+    }
+    planned.len().hash(&mut h);
+    h.finish().max(1)
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}

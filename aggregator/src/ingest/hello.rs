@@ -1,0 +1,104 @@
+//! What a valid Hello is, and how it becomes the graph's identity of an agent.
+//!
+//! Why validated before anything else: the Hello names the agent for the whole session, so a bad
+//! name or address must be refused with a reason before it reaches the graph.
+
+use std::net::IpAddr;
+
+use echomesh_proto::v1::{self, Network};
+
+use crate::graph::{AgentInfo, AgentKey};
+
+/// Why a Hello was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HelloError {
+    /// Node name missing or unusable.
+    #[error("hello: node name must be 1..=253 printable characters, got {0:?}")]
+    BadNode(String),
+    /// Network not POD or HOST.
+    #[error("hello: network must be NETWORK_POD or NETWORK_HOST, got {0}")]
+    BadNetwork(i32),
+    /// An address that does not parse.
+    #[error("hello: {0:?} is not an IP address")]
+    BadAddress(String),
+    /// No addresses, or too many.
+    #[error("hello: an agent announces 1..=16 addresses, got {0}")]
+    AddressCount(usize),
+}
+
+/// Checks a Hello and turns it into the graph's types.
+pub fn validate_hello(h: &v1::Hello) -> Result<(AgentKey, AgentInfo), HelloError> {
+    if h.node.is_empty() || h.node.len() > 253 || h.node.chars().any(char::is_control) {
+        return Err(HelloError::BadNode(h.node.chars().take(64).collect()));
+    }
+    let network = match Network::try_from(h.network) {
+        Ok(n @ (Network::Pod | Network::Host)) => n,
+        _ => return Err(HelloError::BadNetwork(h.network)),
+    };
+    if h.addresses.is_empty() || h.addresses.len() > 16 {
+        return Err(HelloError::AddressCount(h.addresses.len()));
+    }
+    let mut addresses = Vec::with_capacity(h.addresses.len());
+    for a in &h.addresses {
+        let ip: IpAddr = a
+            .parse()
+            .map_err(|_| HelloError::BadAddress(a.chars().take(64).collect()))?;
+        if !addresses.contains(&ip) {
+            addresses.push(ip);
+        }
+    }
+    Ok((
+        AgentKey {
+            node: h.node.as_str().into(),
+            network,
+        },
+        AgentInfo {
+            pod: h.pod.chars().take(253).collect(),
+            addresses,
+            version: h.version.chars().take(64).collect(),
+            boot_id: h.boot_id,
+            connected: true,
+            disconnected_at: None,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(node: &str, network: Network, addrs: &[&str]) -> v1::Hello {
+        v1::Hello {
+            node: node.into(),
+            network: network as i32,
+            addresses: addrs.iter().map(|s| (*s).to_string()).collect(),
+            ..v1::Hello::default()
+        }
+    }
+
+    #[test]
+    fn hello_validation_messages() {
+        assert_eq!(
+            validate_hello(&hello("", Network::Pod, &["10.0.0.1"])).map(|_| ()),
+            Err(HelloError::BadNode(String::new()))
+        );
+        let e = validate_hello(&hello("n", Network::Unspecified, &["10.0.0.1"]))
+            .map(|_| ())
+            .expect_err("bad network");
+        assert_eq!(
+            e.to_string(),
+            "hello: network must be NETWORK_POD or NETWORK_HOST, got 0"
+        );
+        let e = validate_hello(&hello("n", Network::Pod, &["10.0.0.999"]))
+            .map(|_| ())
+            .expect_err("bad address");
+        assert_eq!(e.to_string(), "hello: \"10.0.0.999\" is not an IP address");
+        assert_eq!(
+            validate_hello(&hello("n", Network::Pod, &[])).map(|_| ()),
+            Err(HelloError::AddressCount(0))
+        );
+        let (k, i) = validate_hello(&hello("n", Network::Host, &["::1", "::1"])).expect("ok");
+        assert_eq!(k.network, Network::Host);
+        assert_eq!(i.addresses.len(), 1);
+    }
+}

@@ -1,0 +1,187 @@
+//! One agent session: Hello, then reports and alerts until the stream ends.
+//!
+//! Why one task per session with one bounded outbox: everything written back to the agent
+//! (assignments, acks, a final error status) goes through it, so a slow agent slows only itself,
+//! and a newer session for the same `(node, network)` can close the older one cleanly.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use echomesh_proto::v1::{
+    self, AgentMessage, AggregatorMessage, agent_message, agent_service_server::AgentService,
+    aggregator_message, event::Kind,
+};
+use futures::Stream;
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{Ingest, IngestErrorReason, validate_hello};
+use crate::graph::MergeOutcome;
+
+/// What the session task writes to its agent.
+pub(super) type Outbox = mpsc::Sender<Result<AggregatorMessage, Status>>;
+
+/// The open session of one agent.
+#[derive(Debug)]
+pub(super) struct SessionHandle {
+    pub(super) id: u64,
+    pub(super) tx: Outbox,
+    pub(super) close: Arc<Notify>,
+    /// Fingerprint of the last assignment sent on this session (0: none yet), so an unchanged
+    /// pinglist is not re-sent, while a new session or an expected-down flip always is.
+    pub(super) sent: Arc<AtomicU64>,
+}
+
+impl Ingest {
+    async fn run_session(self, mut inbound: Streaming<AgentMessage>, tx: Outbox) {
+        let inner = &self.inner;
+        let first = tokio::time::timeout(inner.cfg.hello_timeout, inbound.message()).await;
+        let hello = match first {
+            Err(_) => {
+                self.count_error(IngestErrorReason::HelloTimeout);
+                let _ = tx
+                    .send(Err(Status::deadline_exceeded(
+                        "no Hello within the hello timeout",
+                    )))
+                    .await;
+                return;
+            }
+            Ok(Err(status)) => {
+                let _ = tx.send(Err(self.map_inbound_error(status))).await;
+                return;
+            }
+            Ok(Ok(None)) => return,
+            Ok(Ok(Some(AgentMessage {
+                msg: Some(agent_message::Msg::Hello(h)),
+            }))) => h,
+            Ok(Ok(Some(other))) => {
+                self.count_error(IngestErrorReason::FirstNotHello);
+                let what = match other.msg {
+                    Some(agent_message::Msg::Report(_)) => "Report",
+                    Some(agent_message::Msg::Alert(_)) => "Alert",
+                    _ => "an empty message",
+                };
+                let _ = tx
+                    .send(Err(Status::failed_precondition(format!(
+                        "the first message of a session must be Hello, got {what}"
+                    ))))
+                    .await;
+                return;
+            }
+        };
+        let (key, info) = match validate_hello(&hello) {
+            Ok(v) => v,
+            Err(e) => {
+                self.count_error(IngestErrorReason::BadHello);
+                let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+                return;
+            }
+        };
+        let id = inner.next_session.fetch_add(1, Ordering::Relaxed);
+        let close = Arc::new(Notify::new());
+        let replaced = inner.sessions.insert(
+            key.clone(),
+            SessionHandle {
+                id,
+                tx: tx.clone(),
+                close: close.clone(),
+                sent: Arc::new(AtomicU64::new(0)),
+            },
+        );
+        let agent = inner.graph.upsert_agent(key.clone(), info);
+        let events = &inner.graph.events;
+        if let Some(old) = replaced {
+            let _ = old.tx.try_send(Err(Status::aborted(
+                "replaced by a newer session for the same node and network",
+            )));
+            old.close.notify_one();
+            tracing::warn!(agent = %key, "a newer session replaced the existing one");
+            events.agent_event(
+                Kind::AgentReplaced,
+                &key,
+                format!("a newer session replaced session {} of {key}", old.id),
+            );
+        } else {
+            events.agent_event(Kind::AgentConnected, &key, String::new());
+        }
+        tracing::info!(agent = %key, session = id, "agent connected");
+        self.membership_changed();
+
+        let closing = self.closing();
+        tokio::pin!(closing);
+        loop {
+            let msg = tokio::select! {
+                () = close.notified() => break,
+                () = &mut closing => {
+                    let _ = tx.try_send(Err(Status::unavailable("aggregator shutting down")));
+                    break;
+                }
+                m = inbound.message() => m,
+            };
+            let msg = match msg {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(status) => {
+                    let _ = tx.send(Err(self.map_inbound_error(status))).await;
+                    break;
+                }
+            };
+            match msg.msg {
+                Some(agent_message::Msg::Report(r)) => match inner.graph.merge_report(&agent, &r) {
+                    Ok(MergeOutcome::Merged { .. } | MergeOutcome::Duplicate) => {
+                        let ack = AggregatorMessage {
+                            msg: Some(aggregator_message::Msg::Ack(v1::Ack { seq: r.seq })),
+                        };
+                        if tx.send(Ok(ack)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        self.count_error(IngestErrorReason::BadReport);
+                        let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+                        break;
+                    }
+                },
+                Some(agent_message::Msg::Alert(a)) => {
+                    inner.graph.apply_alert(&agent, &a);
+                }
+                Some(agent_message::Msg::Hello(_)) => {
+                    self.count_error(IngestErrorReason::RepeatedHello);
+                    let _ = tx
+                        .send(Err(Status::failed_precondition(
+                            "Hello may only be the first message of a session",
+                        )))
+                        .await;
+                    break;
+                }
+                None => {}
+            }
+        }
+
+        let still_current = inner.sessions.remove_if(&key, |_, s| s.id == id).is_some();
+        if still_current {
+            inner.graph.disconnect_agent(&key);
+            events.agent_event(Kind::AgentDisconnected, &key, String::new());
+            tracing::info!(agent = %key, session = id, "agent disconnected");
+            self.membership_changed();
+        }
+    }
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<AggregatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for Ingest {
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let (tx, rx) = mpsc::channel(self.inner.cfg.session_buffer.max(4));
+        tokio::spawn(self.clone().run_session(request.into_inner(), tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

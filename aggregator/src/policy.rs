@@ -1,0 +1,46 @@
+//! Who probes whom.
+//!
+//! Behind a trait so the source of truth can change without touching ingest: without Kubernetes
+//! (the default) the pinglist is the full mesh of connected agents ([`full_mesh`]); Kubernetes
+//! discovery supplies a second implementation from nodes, readiness and draining.
+
+pub mod full_mesh;
+
+pub use full_mesh::FullMesh;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use echomesh_proto::v1::Network;
+
+use crate::graph::AgentKey;
+
+/// A connected agent and the addresses it announced.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Node and network.
+    pub key: AgentKey,
+    /// Its addresses.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// One target in a pinglist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTarget {
+    /// Stable id ([`crate::graph::endpoint_id`]).
+    pub id: u64,
+    /// Node of the target.
+    pub node: Arc<str>,
+    /// Network of the target.
+    pub network: Network,
+    /// Address to probe.
+    pub addr: IpAddr,
+    /// The target's node is expected to fail (NotReady, draining).
+    pub expected_down: bool,
+}
+
+/// Computes an agent's targets from the cluster's agents.
+pub trait PinglistSource: Send + Sync + std::fmt::Debug + 'static {
+    /// The targets of `agent`, in a stable order (the order is the slot order).
+    fn targets(&self, agent: &AgentKey, peers: &[Peer]) -> Vec<PlannedTarget>;
+}

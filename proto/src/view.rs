@@ -1,0 +1,115 @@
+//! How a `v1::Edge` looks as JSON: one rendering for every tool that prints edges as JSON.
+//!
+//! Why here and not in a front end: the aggregator's JSON API and the CLI's `-o json` show the
+//! same edges, and a field renamed or a unit changed in one of them would break scripts written
+//! against the other. Names follow [`v1::Network::name`] and [`state_name`].
+
+use serde_json::{Value, json};
+
+use crate::v1::{self, EdgeState, Network};
+
+/// Lower-case name of an edge state (`up`, `degraded`, `down`, `unknown`; `none` otherwise).
+#[must_use]
+pub fn state_name(s: i32) -> &'static str {
+    match EdgeState::try_from(s) {
+        Ok(EdgeState::Up) => "up",
+        Ok(EdgeState::Degraded) => "degraded",
+        Ok(EdgeState::Down) => "down",
+        Ok(EdgeState::Unknown) => "unknown",
+        _ => "none",
+    }
+}
+
+/// The name of a wire network value (`pod`, `host`, `any` for unknown values).
+#[must_use]
+pub fn network_name(n: i32) -> &'static str {
+    Network::try_from(n).unwrap_or(Network::Unspecified).name()
+}
+
+/// An edge as JSON (the figures every listing shows).
+#[must_use]
+pub fn edge_json(e: &v1::Edge) -> Value {
+    json!({
+        "source_node": e.source_node,
+        "source_network": network_name(e.source_network),
+        "target_node": e.target_node,
+        "target_network": network_name(e.target_network),
+        "target_address": e.target_address,
+        "target_id": e.target_id.to_string(),
+        "state": state_name(e.state),
+        "state_age_ms": e.state_age_ms,
+        "last_seen_age_ms": e.last_seen_age_ms,
+        "loss_1m_pct": e.loss_1m_pct,
+        "loss_10m_pct": e.loss_10m_pct,
+        "p50_us": e.p50_us,
+        "p90_us": e.p90_us,
+        "p99_us": e.p99_us,
+        "p99_10m_us": e.p99_10m_us,
+        "sent_total": e.sent_total,
+        "received_total": e.received_total,
+        "duplicates_total": e.duplicates_total,
+        "reordered_total": e.reordered_total,
+        "late_total": e.late_total,
+        "icmp_errors_total": e.icmp_errors_total,
+    })
+}
+
+/// One minute of an edge's history as JSON; `loss_pct` is derived from `sent` and `lost`.
+#[must_use]
+pub fn minute_json(m: &v1::EdgeMinute) -> Value {
+    json!({
+        "minutes_ago": m.minutes_ago,
+        "sent": m.sent,
+        "lost": m.lost,
+        "loss_pct": 100.0 * m.lost as f64 / m.sent.max(1) as f64,
+        "p99_us": m.p99_us,
+    })
+}
+
+/// An edge with its detail (as `GetEdge` returns it): [`edge_json`] plus `p999_us` and the
+/// per-minute `history`, newest first.
+#[must_use]
+pub fn edge_detail_json(e: &v1::Edge) -> Value {
+    let mut v = edge_json(e);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("p999_us".into(), json!(e.p999_us));
+        obj.insert(
+            "history".into(),
+            Value::Array(e.history.iter().map(minute_json).collect()),
+        );
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_detail() {
+        assert_eq!(state_name(EdgeState::Degraded as i32), "degraded");
+        assert_eq!(state_name(99), "none");
+        assert_eq!(network_name(Network::Host as i32), "host");
+        assert_eq!(network_name(99), "any");
+        let e = v1::Edge {
+            source_network: Network::Pod as i32,
+            target_id: u64::MAX,
+            p999_us: 12.5,
+            history: vec![v1::EdgeMinute {
+                minutes_ago: 0,
+                sent: 4,
+                lost: 1,
+                p99_us: None,
+            }],
+            ..v1::Edge::default()
+        };
+        let plain = edge_json(&e);
+        assert_eq!(plain["source_network"], "pod");
+        assert_eq!(plain["target_id"], u64::MAX.to_string());
+        assert!(plain.get("history").is_none());
+        let full = edge_detail_json(&e);
+        assert_eq!(full["p999_us"], 12.5);
+        assert_eq!(full["history"][0]["loss_pct"], 25.0);
+        assert!(full["history"][0]["p99_us"].is_null());
+    }
+}
