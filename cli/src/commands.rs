@@ -9,7 +9,9 @@ use echomesh_proto::v1::{
 use serde_json::json;
 use tonic::transport::Channel;
 
-use crate::render::{self, age, edge_header, edge_json, edge_row, ms, net_name, state_name};
+use echomesh_proto::view::{edge_detail_json, edge_json, network_name, state_name};
+
+use crate::render::{self, age, edge_header, edge_row, ms, state_label};
 use crate::{Cli, CliError, Command, EXIT_OK, EXIT_VIOLATIONS, Metric, Output, StateArg};
 
 type Client = GraphServiceClient<Channel>;
@@ -142,7 +144,7 @@ async fn nodes(
             .iter()
             .map(|n| {
                 json!({
-                    "name": n.name, "network": net_name(n.network), "addresses": n.addresses,
+                    "name": n.name, "network": network_name(n.network), "addresses": n.addresses,
                     "connected": n.connected, "last_report_age_ms": n.last_report_age_ms,
                     "edges_out": n.edges_out, "edges_down": n.edges_down,
                     "edges_degraded": n.edges_degraded, "version": n.version,
@@ -171,7 +173,7 @@ async fn nodes(
         .map(|n| {
             let mut r = vec![
                 n.name.clone(),
-                net_name(n.network).into(),
+                network_name(n.network).into(),
                 if n.connected { "UP" } else { "UNKNOWN" }.into(),
                 n.edges_out.to_string(),
                 n.edges_down.to_string(),
@@ -235,26 +237,26 @@ async fn edge(
         .await?
         .into_inner();
     if o == Output::Json {
-        json_out(out, &edge_json(&e))?;
+        json_out(out, &edge_detail_json(&e))?;
         return Ok(EXIT_OK);
     }
     let lines = [
         (
             "source",
-            format!("{}/{}", e.source_node, net_name(e.source_network)),
+            format!("{}/{}", e.source_node, network_name(e.source_network)),
         ),
         (
             "target",
             format!(
                 "{}/{} {}",
                 e.target_node,
-                net_name(e.target_network),
+                network_name(e.target_network),
                 e.target_address
             ),
         ),
         (
             "state",
-            format!("{} for {}", state_name(e.state), age(e.state_age_ms)),
+            format!("{} for {}", state_label(e.state), age(e.state_age_ms)),
         ),
         ("last seen", format!("{} ago", age(e.last_seen_age_ms))),
         (
@@ -411,7 +413,7 @@ async fn watch(
                 &mut *out,
                 &json!({
                     "kind": kind, "at_unix_ms": ev.at_unix_ms, "source_node": ev.source_node,
-                    "source_network": net_name(ev.source_network), "target_node": ev.target_node,
+                    "source_network": network_name(ev.source_network), "target_node": ev.target_node,
                     "target_address": ev.target_address, "from": state_name(ev.from),
                     "to": state_name(ev.to), "message": ev.message, "missed": ev.missed,
                 }),
@@ -424,11 +426,11 @@ async fn watch(
                 "{}  {}/{} -> {} ({})  {} -> {}",
                 ev.at_unix_ms,
                 ev.source_node,
-                net_name(ev.source_network),
+                network_name(ev.source_network),
                 ev.target_node,
                 ev.target_address,
-                state_name(ev.from),
-                state_name(ev.to)
+                state_label(ev.from),
+                state_label(ev.to)
             )?;
         } else {
             writeln!(
@@ -436,7 +438,7 @@ async fn watch(
                 "{}  {kind}  {}/{}  {}",
                 ev.at_unix_ms,
                 ev.source_node,
-                net_name(ev.source_network),
+                network_name(ev.source_network),
                 ev.message
             )?;
         }

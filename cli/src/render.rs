@@ -4,8 +4,8 @@
 
 use std::io::{self, IsTerminal as _, Write};
 
-use echomesh_proto::v1::{self, EdgeState, Network};
-use serde_json::{Value, json};
+use echomesh_proto::v1::{self, EdgeState};
+use echomesh_proto::view::network_name;
 
 /// Whether to colour output: a terminal, and `NO_COLOR` unset.
 #[must_use]
@@ -13,24 +13,14 @@ pub fn colour() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// Upper-case state name.
+/// Upper-case state label for tables (JSON uses `echomesh_proto::view::state_name`).
 #[must_use]
-pub fn state_name(s: i32) -> &'static str {
+pub fn state_label(s: i32) -> &'static str {
     match EdgeState::try_from(s) {
         Ok(EdgeState::Up) => "UP",
         Ok(EdgeState::Degraded) => "DEGRADED",
         Ok(EdgeState::Down) => "DOWN",
         Ok(EdgeState::Unknown) => "UNKNOWN",
-        _ => "-",
-    }
-}
-
-/// Lower-case network name.
-#[must_use]
-pub fn net_name(n: i32) -> &'static str {
-    match Network::try_from(n) {
-        Ok(Network::Pod) => "pod",
-        Ok(Network::Host) => "host",
         _ => "-",
     }
 }
@@ -136,41 +126,13 @@ pub fn age(ms: u64) -> String {
     }
 }
 
-/// An edge as JSON.
-#[must_use]
-pub fn edge_json(e: &v1::Edge) -> Value {
-    json!({
-        "source_node": e.source_node,
-        "source_network": net_name(e.source_network),
-        "target_node": e.target_node,
-        "target_network": net_name(e.target_network),
-        "target_address": e.target_address,
-        "state": state_name(e.state),
-        "state_age_ms": e.state_age_ms,
-        "last_seen_age_ms": e.last_seen_age_ms,
-        "loss_1m_pct": e.loss_1m_pct,
-        "loss_10m_pct": e.loss_10m_pct,
-        "p50_ms": e.p50_us / 1000.0,
-        "p90_ms": e.p90_us / 1000.0,
-        "p99_ms": e.p99_us / 1000.0,
-        "p99_10m_ms": e.p99_10m_us / 1000.0,
-        "sent_total": e.sent_total,
-        "received_total": e.received_total,
-        "duplicates_total": e.duplicates_total,
-        "reordered_total": e.reordered_total,
-        "late_total": e.late_total,
-        "icmp_errors_total": e.icmp_errors_total,
-        "expected_down": e.expected_down,
-    })
-}
-
 /// An edge as a table row; `wide` adds columns.
 #[must_use]
 pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
     let mut r = vec![
-        format!("{}/{}", e.source_node, net_name(e.source_network)),
-        format!("{}/{}", e.target_node, net_name(e.target_network)),
-        state_name(e.state).to_string(),
+        format!("{}/{}", e.source_node, network_name(e.source_network)),
+        format!("{}/{}", e.target_node, network_name(e.target_network)),
+        state_label(e.state).to_string(),
         format!("{:.2}", e.loss_1m_pct),
         ms(e.p50_us),
         ms(e.p99_us),

@@ -84,9 +84,10 @@ async fn status_nodes_edges_edge_matrix_top() {
 
     let (_, out, _) = f.run(&["-o", "json", "edge", "a", "b"]).await;
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(v["state"], "UP");
+    assert_eq!(v["state"], "up");
     assert_eq!(v["target_address"], "127.0.0.2");
-    let p50 = v["p50_ms"].as_f64().expect("p50");
+    assert!(v["history"].is_array(), "{v}");
+    let p50 = v["p50_us"].as_f64().expect("p50") / 1000.0;
     assert!((0.3..0.5).contains(&p50), "{p50}");
 
     let (_, out, _) = f.run(&["matrix", "--metric", "p50"]).await;
@@ -262,7 +263,7 @@ async fn watch_streams_the_snapshot_and_exits_two_when_the_aggregator_goes_away(
     assert!(
         lines[..6]
             .iter()
-            .all(|v| v["kind"] == "edge_state" && v["to"] == "UP")
+            .all(|v| v["kind"] == "edge_state" && v["to"] == "up")
     );
     f.stop().await;
     let (code, err) = tokio::time::timeout(SOON, task)

@@ -42,9 +42,10 @@ impl Edge {
             src: (s("source_node"), s("source_network")),
             dst: (s("target_node"), s("target_network")),
             addr: s("target_address"),
-            state: s("state"),
+            // JSON states are lower-case; the assertions below read like the tables.
+            state: s("state").to_uppercase(),
             loss_1m: v["loss_1m_pct"].as_f64().unwrap_or(f64::NAN),
-            p50_ms: v["p50_ms"].as_f64().unwrap_or(f64::NAN),
+            p50_ms: v["p50_us"].as_f64().map_or(f64::NAN, |us| us / 1000.0),
             sent: v["sent_total"].as_u64().unwrap_or(0),
             received: v["received_total"].as_u64().unwrap_or(0),
         }
@@ -381,7 +382,7 @@ fn t2_cut_turns_the_nodes_edges_down_and_heal_brings_them_back() {
         );
         seen.entry(key)
             .or_default()
-            .push(ev["to"].as_str().unwrap_or_default().to_string());
+            .push(ev["to"].as_str().unwrap_or_default().to_uppercase());
     }
     for x in e.edges().iter().filter(|x| affected.contains(&x.key())) {
         let key = format!("{}/{}->{}", x.src.0, x.src.1, x.addr);

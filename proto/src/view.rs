@@ -51,6 +51,7 @@ pub fn edge_json(e: &v1::Edge) -> Value {
         "reordered_total": e.reordered_total,
         "late_total": e.late_total,
         "icmp_errors_total": e.icmp_errors_total,
+        "expected_down": e.expected_down,
     })
 }
 
