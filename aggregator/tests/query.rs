@@ -1,5 +1,8 @@
 //! GraphService, reflection, health and the HTTP probes over real sockets.
 
+use std::time::Duration;
+
+use echomesh_proto::Histogram;
 use echomesh_proto::v1::{self, event::Kind};
 use echomesh_testkit::http::get;
 use echomesh_testkit::{SOON, SimAgent, TestAggregator};
@@ -80,6 +83,50 @@ async fn bad_filters_and_page_tokens_are_invalid_argument() {
         .await
         .expect_err("missing");
     assert_eq!(e.code(), Code::NotFound);
+    s.shutdown().await;
+}
+
+/// Agent `a` has the higher median, agent `b` the higher tail, so the two sorts disagree.
+#[tokio::test]
+async fn sort_by_p50_is_not_sort_by_p99() {
+    let s = TestAggregator::start(|_| {}).await;
+    let mut a = SimAgent::connect(s.channel().await, "a", "127.0.0.1").await;
+    let mut b = SimAgent::connect(s.channel().await, "b", "127.0.0.2").await;
+    let shape = |median_us: u64, tail_us: u64| {
+        let mut h = Histogram::new();
+        for i in 0..100 {
+            h.record(Duration::from_micros(if i < 95 {
+                median_us
+            } else {
+                tail_us
+            }));
+        }
+        h
+    };
+    for (agent, h) in [(&mut a, shape(2_000, 2_100)), (&mut b, shape(500, 9_000))] {
+        agent.wait_assignment(1).await;
+        let r = agent.report(100, 0, &h);
+        agent.send_report(r).await;
+        agent.wait_ack(1).await;
+    }
+    let g = s.graph_client().await;
+    let first = |sort: v1::EdgeSort| {
+        let mut g = g.clone();
+        async move {
+            g.list_edges(v1::ListEdgesRequest {
+                sort: sort as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner()
+            .edges[0]
+                .source_node
+                .clone()
+        }
+    };
+    assert_eq!(first(v1::EdgeSort::P50).await, "a");
+    assert_eq!(first(v1::EdgeSort::P99).await, "b");
     s.shutdown().await;
 }
 

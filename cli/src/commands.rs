@@ -32,7 +32,8 @@ fn state(s: StateArg) -> i32 {
 fn sort(m: Metric) -> i32 {
     (match m {
         Metric::Loss => EdgeSort::Loss,
-        Metric::P50 | Metric::P99 => EdgeSort::P99,
+        Metric::P50 => EdgeSort::P50,
+        Metric::P99 => EdgeSort::P99,
     }) as i32
 }
 
@@ -514,4 +515,16 @@ async fn check(
     } else {
         EXIT_VIOLATIONS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sort_metric_asks_the_server_for_its_own_order() {
+        assert_eq!(sort(Metric::Loss), EdgeSort::Loss as i32);
+        assert_eq!(sort(Metric::P50), EdgeSort::P50 as i32);
+        assert_eq!(sort(Metric::P99), EdgeSort::P99 as i32);
+    }
 }

@@ -91,6 +91,7 @@ impl Query {
                 let key = match sort {
                     EdgeSort::Unspecified => 0.0,
                     EdgeSort::Loss => -loss,
+                    EdgeSort::P50 => -rec.rtt_quantile_ns(0.5).map_or(0.0, |v| v / 1000.0),
                     EdgeSort::P99 => -p99,
                     EdgeSort::State => -f64::from(severity(st)),
                 };

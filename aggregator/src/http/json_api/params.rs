@@ -127,9 +127,10 @@ pub(super) const METRICS: [(&str, MatrixMetric); 3] = [
     ("p50", MatrixMetric::P50),
     ("p99", MatrixMetric::P99),
 ];
-pub(super) const SORTS: [(&str, EdgeSort); 4] = [
+pub(super) const SORTS: [(&str, EdgeSort); 5] = [
     ("none", EdgeSort::Unspecified),
     ("loss", EdgeSort::Loss),
+    ("p50", EdgeSort::P50),
     ("p99", EdgeSort::P99),
     ("state", EdgeSort::State),
 ];
