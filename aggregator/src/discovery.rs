@@ -36,9 +36,9 @@ use tokio::time::Instant;
 
 use crate::Graph;
 use crate::graph::AgentKey;
-use crate::http::health::Readiness;
 use crate::ingest::Ingest;
 use crate::policy::{FullMesh, Peer, PinglistSource, PlannedTarget};
+use crate::readiness::Readiness;
 use model::ClusterModel;
 
 /// The readiness component name discovery reports under.

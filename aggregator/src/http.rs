@@ -20,7 +20,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse as _;
 
-pub use health::Readiness;
+use crate::readiness::Readiness;
+
 pub use json_api::{ApiError, JsonApi};
 pub use metrics::Metrics;
 

@@ -1,0 +1,334 @@
+//! The aggregator as a process: binds its listeners first (so tests can bind `127.0.0.1:0` and
+//! learn the ports), wires the layers together, serves gRPC and HTTP until the shutdown future
+//! resolves, then drains. Every layer below stays free of listener and lifecycle concerns.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use echomesh_proto::v1::agent_service_server::AgentServiceServer;
+use echomesh_proto::v1::graph_service_server::GraphServiceServer;
+use futures::StreamExt as _;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+
+use crate::{Config, Graph, Ingest, api, discovery, graph, http, policy, readiness};
+
+/// Why the aggregator could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {what}: {source}")]
+    Bind {
+        /// Which listener.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Reflection could not load the descriptor set.
+    #[error("gRPC reflection setup failed: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    /// The HTTP server failed.
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Longest graceful drain after the shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bound, not yet serving aggregator.
+#[derive(Debug)]
+pub struct Aggregator {
+    cfg: Config,
+    grpc: TcpListener,
+    http: TcpListener,
+    unix: Option<(UnixListener, PathBuf)>,
+    graph: Arc<Graph>,
+    ingest: Ingest,
+    readiness: Arc<readiness::Readiness>,
+    discovery: Option<DiscoverySetup>,
+}
+
+/// Kubernetes discovery wiring: the model-backed pinglist and, in tests, an injected client.
+struct DiscoverySetup {
+    pinglist: Arc<discovery::ModelPinglist>,
+    client: Option<kube::Client>,
+}
+
+impl std::fmt::Debug for DiscoverySetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscoverySetup")
+            .field("pinglist", &self.pinglist)
+            .field("injected_client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl Aggregator {
+    /// Binds every listener from `cfg`.
+    pub async fn bind(cfg: Config) -> Result<Self, ServerError> {
+        let grpc =
+            TcpListener::bind(cfg.grpc_listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    what: format!("gRPC {}", cfg.grpc_listen),
+                    source,
+                })?;
+        let http =
+            TcpListener::bind(cfg.http_listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    what: format!("HTTP {}", cfg.http_listen),
+                    source,
+                })?;
+        let unix = match &cfg.agent_socket {
+            None => None,
+            Some(path) => {
+                // A stale socket file from a previous run would make bind fail.
+                if path.exists() {
+                    let _ = std::fs::remove_file(path);
+                }
+                let l = UnixListener::bind(path).map_err(|source| ServerError::Bind {
+                    what: format!("unix socket {}", path.display()),
+                    source,
+                })?;
+                Some((l, path.clone()))
+            }
+        };
+        let events = graph::EventHub::new(8192, cfg.max_watchers);
+        let graph = Arc::new(Graph::new(cfg.graph(), events));
+        let mut agg = Self {
+            ingest: Ingest::new(graph.clone(), cfg.ingest(), Arc::new(policy::FullMesh)),
+            cfg,
+            grpc,
+            http,
+            unix,
+            graph,
+            readiness: Arc::new(readiness::Readiness::default()),
+            discovery: None,
+        };
+        if agg.cfg.kubernetes {
+            agg.enable_discovery(None);
+        }
+        Ok(agg)
+    }
+
+    /// Enables Kubernetes discovery through `client` (a mocked API server in tests), whatever
+    /// `--kubernetes` says. Call before [`Aggregator::serve`].
+    #[must_use]
+    pub fn with_kube_client(mut self, client: kube::Client) -> Self {
+        self.enable_discovery(Some(client));
+        self
+    }
+
+    fn enable_discovery(&mut self, client: Option<kube::Client>) {
+        let pinglist = Arc::new(discovery::ModelPinglist::default());
+        // No session exists before serve(), so swapping the ingest loses nothing.
+        self.ingest = Ingest::new(self.graph.clone(), self.cfg.ingest(), pinglist.clone());
+        self.discovery = Some(DiscoverySetup { pinglist, client });
+    }
+
+    /// Readiness (what `/readyz` reports).
+    #[must_use]
+    pub fn readiness(&self) -> Arc<readiness::Readiness> {
+        self.readiness.clone()
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().unwrap_or(self.cfg.grpc_listen)
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().unwrap_or(self.cfg.http_listen)
+    }
+
+    /// The graph (for embedding and tests).
+    #[must_use]
+    pub fn graph(&self) -> Arc<Graph> {
+        self.graph.clone()
+    }
+
+    fn routes(&self) -> Result<tonic::service::Routes, ServerError> {
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(echomesh_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(echomesh_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let agent = AgentServiceServer::new(self.ingest.clone())
+            .max_decoding_message_size(self.cfg.max_message_bytes);
+        let graph =
+            GraphServiceServer::new(api::Query::new(self.graph.clone(), self.ingest.clone()))
+                .max_encoding_message_size(256 * 1024 * 1024);
+        let mut b = tonic::service::Routes::builder();
+        b.add_service(agent)
+            .add_service(graph)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+        Ok(b.routes())
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn serve(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = move |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<AgentServiceServer<Ingest>>()
+            .await;
+        health_reporter
+            .set_serving::<GraphServiceServer<api::Query>>()
+            .await;
+
+        let ready = self.readiness.clone();
+        let mut tasks = tokio::task::JoinSet::new();
+
+        if let Some(setup) = self.discovery.take() {
+            let d = discovery::Discovery::new(
+                self.cfg.discovery(),
+                setup.pinglist,
+                self.ingest.clone(),
+                self.graph.clone(),
+                ready.clone(),
+            );
+            let s = stopped(stop_rx.clone());
+            tasks.spawn(async move {
+                match setup.client {
+                    Some(c) => d.run(c, s).await,
+                    None => d.run_inferred(s).await,
+                }
+                Ok(())
+            });
+        }
+
+        // Pinglist assigner and the staleness sweep.
+        tasks.spawn({
+            let ingest = self.ingest.clone();
+            let s = stopped(stop_rx.clone());
+            async move {
+                ingest.run_assigner(s).await;
+                Ok(())
+            }
+        });
+        tasks.spawn({
+            let graph = self.graph.clone();
+            let ingest = self.ingest.clone();
+            let mut rx = stop_rx.clone();
+            let every = (self.cfg.report_interval / 2).max(Duration::from_millis(50));
+            async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = rx.wait_for(|s| *s) => return Ok(()),
+                    }
+                    if graph.sweep() {
+                        ingest.membership_changed();
+                    }
+                }
+            }
+        });
+
+        let routes = self.routes()?;
+        let tcp = TcpListenerStream::new(self.grpc).map(|s| {
+            if let Ok(s) = &s {
+                let _ = s.set_nodelay(true);
+            }
+            s
+        });
+        tasks.spawn({
+            let routes = routes.clone();
+            let health = health.clone();
+            let s = stopped(stop_rx.clone());
+            async move {
+                tonic::transport::Server::builder()
+                    .add_routes(routes)
+                    .add_service(health)
+                    .serve_with_incoming_shutdown(tcp, s)
+                    .await
+                    .map_err(ServerError::from)
+            }
+        });
+        if let Some((unix, path)) = self.unix {
+            let routes = routes.clone();
+            let health = health.clone();
+            let s = stopped(stop_rx.clone());
+            tasks.spawn(async move {
+                let r = tonic::transport::Server::builder()
+                    .add_routes(routes)
+                    .add_service(health)
+                    .serve_with_incoming_shutdown(UnixListenerStream::new(unix), s)
+                    .await
+                    .map_err(ServerError::from);
+                let _ = std::fs::remove_file(&path);
+                r
+            });
+        }
+        tasks.spawn({
+            let metrics =
+                http::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics());
+            let api = http::JsonApi::new(api::Query::new(self.graph.clone(), self.ingest.clone()));
+            let app = http::router(ready.clone(), metrics, api);
+            let s = stopped(stop_rx.clone());
+            let http = self.http;
+            async move {
+                axum::serve(http, app)
+                    .with_graceful_shutdown(s)
+                    .await
+                    .map_err(ServerError::Http)
+            }
+        });
+        tracing::info!("aggregator serving");
+
+        tokio::pin!(shutdown);
+        let mut result = Ok(());
+        tokio::select! {
+            () = &mut shutdown => {}
+            Some(r) = tasks.join_next() => {
+                // A server task ended on its own: that is a failure.
+                if let Ok(Err(e)) = r {
+                    result = Err(e);
+                }
+            }
+        }
+        ready.set_serving(false);
+        self.ingest.close_all();
+        let _ = stop_tx.send(true);
+        let drain = async {
+            while let Some(r) = tasks.join_next().await {
+                if let Ok(Err(e)) = r
+                    && result.is_ok()
+                {
+                    result = Err(e);
+                }
+            }
+        };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+            tracing::warn!("connections did not drain in time; closing them");
+        }
+        result
+    }
+}
+
+/// Binds and serves `cfg` until `shutdown` resolves.
+pub async fn run(
+    cfg: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Aggregator::bind(cfg).await?.serve(shutdown).await
+}
