@@ -5,7 +5,8 @@
 //! checks the picture (a DOWN edge is drawn in the alarm colour), not just the markup. A screenshot
 //! is kept at `<target>/artifacts/heatmap.png`. Without a Chromium binary the test says so and
 //! skips, except in CI, where it fails (CI installs Debian's `chromium`; set `ECHOMESH_CHROMIUM`
-//! to use another binary).
+//! to use another binary). Every test here is named `browser_*`: CI's fast stage skips them by
+//! that prefix and its root stage, which installs Chromium, runs them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -102,7 +103,7 @@ fn selftest_json(dom: &str) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
+async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     let Some(bin) = chromium() else {
         skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
     };
@@ -193,7 +194,7 @@ fn tempdir(prefix: &str) -> PathBuf {
 /// assertion-heavy test: it keeps screenshots of a mid-size cluster (by loss, worst first, with
 /// an edge opened; and by p99) for people to look at, and checks the page still self-tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn screenshots_of_a_forty_node_cluster() {
+async fn browser_screenshots_of_a_forty_node_cluster() {
     let Some(bin) = chromium() else {
         skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
     };
@@ -370,7 +371,7 @@ mod cut {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_says_stale_while_cut_off_and_recovers() {
+async fn browser_page_says_stale_while_cut_off_and_recovers() {
     let Some(bin) = chromium() else {
         skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
     };
