@@ -18,11 +18,11 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 
 echo "== goal 1: 1000 agents x 999 targets, as fast as acks allow (4 reports in flight per agent)"
 uptime
-"$bin/echomesh-loadgen" --mode throughput --agents 1000 --seconds 10
+"$bin/echomesh-loadgen" --mode throughput --agents 1000 --duration 10s
 echo
 echo "== goals 2 and 4: fixed 1 report/s per agent (1M edge-updates/s), with GetEdge, Matrix and 8 WatchEvents subscribers"
 uptime
-"$bin/echomesh-loadgen" --mode fixed --agents 1000 --seconds 20
+"$bin/echomesh-loadgen" --mode fixed --agents 1000 --duration 20s
 echo
 echo "== goal 3: memory per directed edge at 10M edges (2000 agents x 5000 targets), graph store in-process"
 uptime

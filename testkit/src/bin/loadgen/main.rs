@@ -28,6 +28,7 @@ mod stats;
 mod workload;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Parser, ValueEnum};
@@ -55,9 +56,9 @@ struct Args {
     /// Simulated agents (full mesh: each has agents-1 targets).
     #[arg(long, default_value_t = 1000)]
     agents: usize,
-    /// Seconds of measurement.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
+    /// How long to measure (`10s`, `1m`).
+    #[arg(long, default_value = "10s", value_parser = echomesh_runtime::parse_duration)]
+    duration: Duration,
     /// Reports in flight per agent (throughput mode).
     #[arg(long, default_value_t = 4)]
     window: usize,

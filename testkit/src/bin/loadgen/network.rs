@@ -90,7 +90,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
             stop,
         ));
     }
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    tokio::time::sleep(args.duration).await;
     stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(Proc::Pid(server.pid))? - cpu0;
