@@ -16,7 +16,7 @@ pub mod wire;
 use std::future::Future;
 
 pub use args::{RunArgs, RunError};
-pub use connect::{ConnectError, Connector, UrlConnector, connect};
+pub use connect::{ConnectError, Connector, UrlConnector};
 pub use engine::{ProbeEngine, RawSockets, StartEngine};
 pub use replay::ReplayBuffer;
 pub use session::LoopSettings;

@@ -1,46 +1,24 @@
-//! Aggregator URLs to gRPC channels: `http://HOST:PORT`, or `unix:///path` for an agent socket.
+//! Dials the aggregator for one command. The URL forms and their checks are shared with the agent
+//! (`echomesh_proto::url`); what is the CLI's own is how long it waits: `--timeout` for the
+//! connection, six times that (at least six seconds) for a call, so a slow `matrix` on a large
+//! cluster is not cut off while an unreachable aggregator is reported quickly.
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint, Uri};
+use echomesh_proto::url::AggregatorUrl;
+use tonic::transport::Channel;
 
 use crate::CliError;
 
 /// Connects to `url` within `timeout`.
 pub async fn channel(url: &str, timeout: Duration) -> Result<Channel, CliError> {
-    if let Some(path) = url.strip_prefix("unix://") {
-        if path.is_empty() {
-            return Err(CliError::Url(format!(
-                "{url:?}: unix:// needs a socket path"
-            )));
-        }
-        let path = path.to_string();
-        return Endpoint::from_static("http://localhost")
-            .connect_timeout(timeout)
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(path).await?,
-                    ))
-                }
-            }))
-            .await
-            .map_err(|source| CliError::Connect {
-                url: url.to_string(),
-                source,
-            });
-    }
-    if !url.starts_with("http://") {
-        return Err(CliError::Url(format!(
-            "{url:?}: the aggregator URL must start with http:// or unix://"
-        )));
-    }
-    Endpoint::from_shared(url.to_string())
-        .map_err(|e| CliError::Url(format!("{url:?}: {e}")))?
-        .connect_timeout(timeout)
-        .timeout(timeout.max(Duration::from_secs(1)) * 6)
-        .connect()
+    let parsed = AggregatorUrl::parse(url).map_err(|e| CliError::Url(e.to_string()))?;
+    let calls = match parsed {
+        AggregatorUrl::Http(_) => Some(timeout.max(Duration::from_secs(1)) * 6),
+        AggregatorUrl::Unix(_) => None,
+    };
+    parsed
+        .connect(timeout, calls)
         .await
         .map_err(|source| CliError::Connect {
             url: url.to_string(),

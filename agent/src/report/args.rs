@@ -52,8 +52,8 @@ pub struct RunArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The aggregator URL is unusable.
-    #[error("aggregator URL {0:?}: must be http://HOST:PORT or unix:///path")]
-    Url(String),
+    #[error(transparent)]
+    Url(#[from] echomesh_proto::url::UrlError),
     /// The probe engine could not start (e.g. no CAP_NET_RAW).
     #[error(transparent)]
     Engine(#[from] EngineError),

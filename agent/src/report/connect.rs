@@ -7,7 +7,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint, Uri};
+use echomesh_proto::url::AggregatorUrl;
+use tonic::transport::Channel;
 
 use super::args::RunError;
 
@@ -25,9 +26,6 @@ pub trait Connector: Send {
 /// Why a connection attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// Unusable URL.
-    #[error("unusable URL")]
-    Url,
     /// Transport error.
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
@@ -39,18 +37,18 @@ pub enum ConnectError {
 /// Connects to an `http://HOST:PORT` or `unix:///path` URL.
 #[derive(Debug, Clone)]
 pub struct UrlConnector {
-    url: String,
+    url: AggregatorUrl,
+    shown: String,
     timeout: Duration,
 }
 
 impl UrlConnector {
     /// Checks the scheme up front so a typo fails at start, not on every retry.
     pub fn new(url: &str) -> Result<Self, RunError> {
-        if !(url.starts_with("http://") || url.starts_with("unix://")) {
-            return Err(RunError::Url(url.to_string()));
-        }
+        let parsed = AggregatorUrl::parse(url)?;
         Ok(Self {
-            url: url.to_string(),
+            shown: parsed.to_string(),
+            url: parsed,
             timeout: CONNECT_TIMEOUT,
         })
     }
@@ -59,36 +57,12 @@ impl UrlConnector {
 impl Connector for UrlConnector {
     fn connect(&mut self) -> impl Future<Output = Result<Channel, ConnectError>> + Send {
         let (url, timeout) = (self.url.clone(), self.timeout);
-        async move { connect(&url, timeout).await }
+        async move { Ok(url.connect(timeout, None).await?) }
     }
 
     fn target(&self) -> &str {
-        &self.url
+        &self.shown
     }
-}
-
-/// Connects to `url` (http:// or unix://).
-pub async fn connect(url: &str, timeout: Duration) -> Result<Channel, ConnectError> {
-    if let Some(path) = url.strip_prefix("unix://") {
-        let path = path.to_string();
-        return Ok(Endpoint::from_static("http://localhost")
-            .connect_timeout(timeout)
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(path).await?,
-                    ))
-                }
-            }))
-            .await?);
-    }
-    Ok(Endpoint::from_shared(url.to_string())
-        .map_err(|_| ConnectError::Url)?
-        .connect_timeout(timeout)
-        .tcp_nodelay(true)
-        .connect()
-        .await?)
 }
 
 #[cfg(test)]
@@ -104,7 +78,7 @@ mod tests {
             .map_err(|e| e.to_string());
         assert_eq!(
             err,
-            Err("aggregator URL \"https://x:1\": must be http://HOST:PORT or unix:///path".into())
+            Err("aggregator URL \"https://x:1\": must start with http:// (http://HOST:PORT) or unix:// (unix:///path)".into())
         );
     }
 }
