@@ -4,12 +4,18 @@
 //! assignments, not a hundred, and an unchanged pinglist is not re-sent. Each sent assignment
 //! gets a new generation, distinct across restarts, so a report measured under an old assignment
 //! is recognised and mapped by target id.
+//!
+//! Why a full outbox does not hold up a round: an agent that stops reading its stream fills its
+//! session's outbox, and waiting there would delay every agent after it, and every later round,
+//! by the send timeout. Such an assignment waits in a task of its own and is dropped after
+//! [`SEND_TIMEOUT`]; the next round sends it again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use echomesh_proto::v1::{self, AggregatorMessage, aggregator_message};
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::Ingest;
 use super::session::Outbox;
@@ -36,7 +42,8 @@ impl Ingest {
         }
     }
 
-    /// Sends every connected agent its current pinglist when it changed.
+    /// Sends every connected agent its current pinglist when it changed; an agent whose outbox
+    /// is full gets it later or not at all (see [`SEND_TIMEOUT`]), without holding up the rest.
     pub async fn reassign_all(&self) {
         let inner = &self.inner;
         let mut live: Vec<(AgentKey, Outbox, Arc<AtomicU64>)> = inner
@@ -97,15 +104,40 @@ impl Ingest {
                     down_after: inner.cfg.down_after,
                 })),
             };
-            if !matches!(
-                tokio::time::timeout(Duration::from_secs(5), tx.send(Ok(msg))).await,
-                Ok(Ok(()))
-            ) {
-                // Not delivered: the next round tries again instead of skipping it as unchanged.
-                sent.store(0, Ordering::Relaxed);
-                tracing::warn!(agent = %key, "agent did not take its assignment within 5s");
+            match tx.try_send(Ok(msg)) {
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                Err(TrySendError::Full(msg)) => {
+                    tokio::spawn(deliver_late(key, tx, sent, print, msg));
+                }
             }
         }
+    }
+}
+
+/// How long an assignment waits for room in a full outbox before it is dropped.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits up to [`SEND_TIMEOUT`] to put `msg` (fingerprint `print`) in a full outbox. Waiting
+/// senders are served in order and a full outbox refuses `try_send` while one waits, so a later
+/// round's assignment for the same session queues behind this one.
+async fn deliver_late(
+    key: AgentKey,
+    tx: Outbox,
+    sent: Arc<AtomicU64>,
+    print: u64,
+    msg: Result<AggregatorMessage, tonic::Status>,
+) {
+    if tokio::time::timeout(SEND_TIMEOUT, tx.send(msg))
+        .await
+        .is_err()
+    {
+        // Not delivered: the next round sends it again instead of skipping it as unchanged
+        // (unless a newer assignment was recorded meanwhile).
+        let _ = sent.compare_exchange(print, 0, Ordering::Relaxed, Ordering::Relaxed);
+        tracing::warn!(
+            agent = %key,
+            "agent did not take its assignment within {SEND_TIMEOUT:?}; dropped"
+        );
     }
 }
 
