@@ -93,7 +93,7 @@ macro_rules! require_root {
 }
 
 /// Evaluates to the path of the first of the given commands found on `PATH`, or returns from the
-/// calling test (`SKIP <test>: needs `<cmd>``); panics instead in CI.
+/// calling test (`SKIP <test>: needs <cmd>`); panics instead in CI.
 #[macro_export]
 macro_rules! require_command {
     ($($name:expr),+ $(,)?) => {

@@ -7,7 +7,7 @@
 //! disconnected; reconnects back off exponentially with jitter, so a restarted aggregator is not
 //! hit by every agent at the same instant, and the backoff starts over once a stream was assigned.
 //!
-//! The loop waits for one [`Event`] at a time and hands it to a handler; the stream's own rules
+//! The loop waits for one `Event` at a time and hands it to a handler; the stream's own rules
 //! (replay, order) live in `stream`.
 
 mod stream;

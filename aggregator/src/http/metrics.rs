@@ -2,7 +2,7 @@
 //! cardinality.
 //!
 //! Why computed at scrape time: the graph already holds every figure (states, loss rings, RTT
-//! sketches), so a [`Collector`] walks the slabs once per scrape — one slab lock at a time, like the
+//! sketches), so an [`AggregatorCollector`] walks the slabs once per scrape — one slab lock at a time, like the
 //! query API — and nothing is added to the ingest hot path.
 //!
 //! Why the cardinality is bounded: an n-node cluster has n² edges, so per-edge series are off by
@@ -23,7 +23,7 @@
 //! - [`cumulative`]: growing Prometheus histograms from decaying sketches.
 //! - [`collector`]: encoding the snapshot, ingest counters and process figures.
 //! - [`process`]: `process_*` series from `/proc`.
-//! - [`format`]: OpenMetrics or classic text, and the `/metrics` route.
+//! - [`mod@format`]: OpenMetrics or classic text, and the `/metrics` route.
 
 pub mod collector;
 pub mod cumulative;
