@@ -6,9 +6,9 @@
 #
 #   bash bench/aggregator.sh            # all three runs (about a minute)
 #
-# The reference figures (a minimal tonic server with a 296-byte record) were measured
-# on the same kind of 2-core machine; compare the server CPU column, not only the rate, when other
-# work shares the cores (the script prints the load average before each run).
+# The goals were set against a reference (a minimal tonic server with a 296-byte record) on the
+# same kind of 2-core machine; compare the server CPU column, not only the rate, when other work
+# shares the cores (the script prints the load average before each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Both binaries land in the same directory: the load generator starts the aggregator next to it.
