@@ -2,9 +2,7 @@
 //! windows, and real gRPC runs over in-memory streams (`tokio::io::duplex`). Time is paused, so
 //! report intervals and reconnect backoff are measured exactly and the tests take no wall time.
 
-use std::io;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,12 +16,11 @@ use echomesh_proto::v1::agent_service_server::{AgentService, AgentServiceServer}
 use echomesh_proto::v1::{
     self, AgentMessage, AggregatorMessage, Network, agent_message, aggregator_message,
 };
-use hyper_util::rt::TokioIo;
-use tokio::io::DuplexStream;
+use echomesh_testkit::duplex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
-use tonic::transport::{Channel, Endpoint, Server, Uri};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
 
 // ---- the fake engine ------------------------------------------------------------------------
@@ -116,36 +113,16 @@ impl StartEngine for FakeStarter {
 
 // ---- the in-memory transport ----------------------------------------------------------------
 
-/// Hands the server end of a fresh duplex stream to the test's server for every connection;
-/// refuses to connect while `down` is set.
-struct Duplex {
-    incoming: mpsc::UnboundedSender<Result<DuplexStream, io::Error>>,
-    down: Arc<AtomicBool>,
-}
+/// Connects through the test kit's in-memory dialer; `Harness::down` refuses connections.
+struct Duplex(duplex::Dialer);
 
 impl Connector for Duplex {
     fn connect(&mut self) -> impl Future<Output = Result<Channel, ConnectError>> + Send {
-        let (incoming, down) = (self.incoming.clone(), self.down.clone());
+        let dialer = self.0.clone();
         async move {
-            let ch = Endpoint::from_static("http://in-memory")
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    let (incoming, down) = (incoming.clone(), down.clone());
-                    async move {
-                        if down.load(Ordering::SeqCst) {
-                            return Err(io::Error::new(
-                                io::ErrorKind::ConnectionRefused,
-                                "aggregator down",
-                            ));
-                        }
-                        let (client, server) = tokio::io::duplex(64 * 1024);
-                        incoming
-                            .send(Ok(server))
-                            .map_err(|_| io::Error::other("test server gone"))?;
-                        Ok::<_, io::Error>(TokioIo::new(client))
-                    }
-                }))
-                .await?;
-            Ok(ch)
+            Ok(dialer
+                .connect(Endpoint::from_static("http://in-memory"))
+                .await?)
         }
     }
 
@@ -240,7 +217,7 @@ struct Harness {
     sessions: mpsc::UnboundedReceiver<Side>,
     log: Shared<EngineLog>,
     flips: mpsc::Sender<TargetFlip>,
-    down: Arc<AtomicBool>,
+    down: duplex::Dialer,
     metrics: AgentMetrics,
     stop: Option<oneshot::Sender<()>>,
     agent: tokio::task::JoinHandle<Result<(), RunError>>,
@@ -263,21 +240,18 @@ fn args(replay_buffer: usize, max_backoff: Duration) -> RunArgs {
 }
 
 fn start(args: RunArgs) -> Harness {
-    let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+    let (dialer, incoming) = duplex::pair();
     let (side_tx, sessions) = mpsc::unbounded_channel();
     tokio::spawn(
         Server::builder()
             .add_service(AgentServiceServer::new(Scripted { sessions: side_tx }))
-            .serve_with_incoming(UnboundedReceiverStream::new(conn_rx)),
+            .serve_with_incoming(incoming),
     );
     let log = Shared::default();
     let (flips, flip_rx) = mpsc::channel(16);
-    let down = Arc::new(AtomicBool::new(false));
     let metrics = AgentMetrics::new();
-    let connector = Duplex {
-        incoming: conn_tx,
-        down: down.clone(),
-    };
+    let down = dialer.clone();
+    let connector = Duplex(dialer);
     let starter = FakeStarter {
         log: Arc::clone(&log),
         flips: Some(flip_rx),
@@ -487,11 +461,11 @@ async fn reconnects_back_off_more_each_time_and_start_over_after_a_good_session(
         );
     }
     // A refused connection backs off the same way.
-    h.down.store(true, Ordering::SeqCst);
+    h.down.set_down(true);
     let dropped_at = Instant::now();
     drop(s);
     tokio::time::sleep(Duration::from_millis(900)).await;
-    h.down.store(false, Ordering::SeqCst);
+    h.down.set_down(false);
     let s2 = h.session().await;
     assert!(s2.opened - dropped_at >= Duration::from_millis(900));
 
@@ -571,13 +545,13 @@ async fn a_full_buffer_drops_the_oldest_reports_and_counts_them() {
     s.ack(r.seq).await;
     h.settle().await;
     // The aggregator is gone for 12 report intervals.
-    h.down.store(true, Ordering::SeqCst);
+    h.down.set_down(true);
     drop(s);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let status = h.metrics.replay();
     assert_eq!(status.buffered, 5);
     assert!(status.dropped >= 6, "{status:?}");
-    h.down.store(false, Ordering::SeqCst);
+    h.down.set_down(false);
     let mut s = h.session().await;
     s.assign(assignment(2, &[1], 100)).await;
     let mut got = vec![s.report().await.1];

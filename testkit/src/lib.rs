@@ -6,6 +6,7 @@
 //! test sees it. Only `[dev-dependencies]` may name this crate.
 //!
 //! - [`aggregator`]: a real aggregator on `127.0.0.1:0`, stopped when its handle drops.
+//! - [`duplex`]: real gRPC over in-memory streams, for loops tested under paused time.
 //! - [`sim`]: a simulated agent over the real gRPC Session protocol.
 //! - [`k8s`]: Node/Pod builders and a mocked Kubernetes API server for kube's real client.
 //! - [`http`]: a tiny HTTP/1.1 GET client for the aggregator's HTTP port.
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregator;
+pub mod duplex;
 pub mod eventually;
 pub mod http;
 pub mod k8s;

@@ -5,11 +5,9 @@
 //! debounce, 5 s send timeout); virtual time checks both sides of each boundary exactly, and the
 //! tests take no wall time and cannot flake on a loaded machine.
 //!
-//! - [`duplex`]: the in-memory transport.
 //! - [`hello_timeout`], [`assigner`], [`stuck_agent`]: one loop each.
 
 mod assigner;
-mod duplex;
 mod hello_timeout;
 mod stuck_agent;
 
@@ -21,7 +19,9 @@ use echomesh_aggregator::ingest::{IngestConfig, IngestErrorReason};
 use echomesh_aggregator::policy::FullMesh;
 use echomesh_aggregator::{Graph, Ingest};
 
-use duplex::DuplexServer;
+use echomesh_proto::v1::agent_service_server::AgentServiceServer;
+use echomesh_testkit::duplex::{self, Dialer};
+use tonic::transport::Server;
 
 /// Quiet time before pinglists are recomputed in these tests.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -31,7 +31,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running ingest: its assigner loop, and a server for agents to connect to.
 struct Loops {
     ingest: Ingest,
-    server: DuplexServer,
+    server: Dialer,
 }
 
 impl Loops {
@@ -48,7 +48,15 @@ impl Loops {
         let graph = Arc::new(Graph::new(GraphConfig::default(), EventHub::new(1024, 16)));
         let ingest = Ingest::new(graph, cfg, Arc::new(FullMesh));
         tokio::spawn(ingest.clone().run_assigner(std::future::pending()));
-        let server = DuplexServer::serve(ingest.clone());
+        let (server, incoming) = duplex::pair();
+        let served = ingest.clone();
+        tokio::spawn(async move {
+            Server::builder()
+                .add_service(AgentServiceServer::new(served))
+                .serve_with_incoming(incoming)
+                .await
+                .expect("in-memory gRPC server");
+        });
         Self { ingest, server }
     }
 

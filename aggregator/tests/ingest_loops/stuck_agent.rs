@@ -27,7 +27,11 @@ const STUCK_REPORTS: u64 = 16;
 async fn stuck_agent(loops: &Loops) -> SimAgent {
     let tiny_window = Endpoint::from_static("http://in-memory").initial_stream_window_size(1);
     let mut stuck = SimAgent::connect(
-        loops.server.connect(tiny_window).await,
+        loops
+            .server
+            .connect(tiny_window)
+            .await
+            .expect("in-memory connect"),
         "a-stuck",
         "10.0.0.1",
     )
