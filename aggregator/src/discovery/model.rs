@@ -468,5 +468,4 @@ impl ClusterModel {
 }
 
 #[cfg(test)]
-#[path = "model_tests.rs"]
 mod tests;

@@ -23,10 +23,16 @@ fn addrs(t: &[PlannedTarget]) -> Vec<String> {
 }
 
 fn recorded() -> (Vec<Node>, Vec<Pod>) {
-    let nodes: List<Node> =
-        serde_json::from_str(include_str!("../../tests/fixtures/nodes.json")).expect("nodes.json");
-    let pods: List<Pod> =
-        serde_json::from_str(include_str!("../../tests/fixtures/pods.json")).expect("pods.json");
+    let nodes: List<Node> = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/nodes.json"
+    )))
+    .expect("nodes.json");
+    let pods: List<Pod> = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pods.json"
+    )))
+    .expect("pods.json");
     (nodes.items, pods.items)
 }
 
@@ -97,8 +103,11 @@ fn ipv4_only_agent_does_not_get_ipv6_targets() {
 
 #[test]
 fn ipv6_only_node_is_handled() {
-    let v6: Node = serde_json::from_str(include_str!("../../tests/fixtures/node-ipv6-only.json"))
-        .expect("node-ipv6-only.json");
+    let v6: Node = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/node-ipv6-only.json"
+    )))
+    .expect("node-ipv6-only.json");
     let (mut nodes, mut pods) = recorded();
     nodes.push(v6);
     pods.push(fixtures::agent_pod(
@@ -130,9 +139,10 @@ fn ipv6_only_node_is_handled() {
 
 #[test]
 fn node_without_internal_ip_is_handled() {
-    let bare: Node = serde_json::from_str(include_str!(
-        "../../tests/fixtures/node-no-internal-ip.json"
-    ))
+    let bare: Node = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/node-no-internal-ip.json"
+    )))
     .expect("node-no-internal-ip.json");
     let mut w = Vec::new();
     let info = node_info(&bare, &mut w).expect("named node is kept");
