@@ -32,7 +32,7 @@ struct Demo {
 impl Demo {
     fn start(prefix: &str) -> Demo {
         let child = Command::new(lab_exe())
-            .args(["demo", "--network-only", "--nodes", "2", "--refresh", "0"])
+            .args(["demo", "--network-only", "--nodes", "2", "--refresh", "0s"])
             .args(["--prefix", prefix])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
