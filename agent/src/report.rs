@@ -26,9 +26,8 @@ use crate::metrics::{self, AgentMetrics};
 /// Runs the agent until `shutdown` resolves, serving `/metrics` and `/healthz` on
 /// `--http-listen`.
 pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let listener = tokio::net::TcpListener::bind(args.http_listen)
-        .await
-        .map_err(|source| RunError::Bind {
+    let listener =
+        echomesh_runtime::listen::bind_tcp(args.http_listen).map_err(|source| RunError::Bind {
             addr: args.http_listen,
             source,
         })?;

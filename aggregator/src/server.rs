@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use echomesh_proto::v1::agent_service_server::AgentServiceServer;
 use echomesh_proto::v1::graph_service_server::GraphServiceServer;
+use echomesh_runtime::listen::bind_tcp;
 use futures::StreamExt as _;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -72,20 +73,14 @@ impl std::fmt::Debug for DiscoverySetup {
 impl Aggregator {
     /// Binds every listener from `cfg`.
     pub async fn bind(cfg: Config) -> Result<Self, ServerError> {
-        let grpc =
-            TcpListener::bind(cfg.grpc_listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    what: format!("gRPC {}", cfg.grpc_listen),
-                    source,
-                })?;
-        let http =
-            TcpListener::bind(cfg.http_listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    what: format!("HTTP {}", cfg.http_listen),
-                    source,
-                })?;
+        let grpc = bind_tcp(cfg.grpc_listen).map_err(|source| ServerError::Bind {
+            what: format!("gRPC {}", cfg.grpc_listen),
+            source,
+        })?;
+        let http = bind_tcp(cfg.http_listen).map_err(|source| ServerError::Bind {
+            what: format!("HTTP {}", cfg.http_listen),
+            source,
+        })?;
         let unix = match &cfg.agent_socket {
             None => None,
             Some(path) => {

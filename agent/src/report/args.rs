@@ -44,7 +44,9 @@ pub struct RunArgs {
           value_parser = parse_duration)]
     pub max_backoff: Duration,
     /// Where to serve /metrics and /healthz.
-    #[arg(long, env = "ECHOMESH_HTTP_LISTEN", default_value = "0.0.0.0:7072")]
+    /// `:7072` is every interface of both address families.
+    #[arg(long, env = "ECHOMESH_HTTP_LISTEN", default_value = ":7072",
+          value_parser = echomesh_runtime::listen::parse_listen)]
     pub http_listen: SocketAddr,
 }
 
