@@ -8,7 +8,14 @@ What a pass means:
     carry no capability but NET_RAW and drop ALL, every pod is non-root with a read-only root
     filesystem and seccomp RuntimeDefault, agents mount no API token and tolerate every taint;
   * the objects are wired to each other (selectors, ports, Service names, priority class, monitors);
-  * the NetworkPolicies only open what they say they open;
+  * the NetworkPolicies only open what they say they open, and each entry point carries the policy
+    choice it names: none, standard NetworkPolicy with the CIDRs of its `echomesh-cidrs` object (no
+    placeholder left, every CIDR valid, never 0.0.0.0/0 or ::/0), or CiliumNetworkPolicy valid
+    against Cilium's CRD schema (deploy/testdata/) with nodes matched by the host and remote-node
+    entities and ICMP echo only;
+  * agents run on Linux nodes only and never on virtual nodes; every listener is `[::]:PORT` and the
+    Service is PreferDualStack; images are registry-qualified (never a bare Docker Hub name);
+  * the OpenShift SCC grants the agents NET_RAW and hostNetwork and nothing more, to them alone;
   * the PrometheusRule carries exactly the groups of rules.yaml, and promtool accepts and tests them;
   * a self-test feeds deliberately broken manifests through the same checks and requires each to fail,
     so a check that silently stopped checking fails the run.
@@ -38,18 +45,42 @@ RULES_FILE = MONITORING / "rules.yaml"
 RULES_TEST_FILE = MONITORING / "rules_test.yaml"
 PROMETHEUSRULE_FILE = MONITORING / "prometheusrule.yaml"
 
-# Entry points that must render; each is checked as a whole install.
+TESTDATA = DEPLOY / "testdata"
+CILIUM_CRD_FILE = TESTDATA / "ciliumnetworkpolicies.cilium.io.yaml"
+
+# Entry points that must render; each is checked as a whole install, with the NetworkPolicy choice
+# it makes: "none", "standard" (components/networkpolicy) or "cilium" (components/cilium).
 ENTRY_POINTS = {
-    "deploy": DEPLOY,
-    "deploy/overlays/monitoring": DEPLOY / "overlays" / "monitoring",
+    "deploy": (DEPLOY, "none"),
+    "deploy/overlays/monitoring": (DEPLOY / "overlays" / "monitoring", "none"),
+    "deploy/overlays/networkpolicy": (DEPLOY / "overlays" / "networkpolicy", "standard"),
+    "deploy/overlays/cilium": (DEPLOY / "overlays" / "cilium", "cilium"),
+    "deploy/overlays/openshift": (DEPLOY / "overlays" / "openshift", "none"),
+    "deploy/overlays/gke-autopilot": (DEPLOY / "overlays" / "gke-autopilot", "none"),
 }
+# Entry points whose agents are only the pod-network DaemonSet (no hostNetwork on the platform).
+POD_NETWORK_ONLY = {"deploy/overlays/gke-autopilot"}
 # Oldest and newest Kubernetes versions the manifests must be valid for. The oldest is where every
 # field used here is GA (native gRPC probes: 1.27, PDB unhealthyPodEvictionPolicy: 1.31).
 K8S_VERSIONS = ("1.31.0", "1.37.0")
 
 NAMESPACE = "echomesh"
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
-CRD_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "SecurityContextConstraints"}
+MONITORING_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+# Kinds with no schema in kubernetes-validate: the monitoring kinds are checked by check_monitoring,
+# CiliumNetworkPolicy against the vendored CRD schema, the SCC by check_openshift.
+CRD_KINDS = MONITORING_KINDS | {"CiliumNetworkPolicy", "SecurityContextConstraints"}
+POLICY_KINDS = {"NetworkPolicy", "CiliumNetworkPolicy"}
+# Placeholder CIDR in components/networkpolicy, replaced from the `echomesh-cidrs` object.
+CIDR_PLACEHOLDER = "192.0.2.0/32"
+# Listen addresses: every address of both families.
+LISTEN = {"ECHOMESH_GRPC_LISTEN": "[::]:7070", "ECHOMESH_HTTP_LISTEN": "[::]:7071"}
+AGENT_LISTEN = "[::]:7072"
+# Virtual nodes the agents must stay off: (label, value) pairs that need a NotIn in a required term.
+VIRTUAL_NODE_LABELS = {("type", "virtual-kubelet"), ("eks.amazonaws.com/compute-type", "fargate")}
+# The one RBAC rule besides read-only nodes/pods: OpenShift's `use` of a named SCC.
+SCC_RULE = {"apiGroups": ["security.openshift.io"], "resources": ["securitycontextconstraints"], "verbs": ["use"]}
+ALLOWED_SCCS = {"echomesh-agent": "echomesh-agent", "nonroot-v2": "echomesh-aggregator"}  # SCC -> the one SA
 AGENT_DAEMONSETS = {"echomesh-agent-pod": "pod", "echomesh-agent-host": "host"}
 AGGREGATOR = "echomesh-aggregator"
 GRPC_PORT, HTTP_PORT, AGENT_PORT = 7070, 7071, 7072
@@ -128,7 +159,7 @@ def check_schema(objs: list[Obj], versions: Iterable[str] = K8S_VERSIONS) -> lis
     out = []
     for obj in objs:
         if obj.get("kind") in CRD_KINDS:
-            continue  # no schema offline: check_monitoring covers their shape
+            continue  # not built in: check_monitoring, check_cilium_policy, check_openshift
         for version in versions:
             try:
                 kubernetes_validate.validate(obj, version, strict=True)
@@ -145,10 +176,21 @@ def check_schema(objs: list[Obj], versions: Iterable[str] = K8S_VERSIONS) -> lis
 def check_rbac(objs: list[Obj]) -> list[str]:
     out = []
     roles = find(objs, "ClusterRole") + find(objs, "Role")
+    scc_grants: dict[str, str] = {}  # Role name -> the SCC it lets use
     for role in roles:
         if role.get("aggregationRule"):
             out.append(f"{name_of(role)}: aggregationRule would pull in other roles' verbs")
         for rule in role.get("rules") or []:
+            if {k: v for k, v in rule.items() if k != "resourceNames"} == SCC_RULE:
+                names = rule.get("resourceNames") or []
+                if role["kind"] != "Role" or len(names) != 1 or names[0] not in ALLOWED_SCCS:
+                    out.append(
+                        f"{name_of(role)}: SCC `use` must be a namespaced Role naming one of "
+                        f"{sorted(ALLOWED_SCCS)}, got resourceNames {names}"
+                    )
+                else:
+                    scc_grants[role["metadata"]["name"]] = names[0]
+                continue
             verbs = set(rule.get("verbs") or [])
             if bad := verbs - READ_VERBS:
                 out.append(f"{name_of(role)}: RBAC verb(s) beyond get/list/watch: {sorted(bad)}")
@@ -165,7 +207,15 @@ def check_rbac(objs: list[Obj]) -> list[str]:
             out.append(
                 f"{name_of(binding)}: binds {ref.get('kind')}/{ref.get('name')}, which is not one of ours"
             )
+        scc = scc_grants.get(ref.get("name")) if ref.get("kind") == "Role" else None
         for subject in binding.get("subjects") or []:
+            if scc is not None:
+                if (subject.get("kind"), subject.get("name")) != ("ServiceAccount", ALLOWED_SCCS[scc]):
+                    out.append(
+                        f"{name_of(binding)}: SCC {scc} granted to {subject.get('kind')}/"
+                        f"{subject.get('name')}; only ServiceAccount/{ALLOWED_SCCS[scc]} may use it"
+                    )
+                continue
             if (subject.get("kind"), subject.get("name")) != ("ServiceAccount", AGGREGATOR):
                 out.append(
                     f"{name_of(binding)}: grants to {subject.get('kind')}/{subject.get('name')}; "
@@ -218,14 +268,21 @@ def check_pod_security(obj: Obj, allowed_caps: set[str]) -> list[str]:
         tag = image.rsplit("/", 1)[-1].partition(":")[2] if "@" not in image else "digest"
         if not tag or tag == "latest":
             out.append(f"{cn}: image {image!r} has no pinned tag")
+        first = image.split("/", 1)[0]
+        if "/" not in image or not ("." in first or ":" in first or first == "localhost"):
+            out.append(
+                f"{cn}: image {image!r} has no registry host: it would be pulled from Docker Hub "
+                f"(set it once with kustomize `images:`)"
+            )
     return out
 
 
-def check_agents(objs: list[Obj]) -> list[str]:
+def check_agents(objs: list[Obj], pod_network_only: bool = False) -> list[str]:
     out = []
     daemonsets = {d["metadata"]["name"]: d for d in find(objs, "DaemonSet")}
-    if set(daemonsets) != set(AGENT_DAEMONSETS):
-        out.append(f"DaemonSets: want exactly {sorted(AGENT_DAEMONSETS)}, have {sorted(daemonsets)}")
+    want = {"echomesh-agent-pod"} if pod_network_only else set(AGENT_DAEMONSETS)
+    if set(daemonsets) != want:
+        out.append(f"DaemonSets: want exactly {sorted(want)}, have {sorted(daemonsets)}")
     classes = {p["metadata"]["name"] for p in find(objs, "PriorityClass")}
     for name, ds in daemonsets.items():
         n, pod = name_of(ds), pod_spec(ds)
@@ -239,6 +296,9 @@ def check_agents(objs: list[Obj]) -> list[str]:
             out.append(f"{n}: does not tolerate every taint (want a toleration with only operator: Exists)")
         if pod.get("priorityClassName") and pod["priorityClassName"] not in classes:
             out.append(f"{n}: priorityClassName {pod['priorityClassName']} is not defined here")
+        if (pod.get("nodeSelector") or {}).get("kubernetes.io/os") != "linux":
+            out.append(f"{n}: no nodeSelector kubernetes.io/os: linux (agents would land on Windows nodes)")
+        out += check_virtual_nodes(n, pod)
         network = AGENT_DAEMONSETS.get(name)
         if network == "host":
             if pod.get("hostNetwork") is not True:
@@ -263,6 +323,8 @@ def check_agents(objs: list[Obj]) -> list[str]:
                 got = env.get(var, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
                 if got != path:
                     out.append(f"{cn}: {var} should come from the downward API {path}, got {got}")
+            if env.get("ECHOMESH_HTTP_LISTEN", {}).get("value") != AGENT_LISTEN:
+                out.append(f"{cn}: ECHOMESH_HTTP_LISTEN is not {AGENT_LISTEN!r} (both address families)")
             url = env.get("ECHOMESH_AGGREGATOR", {}).get("value", "")
             if url != f"http://{AGGREGATOR}.{NAMESPACE}.svc:{GRPC_PORT}":
                 out.append(f"{cn}: ECHOMESH_AGGREGATOR {url!r} is not the aggregator Service's gRPC port")
@@ -279,6 +341,28 @@ def check_agents(objs: list[Obj]) -> list[str]:
     sa = find(objs, "ServiceAccount", "echomesh-agent")
     if not sa or sa[0].get("automountServiceAccountToken") is not False:
         out.append("ServiceAccount/echomesh-agent: missing or automountServiceAccountToken is not false")
+    return out
+
+
+def check_virtual_nodes(n: str, pod: Obj) -> list[str]:
+    """Every required node-affinity term must keep the agent off each kind of virtual node."""
+    terms = (
+        ((pod.get("affinity") or {}).get("nodeAffinity") or {})
+        .get("requiredDuringSchedulingIgnoredDuringExecution", {})
+        .get("nodeSelectorTerms")
+    ) or []
+    if not terms:
+        return [f"{n}: no required node affinity keeping agents off virtual nodes"]
+    out = []
+    for i, term in enumerate(terms):
+        excluded = {
+            (e.get("key"), v)
+            for e in term.get("matchExpressions") or []
+            if e.get("operator") == "NotIn"
+            for v in e.get("values") or []
+        }
+        if missing := VIRTUAL_NODE_LABELS - excluded:
+            out.append(f"{n}: node affinity term {i} does not exclude virtual nodes {sorted(missing)}")
     return out
 
 
@@ -311,6 +395,9 @@ def check_aggregator(objs: list[Obj]) -> list[str]:
                 out.append(
                     f"{cn}: ECHOMESH_AGENT_SELECTOR {selector} does not select the pods of {name_of(ds)}"
                 )
+        for var, want in LISTEN.items():
+            if env.get(var, {}).get("value") != want:
+                out.append(f"{cn}: {var} is not {want!r} (both address families)")
         ns_ref = env.get("ECHOMESH_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
         if ns_ref != "metadata.namespace":
             out.append(f"{cn}: ECHOMESH_NAMESPACE should come from the downward API metadata.namespace")
@@ -350,6 +437,8 @@ def check_wiring(objs: list[Obj]) -> list[str]:
     else:
         if not selects(svc[0]["spec"].get("selector"), agg_labels):
             out.append(f"Service/{AGGREGATOR}: selector does not select the aggregator pods")
+        if svc[0]["spec"].get("ipFamilyPolicy") != "PreferDualStack":
+            out.append(f"Service/{AGGREGATOR}: ipFamilyPolicy is not PreferDualStack")
         ports = {p.get("port"): p.get("targetPort") for p in svc[0]["spec"].get("ports") or []}
         for port in (GRPC_PORT, HTTP_PORT):
             target = ports.get(port)
@@ -365,10 +454,36 @@ def _policy_rules(policy: Obj, direction: str) -> list[Obj]:
     return policy["spec"].get("egress" if direction == "Egress" else "ingress") or []
 
 
-def check_network_policy(objs: list[Obj]) -> list[str]:
-    """Agents' egress: the aggregator's gRPC port, DNS, and all protocols (ICMP) only to named peers."""
+def check_policy_choice(objs: list[Obj], profile: str | None) -> list[str]:
+    """The render carries exactly the policy kind its entry point chose (None: whatever it has)."""
+    if profile is None:
+        return []
+    kinds = {o["kind"] for o in objs if o.get("kind") in POLICY_KINDS}
+    want = {"none": set(), "standard": {"NetworkPolicy"}, "cilium": {"CiliumNetworkPolicy"}}[profile]
+    if kinds != want:
+        return [f"policy choice {profile!r}: expects {sorted(want) or 'no policy'}, render has {sorted(kinds) or 'none'}"]
+    return []
+
+
+def _cidr_problem(cidr: Any) -> str | None:
+    import ipaddress
+
+    if cidr == CIDR_PLACEHOLDER:
+        return f"placeholder {CIDR_PLACEHOLDER} left: the echomesh-cidrs replacement did not reach it"
+    try:
+        ipaddress.ip_network(str(cidr), strict=True)
+    except ValueError as e:
+        return f"{cidr!r} is not a valid CIDR ({e})"
+    return None
+
+
+def check_network_policy(objs: list[Obj], cidrs: set[str] | None = None) -> list[str]:
+    """Agents' egress: the aggregator's gRPC port, DNS, and all protocols (ICMP) only to named peers.
+    With `cidrs` (the entry point's echomesh-cidrs), every ipBlock must be one of them."""
     out = []
     policies = find(objs, "NetworkPolicy")
+    if not policies:
+        return out  # no standard policy in this render: check_policy_choice says whether that is right
     agent_pod_labels = {
         "app.kubernetes.io/name": "echomesh-agent",
         "app.kubernetes.io/component": "agent-pod",
@@ -407,6 +522,10 @@ def check_network_policy(objs: list[Obj]) -> list[str]:
                 cidr = (peer.get("ipBlock") or {}).get("cidr")
                 if cidr in ("0.0.0.0/0", "::/0"):
                     out.append(f"{where}: opens to the whole internet ({cidr})")
+                elif cidr is not None and (problem := _cidr_problem(cidr)):
+                    out.append(f"{where}: {problem}")
+                elif cidr is not None and cidrs is not None and cidr not in cidrs:
+                    out.append(f"{where}: {cidr} is not in echomesh-cidrs {sorted(cidrs)}")
                 if (
                     direction == "Egress"
                     and peer.get("namespaceSelector") is not None
@@ -416,10 +535,150 @@ def check_network_policy(objs: list[Obj]) -> list[str]:
     return out
 
 
+ICMP_ECHO = {("IPv4", "8"), ("IPv4", "EchoRequest"), ("IPv4", "Echo"), ("IPv6", "128"), ("IPv6", "EchoRequest")}
+NODE_ENTITIES = {"host", "remote-node"}
+
+
+def _strict(schema: Any) -> Any:
+    """The CRD schema as the API server's strict field validation applies it: unknown fields in an
+    object with declared properties are errors (jsonschema alone would ignore them)."""
+    if isinstance(schema, dict):
+        # anyOf/oneOf/allOf/not only constrain values in a structural schema (what a field must look
+        # like), they declare no fields: leave them open.
+        schema = {k: v if k in ("anyOf", "oneOf", "allOf", "not") else _strict(v) for k, v in schema.items()}
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+def cilium_schema() -> Obj | None:
+    """openAPIV3Schema of cilium.io/v2 CiliumNetworkPolicy from the vendored CRD, or None."""
+    if not CILIUM_CRD_FILE.exists():
+        return None
+    crd = yaml.safe_load(CILIUM_CRD_FILE.read_text())
+    for version in crd["spec"]["versions"]:
+        if version["name"] == "v2":
+            return _strict(version["schema"]["openAPIV3Schema"])
+    return None
+
+
+def check_cilium_policy(objs: list[Obj]) -> list[str]:
+    """CiliumNetworkPolicies: valid against Cilium's CRD schema; pod agents reach nodes through the
+    host and remote-node entities with ICMP echo only; the aggregator admits those entities on gRPC."""
+    policies = find(objs, "CiliumNetworkPolicy")
+    if not policies:
+        return []
+    import jsonschema
+
+    out = []
+    schema = cilium_schema()
+    if schema is None:
+        out.append(f"{CILIUM_CRD_FILE.relative_to(DEPLOY.parent)}: missing; cannot validate CiliumNetworkPolicy")
+    for pol in policies:
+        n = name_of(pol)
+        if pol.get("apiVersion") != "cilium.io/v2":
+            out.append(f"{n}: apiVersion is not cilium.io/v2")
+        if schema is not None:
+            validator = jsonschema.Draft7Validator(schema)
+            for err in sorted(validator.iter_errors(pol), key=lambda e: list(e.path)):
+                path = ".".join(str(p) for p in err.path)
+                out.append(f"{n}: invalid against the Cilium CRD schema at {path or '<root>'}: {err.message}")
+        spec = pol.get("spec") or {}
+        for direction, entities_key, allowed_ports in (
+            ("egress", "toEntities", {("7070", "TCP"), ("53", "UDP"), ("53", "TCP")}),
+            ("ingress", "fromEntities", {("7070", "TCP"), ("7071", "TCP")}),
+        ):
+            for i, rule in enumerate(spec.get(direction) or []):
+                where = f"{n} {direction} rule {i}"
+                for ent in rule.get(entities_key) or []:
+                    if ent not in NODE_ENTITIES:
+                        out.append(f"{where}: entity {ent!r} (only host and remote-node: node addresses)")
+                for key in ("toCIDR", "fromCIDR", "toCIDRSet", "fromCIDRSet", "toFQDNs", "toServices"):
+                    if rule.get(key):
+                        out.append(f"{where}: {key} is not used by echomesh (nodes are entities)")
+                ports = [p for tp in rule.get("toPorts") or [] for p in tp.get("ports") or []]
+                for p in ports:
+                    if (str(p.get("port")), p.get("protocol", "ANY")) not in allowed_ports or p.get("endPort"):
+                        out.append(f"{where}: opens {p.get('protocol', 'ANY')} {p.get('port')}")
+                for icmp in rule.get("icmps") or []:
+                    for f in icmp.get("fields") or []:
+                        if (f.get("family", "IPv4"), str(f.get("type"))) not in ICMP_ECHO:
+                            out.append(f"{where}: ICMP {f.get('family', 'IPv4')} type {f.get('type')} is not echo request")
+                if not ports and not rule.get("icmps"):
+                    out.append(f"{where}: allows every protocol (no toPorts, no icmps)")
+    pod_sel = {"app.kubernetes.io/name": "echomesh-agent", "app.kubernetes.io/component": "agent-pod"}
+    egress = [p for p in policies if selects((p["spec"].get("endpointSelector") or {}).get("matchLabels"), pod_sel)]
+    if not any(
+        NODE_ENTITIES <= set(r.get("toEntities") or []) and r.get("icmps")
+        for p in egress
+        for r in p["spec"].get("egress") or []
+    ):
+        out.append("CiliumNetworkPolicy: pod-network agents may not send ICMP echo to the host and remote-node entities")
+    agg = [
+        p
+        for p in policies
+        if selects((p["spec"].get("endpointSelector") or {}).get("matchLabels"), {"app.kubernetes.io/name": AGGREGATOR})
+    ]
+    if not any(
+        NODE_ENTITIES <= set(r.get("fromEntities") or [])
+        and any(str(pp.get("port")) == str(GRPC_PORT) for tp in r.get("toPorts") or [] for pp in tp.get("ports") or [])
+        for p in agg
+        for r in p["spec"].get("ingress") or []
+    ):
+        out.append("CiliumNetworkPolicy: the aggregator does not admit host and remote-node (host-network agents) on gRPC")
+    return out
+
+
+def check_openshift(objs: list[Obj], required: bool = False) -> list[str]:
+    """The agents' SCC: NET_RAW and hostNetwork, uid 65532, read-only, nothing else; usable via RBAC only."""
+    sccs = find(objs, "SecurityContextConstraints")
+    if not sccs:
+        return ["SecurityContextConstraints/echomesh-agent: missing"] if required else []
+    out = []
+    uids = {
+        effective(pod_spec(d), c, "runAsUser")
+        for d in find(objs, "DaemonSet")
+        for c in pod_spec(d).get("containers") or []
+    }
+    for scc in sccs:
+        n = name_of(scc)
+        if scc.get("apiVersion") != "security.openshift.io/v1":
+            out.append(f"{n}: apiVersion is not security.openshift.io/v1")
+        caps = {cap_name(c) for c in scc.get("allowedCapabilities") or []}
+        if caps != AGENT_CAPS:
+            out.append(f"{n}: allowedCapabilities {sorted(caps)}; want exactly NET_RAW")
+        if scc.get("defaultAddCapabilities"):
+            out.append(f"{n}: defaultAddCapabilities adds capabilities to every pod using it")
+        if "ALL" not in {cap_name(c) for c in scc.get("requiredDropCapabilities") or []}:
+            out.append(f"{n}: requiredDropCapabilities does not drop ALL")
+        for flag in ("allowPrivilegedContainer", "allowHostPID", "allowHostIPC", "allowHostDirVolumePlugin"):
+            if scc.get(flag) is not False:
+                out.append(f"{n}: {flag} is not false (privileged or host namespaces beyond the network)")
+        if scc.get("readOnlyRootFilesystem") is not True:
+            out.append(f"{n}: readOnlyRootFilesystem is not true")
+        if scc.get("users") or scc.get("groups"):
+            out.append(f"{n}: granted to users/groups directly; grant it through a RoleBinding only")
+        if bad := set(scc.get("volumes") or []) - {"emptyDir"}:
+            out.append(f"{n}: volumes beyond emptyDir: {sorted(bad)}")
+        if (scc.get("seccompProfiles") or []) != ["runtime/default"]:
+            out.append(f"{n}: seccompProfiles is not [runtime/default]")
+        run_as = scc.get("runAsUser") or {}
+        if run_as.get("type") != "MustRunAs" or run_as.get("uid") not in uids or 0 in uids:
+            out.append(f"{n}: runAsUser {run_as} does not pin the agents' uid {sorted(u for u in uids if u is not None)}")
+    return out
+
+
 def check_monitoring(objs: list[Obj]) -> list[str]:
     out = []
     for obj in objs:
-        if obj.get("kind") in CRD_KINDS and obj.get("apiVersion") != "monitoring.coreos.com/v1":
+        if obj.get("kind") in MONITORING_KINDS and obj.get("apiVersion") != "monitoring.coreos.com/v1":
             out.append(f"{name_of(obj)}: apiVersion is not monitoring.coreos.com/v1")
     svc = find(objs, "Service", AGGREGATOR)
     for sm in find(objs, "ServiceMonitor"):
@@ -479,22 +738,35 @@ def check_rule_groups(spec: Obj, where: str) -> list[str]:
     return out
 
 
-OBJECT_CHECKS: list[tuple[str, Callable[[list[Obj]], list[str]]]] = [
-    ("rbac", check_rbac),
-    ("agents", check_agents),
-    ("aggregator", check_aggregator),
-    ("wiring", check_wiring),
-    ("network-policy", check_network_policy),
-    ("monitoring", check_monitoring),
-]
+class Entry:
+    """What an entry point promises beyond the common checks."""
+
+    def __init__(self, profile: str | None = None, platform: str | None = None, cidrs: set[str] | None = None):
+        self.profile, self.platform, self.cidrs = profile, platform, cidrs
 
 
-def check_objects(objs: list[Obj], schema_versions: Iterable[str] = K8S_VERSIONS) -> list[str]:
-    """Every object check over one rendered install."""
+def check_objects(
+    objs: list[Obj], schema_versions: Iterable[str] = K8S_VERSIONS, entry: Entry | None = None
+) -> list[str]:
+    """Every object check over one rendered install (entry: what its entry point promises)."""
+    entry = entry or Entry()
     out = check_schema(objs, schema_versions)
-    for _, check in OBJECT_CHECKS:
-        out += check(objs)
+    out += check_rbac(objs)
+    out += check_agents(objs, pod_network_only=entry.platform == "pod-network-only")
+    out += check_aggregator(objs)
+    out += check_wiring(objs)
+    out += check_policy_choice(objs, entry.profile)
+    out += check_network_policy(objs, entry.cidrs)
+    out += check_cilium_policy(objs)
+    out += check_openshift(objs, required=entry.platform == "openshift")
+    out += check_monitoring(objs)
     return out
+
+
+def example_cidrs(overlay: Path) -> set[str]:
+    """The CIDRs of an overlay's echomesh-cidrs object (what its render's ipBlocks must be)."""
+    doc = yaml.safe_load((overlay / "cidrs.yaml").read_text())
+    return {p["ipBlock"]["cidr"] for key in ("nodes", "pods") for p in doc["spec"].get(key) or []}
 
 
 def check_docker_context(repo: Path, ignore_lines: list[str] | None = None) -> list[str]:
@@ -533,8 +805,11 @@ def _agent(objs: list[Obj], name: str = "echomesh-agent-pod") -> Obj:
     return pod_spec(find(objs, "DaemonSet", name)[0])["containers"][0]
 
 
-def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None]]]:
-    """(what, a word the violation must contain, how to break the render)."""
+MONITORING_ENTRY = "deploy/overlays/monitoring"
+
+
+def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None], str]]:
+    """(what, a word the violation must contain, how to break the render, which entry point's render)."""
 
     def role(objs):
         return find(objs, "ClusterRole")[0]["rules"][0]
@@ -552,7 +827,206 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None]]]:
     def agent_egress(objs):
         return find(objs, "NetworkPolicy", "echomesh-agent-pod-egress")[0]["spec"]["egress"]
 
-    return [
+    def agg_ingress(objs):
+        return find(objs, "NetworkPolicy", "echomesh-aggregator-ingress")[0]["spec"]["ingress"]
+
+    def env_of(container, name):
+        return next(e for e in container["env"] if e["name"] == name)
+
+    def cnp(objs, name):
+        return find(objs, "CiliumNetworkPolicy", name)[0]["spec"]
+
+    def scc(objs):
+        return find(objs, "SecurityContextConstraints")[0]
+
+    def add_policy(objs):
+        objs.append(copy.deepcopy(find(_RENDERS["deploy/overlays/networkpolicy"], "NetworkPolicy")[0]))
+
+    def affinity_terms(objs):
+        pod = pod_spec(find(objs, "DaemonSet", "echomesh-agent-host")[0])
+        return pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+
+    std, cil, ocp = "deploy/overlays/networkpolicy", "deploy/overlays/cilium", "deploy/overlays/openshift"
+    new = [
+        # Placement, listeners, Service families, image names (any render).
+        (
+            "agents without the linux nodeSelector",
+            "kubernetes.io/os",
+            lambda o: pod_spec(find(o, "DaemonSet", "echomesh-agent-pod")[0]).pop("nodeSelector"),
+            MONITORING_ENTRY,
+        ),
+        (
+            "agents allowed onto virtual-kubelet nodes",
+            "virtual nodes",
+            lambda o: affinity_terms(o)[0].__setitem__(
+                "matchExpressions",
+                [e for e in affinity_terms(o)[0]["matchExpressions"] if e["key"] != "type"],
+            ),
+            MONITORING_ENTRY,
+        ),
+        (
+            "agent metrics on IPv4 only",
+            "ECHOMESH_HTTP_LISTEN",
+            lambda o: env_of(_agent(o), "ECHOMESH_HTTP_LISTEN").__setitem__("value", "0.0.0.0:7072"),
+            MONITORING_ENTRY,
+        ),
+        (
+            "aggregator gRPC on IPv4 only",
+            "ECHOMESH_GRPC_LISTEN",
+            lambda o: env_of(agg(o), "ECHOMESH_GRPC_LISTEN").__setitem__("value", "0.0.0.0:7070"),
+            MONITORING_ENTRY,
+        ),
+        (
+            "Service single-stack",
+            "PreferDualStack",
+            lambda o: find(o, "Service", AGGREGATOR)[0]["spec"].__setitem__("ipFamilyPolicy", "SingleStack"),
+            MONITORING_ENTRY,
+        ),
+        (
+            "bare Docker Hub image name",
+            "registry host",
+            lambda o: _agent(o).__setitem__("image", "echomesh-agent:0.1.0"),
+            "deploy",
+        ),
+        # Policy choice per entry point.
+        ("a NetworkPolicy in the no-policy install", "policy choice", add_policy, "deploy"),
+        (
+            "standard policy component dropped",
+            "policy choice",
+            lambda o: o.__setitem__(slice(None), [x for x in o if x["kind"] != "NetworkPolicy"]),
+            std,
+        ),
+        # Standard NetworkPolicy with the echomesh-cidrs parameters.
+        (
+            "agent egress to 443",
+            "opens TCP 443",
+            lambda o: agent_egress(o).append({"ports": [{"protocol": "TCP", "port": 443}]}),
+            std,
+        ),
+        (
+            "agent egress to the internet",
+            "internet",
+            lambda o: agent_egress(o).append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}),
+            std,
+        ),
+        (
+            "CIDR placeholder left in a policy",
+            "placeholder",
+            lambda o: agg_ingress(o)[2]["from"][0]["ipBlock"].__setitem__("cidr", CIDR_PLACEHOLDER),
+            std,
+        ),
+        (
+            "invalid IPv6 CIDR",
+            "not a valid CIDR",
+            lambda o: agent_egress(o)[3]["to"][1]["ipBlock"].__setitem__("cidr", "fc00:f853:ccd:e793::1/64"),
+            std,
+        ),
+        (
+            "policy CIDR not from echomesh-cidrs",
+            "not in echomesh-cidrs",
+            lambda o: agent_egress(o)[3]["to"][0]["ipBlock"].__setitem__("cidr", "10.0.0.0/8"),
+            std,
+        ),
+        (
+            "aggregator open to ::/0",
+            "internet",
+            lambda o: agg_ingress(o)[2]["from"].append({"ipBlock": {"cidr": "::/0"}}),
+            std,
+        ),
+        # CiliumNetworkPolicy: the CRD schema and what the rules allow.
+        (
+            "CiliumNetworkPolicy unknown field",
+            "Cilium CRD schema",
+            lambda o: cnp(o, "echomesh-agent-pod-egress")["egress"][3].__setitem__(
+                "toEntity", cnp(o, "echomesh-agent-pod-egress")["egress"][3].pop("toEntities")
+            ),
+            cil,
+        ),
+        (
+            "CiliumNetworkPolicy unknown entity",
+            "Cilium CRD schema",
+            lambda o: cnp(o, "echomesh-agent-pod-egress")["egress"][3]["toEntities"].append("nodes"),
+            cil,
+        ),
+        (
+            "CiliumNetworkPolicy port as a number",
+            "Cilium CRD schema",
+            lambda o: cnp(o, "echomesh-aggregator-ingress")["ingress"][0]["toPorts"][0]["ports"][0].__setitem__(
+                "port", 7070
+            ),
+            cil,
+        ),
+        (
+            "Cilium agents may reach the world",
+            "world",
+            lambda o: cnp(o, "echomesh-agent-pod-egress")["egress"][3]["toEntities"].append("world"),
+            cil,
+        ),
+        (
+            "Cilium ICMP beyond echo request",
+            "not echo request",
+            lambda o: cnp(o, "echomesh-agent-pod-egress")["egress"][2]["icmps"][0]["fields"].append(
+                {"type": 5, "family": "IPv4"}
+            ),
+            cil,
+        ),
+        (
+            "Cilium aggregator without remote-node",
+            "remote-node",
+            lambda o: cnp(o, "echomesh-aggregator-ingress")["ingress"][1].__setitem__("fromEntities", ["host"]),
+            cil,
+        ),
+        (
+            "Cilium agent egress to 443",
+            "opens TCP 443",
+            lambda o: cnp(o, "echomesh-agent-pod-egress")["egress"].append(
+                {"toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}
+            ),
+            cil,
+        ),
+        # OpenShift SCC and its RBAC.
+        (
+            "SCC allows SYS_ADMIN",
+            "allowedCapabilities",
+            lambda o: scc(o)["allowedCapabilities"].append("SYS_ADMIN"),
+            ocp,
+        ),
+        (
+            "SCC allows privileged containers",
+            "allowPrivilegedContainer",
+            lambda o: scc(o).__setitem__("allowPrivilegedContainer", True),
+            ocp,
+        ),
+        (
+            "SCC lets any uid run",
+            "runAsUser",
+            lambda o: scc(o).__setitem__("runAsUser", {"type": "RunAsAny"}),
+            ocp,
+        ),
+        (
+            "SCC granted to the default ServiceAccount",
+            "only ServiceAccount",
+            lambda o: find(o, "RoleBinding", "echomesh-agent-scc")[0]["subjects"][0].__setitem__("name", "default"),
+            ocp,
+        ),
+        (
+            "Role uses the privileged SCC",
+            "SCC `use`",
+            lambda o: find(o, "Role", "echomesh-agent-scc")[0]["rules"][0].__setitem__(
+                "resourceNames", ["privileged"]
+            ),
+            ocp,
+        ),
+        ("SCC missing on OpenShift", "SecurityContextConstraints", lambda o: o.remove(scc(o)), ocp),
+        (
+            "host agent back on Autopilot",
+            "want exactly",
+            lambda o: o.append(copy.deepcopy(find(_RENDERS[MONITORING_ENTRY], "DaemonSet", "echomesh-agent-host")[0])),
+            "deploy/overlays/gke-autopilot",
+        ),
+    ]
+
+    return new + [(what, word, mutate, MONITORING_ENTRY) for what, word, mutate in [
         ("RBAC verb create", "verb", lambda o: role(o)["verbs"].append("create")),
         ("RBAC verb *", "verb", lambda o: role(o).__setitem__("verbs", ["*"])),
         ("RBAC on secrets", "resource", lambda o: role(o)["resources"].append("secrets")),
@@ -634,16 +1108,6 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None]]]:
             lambda o: find(o, "Deployment", AGGREGATOR)[0]["spec"].__setitem__("replicas", "one"),
         ),
         (
-            "agent egress to 443",
-            "opens TCP 443",
-            lambda o: agent_egress(o).append({"ports": [{"protocol": "TCP", "port": 443}]}),
-        ),
-        (
-            "agent egress to the internet",
-            "internet",
-            lambda o: agent_egress(o).append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}),
-        ),
-        (
             "DaemonSet selectors overlap",
             "also selects",
             lambda o: find(o, "DaemonSet", "echomesh-agent-host")[0]["spec"]["selector"]["matchLabels"].pop(
@@ -657,19 +1121,23 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None]]]:
                 "expr", "vector(1)"
             ),
         ),
-    ]
+    ]]
 
 
-def self_test(good: list[Obj]) -> list[str]:
-    """Break a good render in known ways; each break must be reported. Returns the checks that missed."""
-    if baseline := check_objects(good):
-        return [f"self-test needs a clean render, got: {baseline[0]}"]
+# The good renders of the current run, by entry point (set by main before self_test).
+_RENDERS: dict[str, list[Obj]] = {}
+
+
+def self_test(renders: dict[str, list[Obj]], entries: dict[str, Entry]) -> list[str]:
+    """Break good renders in known ways; each break must be reported. Returns the checks that missed."""
+    _RENDERS.clear()
+    _RENDERS.update(renders)
     missed = []
-    for what, word, mutate in _mutations():
-        objs = copy.deepcopy(good)
+    for what, word, mutate, entry in _mutations():
+        objs = copy.deepcopy(renders[entry])
         mutate(objs)
         # Only the schema of the one broken object matters, and one version is enough here.
-        violations = check_objects(objs, K8S_VERSIONS[-1:])
+        violations = check_objects(objs, K8S_VERSIONS[-1:], entries[entry])
         if not any(word.lower() in v.lower() for v in violations):
             missed.append(f"self-test: '{what}' was not caught (violations: {violations or 'none'})")
     return missed
@@ -739,14 +1207,29 @@ def main() -> int:
             ap.error("--kubectl is required for a full run")
 
         violations, objects = [], 0
-        renders = {name: render(args.kubectl, path) for name, path in ENTRY_POINTS.items()}
+        renders = {name: render(args.kubectl, path) for name, (path, _) in ENTRY_POINTS.items()}
+        entries = {
+            name: Entry(
+                profile,
+                "openshift" if name == "deploy/overlays/openshift"
+                else "pod-network-only" if name in POD_NETWORK_ONLY else None,
+                example_cidrs(path) if profile == "standard" else None,
+            )
+            for name, (path, profile) in ENTRY_POINTS.items()
+        }
         for name, objs in renders.items():
             objects += len(objs)
-            violations += [f"[{name}] {v}" for v in check_objects(objs)]
+            violations += [f"[{name}] {v}" for v in check_objects(objs, entry=entries[name])]
+        # The example CIDRs must show both families, the point of taking them as parameters.
+        import ipaddress
+
+        for name, entry in entries.items():
+            if entry.cidrs is not None and {ipaddress.ip_network(c).version for c in entry.cidrs} != {4, 6}:
+                violations.append(f"[{name}] cidrs.yaml: the example must list IPv4 and IPv6 CIDRs")
         monitoring = renders["deploy/overlays/monitoring"]
         kinds = {o["kind"] for o in monitoring}
-        if not CRD_KINDS <= kinds:
-            violations.append(f"[deploy/overlays/monitoring] missing {sorted(CRD_KINDS - kinds)}")
+        if not MONITORING_KINDS <= kinds:
+            violations.append(f"[deploy/overlays/monitoring] missing {sorted(MONITORING_KINDS - kinds)}")
         rules = yaml.safe_load(RULES_FILE.read_text())
         violations += check_rule_groups(rules, RULES_FILE.name)
         promtool_note = "promtool skipped"
@@ -754,7 +1237,7 @@ def main() -> int:
             violations += run_promtool(args.promtool)
             promtool_note = "promtool check+test rules ok"
         violations += check_docker_context(DEPLOY.parent)
-        missed = [] if violations else self_test(monitoring)
+        missed = [] if violations else self_test(renders, entries)
         if not violations and not check_docker_context(DEPLOY.parent, ["target", "agent*"]):
             missed.append("self-test: a .dockerignore excluding the agent crate was not caught")
         violations += missed
