@@ -26,9 +26,9 @@ pub async fn run(cfg: DemoConfig, shutdown: impl Future<Output = ()>) -> Result<
     let lab_cfg = cfg.lab.clone();
     crate::lab::check(&lab_cfg)?;
     eprintln!(
-        "echomesh-lab: building a {}-node lab{} ...",
+        "echomesh-lab: building a {}-node {} lab ...",
         lab_cfg.nodes,
-        if lab_cfg.ipv6 { " (dual-stack)" } else { "" }
+        lab_cfg.family.describe()
     );
     let mut start = tokio::task::spawn_blocking(move || Lab::start(lab_cfg));
     let started = tokio::select! {

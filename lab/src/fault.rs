@@ -136,101 +136,68 @@ pub fn loss_ruleset(pct: u8) -> String {
     s
 }
 
-/// Routing that sends the node's underlay traffic through the relay's TUN (device must exist).
+/// Routing that sends the node's underlay traffic through the relay's TUN (device must exist),
+/// for each family the node has addresses in.
 pub fn delay_route_cmds(plan: &Plan, n: &NodePlan) -> Vec<Cmd> {
-    let h = Some(n.host_ns.as_str());
-    let mut c = vec![
-        Cmd::sysctl(
-            &n.host_ns,
+    let h = n.host_ns.as_str();
+    let ip = |line: String| {
+        Cmd::ip(
+            Some(h),
+            line.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut c = Vec::new();
+    if n.family.has_v4() {
+        c.push(Cmd::sysctl(
+            h,
             &[
                 ("net.ipv4.conf.dly0.rp_filter", "0"),
                 // Packets come back from the relay with our own source address.
                 ("net.ipv4.conf.dly0.accept_local", "1"),
             ],
-        ),
-        Cmd::ip(h, ["link", "set", DELAY_TUN, "up"]),
-        Cmd::ip(
-            h,
-            [
-                "route".to_string(),
-                "replace".into(),
-                "default".into(),
-                "dev".into(),
-                DELAY_TUN.into(),
-                "src".into(),
-                n.host_v4.to_string(),
-                "table".into(),
-                DELAY_TABLE.into(),
-            ],
-        ),
-        Cmd::ip(
-            h,
-            [
-                "rule", "add", "pref", "100", "iif", DELAY_TUN, "lookup", "main",
-            ],
-        ),
-        Cmd::ip(
-            h,
-            [
-                "rule".to_string(),
-                "add".into(),
-                "pref".into(),
-                "101".into(),
-                "to".into(),
-                format!("198.18.0.0/{}", plan.underlay_prefix_len),
-                "lookup".into(),
-                DELAY_TABLE.into(),
-            ],
-        ),
-    ];
-    if let Some(v6) = &n.v6 {
+        ));
+    }
+    c.push(ip(format!("link set {DELAY_TUN} up")));
+    if n.family.has_v4() {
         c.extend([
-            Cmd::ip(
-                h,
-                [
-                    "-6".to_string(),
-                    "route".into(),
-                    "replace".into(),
-                    "default".into(),
-                    "dev".into(),
-                    DELAY_TUN.into(),
-                    "src".into(),
-                    v6.host.to_string(),
-                    "table".into(),
-                    DELAY_TABLE.into(),
-                ],
-            ),
-            Cmd::ip(
-                h,
-                [
-                    "-6", "rule", "add", "pref", "100", "iif", DELAY_TUN, "lookup", "main",
-                ],
-            ),
-            Cmd::ip(
-                h,
-                [
-                    "-6",
-                    "rule",
-                    "add",
-                    "pref",
-                    "101",
-                    "to",
-                    "fd00:198:18::/64",
-                    "lookup",
-                    DELAY_TABLE,
-                ],
-            ),
+            ip(format!(
+                "route replace default dev {DELAY_TUN} src {} table {DELAY_TABLE}",
+                n.host_v4
+            )),
+            ip(format!("rule add pref 100 iif {DELAY_TUN} lookup main")),
+            ip(format!(
+                "rule add pref 101 to 198.18.0.0/{} lookup {DELAY_TABLE}",
+                plan.underlay_prefix_len
+            )),
+        ]);
+    }
+    if let Some(v6) = &n.v6 {
+        // IPv6 has no accept_local or rp_filter to relax: packets from the TUN are forwarded.
+        c.extend([
+            ip(format!(
+                "-6 route replace default dev {DELAY_TUN} src {} table {DELAY_TABLE}",
+                v6.host
+            )),
+            ip(format!("-6 rule add pref 100 iif {DELAY_TUN} lookup main")),
+            ip(format!(
+                "-6 rule add pref 101 to {V6_UNDERLAY} lookup {DELAY_TABLE}"
+            )),
         ]);
     }
     c
 }
 
+/// The IPv6 underlay prefix (the hosts' `fd00:198:18::I/64`).
+pub const V6_UNDERLAY: &str = "fd00:198:18::/64";
+
 /// Commands that remove the delay routing (each may fail harmlessly when absent).
 pub fn undelay_route_cmds(n: &NodePlan) -> Vec<Cmd> {
     let h = Some(n.host_ns.as_str());
     let mut c = Vec::new();
-    for fam in ["-4", "-6"] {
-        if fam == "-6" && n.v6.is_none() {
+    for (fam, present) in [("-4", n.family.has_v4()), ("-6", n.family.has_v6())] {
+        if !present {
             continue;
         }
         c.push(Cmd::ip(h, [fam, "rule", "del", "pref", "101"]));
@@ -385,11 +352,12 @@ pub fn stop_relay(dir: &LabDir, n: &NodePlan, child: Option<&mut Child>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::family::IpFamily;
     use crate::naming::Prefix;
 
     fn plan() -> Plan {
         let p: Prefix = "eml1".parse().expect("prefix");
-        Plan::new(&p, 3, false).expect("plan")
+        Plan::new(&p, 3, IpFamily::Ipv4).expect("plan")
     }
 
     #[test]

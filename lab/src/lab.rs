@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cmd::CmdError;
+use crate::family::IpFamily;
 use crate::fault::{Fault, FaultError, Injector, stop_relay};
 use crate::naming::{NameError, NodeName, Prefix};
 use crate::plan::{Network, NodePlan, Plan, PlanError};
@@ -100,8 +101,8 @@ impl LabError {
 pub struct LabConfig {
     /// Number of nodes.
     pub nodes: u32,
-    /// Dual-stack.
-    pub ipv6: bool,
+    /// The IP family of hosts and pods.
+    pub family: IpFamily,
     /// Prefix (random if None).
     pub prefix: Option<Prefix>,
     /// Where lab directories live.
@@ -126,7 +127,7 @@ impl LabConfig {
         let bin_dir = preflight::default_bin_dir();
         LabConfig {
             nodes,
-            ipv6: false,
+            family: IpFamily::Ipv4,
             prefix: None,
             run_dir: crate::state::run_dir(),
             lab_exe: bin_dir.join("echomesh-lab"),
@@ -155,10 +156,10 @@ pub fn check(cfg: &LabConfig) -> Result<(), LabError> {
         .unwrap_or("echomesh-lab");
     preflight::find_binaries(lab_dir, &[(lab_name, "echomesh-lab")])?;
     if let Some(prefix) = &cfg.prefix {
-        Plan::new(prefix, cfg.nodes, cfg.ipv6)?;
+        Plan::new(prefix, cfg.nodes, cfg.family)?;
         preflight::check_prefix_free(prefix, &LabDir::new(&cfg.run_dir, prefix))?;
     } else {
-        Plan::new(&Prefix::random(), cfg.nodes, cfg.ipv6)?;
+        Plan::new(&Prefix::random(), cfg.nodes, cfg.family)?;
     }
     Ok(())
 }
@@ -179,7 +180,7 @@ impl Lab {
     pub fn start(cfg: LabConfig) -> Result<Lab, LabError> {
         check(&cfg)?;
         let prefix = cfg.prefix.clone().unwrap_or_else(Prefix::random);
-        let plan = Plan::new(&prefix, cfg.nodes, cfg.ipv6)?;
+        let plan = Plan::new(&prefix, cfg.nodes, cfg.family)?;
         let dir = LabDir::new(&cfg.run_dir, &prefix);
         preflight::check_prefix_free(&prefix, &dir)?;
         dir.create().map_err(|e| match e {

@@ -9,6 +9,7 @@
 //!
 //! Modules:
 //! - [`naming`]: prefixes, namespace and node names
+//! - [`family`]: IPv4, dual-stack or IPv6-only, and what each means for the overlay
 //! - [`plan`]: the topology as data and the command lines that build it (pure)
 //! - [`cmd`]: running `ip`/`nft`/`sysctl` command lines
 //! - [`topology`]: creating and deleting a plan's namespaces (cleanup on drop)
@@ -25,6 +26,7 @@
 pub mod cmd;
 pub mod demo;
 pub mod down;
+pub mod family;
 pub mod fault;
 pub mod lab;
 pub mod naming;

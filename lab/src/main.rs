@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use echomesh_lab::demo::{self, DemoConfig};
+use echomesh_lab::family::IpFamily;
 use echomesh_lab::fault::{self, Fault};
 use echomesh_lab::lab::{self, LabConfig, LabError};
 use echomesh_lab::naming::{NodeName, Prefix};
@@ -44,7 +45,11 @@ enum Command {
         /// Number of nodes.
         #[arg(long, env = "ECHOMESH_LAB_NODES", default_value_t = 4)]
         nodes: u32,
-        /// Give pods and hosts IPv6 addresses too (dual-stack).
+        /// Addresses of hosts and pods: ipv4, dual (IPv6 too, overlay over IPv4) or ipv6 (IPv6
+        /// only, overlay over an IPv6 underlay) [default: ipv4].
+        #[arg(long, env = "ECHOMESH_LAB_IP_FAMILY")]
+        ip_family: Option<IpFamily>,
+        /// Same as --ip-family dual.
         #[arg(long, env = "ECHOMESH_LAB_IPV6")]
         ipv6: bool,
         /// Name of the lab (default: eml + 4 random hex digits).
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo {
             nodes,
+            ip_family,
             ipv6,
             prefix,
             bin_dir,
@@ -136,7 +142,17 @@ fn main() -> ExitCode {
             refresh,
         } => {
             let mut lab_cfg = LabConfig::new(nodes);
-            lab_cfg.ipv6 = ipv6;
+            lab_cfg.family = match (ip_family, ipv6) {
+                (Some(f), true) if f != IpFamily::Dual => {
+                    eprintln!(
+                        "echomesh-lab: --ipv6 means --ip-family dual and cannot be combined with --ip-family {f}."
+                    );
+                    return ExitCode::from(2);
+                }
+                (Some(f), _) => f,
+                (None, true) => IpFamily::Dual,
+                (None, false) => IpFamily::Ipv4,
+            };
             lab_cfg.prefix = prefix;
             lab_cfg.run_dir = run_dir.clone();
             lab_cfg.lab_exe = lab_exe();

@@ -12,20 +12,22 @@
 //!                      │
 //!   nodeI-pod:  eth0 10.244.I.2/24, default via 10.244.I.1
 //! ```
-//! With `ipv6`, the same shape again in ULA space: underlay `fd00:198:18::I/64`, pods
-//! `fd00:10:244:I::2/64` (overlay still carried over the IPv4 underlay, like a dual-stack flannel).
+//! IPv6 uses the same shape in ULA space: underlay `fd00:198:18::I/64`, vxlan0 `fd00:10:244:I::/128`,
+//! pods `fd00:10:244:I::2/64` behind `fd00:10:244:I::1`. Which of the two exist, and which one
+//! carries the overlay, is the lab's [`IpFamily`]: a dual-stack lab keeps the overlay on the IPv4
+//! underlay (like a dual-stack flannel), an IPv6-only lab has no IPv4 address at all and runs
+//! VXLAN over the IPv6 underlay (like flannel's IPv6 backend, with a 1430-byte overlay MTU).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cmd::Cmd;
+use crate::family::IpFamily;
 use crate::naming::{NodeName, Prefix};
 
 /// Most nodes a lab may have (each node is two namespaces and two agents).
 pub const MAX_NODES: u8 = 32;
-/// MTU of the overlay (VXLAN adds 50 bytes to the underlay's 1500).
-pub const OVERLAY_MTU: u32 = 1450;
 /// VXLAN network identifier and UDP port, as flannel uses them.
 pub const VNI: u32 = 1;
 /// VXLAN UDP port (flannel's).
@@ -72,6 +74,10 @@ pub struct NodePlan {
     pub pod_ns: String,
     /// The node's port on the fabric bridge (in the fabric namespace).
     pub fabric_port: String,
+    /// Which families the node has addresses in. The IPv4 fields below are the node's plan in
+    /// every family but are configured (and announced) only when the family has IPv4.
+    #[serde(default)]
+    pub family: IpFamily,
     /// Underlay address of the host (`eth0` in the host namespace).
     pub host_v4: Ipv4Addr,
     /// The pod's address.
@@ -82,7 +88,7 @@ pub struct NodePlan {
     pub vtep_v4: Ipv4Addr,
     /// The VXLAN device's fixed MAC.
     pub vtep_mac: String,
-    /// IPv6 addresses, when the lab is dual-stack.
+    /// IPv6 addresses, when the family has IPv6.
     pub v6: Option<NodeV6>,
 }
 
@@ -100,7 +106,7 @@ pub struct NodeV6 {
 }
 
 impl NodePlan {
-    fn new(prefix: &Prefix, index: u8, ipv6: bool) -> Self {
+    fn new(prefix: &Prefix, index: u8, family: IpFamily) -> Self {
         let i = index;
         let i16 = u16::from(i);
         NodePlan {
@@ -109,12 +115,13 @@ impl NodePlan {
             host_ns: prefix.host_ns(i),
             pod_ns: prefix.pod_ns(i),
             fabric_port: format!("n{i}"),
+            family,
             host_v4: Ipv4Addr::new(198, 18, 0, i),
             pod_v4: Ipv4Addr::new(10, 244, i, 2),
             pod_gw_v4: Ipv4Addr::new(10, 244, i, 1),
             vtep_v4: Ipv4Addr::new(10, 244, i, 0),
             vtep_mac: format!("02:e4:0a:f4:{i:02x}:00"),
-            v6: ipv6.then(|| NodeV6 {
+            v6: family.has_v6().then(|| NodeV6 {
                 host: Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, i16),
                 pod: Ipv6Addr::new(0xfd00, 0x10, 0x244, i16, 0, 0, 0, 2),
                 pod_gw: Ipv6Addr::new(0xfd00, 0x10, 0x244, i16, 0, 0, 0, 1),
@@ -131,12 +138,15 @@ impl NodePlan {
         }
     }
 
-    /// The addresses an agent on `network` announces (IPv4 first).
+    /// The addresses an agent on `network` announces (IPv4 first), only those of the family.
     pub fn addresses(&self, network: Network) -> Vec<IpAddr> {
-        let mut out = vec![IpAddr::V4(match network {
-            Network::Pod => self.pod_v4,
-            Network::Host => self.host_v4,
-        })];
+        let mut out = Vec::new();
+        if self.family.has_v4() {
+            out.push(IpAddr::V4(match network {
+                Network::Pod => self.pod_v4,
+                Network::Host => self.host_v4,
+            }));
+        }
         if let Some(v6) = &self.v6 {
             out.push(IpAddr::V6(match network {
                 Network::Pod => v6.pod,
@@ -144,6 +154,15 @@ impl NodePlan {
             }));
         }
         out
+    }
+
+    /// The host's address on the underlay that carries the overlay (the VXLAN local and remote
+    /// address): IPv6 in an IPv6-only lab, IPv4 otherwise.
+    pub fn underlay_addr(&self) -> IpAddr {
+        match &self.v6 {
+            Some(v6) if self.family.v6_underlay() => IpAddr::V6(v6.host),
+            _ => IpAddr::V4(self.host_v4),
+        }
     }
 }
 
@@ -172,8 +191,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Plans a lab of `nodes` nodes.
-    pub fn new(prefix: &Prefix, nodes: u32, ipv6: bool) -> Result<Self, PlanError> {
+    /// Plans a lab of `nodes` nodes whose hosts and pods have addresses of `family`.
+    pub fn new(prefix: &Prefix, nodes: u32, family: IpFamily) -> Result<Self, PlanError> {
         let n = u8::try_from(nodes)
             .ok()
             .filter(|n| (2..=MAX_NODES).contains(n))
@@ -182,13 +201,13 @@ impl Plan {
             prefix: prefix.to_string(),
             fabric_ns: prefix.fabric_ns(),
             underlay_prefix_len: 24,
-            nodes: (1..=n).map(|i| NodePlan::new(prefix, i, ipv6)).collect(),
+            nodes: (1..=n).map(|i| NodePlan::new(prefix, i, family)).collect(),
         })
     }
 
-    /// True if the lab is dual-stack.
-    pub fn ipv6(&self) -> bool {
-        self.nodes.first().is_some_and(|n| n.v6.is_some())
+    /// The lab's IP family.
+    pub fn family(&self) -> IpFamily {
+        self.nodes.first().map(|n| n.family).unwrap_or_default()
     }
 
     /// The node with number `index`.
@@ -244,290 +263,151 @@ impl Plan {
     }
 
     fn node_setup(&self, n: &NodePlan) -> Vec<Cmd> {
-        let h = Some(n.host_ns.as_str());
-        let p = Some(n.pod_ns.as_str());
-        let mtu = OVERLAY_MTU.to_string();
-        let mut sysctls = vec![
-            ("net.ipv4.ip_forward", "1"),
-            // Pod-to-remote-host replies come back through the overlay, requests leave
-            // through eth0: asymmetric on purpose (no masquerade), so no reverse-path filter.
-            ("net.ipv4.conf.all.rp_filter", "0"),
-            ("net.ipv4.conf.default.rp_filter", "0"),
-        ];
+        let (h, p) = (n.host_ns.as_str(), n.pod_ns.as_str());
+        let fam = n.family;
+        let mtu = fam.overlay_mtu();
+        let mut sysctls = Vec::new();
+        if fam.has_v4() {
+            sysctls.extend([
+                ("net.ipv4.ip_forward", "1"),
+                // Pod-to-remote-host replies come back through the overlay, requests leave
+                // through eth0: asymmetric on purpose (no masquerade), so no reverse-path filter.
+                ("net.ipv4.conf.all.rp_filter", "0"),
+                ("net.ipv4.conf.default.rp_filter", "0"),
+            ]);
+        }
         // No duplicate address detection: a tentative link-local address blocks neighbour
         // discovery for a second or two, and the lab must answer the moment it is built.
         let no_dad = [
             ("net.ipv6.conf.all.accept_dad", "0"),
             ("net.ipv6.conf.default.accept_dad", "0"),
         ];
-        if n.v6.is_some() {
+        if fam.has_v6() {
             sysctls.push(("net.ipv6.conf.all.forwarding", "1"));
             sysctls.extend(no_dad);
         }
         let mut c = vec![
-            Cmd::ip(h, ["link", "set", "lo", "up"]),
-            Cmd::ip(p, ["link", "set", "lo", "up"]),
-            Cmd::sysctl(&n.host_ns, &sysctls),
+            ip(h, "link set lo up"),
+            ip(p, "link set lo up"),
+            Cmd::sysctl(h, &sysctls),
         ];
-        if n.v6.is_some() {
-            c.push(Cmd::sysctl(&n.pod_ns, &no_dad));
+        if fam.has_v6() {
+            c.push(Cmd::sysctl(p, &no_dad));
         }
+        // The underlay: a veth from the fabric bridge to the host's eth0.
         c.extend([
-            // The underlay: a veth from the fabric bridge to the host's eth0.
-            Cmd::ip(
-                Some(&self.fabric_ns),
-                [
-                    "link",
-                    "add",
-                    &n.fabric_port,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    "eth0",
-                    "netns",
-                    &n.host_ns,
-                ],
+            ip(
+                &self.fabric_ns,
+                &format!(
+                    "link add {} type veth peer name eth0 netns {h}",
+                    n.fabric_port
+                ),
             ),
-            Cmd::ip(
-                Some(&self.fabric_ns),
-                ["link", "set", &n.fabric_port, "master", "br0", "up"],
-            ),
-            Cmd::ip(
-                h,
-                [
-                    "addr".to_string(),
-                    "add".into(),
-                    format!("{}/{}", n.host_v4, self.underlay_prefix_len),
-                    "dev".into(),
-                    "eth0".into(),
-                ],
+            ip(
+                &self.fabric_ns,
+                &format!("link set {} master br0 up", n.fabric_port),
             ),
         ]);
-        if let Some(v6) = &n.v6 {
-            c.push(Cmd::ip(
-                h,
-                [
-                    "addr".to_string(),
-                    "add".into(),
-                    format!("{}/64", v6.host),
-                    "dev".into(),
-                    "eth0".into(),
-                    "nodad".into(),
-                ],
-            ));
+        if fam.has_v4() {
+            let len = self.underlay_prefix_len;
+            c.push(ip(h, &format!("addr add {}/{len} dev eth0", n.host_v4)));
         }
-        c.push(Cmd::ip(h, ["link", "set", "eth0", "up"]));
+        if let Some(v6) = &n.v6 {
+            c.push(ip(h, &format!("addr add {}/64 dev eth0 nodad", v6.host)));
+        }
+        c.push(ip(h, "link set eth0 up"));
         // The pod: a veth from the host namespace into the pod namespace.
-        c.extend([
-            Cmd::ip(
-                h,
-                [
-                    "link", "add", "pod0", "mtu", &mtu, "type", "veth", "peer", "name", "eth0",
-                    "mtu", &mtu, "netns", &n.pod_ns,
-                ],
-            ),
-            Cmd::ip(
-                h,
-                [
-                    "addr".to_string(),
-                    "add".into(),
-                    format!("{}/24", n.pod_gw_v4),
-                    "dev".into(),
-                    "pod0".into(),
-                ],
-            ),
-            Cmd::ip(
-                p,
-                [
-                    "addr".to_string(),
-                    "add".into(),
-                    format!("{}/24", n.pod_v4),
-                    "dev".into(),
-                    "eth0".into(),
-                ],
-            ),
-        ]);
-        if let Some(v6) = &n.v6 {
-            c.push(Cmd::ip(
-                h,
-                [
-                    "addr".to_string(),
-                    "add".into(),
-                    format!("{}/64", v6.pod_gw),
-                    "dev".into(),
-                    "pod0".into(),
-                    "nodad".into(),
-                ],
-            ));
-            c.push(Cmd::ip(
-                p,
-                [
-                    "addr".to_string(),
-                    "add".into(),
-                    format!("{}/64", v6.pod),
-                    "dev".into(),
-                    "eth0".into(),
-                    "nodad".into(),
-                ],
-            ));
+        c.push(ip(
+            h,
+            &format!("link add pod0 mtu {mtu} type veth peer name eth0 mtu {mtu} netns {p}"),
+        ));
+        if fam.has_v4() {
+            c.push(ip(h, &format!("addr add {}/24 dev pod0", n.pod_gw_v4)));
+            c.push(ip(p, &format!("addr add {}/24 dev eth0", n.pod_v4)));
         }
-        c.extend([
-            Cmd::ip(h, ["link", "set", "pod0", "up"]),
-            Cmd::ip(p, ["link", "set", "eth0", "up"]),
-            Cmd::ip(
-                p,
-                [
-                    "route".to_string(),
-                    "add".into(),
-                    "default".into(),
-                    "via".into(),
-                    n.pod_gw_v4.to_string(),
-                ],
-            ),
-        ]);
         if let Some(v6) = &n.v6 {
-            c.push(Cmd::ip(
-                p,
-                [
-                    "-6".to_string(),
-                    "route".into(),
-                    "add".into(),
-                    "default".into(),
-                    "via".into(),
-                    v6.pod_gw.to_string(),
-                ],
-            ));
+            c.push(ip(h, &format!("addr add {}/64 dev pod0 nodad", v6.pod_gw)));
+            c.push(ip(p, &format!("addr add {}/64 dev eth0 nodad", v6.pod)));
         }
-        // The overlay endpoint, flannel style: fixed MAC, no learning, peers programmed statically.
-        c.extend([
-            Cmd::ip(
-                h,
-                [
-                    "link".to_string(),
-                    "add".into(),
-                    "vxlan0".into(),
-                    "address".into(),
-                    n.vtep_mac.clone(),
-                    "mtu".into(),
-                    mtu.clone(),
-                    "type".into(),
-                    "vxlan".into(),
-                    "id".into(),
-                    VNI.to_string(),
-                    "local".into(),
-                    n.host_v4.to_string(),
-                    "dev".into(),
-                    "eth0".into(),
-                    "dstport".into(),
-                    VXLAN_PORT.to_string(),
-                    "nolearning".into(),
-                ],
-            ),
-            Cmd::ip(
-                h,
-                [
-                    "addr".to_string(),
-                    "add".into(),
-                    format!("{}/32", n.vtep_v4),
-                    "dev".into(),
-                    "vxlan0".into(),
-                ],
-            ),
-        ]);
+        c.extend([ip(h, "link set pod0 up"), ip(p, "link set eth0 up")]);
+        if fam.has_v4() {
+            c.push(ip(p, &format!("route add default via {}", n.pod_gw_v4)));
+        }
         if let Some(v6) = &n.v6 {
-            c.push(Cmd::ip(
-                h,
-                [
-                    "addr".to_string(),
-                    "add".into(),
-                    format!("{}/128", v6.vtep),
-                    "dev".into(),
-                    "vxlan0".into(),
-                    "nodad".into(),
-                ],
-            ));
+            c.push(ip(p, &format!("-6 route add default via {}", v6.pod_gw)));
         }
-        c.push(Cmd::ip(h, ["link", "set", "vxlan0", "up"]));
+        // The overlay endpoint, flannel style: fixed MAC, no learning, peers programmed
+        // statically, carried over the underlay of the lab's family.
+        c.push(ip(
+            h,
+            &format!(
+                "link add vxlan0 address {} mtu {mtu} type vxlan id {VNI} local {} dev eth0 dstport {VXLAN_PORT} nolearning",
+                n.vtep_mac,
+                n.underlay_addr()
+            ),
+        ));
+        if fam.has_v4() {
+            c.push(ip(h, &format!("addr add {}/32 dev vxlan0", n.vtep_v4)));
+        }
+        if let Some(v6) = &n.v6 {
+            c.push(ip(h, &format!("addr add {}/128 dev vxlan0 nodad", v6.vtep)));
+        }
+        c.push(ip(h, "link set vxlan0 up"));
         c
     }
 }
 
+/// `ip -n NS WORDS...`, from one line (lab names and addresses never contain spaces).
+fn ip(ns: &str, line: &str) -> Cmd {
+    Cmd::ip(Some(ns), line.split_whitespace())
+}
+
 /// Routes, neighbour and forwarding entries on `n` for reaching `peer`'s pods over VXLAN.
 fn overlay_peer(n: &NodePlan, peer: &NodePlan) -> Vec<Cmd> {
-    let h = Some(n.host_ns.as_str());
-    let mut c = vec![
-        Cmd::ip(
-            h,
-            [
-                "route".to_string(),
-                "add".into(),
-                format!("10.244.{}.0/24", peer.index),
-                "via".into(),
-                peer.vtep_v4.to_string(),
-                "dev".into(),
-                "vxlan0".into(),
-                "onlink".into(),
-            ],
-        ),
-        Cmd::ip(
-            h,
-            [
-                "neigh".to_string(),
-                "add".into(),
-                peer.vtep_v4.to_string(),
-                "lladdr".into(),
-                peer.vtep_mac.clone(),
-                "dev".into(),
-                "vxlan0".into(),
-                "nud".into(),
-                "permanent".into(),
-            ],
-        ),
-    ];
+    let h = n.host_ns.as_str();
+    let mut c = Vec::new();
+    if n.family.has_v4() {
+        c.extend([
+            ip(
+                h,
+                &format!(
+                    "route add 10.244.{}.0/24 via {} dev vxlan0 onlink",
+                    peer.index, peer.vtep_v4
+                ),
+            ),
+            ip(
+                h,
+                &format!(
+                    "neigh add {} lladdr {} dev vxlan0 nud permanent",
+                    peer.vtep_v4, peer.vtep_mac
+                ),
+            ),
+        ]);
+    }
     if let Some(v6) = &peer.v6 {
-        c.push(Cmd::ip(
-            h,
-            [
-                "-6".to_string(),
-                "route".into(),
-                "add".into(),
-                format!("{}/64", v6.vtep),
-                "via".into(),
-                v6.vtep.to_string(),
-                "dev".into(),
-                "vxlan0".into(),
-                "onlink".into(),
-            ],
-        ));
-        c.push(Cmd::ip(
-            h,
-            [
-                "-6".to_string(),
-                "neigh".into(),
-                "add".into(),
-                v6.vtep.to_string(),
-                "lladdr".into(),
-                peer.vtep_mac.clone(),
-                "dev".into(),
-                "vxlan0".into(),
-                "nud".into(),
-                "permanent".into(),
-            ],
-        ));
+        c.extend([
+            ip(
+                h,
+                &format!("-6 route add {0}/64 via {0} dev vxlan0 onlink", v6.vtep),
+            ),
+            ip(
+                h,
+                &format!(
+                    "-6 neigh add {} lladdr {} dev vxlan0 nud permanent",
+                    v6.vtep, peer.vtep_mac
+                ),
+            ),
+        ]);
     }
     c.push(Cmd::in_ns(
-        &n.host_ns,
+        h,
         "bridge",
-        [
-            "fdb".to_string(),
-            "append".into(),
-            peer.vtep_mac.clone(),
-            "dev".into(),
-            "vxlan0".into(),
-            "dst".into(),
-            peer.host_v4.to_string(),
-        ],
+        format!(
+            "fdb append {} dev vxlan0 dst {}",
+            peer.vtep_mac,
+            peer.underlay_addr()
+        )
+        .split_whitespace(),
     ));
     c
 }
@@ -543,21 +423,21 @@ mod tests {
     #[test]
     fn node_count_bounds() {
         for bad in [0, 1, 33, 1000] {
-            let err = Plan::new(&prefix(), bad, false).expect_err("bad count");
+            let err = Plan::new(&prefix(), bad, IpFamily::Ipv4).expect_err("bad count");
             assert_eq!(
                 err.to_string(),
                 format!("--nodes must be between 2 and 32, not {bad}")
             );
         }
         assert_eq!(
-            Plan::new(&prefix(), 32, false).map(|p| p.nodes.len()),
+            Plan::new(&prefix(), 32, IpFamily::Ipv4).map(|p| p.nodes.len()),
             Ok(32)
         );
     }
 
     #[test]
     fn addressing_scheme() {
-        let plan = Plan::new(&prefix(), 4, true).expect("plan");
+        let plan = Plan::new(&prefix(), 4, IpFamily::Dual).expect("plan");
         let n3 = plan.node(3).expect("node3");
         assert_eq!(n3.name, "node3");
         assert_eq!(n3.host_ns, "eml1-node3-host");
@@ -579,12 +459,12 @@ mod tests {
         );
         assert_eq!(plan.endpoints().len(), 4 * 2 * 2);
         assert_eq!(plan.namespaces().len(), 9);
-        assert!(plan.ipv6());
+        assert_eq!(plan.family(), IpFamily::Dual);
     }
 
     #[test]
     fn every_address_is_inside_the_lab_ranges() {
-        let plan = Plan::new(&prefix(), 32, false).expect("plan");
+        let plan = Plan::new(&prefix(), 32, IpFamily::Ipv4).expect("plan");
         for e in plan.endpoints() {
             let IpAddr::V4(v4) = e.addr else {
                 panic!("v4 only")
@@ -599,7 +479,7 @@ mod tests {
 
     #[test]
     fn setup_builds_a_flannel_style_overlay() {
-        let plan = Plan::new(&prefix(), 2, false).expect("plan");
+        let plan = Plan::new(&prefix(), 2, IpFamily::Ipv4).expect("plan");
         let lines: Vec<String> = plan.setup().iter().map(ToString::to_string).collect();
         let has = |l: &str| {
             assert!(

@@ -259,7 +259,7 @@ mod tests {
         assert!(matches!(dir.create(), Err(StateError::Exists(_))));
         let state = LabState {
             version: STATE_VERSION,
-            plan: Plan::new(&p, 3, false).expect("plan"),
+            plan: Plan::new(&p, 3, crate::family::IpFamily::Ipv4).expect("plan"),
             owner_pid: 42,
             bin_dir: "/bin".into(),
             aggregator: None,

@@ -12,9 +12,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use echomesh_lab::family::IpFamily;
 use echomesh_lab::fault::Fault;
 use echomesh_lab::lab::{Lab, LabConfig};
 use echomesh_lab::naming::NodeName;
+use echomesh_lab::plan::Network;
 use serde_json::Value;
 use support::*;
 
@@ -78,7 +80,7 @@ struct E2e {
 impl E2e {
     /// Starts a lab, or returns None (with a SKIP message) when it cannot run here.
     fn start(test: &str, nodes: u32, aggregator_args: &[&str]) -> Option<E2e> {
-        Self::start_with(test, nodes, aggregator_args, &[], false)
+        Self::start_with(test, nodes, aggregator_args, &[], IpFamily::Ipv4)
     }
 
     fn start_with(
@@ -86,7 +88,7 @@ impl E2e {
         nodes: u32,
         aggregator_args: &[&str],
         agent_args: &[&str],
-        ipv6: bool,
+        family: IpFamily,
     ) -> Option<E2e> {
         if !can_run(test) {
             return None;
@@ -107,7 +109,7 @@ impl E2e {
         cfg.bin_dir = bin.clone();
         cfg.aggregator_args = aggregator_args.iter().map(|s| s.to_string()).collect();
         cfg.agent_args = agent_args.iter().map(|s| s.to_string()).collect();
-        cfg.ipv6 = ipv6;
+        cfg.family = family;
         let started = Instant::now();
         let lab = Lab::start(cfg).expect("lab starts");
         let url = lab.grpc_url().expect("aggregator url");
@@ -164,7 +166,7 @@ impl E2e {
             return 0;
         };
         let agents = lab.plan().nodes.len() * 2;
-        let addresses = if lab.plan().ipv6() { 2 } else { 1 };
+        let addresses = lab.plan().nodes[0].addresses(Network::Pod).len();
         agents * (agents - 1) * addresses
     }
 
@@ -286,7 +288,7 @@ fn t1_every_edge_is_up_within_10s() {
 #[test]
 fn t1_dual_stack_every_ipv4_and_ipv6_edge_is_up() {
     let _serial = serial();
-    let Some(e) = E2e::start_with("t1_dual_stack", 3, &[], &[], true) else {
+    let Some(e) = E2e::start_with("t1_dual_stack", 3, &[], &[], IpFamily::Dual) else {
         return;
     };
     let edges = e
@@ -299,6 +301,73 @@ fn t1_dual_stack_every_ipv4_and_ipv6_edge_is_up() {
         e.started.elapsed()
     );
     assert_eq!(v6 * 2, edges.len());
+    e.finish();
+}
+
+#[test]
+fn t1_ipv6_only_every_edge_is_up_and_a_cut_node_goes_down_and_back() {
+    let _serial = serial();
+    let Some(mut e) = E2e::start_with("t1_ipv6_only", 3, &[], &[], IpFamily::Ipv6) else {
+        return;
+    };
+    let edges = e
+        .wait_all_up(Duration::from_secs(15))
+        .unwrap_or_else(|m| panic!("{m}"));
+    eprintln!(
+        "t1 IPv6-only: {} edges UP after {:?}",
+        edges.len(),
+        e.started.elapsed()
+    );
+    // 6 agents, one IPv6 address each: 30 directed edges, none of them IPv4.
+    assert_eq!(edges.len(), 30);
+    for x in &edges {
+        assert!(
+            x.addr.parse::<std::net::Ipv6Addr>().is_ok(),
+            "{} has a non-IPv6 target {}",
+            x.key(),
+            x.addr
+        );
+    }
+    let affected: BTreeSet<String> = edges
+        .iter()
+        .filter(|x| x.crosses("node3"))
+        .map(Edge::key)
+        .collect();
+    assert_eq!(affected.len(), 16, "node3's cross-node edges");
+
+    let t0 = Instant::now();
+    e.lab().fault(NodeName(3), Fault::Cut).expect("cut");
+    let down_after = loop {
+        let edges = e.edges();
+        for x in edges.iter().filter(|x| !affected.contains(&x.key())) {
+            assert_eq!(
+                x.state,
+                "UP",
+                "false alarm on {} during node3's cut",
+                x.key()
+            );
+        }
+        let down = edges
+            .iter()
+            .filter(|x| affected.contains(&x.key()) && x.state == "DOWN")
+            .count();
+        if down == affected.len() {
+            break t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{down}/{} of node3's edges DOWN 10 s after the cut",
+            affected.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("t1 IPv6-only: node3's edges DOWN {down_after:?} after the cut");
+
+    let t1 = Instant::now();
+    e.lab().fault(NodeName(3), Fault::Heal).expect("heal");
+    e.wait_all_up(Duration::from_secs(10))
+        .unwrap_or_else(|m| panic!("heal: {m}"));
+    eprintln!("t1 IPv6-only: all UP again {:?} after heal", t1.elapsed());
     e.finish();
 }
 
@@ -523,8 +592,13 @@ const FAST_RECONNECT: [&str; 2] = ["--max-backoff", "1s"];
 #[test]
 fn t5_agents_reconnect_after_an_aggregator_restart_and_the_graph_refills() {
     let _serial = serial();
-    let Some(mut e) = E2e::start_with("t5_aggregator_restart", 4, &[], &FAST_RECONNECT, false)
-    else {
+    let Some(mut e) = E2e::start_with(
+        "t5_aggregator_restart",
+        4,
+        &[],
+        &FAST_RECONNECT,
+        IpFamily::Ipv4,
+    ) else {
         return;
     };
     e.wait_all_up(Duration::from_secs(20))
@@ -538,7 +612,7 @@ fn t5_agents_reconnect_after_an_aggregator_restart_and_the_graph_refills() {
 #[test]
 fn t5_replayed_reports_cover_the_outage() {
     let _serial = serial();
-    let Some(mut e) = E2e::start_with("t5_replay", 4, &[], &FAST_RECONNECT, false) else {
+    let Some(mut e) = E2e::start_with("t5_replay", 4, &[], &FAST_RECONNECT, IpFamily::Ipv4) else {
         return;
     };
     e.wait_all_up(Duration::from_secs(20))

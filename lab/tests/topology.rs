@@ -7,6 +7,7 @@ mod support;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use echomesh_lab::family::IpFamily;
 use echomesh_lab::fault::Fault;
 use echomesh_lab::naming::NodeName;
 use echomesh_lab::plan::Network;
@@ -205,7 +206,7 @@ fn dual_stack_paths_answer_and_faults_hit_ipv6_too() {
     let mut cfg = echomesh_lab::lab::LabConfig::new(3);
     cfg.prefix = Some(test_prefix());
     cfg.echomesh = false;
-    cfg.ipv6 = true;
+    cfg.family = IpFamily::Dual;
     cfg.lab_exe = lab_exe();
     cfg.bin_dir = target_dir();
     let mut lab = echomesh_lab::lab::Lab::start(cfg).expect("lab starts");
