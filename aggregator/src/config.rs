@@ -10,6 +10,7 @@ use std::time::Duration;
 use echomesh_runtime::parse_duration;
 use echomesh_runtime::telemetry::LogFormat;
 
+use crate::discovery::model::HostAddressType;
 use crate::graph::{GraphConfig, Thresholds};
 use crate::ingest::IngestConfig;
 
@@ -21,7 +22,7 @@ use crate::ingest::IngestConfig;
     about = "echomesh aggregator: the live cluster connectivity graph"
 )]
 pub struct Config {
-    /// gRPC listen address for agents and readers (use 0.0.0.0:7070 in Kubernetes).
+    /// gRPC listen address for agents and readers (`:7070` in Kubernetes: every interface, both families).
     #[arg(long, env = "ECHOMESH_GRPC_LISTEN", default_value = "127.0.0.1:7070", value_parser = parse_listen)]
     pub grpc_listen: SocketAddr,
     /// HTTP listen address for /metrics, the heatmap page, its JSON API, /healthz and /readyz
@@ -99,6 +100,10 @@ pub struct Config {
     /// Quiet time after a Kubernetes event before the cluster model is rebuilt.
     #[arg(long, env = "ECHOMESH_DISCOVERY_DEBOUNCE", default_value = "100ms", value_parser = parse_duration)]
     pub discovery_debounce: Duration,
+    /// Which node address is probed as a node's host address: the first address of this type
+    /// per family in the Node's `status.addresses` (InternalIP or ExternalIP).
+    #[arg(long, env = "ECHOMESH_HOST_ADDRESS_TYPE", value_enum, ignore_case = true, default_value_t = HostAddressType::InternalIp)]
+    pub host_address_type: HostAddressType,
     /// Log filter, e.g. `info` or `echomesh_aggregator=debug,info`.
     #[arg(long = "log", env = "ECHOMESH_LOG", default_value = "info")]
     pub log: String,
@@ -185,6 +190,7 @@ impl Config {
             namespace: self.namespace.clone(),
             agent_selector: self.agent_selector.clone(),
             debounce: self.discovery_debounce,
+            host_address_type: self.host_address_type,
         }
     }
 
@@ -202,16 +208,7 @@ impl Config {
     }
 }
 
-/// Parses `HOST:PORT`, or `:PORT` for all interfaces.
-pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
-    } else {
-        s.to_string()
-    };
-    full.parse()
-        .map_err(|_| format!("{s:?} is not a listen address (HOST:PORT or :PORT)"))
-}
+pub use echomesh_runtime::listen::parse_listen;
 
 /// Checks a label selector (`k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`,
 /// comma-separated), so a typo exits 2 at start instead of a 400 from every list call.
@@ -286,7 +283,7 @@ mod tests {
         assert!(parse_duration("1000").is_err());
         assert_eq!(
             parse_listen(":7071"),
-            Ok("0.0.0.0:7071".parse().expect("addr"))
+            Ok("[::]:7071".parse().expect("addr"))
         );
         assert!(parse_listen("nope").is_err());
     }
@@ -321,6 +318,18 @@ mod tests {
         let d = c.discovery();
         assert_eq!(d.agent_selector, "app.kubernetes.io/name=echomesh-agent");
         assert_eq!(d.debounce, Duration::from_millis(100));
+        assert_eq!(d.host_address_type, HostAddressType::InternalIp);
+        for (v, want) in [
+            ("ExternalIP", HostAddressType::ExternalIp),
+            ("externalip", HostAddressType::ExternalIp),
+            ("InternalIP", HostAddressType::InternalIp),
+        ] {
+            let c = Config::try_parse_from(["x", "--host-address-type", v]).expect("ok");
+            assert_eq!(c.discovery().host_address_type, want, "{v}");
+        }
+        let e = Config::try_parse_from(["x", "--host-address-type", "Hostname"]).expect_err("bad");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("InternalIP"), "{e}");
         for ok in [
             "app.kubernetes.io/name=echomesh-agent",
             "a=b,c!=d",

@@ -9,7 +9,9 @@
 //! Any event marks the model dirty; after a short debounce ([`DiscoveryConfig::debounce`]) the
 //! model is rebuilt from the stores ([`model::ClusterModel::build`]) and, only when it changed in a
 //! way pinglists can see, published to [`ModelPinglist`] and the ingest is asked to reassign
-//! (itself debounced). Node heartbeats therefore cost one rebuild per debounce window and no
+//! (itself debounced). Only planned outages (cordon, drain and autoscaler taints, deletion) mark a
+//! node's edges expected-down; a NotReady node still alarms, its Ready condition shown as evidence
+//! ([`model::NodeInfo::expected_down`]). Node heartbeats therefore cost one rebuild per debounce window and no
 //! assignment; a node joining reaches every agent in debounce + assign debounce (~300 ms).
 //!
 //! Failure handling: watch errors and `410 Gone` are retried by the watcher itself with the
@@ -53,6 +55,8 @@ pub struct DiscoveryConfig {
     pub agent_selector: String,
     /// Quiet time after an API event before the model is rebuilt.
     pub debounce: Duration,
+    /// Which node address type is probed as a node's host address.
+    pub host_address_type: model::HostAddressType,
 }
 
 impl Default for DiscoveryConfig {
@@ -61,6 +65,7 @@ impl Default for DiscoveryConfig {
             namespace: "echomesh".into(),
             agent_selector: "app.kubernetes.io/name=echomesh-agent".into(),
             debounce: Duration::from_millis(100),
+            host_address_type: model::HostAddressType::default(),
         }
     }
 }
@@ -383,8 +388,11 @@ impl Discovery {
     ) {
         let nodes = nodes.state();
         let pods = pods.state();
-        let (model, warnings) =
-            ClusterModel::build(nodes.iter().map(|n| &**n), pods.iter().map(|p| &**p));
+        let (model, warnings) = ClusterModel::build_with(
+            self.cfg.host_address_type,
+            nodes.iter().map(|n| &**n),
+            pods.iter().map(|p| &**p),
+        );
         let warnings: BTreeSet<String> = warnings.iter().map(ToString::to_string).collect();
         for w in warnings.difference(last_warnings) {
             tracing::warn!(warning = %w, "cluster model");
@@ -405,6 +413,7 @@ impl Discovery {
         }
         self.graph
             .set_expected_down_nodes(model.expected_down_nodes());
+        self.graph.set_not_ready_nodes(model.not_ready_nodes());
         self.graph.set_discovered_endpoints(model.endpoints());
         self.pinglist.publish(Arc::new(model));
         self.ingest.membership_changed();
@@ -419,9 +428,12 @@ fn log_changes(old: &ClusterModel, new: &ClusterModel) {
         tracing::info!(node = %n, "node left");
     }
     for (name, n) in &new.nodes {
-        let was = old.nodes.get(name).map(model::NodeInfo::expected_down);
-        if was.is_some_and(|w| w != n.expected_down()) {
-            tracing::info!(node = %name, ready = n.ready, draining = n.draining, deleting = n.deleting,
+        let Some(was) = old.nodes.get(name) else {
+            continue;
+        };
+        if was.expected_down() != n.expected_down() || was.ready.is_ready() != n.ready.is_ready() {
+            let ready = n.ready.evidence().unwrap_or_else(|| "True".into());
+            tracing::info!(node = %name, %ready, draining = n.draining, deleting = n.deleting,
                 expected_down = n.expected_down(), "node availability changed");
         }
     }

@@ -147,9 +147,30 @@ async fn node_added_reaches_every_agent() {
     let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
     let mut b = h.agent("b", Network::Host, "192.168.0.2").await;
     wait_targets(&mut a, &A_SEES).await;
-    h.api.apply_node(fixtures::node("d", &["192.168.0.4"]));
+    // A node no agent runs on (Fargate, virtual-kubelet, Windows) is not a target, and a second
+    // InternalIP (another NIC) changes nothing.
+    h.api.apply_node(
+        fixtures::node("d", &["192.168.0.4"]).with_addresses("InternalIP", &["172.31.0.4"]),
+    );
+    // (b's cordon, applied after d, proves by its arrival that d was in the model meanwhile.)
+    h.api
+        .apply_node(fixtures::node("b", &["192.168.0.2"]).cordoned());
+    wait_targets(
+        &mut a,
+        &[
+            "!b/pod/10.244.1.10",
+            "!b/host/192.168.0.2",
+            "c/pod/10.244.2.10",
+            "c/host/192.168.0.3",
+        ],
+    )
+    .await;
+    h.api.apply_node(fixtures::node("b", &["192.168.0.2"]));
+    // Its agents arrive: the pod agent with its IP, the host agent still starting (no IP yet).
+    // The host address comes from the Node, once per family.
     h.api
         .apply_pod(fixtures::agent_pod("d", false, &["10.244.3.10"]));
+    h.api.apply_pod(fixtures::pending_agent_pod("d", true));
     let mut want: Vec<&str> = A_SEES.to_vec();
     want.extend(["d/pod/10.244.3.10", "d/host/192.168.0.4"]);
     wait_targets(&mut a, &want).await;
@@ -256,21 +277,21 @@ async fn agent_pod_gone_drops_its_target_and_its_edges_are_pruned_after_the_ttl(
 }
 
 #[tokio::test]
-async fn node_not_ready_or_draining_marks_its_targets_expected_down() {
+async fn only_planned_outages_mark_targets_expected_down_and_not_ready_is_evidence() {
     let h = Harness::three_nodes().await;
     let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
     wait_targets(&mut a, &A_SEES).await;
-    h.api
-        .apply_node(fixtures::node("b", &["192.168.0.2"]).not_ready());
-    let want_b_down = [
-        "!b/pod/10.244.1.10",
-        "!b/host/192.168.0.2",
-        "c/pod/10.244.2.10",
-        "c/host/192.168.0.3",
-    ];
-    wait_targets(&mut a, &want_b_down).await;
-    // The query API carries the flag, so readers (and `echomesh check`) do not alarm on it.
     let mut g = v1::graph_service_client::GraphServiceClient::new(h.agg.channel().await);
+    let evidence = "Unknown since 2026-01-02T03:04:05Z (NodeStatusUnknown)";
+
+    // A partition: b's Ready goes Unknown, nobody drained it. Its edges stay alarms (the
+    // assignment does not change) and carry the Ready condition as evidence.
+    h.api
+        .apply_node(fixtures::node("b", &["192.168.0.2"]).unreachable());
+    soon("b's Ready condition reaches the graph", || async {
+        h.agg.graph.not_ready("b").is_some()
+    })
+    .await;
     let edges = g
         .list_edges(v1::ListEdgesRequest {
             source_node: "a".into(),
@@ -296,6 +317,36 @@ async fn node_not_ready_or_draining_marks_its_targets_expected_down() {
             "c/192.168.0.3"
         ]
     );
+    for e in &edges {
+        assert!(!e.expected_down, "a partition is not expected: {e:?}");
+        let want = if e.target_node == "b" { evidence } else { "" };
+        assert_eq!(e.target_node_ready, want, "{e:?}");
+        let json = echomesh_proto::view::edge_json(e);
+        assert_eq!(json["target_node_ready"], want);
+    }
+
+    // The operator drains it for a reboot: cordoned (and still Unknown). Now expected.
+    h.api.apply_node(
+        fixtures::node("b", &["192.168.0.2"])
+            .cordoned()
+            .unreachable(),
+    );
+    let want_b_down = [
+        "!b/pod/10.244.1.10",
+        "!b/host/192.168.0.2",
+        "c/pod/10.244.2.10",
+        "c/host/192.168.0.3",
+    ];
+    wait_targets(&mut a, &want_b_down).await;
+    let edges = g
+        .list_edges(v1::ListEdgesRequest {
+            source_node: "a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("edges")
+        .into_inner()
+        .edges;
     for e in &edges {
         assert_eq!(e.expected_down, e.target_node == "b", "{e:?}");
     }
@@ -326,12 +377,23 @@ async fn node_not_ready_or_draining_marks_its_targets_expected_down() {
     for (addr, (node, expected)) in &seen {
         assert_eq!(*expected, node == "b", "{addr}");
     }
-    // Ready again but cordoned for a drain: still expected down.
-    h.api
-        .apply_node(fixtures::node("b", &["192.168.0.2"]).cordoned());
-    // Same targets, same flags: no new assignment is needed; then the node recovers fully.
+    // The autoscaler's and Karpenter's taints are planned too; then the node recovers fully.
+    for taint in [
+        "DeletionCandidateOfClusterAutoscaler",
+        "karpenter.sh/disrupted",
+    ] {
+        h.api.apply_node(fixtures::node("b", &["192.168.0.2"]));
+        wait_targets(&mut a, &A_SEES).await;
+        h.api
+            .apply_node(fixtures::node("b", &["192.168.0.2"]).tainted(taint));
+        wait_targets(&mut a, &want_b_down).await;
+    }
     h.api.apply_node(fixtures::node("b", &["192.168.0.2"]));
     wait_targets(&mut a, &A_SEES).await;
+    soon("b's evidence cleared", || async {
+        h.agg.graph.not_ready("b").is_none()
+    })
+    .await;
     h.api
         .apply_node(fixtures::node("c", &["192.168.0.3"]).deleting());
     wait_targets(

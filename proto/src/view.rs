@@ -52,6 +52,7 @@ pub fn edge_json(e: &v1::Edge) -> Value {
         "late_total": e.late_total,
         "icmp_errors_total": e.icmp_errors_total,
         "expected_down": e.expected_down,
+        "target_node_ready": e.target_node_ready,
     })
 }
 
@@ -108,6 +109,7 @@ mod tests {
         assert_eq!(plain["source_network"], "pod");
         assert_eq!(plain["target_id"], u64::MAX.to_string());
         assert!(plain.get("history").is_none());
+        assert_eq!(plain["target_node_ready"], "");
         let full = edge_detail_json(&e);
         assert_eq!(full["p999_us"], 12.5);
         assert_eq!(full["history"][0]["loss_pct"], 25.0);

@@ -61,6 +61,11 @@ pub fn edge(
         late_total: u64::from(rec.late_total),
         icmp_errors_total: u64::from(rec.icmp_errors_total),
         expected_down: ep.as_ref().is_some_and(|e| graph.is_expected_down(&e.node)),
+        target_node_ready: ep
+            .as_ref()
+            .and_then(|e| graph.not_ready(&e.node))
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
         ..v1::Edge::default()
     };
     if detail == Detail::Full {

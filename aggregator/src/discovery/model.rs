@@ -10,43 +10,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use echomesh_proto::v1::Network;
-use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::graph::{AgentKey, Endpoint, endpoint_id};
 use crate::policy::PlannedTarget;
 
-/// Taints that mean "this node is being emptied" even before it is cordoned.
-const DRAIN_TAINTS: &[&str] = &[
-    "node.kubernetes.io/unschedulable",
-    "ToBeDeletedByClusterAutoscaler",
-    "karpenter.sh/disrupted",
-];
+mod node;
 
-/// What the model knows about one node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// Node name.
-    pub name: Arc<str>,
-    /// `InternalIP` addresses, both families, in the order the kubelet reported them.
-    pub internal_ips: Vec<IpAddr>,
-    /// Pod CIDRs (`spec.podCIDRs`, or `spec.podCIDR` on old clusters); invalid entries dropped.
-    pub pod_cidrs: Vec<IpNet>,
-    /// The `Ready` condition is `True`.
-    pub ready: bool,
-    /// Cordoned (`spec.unschedulable`) or carrying a drain taint.
-    pub draining: bool,
-    /// `metadata.deletionTimestamp` is set.
-    pub deleting: bool,
-}
-
-impl NodeInfo {
-    /// Failures of edges towards this node are expected: NotReady, draining or being deleted.
-    #[must_use]
-    pub fn expected_down(&self) -> bool {
-        !self.ready || self.draining || self.deleting
-    }
-}
+use node::truncate;
+pub use node::{
+    DRAIN_TAINTS, HostAddressType, NodeInfo, ReadyCondition, first_per_family, node_info,
+};
 
 /// What the model knows about one agent pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,11 +57,16 @@ pub enum ModelWarning {
         /// `Node` or `Pod`.
         kind: &'static str,
     },
-    /// A node without a usable InternalIP: it gets no host targets unless its host agent reports IPs.
-    #[error("node {node}: no usable InternalIP address")]
-    NoInternalIp {
+    /// A node running a host-network agent has no address of the chosen type, and its agent pod
+    /// reports none yet: it gets no host targets until one of them appears.
+    #[error(
+        "node {node}: runs a host agent but has no usable {address_type} address (and its agent pod reports none)"
+    )]
+    NoHostAddress {
         /// Node name.
         node: String,
+        /// The `--host-address-type` in force.
+        address_type: HostAddressType,
     },
     /// An address or CIDR that does not parse.
     #[error("{object}: {field} {value:?} is not valid, ignored")]
@@ -123,87 +102,6 @@ pub enum ModelWarning {
         /// The pod ignored.
         dropped: String,
     },
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
-}
-
-/// Reads the model's view of a Node. `None` (with a warning) when it has no name.
-pub fn node_info(node: &Node, warnings: &mut Vec<ModelWarning>) -> Option<NodeInfo> {
-    let Some(name) = node.metadata.name.as_deref().filter(|n| !n.is_empty()) else {
-        warnings.push(ModelWarning::Unnamed { kind: "Node" });
-        return None;
-    };
-    let object = || format!("node/{name}");
-    let mut internal_ips = Vec::new();
-    let status = node.status.as_ref();
-    for a in status
-        .and_then(|s| s.addresses.as_ref())
-        .into_iter()
-        .flatten()
-    {
-        if a.type_ != "InternalIP" {
-            continue;
-        }
-        match a.address.parse::<IpAddr>() {
-            Ok(ip) if !internal_ips.contains(&ip) => internal_ips.push(ip),
-            Ok(_) => {}
-            Err(_) => warnings.push(ModelWarning::BadAddress {
-                object: object(),
-                field: "status.addresses[InternalIP]",
-                value: truncate(&a.address),
-            }),
-        }
-    }
-    if internal_ips.is_empty() {
-        warnings.push(ModelWarning::NoInternalIp {
-            node: name.to_string(),
-        });
-    }
-    let spec = node.spec.as_ref();
-    let mut cidr_texts: Vec<&str> = spec
-        .and_then(|s| s.pod_cidrs.as_ref())
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
-    if cidr_texts.is_empty()
-        && let Some(c) = spec.and_then(|s| s.pod_cidr.as_deref())
-    {
-        cidr_texts.push(c);
-    }
-    let mut pod_cidrs = Vec::new();
-    for c in cidr_texts {
-        match c.parse::<IpNet>() {
-            Ok(n) if !pod_cidrs.contains(&n) => pod_cidrs.push(n),
-            Ok(_) => {}
-            Err(_) => warnings.push(ModelWarning::BadAddress {
-                object: object(),
-                field: "spec.podCIDRs",
-                value: truncate(c),
-            }),
-        }
-    }
-    let ready = status
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    let tainted = spec
-        .and_then(|s| s.taints.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|t| DRAIN_TAINTS.contains(&t.key.as_str()));
-    let draining = spec.and_then(|s| s.unschedulable).unwrap_or(false) || tainted;
-    Some(NodeInfo {
-        name: name.into(),
-        internal_ips,
-        pod_cidrs,
-        ready,
-        draining,
-        deleting: node.metadata.deletion_timestamp.is_some(),
-    })
 }
 
 /// Reads the model's view of an agent Pod. `None` (with a warning) when it has no name or node.
@@ -276,6 +174,8 @@ pub struct ClusterModel {
     pub nodes: BTreeMap<Arc<str>, NodeInfo>,
     /// One agent pod per (node, network): the live one when a rollout briefly runs two.
     pub agents: BTreeMap<AgentKey, AgentPod>,
+    /// Which node address type is a host address.
+    pub host_address_type: HostAddressType,
     /// Every node's targets, sorted, computed once per model: an agent's pinglist is this list
     /// minus its own node (and foreign families), so a reassignment round over N agents costs
     /// N filtered copies, not N rebuilds.
@@ -283,14 +183,28 @@ pub struct ClusterModel {
 }
 
 impl ClusterModel {
-    /// Builds the model from the reflector stores' contents. Warnings say what was skipped.
+    /// Builds the model with the default host address type (`InternalIP`).
     #[must_use]
     pub fn build<'a>(
         nodes: impl IntoIterator<Item = &'a Node>,
         pods: impl IntoIterator<Item = &'a Pod>,
     ) -> (Self, Vec<ModelWarning>) {
+        Self::build_with(HostAddressType::default(), nodes, pods)
+    }
+
+    /// Builds the model from the reflector stores' contents, host addresses of type
+    /// `host_address_type`. Warnings say what was skipped.
+    #[must_use]
+    pub fn build_with<'a>(
+        host_address_type: HostAddressType,
+        nodes: impl IntoIterator<Item = &'a Node>,
+        pods: impl IntoIterator<Item = &'a Pod>,
+    ) -> (Self, Vec<ModelWarning>) {
         let mut warnings = Vec::new();
-        let mut m = Self::default();
+        let mut m = Self {
+            host_address_type,
+            ..Self::default()
+        };
         for n in nodes {
             if let Some(info) = node_info(n, &mut warnings) {
                 m.nodes.insert(info.name.clone(), info);
@@ -317,11 +231,22 @@ impl ClusterModel {
             }
             m.agents.insert(key, p);
         }
+        for key in m.agents.keys() {
+            if key.network == Network::Host
+                && m.nodes.contains_key(&key.node)
+                && m.host_addresses(&key.node).is_empty()
+            {
+                warnings.push(ModelWarning::NoHostAddress {
+                    node: key.node.to_string(),
+                    address_type: host_address_type,
+                });
+            }
+        }
         m.all_targets = m.compute_targets();
         (m, warnings)
     }
 
-    /// Nodes whose edges are expected to fail (NotReady, draining, being deleted).
+    /// Nodes whose edges are expected to fail: cordoned, drained or being deleted (planned).
     #[must_use]
     pub fn expected_down_nodes(&self) -> BTreeSet<Arc<str>> {
         self.nodes
@@ -331,21 +256,34 @@ impl ClusterModel {
             .collect()
     }
 
-    /// The host addresses of `node`: its InternalIPs, else what its host-network agent pod reports
-    /// (the kubelet copies the node's addresses there), else none.
+    /// Every node whose Ready condition is not `True`, with the condition as one line of
+    /// evidence (status, since when, reason) for readers of its edges.
+    #[must_use]
+    pub fn not_ready_nodes(&self) -> BTreeMap<Arc<str>, Arc<str>> {
+        self.nodes
+            .values()
+            .filter_map(|n| Some((n.name.clone(), Arc::from(n.ready.evidence()?))))
+            .collect()
+    }
+
+    /// The host addresses of `node`, at most one per family: the first address of the
+    /// `--host-address-type` per family in `status.addresses` order, else (a node that lists
+    /// none of that type) the first per family of what its host-network agent pod reports,
+    /// which the kubelet copies from the node; else none.
     #[must_use]
     pub fn host_addresses(&self, node: &Arc<str>) -> Vec<IpAddr> {
-        if let Some(n) = self.nodes.get(node)
-            && !n.internal_ips.is_empty()
-        {
-            return n.internal_ips.clone();
+        if let Some(n) = self.nodes.get(node) {
+            let own = first_per_family(n.addresses(self.host_address_type));
+            if !own.is_empty() {
+                return own;
+            }
         }
         self.agents
             .get(&AgentKey {
                 node: node.clone(),
                 network: Network::Host,
             })
-            .map(|p| p.ips.clone())
+            .map(|p| first_per_family(&p.ips))
             .unwrap_or_default()
     }
 
@@ -361,15 +299,22 @@ impl ClusterModel {
         }
     }
 
+    /// Targets exist only where agents run: a node's pod-network addresses are its pod agent's
+    /// IPs (none until it has them), and it has host addresses only when a host-network agent
+    /// pod is on it, running or still starting (the host addresses come from the Node, so a
+    /// starting node is probed as soon as its agent is scheduled). Nodes no agent can run on
+    /// (Fargate, virtual-kubelet, Windows) are therefore not targets.
     fn compute_targets(&self) -> Vec<PlannedTarget> {
         let mut out = Vec::new();
         for node in self.nodes.values() {
             let node_down = node.expected_down();
-            let pod_agent = self.agents.get(&AgentKey {
-                node: node.name.clone(),
-                network: Network::Pod,
-            });
-            if let Some(p) = pod_agent {
+            let agent = |network| {
+                self.agents.get(&AgentKey {
+                    node: node.name.clone(),
+                    network,
+                })
+            };
+            if let Some(p) = agent(Network::Pod) {
                 for &addr in &p.ips {
                     out.push(PlannedTarget {
                         id: endpoint_id(&node.name, Network::Pod, addr),
@@ -380,21 +325,26 @@ impl ClusterModel {
                     });
                 }
             }
-            for addr in self.host_addresses(&node.name) {
-                out.push(PlannedTarget {
-                    id: endpoint_id(&node.name, Network::Host, addr),
-                    node: node.name.clone(),
-                    network: Network::Host,
-                    addr,
-                    expected_down: node_down,
-                });
+            if agent(Network::Host).is_some() {
+                // The node's kernel answers, not the agent: a terminating host agent does not
+                // make the host address go away.
+                for addr in self.host_addresses(&node.name) {
+                    out.push(PlannedTarget {
+                        id: endpoint_id(&node.name, Network::Host, addr),
+                        node: node.name.clone(),
+                        network: Network::Host,
+                        addr,
+                        expected_down: node_down,
+                    });
+                }
             }
         }
         out.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
         out
     }
 
-    /// The pinglist of `agent`: every other node's pod-agent addresses and host addresses.
+    /// The pinglist of `agent`: every other node's pod-agent addresses and host addresses
+    /// (where agents run, see `compute_targets`).
     ///
     /// Targets of an address family the agent has no address of are left out (an IPv4-only
     /// agent cannot probe an IPv6-only node); when the model does not know the agent's own
@@ -449,7 +399,19 @@ impl ClusterModel {
         if !self.nodes.contains_key(&agent.node) {
             return Some(format!("node {} is not in the cluster model", agent.node));
         }
-        let known = self.source_addresses(agent);
+        let mut known = self.source_addresses(agent);
+        if agent.network == Network::Host
+            && let Some(n) = self.nodes.get(&agent.node)
+        {
+            // A host agent announces its pod IP, the kubelet's node IP: any of the node's
+            // addresses, whichever type and NIC was chosen for probing.
+            let pod_ips = self.agents.get(agent).map_or(&[][..], |p| p.ips.as_slice());
+            for &a in n.internal_ips.iter().chain(&n.external_ips).chain(pod_ips) {
+                if !known.contains(&a) {
+                    known.push(a);
+                }
+            }
+        }
         if known.is_empty() {
             return None;
         }

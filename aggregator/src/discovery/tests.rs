@@ -184,12 +184,58 @@ async fn model_follows_api_events_within_the_debounce_and_ignores_heartbeats() {
         "unchanged model is not republished"
     );
 
-    // NotReady reaches the graph's expected-down set too (what the query API reports).
+    // A cordon reaches the graph's expected-down set (what the query API reports).
     r.api
-        .apply_node(fixtures::node("b", &["192.168.0.2"]).not_ready());
+        .apply_node(fixtures::node("b", &["192.168.0.2"]).cordoned());
     r.until("b expected down", |r| r.graph.is_expected_down("b"))
         .await;
     assert!(!r.graph.is_expected_down("a"));
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn drained_then_unreachable_stays_expected_but_unreachable_alone_alarms_with_evidence() {
+    let r = Running::start(|_| {});
+    r.until("first model", |r| r.nodes() == 3).await;
+    let evidence = "Unknown since 2026-01-02T03:04:05Z (NodeStatusUnknown)";
+
+    // A partition: Ready goes Unknown, nobody drained the node. Evidence, no silencing.
+    r.api
+        .apply_node(fixtures::node("b", &["192.168.0.2"]).unreachable());
+    r.until("b's Ready evidence", |r| r.graph.not_ready("b").is_some())
+        .await;
+    assert_eq!(r.graph.not_ready("b").as_deref(), Some(evidence));
+    assert!(!r.graph.is_expected_down("b"), "a partition must alarm");
+    let model = r.pinglist.model().expect("model");
+    let a = AgentKey {
+        node: "a".into(),
+        network: Network::Pod,
+    };
+    assert!(model.targets(&a, &[]).iter().all(|t| !t.expected_down));
+
+    // Ready again, then a planned reboot: cordoned first, then the kubelet goes away.
+    r.api.apply_node(fixtures::node("b", &["192.168.0.2"]));
+    r.until("b Ready again", |r| r.graph.not_ready("b").is_none())
+        .await;
+    r.api
+        .apply_node(fixtures::node("b", &["192.168.0.2"]).cordoned());
+    r.until("b expected down", |r| r.graph.is_expected_down("b"))
+        .await;
+    r.api.apply_node(
+        fixtures::node("b", &["192.168.0.2"])
+            .cordoned()
+            .unreachable(),
+    );
+    r.until("b's Ready evidence", |r| r.graph.not_ready("b").is_some())
+        .await;
+    assert!(
+        r.graph.is_expected_down("b"),
+        "a drained node stays expected"
+    );
+    let model = r.pinglist.model().expect("model");
+    for t in model.targets(&a, &[]) {
+        assert_eq!(t.expected_down, &*t.node == "b", "{t:?}");
+    }
     r.stop().await;
 }
 

@@ -10,7 +10,7 @@
 //! The store emits a [`GraphEvent`] for every state change it makes, so readers learn of changes
 //! without polling and without the store knowing who listens.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,8 +150,12 @@ pub struct Graph {
     cfg: GraphConfig,
     agents: DashMap<AgentKey, Arc<AgentEntry>>,
     endpoints: DashMap<u64, Endpoint>,
-    /// Nodes whose edges are expected to fail (NotReady, draining), from Kubernetes discovery.
+    /// Nodes whose edges are expected to fail (cordoned, draining, being deleted), from
+    /// Kubernetes discovery.
     expected_down: parking_lot::RwLock<BTreeSet<Arc<str>>>,
+    /// Nodes whose Ready condition is not `True`, with the condition as one line (evidence shown
+    /// beside their edges, not a reason to silence them), from Kubernetes discovery.
+    not_ready: parking_lot::RwLock<BTreeMap<Arc<str>, Arc<str>>>,
     /// Endpoints known from Kubernetes discovery (targets whose agent may not be connected);
     /// `endpoints` (from Hellos) wins where both know an id.
     discovered: parking_lot::RwLock<HashMap<u64, Endpoint>>,
@@ -171,6 +175,7 @@ impl Graph {
             agents: DashMap::new(),
             endpoints: DashMap::new(),
             expected_down: parking_lot::RwLock::new(BTreeSet::new()),
+            not_ready: parking_lot::RwLock::new(BTreeMap::new()),
             discovered: parking_lot::RwLock::new(HashMap::new()),
             counters: GraphCounters::default(),
             events,
@@ -207,10 +212,28 @@ impl Graph {
         *self.discovered.write() = endpoints;
     }
 
-    /// Edges towards `node` are expected to fail (it is NotReady, draining or being deleted).
+    /// Edges towards `node` are expected to fail (it is cordoned, draining or being deleted).
     #[must_use]
     pub fn is_expected_down(&self, node: &str) -> bool {
         self.expected_down.read().contains(node)
+    }
+
+    /// The nodes whose edges are expected to fail, sorted.
+    #[must_use]
+    pub fn expected_down_nodes(&self) -> BTreeSet<Arc<str>> {
+        self.expected_down.read().clone()
+    }
+
+    /// Replaces the nodes whose Ready condition is not `True`, each with its condition in one
+    /// line (e.g. `Unknown since 2026-01-02T03:04:05Z (NodeStatusUnknown)`).
+    pub fn set_not_ready_nodes(&self, nodes: BTreeMap<Arc<str>, Arc<str>>) {
+        *self.not_ready.write() = nodes;
+    }
+
+    /// `node`'s Ready condition when it is not `True` (`None` when Ready or not discovered).
+    #[must_use]
+    pub fn not_ready(&self, node: &str) -> Option<Arc<str>> {
+        self.not_ready.read().get(node).cloned()
     }
 
     /// Registers (or refreshes) an agent from its Hello, marking it connected.

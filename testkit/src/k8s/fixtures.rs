@@ -61,11 +61,31 @@ fn condition(type_: &str, status: &str) -> NodeCondition {
     }
 }
 
+/// When the builders' NotReady conditions say the node stopped being Ready.
+pub const NOT_READY_SINCE: &str = "2026-01-02T03:04:05Z";
+
+fn not_ready_condition(status: &str, reason: &str) -> NodeCondition {
+    NodeCondition {
+        last_transition_time: NOT_READY_SINCE.parse().ok().map(Time),
+        reason: Some(reason.into()),
+        ..condition("Ready", status)
+    }
+}
+
 /// Changes to a built [`Node`].
 pub trait NodeExt {
-    /// The Ready condition is `False` (kubelet stopped posting, or reported a problem).
+    /// The Ready condition is `False` since [`NOT_READY_SINCE`] (the kubelet reported a problem,
+    /// reason `KubeletNotReady`).
     #[must_use]
     fn not_ready(self) -> Self;
+    /// The Ready condition is `Unknown` since [`NOT_READY_SINCE`], reason `NodeStatusUnknown`:
+    /// what the node lifecycle controller writes when the kubelet's heartbeats stop arriving
+    /// (a partition, a crashed node).
+    #[must_use]
+    fn unreachable(self) -> Self;
+    /// Adds addresses of `type_` (e.g. a second `InternalIP` NIC, or `ExternalIP`s).
+    #[must_use]
+    fn with_addresses(self, type_: &str, ips: &[&str]) -> Self;
     /// `kubectl cordon`.
     #[must_use]
     fn cordoned(self) -> Self;
@@ -83,7 +103,29 @@ pub trait NodeExt {
 impl NodeExt for Node {
     fn not_ready(mut self) -> Self {
         if let Some(s) = self.status.as_mut() {
-            s.conditions = Some(vec![condition("Ready", "False")]);
+            s.conditions = Some(vec![not_ready_condition("False", "KubeletNotReady")]);
+        }
+        self
+    }
+
+    fn unreachable(mut self) -> Self {
+        if let Some(s) = self.status.as_mut() {
+            s.conditions = Some(vec![not_ready_condition("Unknown", "NodeStatusUnknown")]);
+        }
+        self
+    }
+
+    fn with_addresses(mut self, type_: &str, ips: &[&str]) -> Self {
+        let addrs = self
+            .status
+            .get_or_insert_default()
+            .addresses
+            .get_or_insert_default();
+        for ip in ips {
+            addrs.push(NodeAddress {
+                address: (*ip).to_string(),
+                type_: type_.into(),
+            });
         }
         self
     }
@@ -167,6 +209,17 @@ pub fn agent_pod(node: &str, host_network: bool, ips: &[&str]) -> Pod {
             ..PodStatus::default()
         }),
     }
+}
+
+/// An agent pod on `node` that is scheduled but not started: phase `Pending`, no IPs yet.
+#[must_use]
+pub fn pending_agent_pod(node: &str, host_network: bool) -> Pod {
+    let mut p = agent_pod(node, host_network, &[]);
+    if let Some(s) = p.status.as_mut() {
+        s.phase = Some("Pending".into());
+        s.pod_ips = None;
+    }
+    p
 }
 
 /// A small cluster: nodes `a`, `b`, `c` (IPv4 host addresses 192.168.0.1..3), each with a pod

@@ -47,13 +47,22 @@ fn recorded_cluster_builds_the_expected_model() {
         [ip("172.18.0.2"), ip("fc00:f853:ccd:e793::2")]
     );
     assert_eq!(cp.pod_cidrs.len(), 2);
-    assert!(cp.ready && !cp.draining && !cp.deleting);
+    assert!(cp.ready.is_ready() && !cp.draining && !cp.deleting);
+    assert_eq!(cp.ready.since.as_deref(), Some("2026-11-25T09:00:30Z"));
     // A control-plane NoSchedule taint is not a drain.
     assert!(!cp.expected_down());
     let w2 = &m.nodes["kind-worker2"];
-    assert!(!w2.ready, "Ready=Unknown is not ready");
+    assert!(!w2.ready.is_ready(), "Ready=Unknown is not ready");
     assert!(w2.draining, "cordoned");
+    // Expected down because it is cordoned, not because it is NotReady.
     assert_eq!(m.expected_down_nodes().len(), 1);
+    assert_eq!(
+        m.not_ready_nodes()
+            .get("kind-worker2")
+            .map(|s| s.to_string())
+            .as_deref(),
+        Some("Unknown (NodeStatusUnknown)")
+    );
 
     assert_eq!(m.agents.len(), 5);
     let host = &m.agents[&key("kind-worker", Network::Host)];
@@ -78,10 +87,10 @@ fn every_agent_targets_every_other_nodes_pod_and_host_addresses() {
             "kind-worker/Host/172.18.0.3",
             "kind-worker/Host/fc00:f853:ccd:e793::3",
             "kind-worker2/Pod/10.244.2.9",
-            "kind-worker2/Host/172.18.0.4",
         ]
     );
-    // kind-worker2 is NotReady and cordoned: its targets are expected down, the others are not.
+    // kind-worker2 runs no host agent: its InternalIP is not a target.
+    // kind-worker2 is cordoned: its targets are expected down, the others are not.
     for t in &t {
         assert_eq!(t.expected_down, &*t.node == "kind-worker2", "{t:?}");
         assert_eq!(t.id, endpoint_id(&t.node, t.network, t.addr));
@@ -115,11 +124,20 @@ fn ipv6_only_node_is_handled() {
         false,
         &["fd00:10:244:9::3"],
     ));
+    pods.push(fixtures::agent_pod(
+        "v6-worker",
+        true,
+        &["fc00:f853:ccd:e793::9"],
+    ));
     let (m, warnings) = ClusterModel::build(&nodes, &pods);
     assert!(
         warnings
             .iter()
-            .all(|w| !matches!(w, ModelWarning::NoInternalIp { .. }))
+            .all(|w| !matches!(w, ModelWarning::NoHostAddress { .. }))
+    );
+    assert_eq!(
+        m.host_addresses(&"v6-worker".into()),
+        [ip("fc00:f853:ccd:e793::9")]
     );
     let n = &m.nodes["v6-worker"];
     assert_eq!(n.internal_ips, [ip("fc00:f853:ccd:e793::9")]);
@@ -152,7 +170,6 @@ fn node_without_internal_ip_is_handled() {
         msgs,
         [
             "node/bare-worker: status.addresses[InternalIP] \"garbage\" is not valid, ignored",
-            "node bare-worker: no usable InternalIP address",
             "node/bare-worker: spec.podCIDRs \"not-a-cidr\" is not valid, ignored",
         ]
     );
@@ -165,29 +182,37 @@ fn node_without_internal_ip_is_handled() {
     let bare_targets: Vec<_> = t.iter().filter(|t| &*t.node == "bare-worker").collect();
     assert_eq!(bare_targets.len(), 1);
     assert_eq!(bare_targets[0].network, Network::Pod);
+    // A host agent that has not started yet: no address from anywhere, said once.
+    pods.push(fixtures::pending_agent_pod("bare-worker", true));
+    let (m, w) = ClusterModel::build(&nodes, &pods);
+    assert!(m.host_addresses(&"bare-worker".into()).is_empty());
+    assert!(
+        w.iter().any(|w| w.to_string()
+            == "node bare-worker: runs a host agent but has no usable InternalIP address \
+                (and its agent pod reports none)"),
+        "{w:?}"
+    );
     // With a host agent running, the host agent's pod IPs stand in for the missing InternalIP.
+    pods.pop();
     pods.push(fixtures::agent_pod("bare-worker", true, &["192.168.0.77"]));
     let (m, _) = ClusterModel::build(&nodes, &pods);
     assert_eq!(
         m.host_addresses(&"bare-worker".into()),
         [ip("192.168.0.77")]
     );
+    let t = m.targets(&key("a", Network::Pod), &[]);
+    assert!(addrs(&t).contains(&"bare-worker/Host/192.168.0.77".to_string()));
 }
 
 #[test]
-fn drain_signals_mark_targets_expected_down() {
-    for (what, n) in [
-        (
-            "not ready",
-            fixtures::node("b", &["192.168.0.2"]).not_ready(),
-        ),
-        ("cordoned", fixtures::node("b", &["192.168.0.2"]).cordoned()),
-        (
-            "autoscaler taint",
-            fixtures::node("b", &["192.168.0.2"]).tainted("ToBeDeletedByClusterAutoscaler"),
-        ),
-        ("deleting", fixtures::node("b", &["192.168.0.2"]).deleting()),
-    ] {
+fn only_planned_outages_mark_targets_expected_down() {
+    let b = || fixtures::node("b", &["192.168.0.2"]);
+    let mut planned = vec![("cordoned", b().cordoned()), ("deleting", b().deleting())];
+    for taint in DRAIN_TAINTS {
+        planned.push((taint, b().tainted(taint)));
+    }
+    assert_eq!(planned.len(), 7, "cordon, deletion and five taints");
+    for (what, n) in planned {
         let (mut nodes, pods) = fixtures::three_nodes();
         nodes[1] = n;
         let (m, _) = ClusterModel::build(&nodes, &pods);
@@ -197,6 +222,164 @@ fn drain_signals_mark_targets_expected_down() {
             assert_eq!(t.expected_down, &*t.node == "b", "{what}: {t:?}");
         }
     }
+    // Unplanned: NotReady (the kubelet says so) or Ready=Unknown (the kubelet is silent, as in a
+    // partition) keeps alarming; the condition is carried as evidence.
+    for (n, evidence) in [
+        (
+            b().not_ready(),
+            "False since 2026-01-02T03:04:05Z (KubeletNotReady)",
+        ),
+        (
+            b().unreachable(),
+            "Unknown since 2026-01-02T03:04:05Z (NodeStatusUnknown)",
+        ),
+    ] {
+        let (mut nodes, pods) = fixtures::three_nodes();
+        nodes[1] = n;
+        let (m, _) = ClusterModel::build(&nodes, &pods);
+        let t = m.targets(&key("a", Network::Pod), &[]);
+        assert_eq!(t.len(), 4, "{evidence}");
+        assert!(t.iter().all(|t| !t.expected_down), "{evidence}: {t:?}");
+        assert!(m.expected_down_nodes().is_empty());
+        let not_ready = m.not_ready_nodes();
+        assert_eq!(not_ready.len(), 1);
+        assert_eq!(not_ready.get("b").map(|s| &**s), Some(evidence));
+    }
+    // A taint that only restricts scheduling is not a drain.
+    let (mut nodes, pods) = fixtures::three_nodes();
+    nodes[1] = b().tainted("node-role.kubernetes.io/control-plane");
+    let (m, _) = ClusterModel::build(&nodes, &pods);
+    assert!(m.expected_down_nodes().is_empty());
+}
+
+#[test]
+fn drain_then_notready_is_expected_but_notready_alone_alarms() {
+    // A planned reboot: cordoned first, then the kubelet goes away.
+    let (mut nodes, pods) = fixtures::three_nodes();
+    nodes[1] = fixtures::node("b", &["192.168.0.2"]).cordoned();
+    let (m, _) = ClusterModel::build(&nodes, &pods);
+    assert!(
+        m.targets(&key("a", Network::Pod), &[])
+            .iter()
+            .any(|t| t.expected_down)
+    );
+    nodes[1] = fixtures::node("b", &["192.168.0.2"])
+        .cordoned()
+        .unreachable();
+    let (m, _) = ClusterModel::build(&nodes, &pods);
+    let t = m.targets(&key("a", Network::Pod), &[]);
+    for t in &t {
+        assert_eq!(t.expected_down, &*t.node == "b", "{t:?}");
+    }
+    assert!(m.not_ready_nodes().contains_key("b"), "evidence kept");
+    // A partition: nobody cordoned it.
+    nodes[1] = fixtures::node("b", &["192.168.0.2"]).unreachable();
+    let (m, _) = ClusterModel::build(&nodes, &pods);
+    assert!(
+        m.targets(&key("a", Network::Pod), &[])
+            .iter()
+            .all(|t| !t.expected_down)
+    );
+    assert_eq!(
+        m.not_ready_nodes().get("b").map(|s| &**s),
+        Some("Unknown since 2026-01-02T03:04:05Z (NodeStatusUnknown)")
+    );
+}
+
+fn agentless() -> Vec<Node> {
+    let nodes: List<Node> = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/nodes-agentless.json"
+    )))
+    .expect("nodes-agentless.json");
+    nodes.items
+}
+
+#[test]
+fn nodes_without_an_agent_are_not_targets() {
+    // Fargate and Windows nodes: Ready, with InternalIPs, but no agent pod can run there.
+    let (mut nodes, pods) = fixtures::three_nodes();
+    nodes.extend(agentless());
+    let (m, w) = ClusterModel::build(&nodes, &pods);
+    assert_eq!(m.nodes.len(), 6);
+    assert!(w.is_empty(), "{w:?}");
+    let t = m.targets(&key("a", Network::Host), &[]);
+    assert_eq!(
+        addrs(&t),
+        [
+            "b/Pod/10.244.1.10",
+            "b/Host/192.168.0.2",
+            "c/Pod/10.244.2.10",
+            "c/Host/192.168.0.3",
+        ]
+    );
+    assert_eq!(m.endpoints().len(), 6, "three nodes, pod + host each");
+    // A node with only a pod agent is a pod target and not a host target, and the reverse.
+    let (nodes, mut pods) = fixtures::three_nodes();
+    pods.retain(|p| p.metadata.name.as_deref() != Some("echomesh-agent-host-b"));
+    pods.retain(|p| p.metadata.name.as_deref() != Some("echomesh-agent-pod-c"));
+    let (m, _) = ClusterModel::build(&nodes, &pods);
+    assert_eq!(
+        addrs(&m.targets(&key("a", Network::Pod), &[])),
+        ["b/Pod/10.244.1.10", "c/Host/192.168.0.3"]
+    );
+}
+
+#[test]
+fn a_starting_host_agent_makes_its_node_a_host_target_but_a_starting_pod_agent_does_not() {
+    let (mut nodes, mut pods) = fixtures::three_nodes();
+    nodes.push(fixtures::node("d", &["192.168.0.4"]));
+    pods.push(fixtures::pending_agent_pod("d", true));
+    pods.push(fixtures::pending_agent_pod("d", false));
+    let (m, w) = ClusterModel::build(&nodes, &pods);
+    assert!(w.is_empty(), "{w:?}");
+    let d: Vec<String> = addrs(&m.targets(&key("a", Network::Pod), &[]))
+        .into_iter()
+        .filter(|t| t.starts_with("d/"))
+        .collect();
+    // The host address comes from the Node; the pod agent has no IP to probe yet.
+    assert_eq!(d, ["d/Host/192.168.0.4"]);
+}
+
+#[test]
+fn multi_nic_node_is_probed_on_one_address_per_family_of_the_chosen_type() {
+    let (mut nodes, mut pods) = fixtures::three_nodes();
+    let multi = agentless()
+        .into_iter()
+        .find(|n| n.metadata.name.as_deref() == Some("multi-nic"))
+        .expect("multi-nic node");
+    nodes.push(multi);
+    pods.push(fixtures::agent_pod("multi-nic", true, &["10.0.1.20"]));
+    let (m, w) = ClusterModel::build(&nodes, &pods);
+    assert!(w.is_empty(), "{w:?}");
+    let node = &m.nodes["multi-nic"];
+    assert_eq!(node.internal_ips.len(), 4);
+    assert_eq!(
+        m.host_addresses(&"multi-nic".into()),
+        [ip("10.0.1.20"), ip("fd00:1::20")],
+        "the first InternalIP of each family"
+    );
+    let host_targets = |m: &ClusterModel| {
+        addrs(&m.targets(&key("a", Network::Pod), &[]))
+            .into_iter()
+            .filter(|t| t.starts_with("multi-nic/"))
+            .collect::<Vec<_>>()
+    };
+    // Node a is IPv4-only: one target.
+    assert_eq!(host_targets(&m), ["multi-nic/Host/10.0.1.20"]);
+    // The host agent announcing the second NIC is not a stale agent.
+    assert_eq!(
+        m.hello_mismatch(&key("multi-nic", Network::Host), &[ip("10.0.2.20")]),
+        None
+    );
+    let (m, _) = ClusterModel::build_with(HostAddressType::ExternalIp, &nodes, &pods);
+    assert_eq!(
+        m.host_addresses(&"multi-nic".into()),
+        [ip("203.0.113.20"), ip("2001:db8::20")]
+    );
+    assert_eq!(host_targets(&m), ["multi-nic/Host/203.0.113.20"]);
+    // Nodes without ExternalIPs fall back to their host agent's pod IP.
+    assert_eq!(m.host_addresses(&"b".into()), [ip("192.168.0.2")]);
 }
 
 #[test]

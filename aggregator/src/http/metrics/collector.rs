@@ -75,6 +75,29 @@ impl AggregatorCollector {
             }
         }
         {
+            let g = ConstGauge::new(snap.expected_down_edges as i64);
+            g.encode(enc.encode_descriptor(
+                "echomesh_expected_down_edges",
+                "Edges towards expected-down nodes (cordoned, drained, being deleted), left out of \
+                 the per-node, top and per-edge series.",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        {
+            // Always described, even with no sample, so the rules that read it always find it.
+            let mut m = enc.encode_descriptor(
+                "echomesh_node_expected_down",
+                "1 for each node whose outage is planned (cordoned, drained or being deleted); \
+                 no sample for other nodes.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for node in &snap.expected_down_nodes {
+                ConstGauge::new(1i64).encode(m.encode_family(&[("node", &**node)])?)?;
+            }
+        }
+        {
             let mut m = enc.encode_descriptor(
                 "echomesh_node_loss_ratio",
                 "Mean loss over the last minute of the node's edges, 0..1 (direction in: probes \

@@ -2,6 +2,16 @@
 //!
 //! Why computed at scrape time: the graph already holds every figure, so walking the slabs once
 //! per scrape (one slab lock at a time, like the query API) adds nothing to the ingest hot path.
+//!
+//! Edges towards expected-down nodes (cordoned, drained, being deleted: planned outages; the
+//! edges' `expected_down` flag) are left out of every figure the alert rules read (the per-node
+//! and cluster loss ratios and RTT histograms, in and out) and of the top-K and per-edge series,
+//! so a planned reboot cannot page through its peers' figures. So are the edges an agent on such a
+//! node measures: a node being shut down tears its network down around its still-running agent,
+//! and the rules drop every series of that node anyway. Both are still counted in
+//! `echomesh_edges{state}` and in `echomesh_expected_down_edges`, and each such node is named by
+//! `echomesh_node_expected_down`. A node that is only NotReady is not expected down and keeps
+//! counting: that is what a partition looks like.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -120,6 +130,11 @@ pub struct Snapshot {
     pub edges: Vec<EdgeFigure>,
     /// Edges left out of the per-edge series by the cap.
     pub edges_dropped: u64,
+    /// Edges towards or from expected-down nodes (left out of the per-node, top-K and per-edge
+    /// figures).
+    pub expected_down_edges: u64,
+    /// The expected-down nodes, sorted.
+    pub expected_down_nodes: Vec<Arc<str>>,
 }
 
 /// Walks the graph once.
@@ -129,17 +144,19 @@ pub fn gather(graph: &Graph, cfg: &MetricsConfig) -> Snapshot {
     // string comparisons on the per-edge path.
     let mut in_keys: Vec<GroupKey> = Vec::new();
     let mut in_index: HashMap<(Arc<str>, Network), usize> = HashMap::new();
-    let eps: HashMap<u64, (Endpoint, usize)> = graph
+    let expected_down = graph.expected_down_nodes();
+    let eps: HashMap<u64, (Endpoint, usize, bool)> = graph
         .endpoints()
         .into_iter()
         .map(|(id, ep)| {
+            let down = expected_down.contains(&ep.node);
             let gi = *in_index
                 .entry((ep.node.clone(), ep.network))
                 .or_insert_with(|| {
                     in_keys.push((ep.node.clone(), ep.network, Direction::In));
                     in_keys.len() - 1
                 });
-            (id, (ep, gi))
+            (id, (ep, gi, down))
         })
         .collect();
     let mut in_groups = vec![Group::default(); in_keys.len()];
@@ -154,6 +171,7 @@ pub fn gather(graph: &Graph, cfg: &MetricsConfig) -> Snapshot {
     for a in graph.agents() {
         let src = a.key.node.clone();
         let src_net = a.key.network;
+        let src_down = expected_down.contains(&src);
         let mut out = Group::default();
         let slab = a.slab.lock();
         for rec in &slab.records {
@@ -171,8 +189,13 @@ pub fn gather(graph: &Graph, cfg: &MetricsConfig) -> Snapshot {
             } else {
                 rec.loss_1m_pct(now).map(|p| p / 100.0)
             };
+            let target = eps.get(&rec.target_id);
+            if src_down || target.is_some_and(|t| t.2) {
+                snap.expected_down_edges += 1;
+                continue;
+            }
             out.add(rec, loss);
-            let Some((ep, gi)) = eps.get(&rec.target_id) else {
+            let Some((ep, gi, _)) = target else {
                 continue;
             };
             in_groups[*gi].add(rec, loss);
@@ -200,6 +223,9 @@ pub fn gather(graph: &Graph, cfg: &MetricsConfig) -> Snapshot {
             }
         }
         drop(slab);
+        if src_down {
+            continue;
+        }
         snap.groups
             .entry((src, src_net, Direction::Out))
             .or_default()
@@ -211,6 +237,7 @@ pub fn gather(graph: &Graph, cfg: &MetricsConfig) -> Snapshot {
             snap.groups.insert(k, g);
         }
     }
+    snap.expected_down_nodes = expected_down.into_iter().collect();
     snap.worst = worst.into_sorted();
     if cfg.edge_series {
         let seen = all.seen;

@@ -188,6 +188,59 @@ fn a_cut_node_shows_in_loss_ratios_and_top_edges() {
 }
 
 #[test]
+fn a_drained_node_is_left_out_of_the_alerting_series_and_named_instead() {
+    let g = mesh(10, 3);
+    g.set_expected_down_nodes(std::iter::once(Arc::from("node-0000")).collect());
+    let text = scrape(&g, MetricsConfig::default());
+    // Neither the drained node's own series nor its peers' figures show the failing edges.
+    let drained: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(r#"node="node-0000""#))
+        .collect();
+    assert_eq!(
+        drained,
+        [r#"echomesh_node_expected_down{node="node-0000"} 1"#],
+        "{text}"
+    );
+    for dir in ["in", "out"] {
+        let peer = format!(
+            r#"echomesh_node_loss_ratio{{node="node-0005",network="pod",direction="{dir}"}} "#
+        );
+        assert_eq!(sample(&text, &peer), Some("0.0"), "{text}");
+    }
+    assert_eq!(
+        sample(&text, r#"echomesh_loss_ratio{network="pod"} "#),
+        Some("0.0")
+    );
+    assert_eq!(
+        sample(&text, r#"echomesh_node_expected_down{node="node-0000"} "#),
+        Some("1")
+    );
+    assert_eq!(sample(&text, "echomesh_expected_down_edges "), Some("18"));
+    // The edges are still counted by state; none is a top edge.
+    assert_eq!(
+        sample(&text, r#"echomesh_edges{state="down"} "#),
+        Some("18")
+    );
+    assert!(!text.contains("echomesh_top_edge_loss_ratio{"), "{text}");
+    // A node that is only NotReady is not expected down: its outage counts (a partition).
+    g.set_expected_down_nodes(std::collections::BTreeSet::new());
+    g.set_not_ready_nodes(
+        std::iter::once((
+            Arc::from("node-0000"),
+            Arc::from("Unknown (NodeStatusUnknown)"),
+        ))
+        .collect(),
+    );
+    let text = scrape(&g, MetricsConfig::default());
+    let cut = r#"echomesh_node_loss_ratio{node="node-0000",network="pod",direction="in"} "#;
+    assert_eq!(sample(&text, cut), Some("1.0"));
+    assert!(!text.contains("echomesh_node_expected_down{"), "{text}");
+    assert!(text.contains("# TYPE echomesh_node_expected_down gauge"));
+    assert_eq!(sample(&text, "echomesh_expected_down_edges "), Some("0"));
+}
+
+#[test]
 fn rtt_histograms_count_replies_and_only_grow() {
     let g = mesh(5, 2);
     let ingest = Ingest::new(g.clone(), IngestConfig::default(), Arc::new(FullMesh));
@@ -234,6 +287,8 @@ fn exposition_carries_every_documented_family() {
     let text = scrape(&mesh(3, 1), MetricsConfig::default());
     for family in [
         "echomesh_edges",
+        "echomesh_expected_down_edges",
+        "echomesh_node_expected_down",
         "echomesh_node_loss_ratio",
         "echomesh_node_rtt_seconds",
         "echomesh_loss_ratio",
