@@ -129,8 +129,14 @@ pub fn heal_cmds(plan: &Plan, n: &NodePlan) -> Vec<Cmd> {
 pub fn loss_ruleset(pct: u8) -> String {
     let mut s = format!("table inet {LOSS_TABLE}\ndelete table inet {LOSS_TABLE}\n");
     if pct > 0 {
+        // `mod 100` yields 0-99, and nft refuses `< 100` as out of range: 100 % is every packet.
+        let sample = if pct >= 100 {
+            String::new()
+        } else {
+            format!("numgen random mod 100 < {pct} ")
+        };
         s.push_str(&format!(
-            "table inet {LOSS_TABLE} {{\n  chain egress {{\n    type filter hook postrouting priority 0; policy accept;\n    oifname \"eth0\" numgen random mod 100 < {pct} counter drop\n  }}\n}}\n"
+            "table inet {LOSS_TABLE} {{\n  chain egress {{\n    type filter hook postrouting priority 0; policy accept;\n    oifname \"eth0\" {sample}counter drop\n  }}\n}}\n"
         ));
     }
     s
@@ -412,6 +418,8 @@ mod tests {
         assert!(s.starts_with("table inet echomesh_lab\ndelete table inet echomesh_lab\n"));
         assert!(s.contains("hook postrouting"));
         assert!(s.contains("oifname \"eth0\" numgen random mod 100 < 10 counter drop"));
+        assert!(loss_ruleset(100).contains("oifname \"eth0\" counter drop"));
+        assert!(!loss_ruleset(100).contains("numgen"));
         assert_eq!(
             loss_ruleset(0),
             "table inet echomesh_lab\ndelete table inet echomesh_lab\n"
@@ -446,6 +454,38 @@ mod tests {
                 "ip -n eml1-node2-host -4 rule del pref 101",
                 "ip -n eml1-node2-host -4 rule del pref 100",
                 "ip -n eml1-node2-host -4 route flush table 100",
+            ]
+        );
+    }
+
+    #[test]
+    fn delay_routing_in_an_ipv6_only_lab() {
+        let p: Prefix = "eml1".parse().expect("prefix");
+        let plan = Plan::new(&p, 3, IpFamily::Ipv6).expect("plan");
+        let n = plan.node(2).expect("node2");
+        let lines: Vec<String> = delay_route_cmds(&plan, n)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                "ip -n eml1-node2-host link set dly0 up",
+                "ip -n eml1-node2-host -6 route replace default dev dly0 src fd00:198:18::2 table 100",
+                "ip -n eml1-node2-host -6 rule add pref 100 iif dly0 lookup main",
+                "ip -n eml1-node2-host -6 rule add pref 101 to fd00:198:18::/64 lookup 100",
+            ]
+        );
+        let undo: Vec<String> = undelay_route_cmds(n)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            undo,
+            vec![
+                "ip -n eml1-node2-host -6 rule del pref 101",
+                "ip -n eml1-node2-host -6 rule del pref 100",
+                "ip -n eml1-node2-host -6 route flush table 100",
             ]
         );
     }

@@ -145,7 +145,7 @@ fn main() -> ExitCode {
             lab_cfg.family = match (ip_family, ipv6) {
                 (Some(f), true) if f != IpFamily::Dual => {
                     eprintln!(
-                        "echomesh-lab: --ipv6 means --ip-family dual and cannot be combined with --ip-family {f}."
+                        "echomesh-lab: --ipv6 means --ip-family dual and cannot be combined with --ip-family {f}"
                     );
                     return ExitCode::from(2);
                 }

@@ -520,4 +520,86 @@ mod tests {
             .expect("veth");
         assert!(sysctl < veth);
     }
+
+    #[test]
+    fn ipv6_only_nodes_have_no_ipv4_and_a_vxlan_over_ipv6() {
+        let plan = Plan::new(&prefix(), 2, IpFamily::Ipv6).expect("plan");
+        assert_eq!(plan.family(), IpFamily::Ipv6);
+        let n1 = plan.node(1).expect("node1");
+        assert_eq!(
+            n1.addresses(Network::Pod),
+            vec!["fd00:10:244:1::2".parse::<IpAddr>().expect("ip")]
+        );
+        assert_eq!(
+            n1.addresses(Network::Host),
+            vec!["fd00:198:18::1".parse::<IpAddr>().expect("ip")]
+        );
+        assert!(plan.endpoints().iter().all(|e| e.addr.is_ipv6()));
+        assert_eq!(n1.underlay_addr().to_string(), "fd00:198:18::1");
+
+        let lines: Vec<String> = plan.setup().iter().map(ToString::to_string).collect();
+        let node1: Vec<&str> = lines
+            .iter()
+            .map(String::as_str)
+            .filter(|l| l.contains("eml1-node1-"))
+            .collect();
+        assert_eq!(
+            node1,
+            vec![
+                "ip -n eml1-node1-host link set lo up",
+                "ip -n eml1-node1-pod link set lo up",
+                "ip netns exec eml1-node1-host sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+                "ip netns exec eml1-node1-pod sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0",
+                "ip -n eml1-fabric link add n1 type veth peer name eth0 netns eml1-node1-host",
+                "ip -n eml1-node1-host addr add fd00:198:18::1/64 dev eth0 nodad",
+                "ip -n eml1-node1-host link set eth0 up",
+                "ip -n eml1-node1-host link add pod0 mtu 1430 type veth peer name eth0 mtu 1430 netns eml1-node1-pod",
+                "ip -n eml1-node1-host addr add fd00:10:244:1::1/64 dev pod0 nodad",
+                "ip -n eml1-node1-pod addr add fd00:10:244:1::2/64 dev eth0 nodad",
+                "ip -n eml1-node1-host link set pod0 up",
+                "ip -n eml1-node1-pod link set eth0 up",
+                "ip -n eml1-node1-pod -6 route add default via fd00:10:244:1::1",
+                "ip -n eml1-node1-host link add vxlan0 address 02:e4:0a:f4:01:00 mtu 1430 type vxlan id 1 local fd00:198:18::1 dev eth0 dstport 8472 nolearning",
+                "ip -n eml1-node1-host addr add fd00:10:244:1::/128 dev vxlan0 nodad",
+                "ip -n eml1-node1-host link set vxlan0 up",
+                "ip -n eml1-node1-host -6 route add fd00:10:244:2::/64 via fd00:10:244:2:: dev vxlan0 onlink",
+                "ip -n eml1-node1-host -6 neigh add fd00:10:244:2:: lladdr 02:e4:0a:f4:02:00 dev vxlan0 nud permanent",
+                "ip netns exec eml1-node1-host bridge fdb append 02:e4:0a:f4:02:00 dev vxlan0 dst fd00:198:18::2",
+            ]
+        );
+        // No IPv4 address, route or sysctl anywhere in the lab.
+        for l in &lines {
+            assert!(
+                !l.contains("198.18.0.") && !l.contains("10.244.") && !l.contains("net.ipv4"),
+                "{l}"
+            );
+        }
+    }
+
+    #[test]
+    fn dual_stack_keeps_the_overlay_on_the_ipv4_underlay() {
+        let plan = Plan::new(&prefix(), 2, IpFamily::Dual).expect("plan");
+        let lines: Vec<String> = plan.setup().iter().map(ToString::to_string).collect();
+        for l in [
+            "ip -n eml1-node1-host link add vxlan0 address 02:e4:0a:f4:01:00 mtu 1450 type vxlan id 1 local 198.18.0.1 dev eth0 dstport 8472 nolearning",
+            "ip netns exec eml1-node1-host bridge fdb append 02:e4:0a:f4:02:00 dev vxlan0 dst 198.18.0.2",
+            "ip -n eml1-node1-host -6 route add fd00:10:244:2::/64 via fd00:10:244:2:: dev vxlan0 onlink",
+            "ip -n eml1-node1-host route add 10.244.2.0/24 via 10.244.2.0 dev vxlan0 onlink",
+            "ip -n eml1-node1-pod -6 route add default via fd00:10:244:1::1",
+            "ip -n eml1-node1-pod route add default via 10.244.1.1",
+        ] {
+            assert!(lines.iter().any(|x| x == l), "missing `{l}`");
+        }
+    }
+
+    #[test]
+    fn a_state_file_without_a_family_reads_as_ipv4() {
+        let plan = Plan::new(&prefix(), 2, IpFamily::Ipv4).expect("plan");
+        let mut v = serde_json::to_value(&plan).expect("json");
+        for n in v["nodes"].as_array_mut().expect("nodes") {
+            n.as_object_mut().expect("node").remove("family");
+        }
+        let back: Plan = serde_json::from_value(v).expect("plan");
+        assert_eq!(back, plan);
+    }
 }

@@ -136,6 +136,14 @@ fn bad_arguments_exit_2() {
             "--nodes must be between 2 and 32",
         ),
         (vec!["demo", "--prefix", "Bad-Prefix"], "invalid prefix"),
+        (
+            vec!["demo", "--ip-family", "v6", "--network-only"],
+            "the IP family must be ipv4, dual or ipv6, not \"v6\"",
+        ),
+        (
+            vec!["demo", "--ipv6", "--ip-family", "ipv6", "--network-only"],
+            "--ipv6 means --ip-family dual and cannot be combined with --ip-family ipv6",
+        ),
         (vec!["cut", "nodeX"], "invalid node"),
         (
             vec!["loss", "node1", "150", "--prefix", "emtnone"],

@@ -253,6 +253,112 @@ fn dual_stack_paths_answer_and_faults_hit_ipv6_too() {
 }
 
 #[test]
+fn ipv6_only_paths_answer_over_an_ipv6_underlay_and_faults_hit_them() {
+    if !can_run("ipv6_only_paths_answer_over_an_ipv6_underlay_and_faults_hit_them") {
+        return;
+    }
+    let _serial = serial();
+    let mut cfg = echomesh_lab::lab::LabConfig::new(3);
+    cfg.prefix = Some(test_prefix());
+    cfg.echomesh = false;
+    cfg.family = IpFamily::Ipv6;
+    cfg.lab_exe = lab_exe();
+    cfg.bin_dir = target_dir();
+    let mut lab = echomesh_lab::lab::Lab::start(cfg).expect("lab starts");
+    let plan = lab.plan().clone();
+    // Not one IPv4 address besides loopback in any host or pod namespace.
+    for n in &plan.nodes {
+        for ns in [&n.host_ns, &n.pod_ns] {
+            let out = std::process::Command::new("ip")
+                .args(["-n", ns, "-4", "-o", "addr", "show"])
+                .output()
+                .expect("ip addr");
+            let text = String::from_utf8_lossy(&out.stdout);
+            for line in text.lines() {
+                assert!(line.contains(" lo "), "{ns} has IPv4: {line}");
+            }
+        }
+    }
+    let vxlan = std::process::Command::new("ip")
+        .args(["-n", &plan.nodes[0].host_ns, "-d", "link", "show", "vxlan0"])
+        .output()
+        .expect("ip link");
+    let vxlan = String::from_utf8_lossy(&vxlan.stdout);
+    assert!(
+        vxlan.contains("local fd00:198:18::1") && vxlan.contains("mtu 1430"),
+        "{vxlan}"
+    );
+
+    let n1 = plan.node(1).expect("node1");
+    let (n1_pod, n1_host) = (n1.pod_ns.clone(), n1.host_ns.clone());
+    let others: Vec<IpAddr> = plan
+        .endpoints()
+        .iter()
+        .filter(|e| e.node != 1)
+        .map(|e| e.addr)
+        .collect();
+    let node2 = [addr(&lab, 2, Network::Pod), addr(&lab, 2, Network::Host)];
+    assert!(others.iter().chain(&node2).all(IpAddr::is_ipv6));
+    let answered =
+        |ns: &str, targets: &[IpAddr]| probe(ns, targets, 20, 5).iter().all(|r| r.received >= 19);
+    for ns in [&n1_pod, &n1_host] {
+        for r in probe(ns, &others, 20, 5) {
+            assert!(
+                r.received >= 19,
+                "{ns} -> {}: {}/{}",
+                r.target,
+                r.received,
+                r.sent
+            );
+        }
+    }
+
+    // Loss: the `inet` table drops IPv6 (plain and VXLAN-encapsulated) as it drops IPv4.
+    lab.fault(NodeName(2), Fault::Loss(100)).expect("loss");
+    let lost = probe(&n1_pod, &node2, 5, 20);
+    assert!(lost.iter().all(|r| r.received == 0), "{lost:?}");
+    lab.fault(NodeName(2), Fault::Loss(0)).expect("no loss");
+    assert!(answered(&n1_pod, &node2), "loss 0 did not restore node2");
+
+    // Delay: the relay forwards IPv6 packets, VXLAN over IPv6 included.
+    let p50 = |ns: &str, target: IpAddr| -> f64 {
+        probe(ns, &[target], 300, 2)[0]
+            .rtt_us
+            .as_ref()
+            .map(|x| x.p50 / 1000.0)
+            .unwrap_or(f64::NAN)
+    };
+    let base: Vec<f64> = node2.iter().map(|t| p50(&n1_pod, *t)).collect();
+    lab.fault(NodeName(2), Fault::Delay(Duration::from_millis(2)))
+        .expect("delay");
+    for (target, base) in node2.iter().zip(&base) {
+        let delayed = (0..3)
+            .map(|_| p50(&n1_pod, *target))
+            .find(|d| (d - base - 2.0).abs() <= 0.3);
+        let Some(delayed) = delayed else {
+            panic!("{target}: delay not 2 ± 0.3 ms over base {base:.3}")
+        };
+        eprintln!("IPv6-only delay to {target}: +{:.3} ms", delayed - base);
+    }
+    lab.fault(NodeName(2), Fault::Clear).expect("clear");
+    assert!(answered(&n1_pod, &node2), "clear did not restore node2");
+
+    // Cut and heal.
+    lab.fault(NodeName(2), Fault::Cut).expect("cut");
+    let cut = probe(&n1_pod, &node2, 5, 20);
+    assert!(cut.iter().all(|r| r.received == 0), "{cut:?}");
+    assert!(
+        answered(&n1_pod, &[addr(&lab, 3, Network::Pod)]),
+        "node3 lost during node2's cut"
+    );
+    lab.fault(NodeName(2), Fault::Heal).expect("heal");
+    assert!(
+        eventually(Duration::from_secs(10), || answered(&n1_pod, &node2)),
+        "node2 not back after heal"
+    );
+}
+
+#[test]
 fn dropping_a_lab_leaves_nothing() {
     if !can_run("dropping_a_lab_leaves_nothing") {
         return;
