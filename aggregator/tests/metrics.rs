@@ -206,3 +206,80 @@ async fn every_series_the_alert_rules_use_is_exported() {
     }
     s.shutdown().await;
 }
+
+/// Planned against unplanned through the whole path: the mocked Kubernetes API says b is cordoned
+/// and NotReady (a reboot) and c is `Ready=Unknown` without a drain (a partition); agent a loses
+/// every probe. b leaves the alerting series and is named instead; c counts and would page.
+#[tokio::test]
+async fn a_drained_node_leaves_the_loss_series_and_a_partitioned_one_stays() {
+    use echomesh_testkit::k8s::fixtures::{self, NodeExt as _};
+    use echomesh_testkit::k8s::mock_api::MockApi;
+
+    let (mut nodes, pods) = fixtures::three_nodes();
+    nodes[1] = fixtures::node("b", &["192.168.0.2"])
+        .cordoned()
+        .unreachable();
+    nodes[2] = fixtures::node("c", &["192.168.0.3"]).unreachable();
+    let (_api, client) = MockApi::start(nodes, pods);
+    let s = TestAggregator::start_with_kube(client, |_| {}).await;
+    let mut a = SimAgent::open(
+        s.channel().await,
+        hello_message("a", v1::Network::Pod, "10.244.0.10"),
+    )
+    .await
+    .expect("session");
+    let assigned = a.wait_assignment(4).await;
+    let flagged: Vec<(&str, bool)> = assigned
+        .targets
+        .iter()
+        .map(|t| (t.node.as_str(), t.expected_down))
+        .collect();
+    assert!(
+        flagged.iter().all(|(n, down)| *down == (*n == "b")),
+        "{flagged:?}"
+    );
+    let r = a.make_report(10, 10, 0);
+    a.send_report(r).await;
+    a.wait_ack(1).await;
+    let text = get(s.http_addr, "/metrics").await.body;
+    let series = |node: &str, net: &str, dir: &str| {
+        value(
+            &text,
+            &format!(
+                r#"echomesh_node_loss_ratio{{node="{node}",network="{net}",direction="{dir}"}}"#
+            ),
+        )
+    };
+    assert_eq!(series("b", "pod", "in"), None, "{text}");
+    assert_eq!(series("b", "host", "in"), None, "{text}");
+    assert_eq!(series("c", "pod", "in"), Some(1.0), "{text}");
+    assert_eq!(series("c", "host", "in"), Some(1.0), "{text}");
+    // a's own figures carry only the partition.
+    assert_eq!(series("a", "pod", "out"), Some(1.0), "{text}");
+    assert_eq!(
+        value(&text, r#"echomesh_node_expected_down{node="b"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, r#"echomesh_node_expected_down{node="c"}"#),
+        None
+    );
+    assert_eq!(value(&text, "echomesh_expected_down_edges"), Some(2.0));
+    // The query API shows the evidence beside both; only b's edges are expected.
+    let mut g = s.graph_client().await;
+    let edges = g
+        .list_edges(v1::ListEdgesRequest::default())
+        .await
+        .expect("edges")
+        .into_inner()
+        .edges;
+    assert_eq!(edges.len(), 4);
+    for e in &edges {
+        assert_eq!(e.expected_down, e.target_node == "b", "{e:?}");
+        assert_eq!(
+            e.target_node_ready, "Unknown since 2026-01-02T03:04:05Z (NodeStatusUnknown)",
+            "{e:?}"
+        );
+    }
+    s.shutdown().await;
+}
