@@ -487,3 +487,25 @@ fn a_five_thousand_node_cluster_builds_and_assigns() {
     assert!(t.iter().all(|t| &*t.node != "n0042"));
     assert_eq!(m.endpoints().len(), 10_000);
 }
+
+#[test]
+fn a_terminating_pod_agent_is_expected_down_but_its_host_address_is_not() {
+    let (nodes, mut pods) = fixtures::three_nodes();
+    let deleting = fixtures::node("z", &[])
+        .deleting()
+        .metadata
+        .deletion_timestamp;
+    for p in &mut pods {
+        if p.metadata.name.as_deref() == Some("echomesh-agent-pod-b") {
+            p.metadata.deletion_timestamp = deleting.clone();
+        }
+    }
+    let (m, _) = ClusterModel::build(&nodes, &pods);
+    let t = m.targets(&key("a", Network::Pod), &[]);
+    for t in &t {
+        let expected = &*t.node == "b" && t.network == Network::Pod;
+        assert_eq!(t.expected_down, expected, "{t:?}");
+    }
+    // The node itself is not expected down: its host address and its other edges still alarm.
+    assert!(m.expected_down_nodes().is_empty());
+}
