@@ -31,9 +31,15 @@ struct Demo {
 
 impl Demo {
     fn start(prefix: &str) -> Demo {
+        Self::start_with(prefix, &[])
+    }
+
+    /// Like [`Demo::start`], with more `demo` flags.
+    fn start_with(prefix: &str, extra: &[&str]) -> Demo {
         let child = Command::new(lab_exe())
             .args(["demo", "--network-only", "--nodes", "2", "--refresh", "0s"])
             .args(["--prefix", prefix])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -300,4 +306,55 @@ fn down_stops_a_live_demo_through_its_owner() {
     assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
     assert!(!Path::new("/run/echomesh-lab").join(&prefix).exists());
     assert!(!root_has_lab_table());
+}
+
+#[test]
+fn ip_family_and_the_ipv6_alias_reach_the_lab() {
+    if !can_run("ip_family_and_the_ipv6_alias_reach_the_lab") {
+        return;
+    }
+    for (flags, family, has_v4) in [
+        (&["--ip-family", "ipv6"][..], "ipv6", false),
+        (&["--ipv6"][..], "dual", true),
+    ] {
+        let prefix = test_prefix().to_string();
+        let mut demo = Demo::start_with(&prefix, flags);
+        let state = std::fs::read_to_string(
+            Path::new("/run/echomesh-lab")
+                .join(&prefix)
+                .join("state.json"),
+        )
+        .expect("state.json");
+        assert!(
+            state.contains(&format!("\"family\": \"{family}\"")),
+            "{flags:?}: {state}"
+        );
+        let addrs = Command::new("ip")
+            .args([
+                "-n",
+                &format!("{prefix}-node1-pod"),
+                "-o",
+                "addr",
+                "show",
+                "eth0",
+            ])
+            .output()
+            .expect("ip addr");
+        let addrs = String::from_utf8_lossy(&addrs.stdout);
+        assert!(addrs.contains("fd00:10:244:1::2/64"), "{flags:?}: {addrs}");
+        assert_eq!(
+            addrs.contains("10.244.1.2/24"),
+            has_v4,
+            "{flags:?}: {addrs}"
+        );
+        demo.signal(Signal::TERM);
+        assert!(
+            eventually(Duration::from_secs(30), || matches!(
+                demo.child.try_wait(),
+                Ok(Some(_))
+            )),
+            "demo did not exit on SIGTERM"
+        );
+        assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+    }
 }
