@@ -128,7 +128,8 @@ pub fn banner(lab: &Lab) -> String {
     let cli = st.bin_dir.join("echomesh").display().to_string();
     let me = lab.lab_exe().display().to_string();
     let mut s = format!(
-        "echomesh lab {p}: {nodes} nodes (pod + host namespace each), lab files in {}\n",
+        "echomesh lab {p}: {nodes} nodes (pod + host namespace each, {}), lab files in {}\n",
+        st.plan.family().describe(),
         lab.dir().path().display()
     );
     if let Some(a) = &st.aggregator {

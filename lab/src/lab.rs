@@ -140,10 +140,11 @@ impl LabConfig {
     }
 }
 
-/// Every check [`Lab::start`] makes before it creates anything: root, namespaces, binaries,
-/// node count, and (for a chosen prefix) that the prefix is free.
+/// Every check [`Lab::start`] makes before it creates anything: root, namespaces, IPv6 when
+/// the family needs it, binaries, node count, and (for a chosen prefix) that the prefix is free.
 pub fn check(cfg: &LabConfig) -> Result<(), LabError> {
     preflight::check_system()?;
+    preflight::check_ipv6(cfg.family, preflight::kernel_has_ipv6())?;
     if cfg.echomesh {
         preflight::find_binaries(&cfg.bin_dir, &ECHOMESH_BINARIES)?;
     }

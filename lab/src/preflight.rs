@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cmd::Cmd;
+use crate::family::IpFamily;
 use crate::naming::Prefix;
 use crate::state::LabDir;
 use crate::topology::namespaces_of;
@@ -54,6 +55,11 @@ pub enum PreflightError {
         /// `-p pkg` list.
         packages: String,
     },
+    /// The lab wants IPv6 and the kernel has none.
+    #[error(
+        "--ip-family {0} needs IPv6, but this kernel has it disabled (/proc/sys/net/ipv6 is missing); boot without ipv6.disable=1 or use --ip-family ipv4"
+    )]
+    NoIpv6(IpFamily),
 }
 
 /// Fails unless the effective user is root.
@@ -82,6 +88,20 @@ pub fn check_netns() -> Result<(), PreflightError> {
 pub fn check_system() -> Result<(), PreflightError> {
     check_root()?;
     check_netns()
+}
+
+/// Fails if `family` has IPv6 and the kernel does not (`kernel_has_ipv6`: whether
+/// `/proc/sys/net/ipv6` exists, passed in so the rule is testable).
+pub fn check_ipv6(family: IpFamily, kernel_has_ipv6: bool) -> Result<(), PreflightError> {
+    if family.has_v6() && !kernel_has_ipv6 {
+        return Err(PreflightError::NoIpv6(family));
+    }
+    Ok(())
+}
+
+/// True if the kernel has IPv6 (it can be compiled out or disabled at boot).
+pub fn kernel_has_ipv6() -> bool {
+    Path::new("/proc/sys/net/ipv6").exists()
 }
 
 /// Fails if lab `prefix` has namespaces or a directory already.
@@ -169,5 +189,14 @@ mod tests {
             e.to_string(),
             "prefix eml1 is already in use (2 namespaces such as eml1-fabric); remove that lab with `echomesh-lab down --prefix eml1`"
         );
+        assert_eq!(
+            check_ipv6(IpFamily::Ipv6, false)
+                .expect_err("no ipv6")
+                .to_string(),
+            "--ip-family ipv6 needs IPv6, but this kernel has it disabled (/proc/sys/net/ipv6 is missing); boot without ipv6.disable=1 or use --ip-family ipv4"
+        );
+        assert!(check_ipv6(IpFamily::Dual, false).is_err());
+        assert_eq!(check_ipv6(IpFamily::Ipv4, false), Ok(()));
+        assert_eq!(check_ipv6(IpFamily::Ipv6, true), Ok(()));
     }
 }
