@@ -17,6 +17,8 @@ What a pass means:
     Service is PreferDualStack; images are registry-qualified (never a bare Docker Hub name);
   * the OpenShift SCC grants the agents NET_RAW and hostNetwork and nothing more, to them alone;
   * the PrometheusRule carries exactly the groups of rules.yaml, and promtool accepts and tests them;
+  * the Dockerfiles pin their base images by digest and cross-compile from the build platform for
+    TARGETARCH amd64 and arm64 (cargo --target);
   * a self-test feeds deliberately broken manifests through the same checks and requires each to fail,
     so a check that silently stopped checking fails the run.
 
@@ -798,6 +800,53 @@ def check_docker_context(repo: Path, ignore_lines: list[str] | None = None) -> l
     return out
 
 
+DOCKERFILES = ("Dockerfile.agent", "Dockerfile.aggregator")
+TARGET_ARCHES = ("amd64", "arm64")
+
+
+def check_dockerfiles(texts: dict[str, str]) -> list[str]:
+    """Each Dockerfile: base images pinned by digest, a builder on the build platform that
+    cross-compiles for TARGETARCH (amd64 and arm64) with cargo --target."""
+    out = []
+    for name, text in texts.items():
+        lines = text.splitlines()
+        images = {}
+        for ln in lines:
+            if m := re.match(r"\s*ARG\s+(\w*IMAGE)=(\S+)", ln):
+                images[m.group(1)] = m.group(2)
+        if not images:
+            out.append(f"{name}: no ARG ..._IMAGE with the base images")
+        for arg, ref in images.items():
+            if not re.search(r"@sha256:[0-9a-f]{64}$", ref):
+                out.append(f"{name}: {arg}={ref} is not pinned by digest (@sha256:...)")
+        stages = set()
+        for ln in lines:
+            m = re.match(r"\s*FROM\s+(?:--platform=(\S+)\s+)?(\S+)(?:\s+AS\s+(\S+))?", ln, re.IGNORECASE)
+            if not m:
+                continue
+            platform, ref, stage = m.groups()
+            if not (ref.startswith("${") or ref in stages):
+                out.append(f"{name}: FROM {ref} names an image directly; use a digest-pinned ARG")
+            if stage:
+                stages.add(stage)
+            if stage == "builder" and platform != "$BUILDPLATFORM":
+                out.append(f"{name}: the builder stage is not FROM --platform=$BUILDPLATFORM (no cross-compiling)")
+        if "builder" not in stages:
+            out.append(f"{name}: no builder stage")
+        if not re.search(r"^\s*ARG\s+TARGETARCH\s*$", text, re.MULTILINE):
+            out.append(f"{name}: no ARG TARGETARCH")
+        for arch in TARGET_ARCHES:
+            if not re.search(rf"^\s*{arch}\)", text, re.MULTILINE):
+                out.append(f"{name}: TARGETARCH {arch} is not mapped to a Rust target")
+        if "cargo build" in text and "--target" not in text:
+            out.append(f"{name}: cargo build without --target (builds for the build machine only)")
+    return out
+
+
+def read_dockerfiles(repo: Path) -> dict[str, str]:
+    return {n: (repo / n).read_text() for n in DOCKERFILES if (repo / n).exists()}
+
+
 # -------------------------------------------------------------------------------------- self-test
 
 
@@ -1124,6 +1173,28 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None], str]]:
     ]]
 
 
+def _dockerfile_mutations(texts: dict[str, str]) -> list[tuple[str, str, dict[str, str]]]:
+    """(what, a word the violation must contain, the broken Dockerfiles)."""
+    agent = texts.get("Dockerfile.agent", "")
+    return [
+        (
+            "base image by tag only",
+            "not pinned by digest",
+            {**texts, "Dockerfile.agent": re.sub(r"@sha256:[0-9a-f]{64}", "", agent, count=1)},
+        ),
+        (
+            "builder on the target platform",
+            "BUILDPLATFORM",
+            {**texts, "Dockerfile.agent": agent.replace("FROM --platform=$BUILDPLATFORM ", "FROM ")},
+        ),
+        (
+            "arm64 not mapped",
+            "arm64",
+            {**texts, "Dockerfile.agent": re.sub(r"(?m)^(\s*)arm64\)", r"\1aarch64)", agent)},
+        ),
+    ]
+
+
 # The good renders of the current run, by entry point (set by main before self_test).
 _RENDERS: dict[str, list[Obj]] = {}
 
@@ -1237,7 +1308,13 @@ def main() -> int:
             violations += run_promtool(args.promtool)
             promtool_note = "promtool check+test rules ok"
         violations += check_docker_context(DEPLOY.parent)
+        dockerfiles = read_dockerfiles(DEPLOY.parent)
+        violations += check_dockerfiles(dockerfiles)
         missed = [] if violations else self_test(renders, entries)
+        if not violations:
+            for what, word, broken in _dockerfile_mutations(dockerfiles):
+                if not any(word in v for v in check_dockerfiles(broken)):
+                    missed.append(f"self-test: Dockerfile '{what}' was not caught")
         if not violations and not check_docker_context(DEPLOY.parent, ["target", "agent*"]):
             missed.append("self-test: a .dockerignore excluding the agent crate was not caught")
         violations += missed
@@ -1255,7 +1332,7 @@ def main() -> int:
         f"deploy manifests OK: {len(renders)} renders, {objects} objects valid for k8s "
         f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC get/list/watch only, "
         f"agents NET_RAW only, {alerts} alert rules, {promtool_note}, "
-        f"{len(_mutations()) + 1}/{len(_mutations()) + 1} deliberate breaks caught"
+        f"{len(_mutations()) + 4}/{len(_mutations()) + 4} deliberate breaks caught"
     )
     return 0
 

@@ -12,12 +12,15 @@
 #                         Debian's kubernetes-client package is 1.20 with kustomize v2: too old)
 #   ECHOMESH_TOOLS_DIR=   where the virtualenv lives (default: <repo>/target/deploy-tools)
 #
-# What it checks: deploy/validate.py's docstring. In short: both entry points render; every object is
-# schema-valid (strict) for the oldest and newest supported Kubernetes; RBAC is get/list/watch on
-# nodes and pods only; agents add no capability but NET_RAW and drop ALL; non-root, read-only root
-# filesystems, seccomp, token mounts, tolerations, wiring and NetworkPolicy; the alert rules pass
-# `promtool check rules` and `promtool test rules`; the Dockerfiles pass hadolint; and deliberately
-# broken manifests are fed through the same checks and must fail, so no check can pass silently.
+# What it checks: deploy/validate.py's docstring. In short: deploy/ and every overlay render; every
+# object is schema-valid (strict) for the oldest and newest supported Kubernetes, CiliumNetworkPolicy
+# against Cilium's CRD schema (deploy/testdata/); RBAC is get/list/watch on nodes and pods only (plus
+# OpenShift's `use` of our SCC); agents add no capability but NET_RAW and drop ALL, run on Linux and
+# never on virtual nodes; non-root, read-only root filesystems, seccomp, token mounts, tolerations,
+# [::] listeners, dual-stack Service, wiring, and the policy each overlay chose (none, standard with its
+# CIDRs, Cilium); the alert rules pass `promtool check rules` and `promtool test rules`; the Dockerfiles
+# pass hadolint, pin base images by digest and cross-compile; and deliberately broken manifests and
+# Dockerfiles are fed through the same checks and must fail, so no check can pass silently.
 set -euo pipefail
 
 deploy="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
