@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cmd::{Cmd, CmdError, run_all};
-use crate::plan::{NodePlan, Plan};
+use crate::plan::{NodePlan, Plan, V6_UNDERLAY};
 use crate::procs::{GRACE, stop_child, stop_pid_in_ns};
 use crate::state::LabDir;
 
@@ -146,14 +146,7 @@ pub fn loss_ruleset(pct: u8) -> String {
 /// for each family the node has addresses in.
 pub fn delay_route_cmds(plan: &Plan, n: &NodePlan) -> Vec<Cmd> {
     let h = n.host_ns.as_str();
-    let ip = |line: String| {
-        Cmd::ip(
-            Some(h),
-            line.split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>(),
-        )
-    };
+    let ip = |line: String| Cmd::ip(Some(h), line.split_whitespace());
     let mut c = Vec::new();
     if n.family.has_v4() {
         c.push(Cmd::sysctl(
@@ -195,14 +188,11 @@ pub fn delay_route_cmds(plan: &Plan, n: &NodePlan) -> Vec<Cmd> {
     c
 }
 
-/// The IPv6 underlay prefix (the hosts' `fd00:198:18::I/64`).
-pub const V6_UNDERLAY: &str = "fd00:198:18::/64";
-
 /// Commands that remove the delay routing (each may fail harmlessly when absent).
 pub fn undelay_route_cmds(n: &NodePlan) -> Vec<Cmd> {
     let h = Some(n.host_ns.as_str());
     let mut c = Vec::new();
-    for (fam, present) in [("-4", n.family.has_v4()), ("-6", n.family.has_v6())] {
+    for (fam, present) in [("-4", n.family.has_v4()), ("-6", n.v6.is_some())] {
         if !present {
             continue;
         }

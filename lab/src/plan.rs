@@ -12,9 +12,9 @@
 //!                      │
 //!   nodeI-pod:  eth0 10.244.I.2/24, default via 10.244.I.1
 //! ```
-//! IPv6 uses the same shape in ULA space: underlay `fd00:198:18::I/64`, vxlan0 `fd00:10:244:I::/128`,
-//! pods `fd00:10:244:I::2/64` behind `fd00:10:244:I::1`. Which of the two exist, and which one
-//! carries the overlay, is the lab's [`IpFamily`]: a dual-stack lab keeps the overlay on the IPv4
+//! IPv6 uses the same shape in ULA space: underlay `fd00:198:18::I/64`, vxlan0
+//! `fd00:10:244:I::/128`, pods `fd00:10:244:I::2/64` behind `fd00:10:244:I::1`. Which of the two
+//! exist, and which one carries the overlay, is the lab's [`IpFamily`]: a dual-stack lab keeps the overlay on the IPv4
 //! underlay (like a dual-stack flannel), an IPv6-only lab has no IPv4 address at all and runs
 //! VXLAN over the IPv6 underlay (like flannel's IPv6 backend, with a 1430-byte overlay MTU).
 
@@ -28,6 +28,8 @@ use crate::naming::{NodeName, Prefix};
 
 /// Most nodes a lab may have (each node is two namespaces and two agents).
 pub const MAX_NODES: u8 = 32;
+/// The IPv6 underlay (the hosts' `fd00:198:18::I/64`).
+pub const V6_UNDERLAY: &str = "fd00:198:18::/64";
 /// VXLAN network identifier and UDP port, as flannel uses them.
 pub const VNI: u32 = 1;
 /// VXLAN UDP port (flannel's).
