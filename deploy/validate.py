@@ -765,6 +765,14 @@ def check_objects(
     return out
 
 
+def check_cidr_families(cidrs: set[str]) -> list[str]:
+    import ipaddress
+
+    if {ipaddress.ip_network(c).version for c in cidrs} != {4, 6}:
+        return ["cidrs.yaml: the example must list IPv4 and IPv6 CIDRs"]
+    return []
+
+
 def example_cidrs(overlay: Path) -> set[str]:
     """The CIDRs of an overlay's echomesh-cidrs object (what its render's ipBlocks must be)."""
     doc = yaml.safe_load((overlay / "cidrs.yaml").read_text())
@@ -1033,7 +1041,43 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None], str]]:
             ),
             cil,
         ),
+        (
+            "Cilium agent egress by CIDR",
+            "toCIDR",
+            lambda o: cnp(o, "echomesh-agent-pod-egress")["egress"][3].__setitem__("toCIDR", ["10.0.0.0/8"]),
+            cil,
+        ),
+        (
+            "Cilium rule allowing every protocol",
+            "allows every protocol",
+            lambda o: cnp(o, "echomesh-agent-pod-egress")["egress"][2].pop("icmps"),
+            cil,
+        ),
+        (
+            "Cilium pod agents cannot ping nodes",
+            "host and remote-node entities",
+            lambda o: cnp(o, "echomesh-agent-pod-egress")["egress"].pop(3),
+            cil,
+        ),
         # OpenShift SCC and its RBAC.
+        (
+            "SCC granted to all authenticated users",
+            "users/groups",
+            lambda o: scc(o).__setitem__("groups", ["system:authenticated"]),
+            ocp,
+        ),
+        (
+            "SCC allows hostPath volumes",
+            "volumes beyond emptyDir",
+            lambda o: scc(o)["volumes"].append("hostPath"),
+            ocp,
+        ),
+        (
+            "SCC does not require dropping ALL",
+            "requiredDropCapabilities",
+            lambda o: scc(o).__setitem__("requiredDropCapabilities", []),
+            ocp,
+        ),
         (
             "SCC allows SYS_ADMIN",
             "allowedCapabilities",
@@ -1188,6 +1232,16 @@ def _dockerfile_mutations(texts: dict[str, str]) -> list[tuple[str, str, dict[st
             {**texts, "Dockerfile.agent": agent.replace("FROM --platform=$BUILDPLATFORM ", "FROM ")},
         ),
         (
+            "runtime image named directly",
+            "names an image directly",
+            {**texts, "Dockerfile.agent": agent.replace("FROM ${RUNTIME_IMAGE}\n", "FROM debian:bookworm-slim\n")},
+        ),
+        (
+            "cargo build for the build machine only",
+            "without --target",
+            {**texts, "Dockerfile.agent": agent.replace('--target "$triple" ', "")},
+        ),
+        (
             "arm64 not mapped",
             "arm64",
             {**texts, "Dockerfile.agent": re.sub(r"(?m)^(\s*)arm64\)", r"\1aarch64)", agent)},
@@ -1292,11 +1346,9 @@ def main() -> int:
             objects += len(objs)
             violations += [f"[{name}] {v}" for v in check_objects(objs, entry=entries[name])]
         # The example CIDRs must show both families, the point of taking them as parameters.
-        import ipaddress
-
         for name, entry in entries.items():
-            if entry.cidrs is not None and {ipaddress.ip_network(c).version for c in entry.cidrs} != {4, 6}:
-                violations.append(f"[{name}] cidrs.yaml: the example must list IPv4 and IPv6 CIDRs")
+            if entry.cidrs is not None:
+                violations += [f"[{name}] {v}" for v in check_cidr_families(entry.cidrs)]
         monitoring = renders["deploy/overlays/monitoring"]
         kinds = {o["kind"] for o in monitoring}
         if not MONITORING_KINDS <= kinds:
@@ -1317,6 +1369,8 @@ def main() -> int:
                     missed.append(f"self-test: Dockerfile '{what}' was not caught")
         if not violations and not check_docker_context(DEPLOY.parent, ["target", "agent*"]):
             missed.append("self-test: a .dockerignore excluding the agent crate was not caught")
+        if not violations and not check_cidr_families({"10.0.0.0/8", "192.168.0.0/16"}):
+            missed.append("self-test: an IPv4-only example cidrs.yaml was not caught")
         violations += missed
     except ToolError as e:
         print(f"ERROR {e}", file=sys.stderr)
@@ -1328,11 +1382,13 @@ def main() -> int:
         print(f"deploy manifests FAILED: {len(violations)} violation(s), see the FAIL lines above")
         return 1
     alerts = sum(1 for g in rules.get("groups", []) for r in g.get("rules", []) if r.get("alert"))
+    # Object breaks, the .dockerignore and cidrs.yaml breaks, and the Dockerfile breaks.
+    breaks = len(_mutations()) + 2 + len(_dockerfile_mutations(dockerfiles))
     print(
         f"deploy manifests OK: {len(renders)} renders, {objects} objects valid for k8s "
         f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC get/list/watch only, "
         f"agents NET_RAW only, {alerts} alert rules, {promtool_note}, "
-        f"{len(_mutations()) + 4}/{len(_mutations()) + 4} deliberate breaks caught"
+        f"{breaks}/{breaks} deliberate breaks caught"
     )
     return 0
 
