@@ -35,7 +35,7 @@ pub struct PlannedTarget {
     pub network: Network,
     /// Address to probe.
     pub addr: IpAddr,
-    /// The target's node is expected to fail (NotReady, draining).
+    /// The target's node is expected to fail: a planned outage (cordoned, draining, deleting).
     pub expected_down: bool,
 }
 

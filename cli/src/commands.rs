@@ -449,7 +449,7 @@ async fn watch(
 }
 
 /// Every known edge within the limits → 0, otherwise 1 with the offenders listed. Edges whose
-/// target node is expected down (NotReady, draining: Kubernetes discovery) are not checked.
+/// target node is expected down (cordoned, draining or deleting: Kubernetes discovery) are not checked.
 async fn check(
     c: &mut Client,
     max_loss: f64,
@@ -476,7 +476,7 @@ async fn check(
                 unknown += 1;
                 continue;
             }
-            // The target's node is NotReady or draining (Kubernetes discovery): not an alarm.
+            // The target's node is cordoned, draining or deleting (Kubernetes discovery): planned.
             if e.expected_down {
                 expected_down += 1;
                 continue;
