@@ -290,6 +290,22 @@ async fn edge(
     for (k, v) in lines {
         writeln!(out, "{k:<10} {v}")?;
     }
+    if e.expected_down {
+        writeln!(
+            out,
+            "{:<10} the target node is cordoned, draining or being deleted",
+            "planned"
+        )?;
+    }
+    if !e.target_node_ready.is_empty() {
+        // From the Kubernetes API: printed escaped, never as raw terminal input.
+        writeln!(
+            out,
+            "{:<10} {}",
+            "node ready",
+            render::printable(&e.target_node_ready)
+        )?;
+    }
     Ok(EXIT_OK)
 }
 

@@ -7,6 +7,22 @@ use std::io::{self, IsTerminal as _, Write};
 use echomesh_proto::v1::{self, EdgeState};
 use echomesh_proto::view::network_name;
 
+/// `s` with every control character escaped (`\u{1b}`, `\n`), so text that came from the
+/// network or the Kubernetes API cannot move the cursor, recolour the terminal or forge a line.
+#[must_use]
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// Whether to colour output: a terminal, and `NO_COLOR` unset.
 #[must_use]
 pub fn colour() -> bool {
@@ -162,4 +178,18 @@ pub fn edge_header(wide: bool) -> Vec<&'static str> {
         ]);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            printable("Unknown since x (\u{1b}]0;pwned\u{7}\nfake row)"),
+            "Unknown since x (\\u{1b}]0;pwned\\u{7}\\nfake row)"
+        );
+        assert_eq!(printable("plain – text"), "plain – text");
+    }
 }
