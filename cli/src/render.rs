@@ -62,6 +62,13 @@ pub fn table(
     state_col: Option<usize>,
     colour: bool,
 ) -> io::Result<()> {
+    // Cells carry names and versions that agents and the Kubernetes API chose: escape them before
+    // measuring, so a control character can neither reach the terminal nor break the alignment.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -191,5 +198,19 @@ mod tests {
             "Unknown since x (\\u{1b}]0;pwned\\u{7}\\nfake row)"
         );
         assert_eq!(printable("plain – text"), "plain – text");
+    }
+
+    #[test]
+    fn table_cells_cannot_forge_rows_or_reach_the_terminal() {
+        let mut out = Vec::new();
+        let rows = vec![vec![
+            "node1".to_string(),
+            "v1\r\nnode9  UP\u{1b}[2J".to_string(),
+        ]];
+        table(&mut out, &["NODE", "VERSION"], &rows, None, false).expect("table");
+        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
+        assert!(text.contains("v1\\r\\nnode9  UP\\u{1b}[2J"), "{text}");
     }
 }
