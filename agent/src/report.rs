@@ -3,7 +3,7 @@
 //! Split along what changes for different reasons: the flags ([`args`]), how a channel is made
 //! ([`connect`]), which reports wait and when they may be replayed ([`replay`]), the translation
 //! between engine and protocol ([`wire`]), what the loop needs from an engine ([`engine`]), and
-//! the loop itself ([`session`]). The loop is generic over the engine and the connector, so the
+//! the loop itself ([`session`]), and when it stands by for a newer agent ([`standby`]). The loop is generic over the engine and the connector, so the
 //! whole protocol is tested over an in-memory gRPC stream with a scripted engine, without root.
 
 pub mod args;
@@ -11,6 +11,7 @@ pub mod connect;
 pub mod engine;
 pub mod replay;
 pub mod session;
+pub mod standby;
 pub mod wire;
 
 use std::future::Future;
@@ -44,7 +45,7 @@ pub async fn run_with(
     metrics: AgentMetrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let hello = wire::hello(&args, rand::random())?;
+    let hello = wire::hello(&args, rand::random(), std::time::SystemTime::now())?;
     let connector = UrlConnector::new(&args.aggregator)?;
     session::drive(
         hello,
@@ -65,7 +66,7 @@ pub async fn run_over<S: StartEngine, C: Connector>(
     metrics: AgentMetrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let hello = wire::hello(args, rand::random())?;
+    let hello = wire::hello(args, rand::random(), std::time::SystemTime::now())?;
     session::drive(
         hello,
         loop_settings(args),

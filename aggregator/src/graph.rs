@@ -18,7 +18,7 @@ pub mod sketch;
 pub mod store;
 
 pub use events::{EventHub, GraphEvent, Subscription};
-pub use identity::{AgentKey, Endpoint, IdHasher, IdMap, endpoint_id};
+pub use identity::{AgentKey, Endpoint, IdHasher, IdMap, endpoint_id, first_per_family};
 pub use machine::Thresholds;
 pub use record::{EdgeRecord, accumulate};
 pub use store::{

@@ -13,6 +13,7 @@
 //! - [`errors`]: why sessions and messages were refused, counted for `/metrics`.
 
 pub mod assigner;
+pub mod claim;
 pub mod errors;
 pub mod hello;
 pub mod session;

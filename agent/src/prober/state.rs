@@ -141,8 +141,10 @@ impl Core {
         core
     }
 
-    /// Replaces the target list. Targets whose id stays keep their stats and sequence; probes in
-    /// flight to removed targets are forgotten; the schedule restarts evenly from `now_ns`.
+    /// Replaces the target list. Targets whose id and address stay keep their stats and sequence;
+    /// a target whose address changed under the same id (ids do not follow addresses) starts
+    /// afresh, since its probes in flight went to the old address; probes in flight to removed
+    /// targets are forgotten; the schedule restarts evenly from `now_ns`.
     pub fn assign(&mut self, settings: ProbeSettings, specs: Vec<TargetSpec>, now_ns: u64) {
         let mut old: HashMap<u64, (u32, Target)> = std::mem::take(&mut self.targets)
             .into_iter()

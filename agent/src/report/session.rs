@@ -6,6 +6,8 @@
 //! Alerts, and forgets reports when the aggregator acks them. Windows keep being taken while
 //! disconnected; reconnects back off exponentially with jitter, so a restarted aggregator is not
 //! hit by every agent at the same instant, and the backoff starts over once a stream was assigned.
+//! Told that a newer agent of the same node and network is active, it stands by instead
+//! ([`super::standby`]).
 //!
 //! The loop waits for one `Event` at a time and hands it to a handler; the stream's own rules
 //! (replay, order) live in `stream`.
@@ -23,6 +25,7 @@ use super::args::RunError;
 use super::connect::Connector;
 use super::engine::{ProbeEngine, StartEngine};
 use super::replay::ReplayBuffer;
+use super::standby;
 use super::wire::{self, InForce};
 use crate::metrics::{AgentMetrics, ReplayStatus};
 use crate::prober::TargetFlip;
@@ -175,6 +178,7 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
                 tracing::info!(aggregator = %self.connector.target(), buffered = self.buffer.len(), "session open");
                 self.stream = Some(s);
             }
+            Err(e) if standby::refused_for_standby(&e) => self.stand_by(&e.to_string()),
             Err(e) => {
                 let wait = self.backoff.next_wait();
                 tracing::warn!(aggregator = %self.connector.target(), error = %e, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "cannot open session");
@@ -230,6 +234,13 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
     }
 
     fn on_end(&mut self, end: Result<Option<AggregatorMessage>, tonic::Status>) {
+        if let Err(st) = &end
+            && standby::is_standby(st)
+        {
+            self.stream = None;
+            self.stand_by(st.message());
+            return;
+        }
         match end {
             Err(st) => {
                 tracing::warn!(code = ?st.code(), message = st.message(), "session ended by the aggregator");
@@ -238,6 +249,14 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
         }
         self.stream = None;
         self.reconnect_at = Instant::now() + self.backoff.next_wait();
+    }
+
+    /// A newer agent of this node and network is active: ask again only after
+    /// [`standby::STANDBY_WAIT`], without fighting it for the session.
+    fn stand_by(&mut self, why: &str) {
+        let wait = standby::STANDBY_WAIT;
+        tracing::info!(aggregator = %self.connector.target(), reason = why, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "standing by: a newer agent of this node and network is active");
+        self.reconnect_at = Instant::now() + wait;
     }
 
     fn on_flip(&mut self, f: &TargetFlip) {

@@ -69,8 +69,10 @@ impl InForce {
     }
 }
 
-/// The Hello that opens every session; refuses an address list the aggregator would.
-pub fn hello(args: &RunArgs, boot_id: u64) -> Result<v1::Hello, RunError> {
+/// The Hello that opens every session; refuses an address list the aggregator would. `started`
+/// is when this process started: of two agents of one node and network, the later one keeps the
+/// session.
+pub fn hello(args: &RunArgs, boot_id: u64, started: SystemTime) -> Result<v1::Hello, RunError> {
     if args.addresses.is_empty() || args.addresses.len() > MAX_ADDRESSES {
         return Err(RunError::Addresses(args.addresses.len()));
     }
@@ -81,6 +83,9 @@ pub fn hello(args: &RunArgs, boot_id: u64) -> Result<v1::Hello, RunError> {
         addresses: args.addresses.iter().map(ToString::to_string).collect(),
         version: env!("CARGO_PKG_VERSION").into(),
         boot_id,
+        started_at_unix_ms: started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     })
 }
 

@@ -14,7 +14,7 @@ use super::pagination::{DEFAULT_PAGE, MAX_PAGE, next_page_token, parse_page_toke
 use super::view::{self, Detail};
 use super::{Query, enum_arg};
 use crate::graph::machine::severity;
-use crate::graph::{AgentEntry, AgentKey, EdgeRecord, Endpoint, endpoint_id};
+use crate::graph::{AgentEntry, AgentKey, EdgeRecord, Endpoint, endpoint_id, first_per_family};
 
 /// Edges matching a ListEdges filter, as (agent index, slot, sort key).
 struct Hit {
@@ -203,7 +203,7 @@ impl Query {
                 .flat_map(|a| {
                     let net = a.key.network;
                     let node = a.key.node.clone();
-                    let addrs = a.info.lock().addresses.clone();
+                    let addrs = first_per_family(&a.info.lock().addresses);
                     addrs
                         .into_iter()
                         .map(move |ip| (endpoint_id(&node, net, ip), net))

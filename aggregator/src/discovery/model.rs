@@ -300,7 +300,7 @@ impl ClusterModel {
     }
 
     /// Targets exist only where agents run: a node's pod-network addresses are its pod agent's
-    /// IPs (none until it has them), and it has host addresses only when a host-network agent
+    /// IPs, the first per family like every target (none until it has them), and it has host addresses only when a host-network agent
     /// pod is on it, running or still starting (the host addresses come from the Node, so a
     /// starting node is probed as soon as its agent is scheduled). Nodes no agent can run on
     /// (Fargate, virtual-kubelet, Windows) are therefore not targets.
@@ -315,7 +315,7 @@ impl ClusterModel {
                 })
             };
             if let Some(p) = agent(Network::Pod) {
-                for &addr in &p.ips {
+                for addr in first_per_family(&p.ips) {
                     out.push(PlannedTarget {
                         id: endpoint_id(&node.name, Network::Pod, addr),
                         node: node.name.clone(),

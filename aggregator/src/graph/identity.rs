@@ -1,8 +1,16 @@
 //! Who is who in the graph: agents, endpoints and their stable ids.
 //!
-//! Target ids are a keyed hash of `(node, network, address)` rather than a counter, so every
+//! Target ids are a keyed hash of `(node, network, address family)` rather than a counter, so every
 //! aggregator computes the same id for the same endpoint and ids survive reassignments and
-//! restarts; a report measured under an old assignment can still be matched by id.
+//! restarts; a report measured under an old assignment, or replayed to another aggregator, can
+//! still be matched by id.
+//!
+//! Why the address is not part of the id: a pod-network agent gets a new pod IP on every rollout,
+//! and an id that followed the address would start every edge towards that node from nothing (loss
+//! ring, RTT sketch, state). The address is an attribute of the endpoint, replaced when the agent
+//! announces a new one. The family is part of the id, so a dual-stack node keeps one IPv4 and one
+//! IPv6 edge. One family therefore has one target per node and network: [`first_per_family`]
+//! picks it, the first address of that family in the agent's (or the Node's) order.
 
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -37,19 +45,30 @@ pub struct Endpoint {
     pub addr: IpAddr,
 }
 
-/// The stable target id of an endpoint: the same on every aggregator, across restarts.
+/// The stable target id of an endpoint: the same on every aggregator, across restarts and across
+/// address changes. Only the *family* of `addr` enters the id; the address itself does not.
 #[must_use]
 pub fn endpoint_id(node: &str, network: Network, addr: IpAddr) -> u64 {
     let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6563_686f, 0x6d65_7368);
     h.write(node.as_bytes());
     h.write_u8(0xff);
     h.write_i32(network as i32);
-    match addr {
-        IpAddr::V4(a) => h.write(&a.octets()),
-        IpAddr::V6(a) => h.write(&a.octets()),
-    }
+    h.write_u8(if addr.is_ipv4() { 4 } else { 6 });
     // 0 is reserved for "no target" in an empty record.
     h.finish().max(1)
+}
+
+/// The addresses that become targets: the first of each family, in the order given (at most one
+/// IPv4 and one IPv6), since a node, network and family is one target ([`endpoint_id`]).
+#[must_use]
+pub fn first_per_family(addrs: &[IpAddr]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::with_capacity(2);
+    for &a in addrs {
+        if !out.iter().any(|o| o.is_ipv4() == a.is_ipv4()) {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// A hasher for target ids: they are already uniform 64-bit hashes, so hashing them again (SipHash)

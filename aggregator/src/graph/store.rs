@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::events::{EventHub, GraphEvent, unix_ms};
-use super::identity::{AgentKey, Endpoint, IdMap, endpoint_id};
+use super::identity::{AgentKey, Endpoint, IdMap, endpoint_id, first_per_family};
 use super::machine::{Thresholds, Transition};
 use super::record::EdgeRecord;
 use super::sketch::{self, TICKS_PER_SEC, Tick};
@@ -236,12 +236,19 @@ impl Graph {
         self.not_ready.read().get(node).cloned()
     }
 
-    /// Registers (or refreshes) an agent from its Hello, marking it connected.
+    /// Registers (or refreshes) an agent from its Hello, marking it connected. Its endpoints are
+    /// the first address per family ([`first_per_family`]); an endpoint whose address changed
+    /// keeps its id (and so every edge towards it keeps its history) and takes the new address.
     pub fn upsert_agent(&self, key: AgentKey, info: AgentInfo) -> Arc<AgentEntry> {
         let now = self.now();
-        for &addr in &info.addresses {
+        let targets = first_per_family(&info.addresses);
+        let current: Vec<u64> = targets
+            .iter()
+            .map(|&a| endpoint_id(&key.node, key.network, a))
+            .collect();
+        for (&id, &addr) in current.iter().zip(&targets) {
             self.endpoints.insert(
-                endpoint_id(&key.node, key.network, addr),
+                id,
                 Endpoint {
                     node: key.node.clone(),
                     network: key.network,
@@ -280,10 +287,13 @@ impl Graph {
             };
             old
         };
-        let current = entry.info.lock().addresses.clone();
-        for a in old_addrs.into_iter().filter(|a| !current.contains(a)) {
-            self.endpoints
-                .remove(&endpoint_id(&key.node, key.network, a));
+        // A family the agent no longer announces is no longer an endpoint; a changed address of
+        // a family it still announces was replaced above under the same id.
+        for a in old_addrs {
+            let id = endpoint_id(&key.node, key.network, a);
+            if !current.contains(&id) {
+                self.endpoints.remove(&id);
+            }
         }
         entry
     }

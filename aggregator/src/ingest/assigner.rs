@@ -146,7 +146,8 @@ fn fingerprint(planned: &[PlannedTarget]) -> u64 {
     use std::hash::{Hash as _, Hasher as _};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for t in planned {
-        (t.id, t.expected_down).hash(&mut h);
+        // The address too: ids do not change with it, and the agent must learn the new one.
+        (t.id, t.addr, t.expected_down).hash(&mut h);
     }
     planned.len().hash(&mut h);
     h.finish().max(1)

@@ -22,6 +22,8 @@ pub enum IngestErrorReason {
     BadHello,
     /// A second Hello in one session.
     RepeatedHello,
+    /// A Hello refused because a newer agent of the same node and network is active.
+    StandBy,
     /// A report refused as a whole (sequence 0).
     BadReport,
     /// A message over the size limit.
@@ -32,11 +34,12 @@ pub enum IngestErrorReason {
 
 impl IngestErrorReason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::HelloTimeout,
         Self::FirstNotHello,
         Self::BadHello,
         Self::RepeatedHello,
+        Self::StandBy,
         Self::BadReport,
         Self::MessageTooLarge,
         Self::StreamError,
@@ -50,6 +53,7 @@ impl IngestErrorReason {
             Self::FirstNotHello => "first_not_hello",
             Self::BadHello => "bad_hello",
             Self::RepeatedHello => "repeated_hello",
+            Self::StandBy => "standby",
             Self::BadReport => "bad_report",
             Self::MessageTooLarge => "message_too_large",
             Self::StreamError => "stream_error",

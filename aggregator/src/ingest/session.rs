@@ -2,7 +2,8 @@
 //!
 //! Why one task per session with one bounded outbox: everything written back to the agent
 //! (assignments, acks, a final error status) goes through it, so a slow agent slows only itself,
-//! and a newer session for the same `(node, network)` can close the older one cleanly.
+//! and a newer session for the same `(node, network)` can close the older one cleanly. Which of
+//! two sessions is the newer is decided by [`claim`]: the agent process that started later.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::claim::{self, Claim};
 use super::{Ingest, IngestErrorReason, validate_hello};
+use dashmap::mapref::entry::Entry;
 use crate::graph::MergeOutcome;
 
 /// What the session task writes to its agent.
@@ -32,6 +35,8 @@ pub(super) struct SessionHandle {
     /// Fingerprint of the last assignment sent on this session (0: none yet), so an unchanged
     /// pinglist is not re-sent, while a new session or an expected-down flip always is.
     pub(super) sent: Arc<AtomicU64>,
+    /// Which process holds the session ([`claim`]).
+    pub(super) claim: Claim,
 }
 
 impl Ingest {
@@ -81,21 +86,43 @@ impl Ingest {
         };
         let id = inner.next_session.fetch_add(1, Ordering::Relaxed);
         let close = Arc::new(Notify::new());
-        let replaced = inner.sessions.insert(
-            key.clone(),
-            SessionHandle {
-                id,
-                tx: tx.clone(),
-                close: close.clone(),
-                sent: Arc::new(AtomicU64::new(0)),
-            },
-        );
+        let claim = Claim::of(&hello);
+        let handle = SessionHandle {
+            id,
+            tx: tx.clone(),
+            close: close.clone(),
+            sent: Arc::new(AtomicU64::new(0)),
+            claim: claim.clone(),
+        };
+        // Decided under the entry's lock, so two Hellos racing cannot both win.
+        let replaced = match inner.sessions.entry(key.clone()) {
+            Entry::Vacant(v) => {
+                v.insert(handle);
+                None
+            }
+            Entry::Occupied(mut o) => {
+                if claim::stands_by(&o.get().claim, &claim) {
+                    let status = claim::standby_status(&o.get().claim);
+                    drop(o);
+                    self.count_error(IngestErrorReason::StandBy);
+                    tracing::info!(agent = %key, pod = %claim.pod, "a newer agent of this node and network is active; told to stand by");
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+                Some(o.insert(handle))
+            }
+        };
         let agent = inner.graph.upsert_agent(key.clone(), info);
         let events = &inner.graph.events;
         if let Some(old) = replaced {
-            let _ = old.tx.try_send(Err(Status::aborted(
-                "replaced by a newer session for the same node and network",
-            )));
+            // Another pod is told to stand by, so it does not come back to take over; the same
+            // pod's earlier session is a stale connection of (or before) this process.
+            let status = if old.claim.pod == claim.pod {
+                Status::aborted("replaced by a newer session for the same node and network")
+            } else {
+                claim::standby_status(&claim)
+            };
+            let _ = old.tx.try_send(Err(status));
             old.close.notify_one();
             tracing::warn!(agent = %key, "a newer session replaced the existing one");
             events.agent_event(

@@ -1,12 +1,13 @@
-//! The default pinglist: every agent probes every address of every other agent.
+//! The default pinglist: every agent probes every other agent, one target per address family.
 //!
 //! Why full mesh by default: without an outside view of the cluster (Kubernetes), the connected
 //! agents are the only truth, and every pair of them is a path that can break.
 
 use super::{Peer, PinglistSource, PlannedTarget};
-use crate::graph::{AgentKey, endpoint_id};
+use crate::graph::{AgentKey, endpoint_id, first_per_family};
 
-/// Every agent probes every address of every other agent, both networks.
+/// Every agent probes every other agent, both networks: the first address of each family the
+/// peer announced ([`first_per_family`]), since node, network and family are one target.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FullMesh;
 
@@ -14,7 +15,7 @@ impl PinglistSource for FullMesh {
     fn targets(&self, agent: &AgentKey, peers: &[Peer]) -> Vec<PlannedTarget> {
         let mut out = Vec::new();
         for p in peers.iter().filter(|p| &p.key != agent) {
-            for &addr in &p.addresses {
+            for addr in first_per_family(&p.addresses) {
                 out.push(PlannedTarget {
                     id: endpoint_id(&p.key.node, p.key.network, addr),
                     node: p.key.node.clone(),

@@ -135,17 +135,8 @@ impl NodeInfo {
     }
 }
 
-/// The first address of each family, in the order given (at most one IPv4 and one IPv6).
-#[must_use]
-pub fn first_per_family(addrs: &[IpAddr]) -> Vec<IpAddr> {
-    let mut out: Vec<IpAddr> = Vec::with_capacity(2);
-    for &a in addrs {
-        if !out.iter().any(|o| o.is_ipv4() == a.is_ipv4()) {
-            out.push(a);
-        }
-    }
-    out
-}
+/// The first address of each family (one target per node, network and family); the graph's rule.
+pub use crate::graph::first_per_family;
 
 pub(super) fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
