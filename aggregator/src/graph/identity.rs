@@ -94,3 +94,6 @@ impl Hasher for IdHasher {
 
 /// A map keyed by target id.
 pub type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+#[cfg(test)]
+mod tests;

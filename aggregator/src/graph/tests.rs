@@ -238,3 +238,47 @@ async fn entries_beyond_the_assignment_are_unknown_not_fatal() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_new_target_address_keeps_the_edge_and_its_history() {
+    let (g, a, b) = setup();
+    g.merge_report(&a, &report(1, 1, vec![stats(b, 0, 10, 2)]))
+        .expect("merge");
+    // b's agent restarts in a new pod with a new IP: the same endpoint, the new address.
+    g.upsert_agent(key("b"), info("10.0.0.99"));
+    let b_new = endpoint_id("b", Network::Pod, "10.0.0.99".parse().expect("ip"));
+    assert_eq!(b_new, b);
+    let e = g.endpoint(b).expect("endpoint");
+    assert_eq!(e.addr.to_string(), "10.0.0.99");
+    assert_eq!(g.endpoints_with_addr("10.0.0.2".parse().expect("ip")), []);
+    // The next assignment names the same id: the record (totals, loss ring) carries over.
+    g.apply_assignment(&a, 2, &[b_new], Duration::from_secs(1));
+    g.merge_report(&a, &report(2, 2, vec![stats(b, 0, 10, 0)]))
+        .expect("merge");
+    let rec = a.slab.lock().records[0];
+    assert_eq!(rec.sent_total, 20);
+    let lost: u64 = rec.history(g.now()).iter().map(|h| h.2).sum();
+    assert_eq!(lost, 2, "the loss ring kept the loss seen at the old address");
+}
+
+#[tokio::test]
+async fn one_endpoint_per_family_and_a_dropped_family_is_forgotten() {
+    let g = Graph::new(GraphConfig::default(), EventHub::new(16, 4));
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().expect("ip") };
+    let dual = AgentInfo {
+        addresses: vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("fd00::1")],
+        ..info("10.0.0.1")
+    };
+    g.upsert_agent(key("n"), dual);
+    let v4 = endpoint_id("n", Network::Pod, ip("10.0.0.1"));
+    let v6 = endpoint_id("n", Network::Pod, ip("fd00::1"));
+    assert_ne!(v4, v6);
+    // The first address of a family is the target; the second of the same family is not.
+    assert_eq!(g.endpoint(v4).expect("v4").addr, ip("10.0.0.1"));
+    assert_eq!(g.endpoint(v6).expect("v6").addr, ip("fd00::1"));
+    assert_eq!(g.endpoints().len(), 2);
+    // Announcing IPv4 only forgets the IPv6 endpoint and keeps the IPv4 one.
+    g.upsert_agent(key("n"), info("10.0.0.3"));
+    assert_eq!(g.endpoint(v4).expect("v4").addr, ip("10.0.0.3"));
+    assert!(g.endpoint(v6).is_none());
+}
