@@ -338,6 +338,16 @@ async fn hello_says_who_the_agent_is() {
     assert_eq!(hello.network, Network::Host as i32);
     assert_eq!(hello.addresses, ["10.0.0.1", "fd00::1"]);
     assert_eq!(hello.version, env!("CARGO_PKG_VERSION"));
+    // The process start orders two agents of one node and network (wall clock, not paused).
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    assert!(
+        hello.started_at_unix_ms > 0 && now_ms.saturating_sub(hello.started_at_unix_ms) < 60_000,
+        "{} vs {now_ms}",
+        hello.started_at_unix_ms
+    );
     h.finish().await;
 }
 
@@ -612,5 +622,96 @@ async fn a_stalled_aggregator_cannot_grow_the_agent_without_bound() {
         }
     );
     drop(s);
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn told_a_newer_agent_is_active_it_stands_by_and_replays_when_it_takes_over() {
+    let mut h = start(args(100, Duration::from_millis(400)));
+    let mut s = h.session().await;
+    s.assign(assignment(1, &[1], 1000)).await;
+    let (_, r) = s.report().await;
+    assert_eq!(r.seq, 1);
+    // A newer pod of the same node and network took the session.
+    let refused_at = Instant::now();
+    s.outbound
+        .send(Err(Status::already_exists(
+            "a newer agent of the same node and network is active (pod \"agent-new\"); standing by until it goes away",
+        )))
+        .await
+        .expect("send");
+    drop(s);
+    // Not the 100 ms backoff: it asks again only after the standby wait.
+    let s = h.session().await;
+    let waited = s.opened - refused_at;
+    assert!(
+        waited >= report::standby::STANDBY_WAIT
+            && waited <= report::standby::STANDBY_WAIT + Duration::from_millis(10),
+        "asked again after {waited:?}"
+    );
+    // Still refused: it stands by again instead of retrying.
+    let refused_at = Instant::now();
+    s.outbound
+        .send(Err(Status::already_exists("a newer agent is active")))
+        .await
+        .expect("send");
+    drop(s);
+    let mut s = h.session().await;
+    assert!(s.opened - refused_at >= report::standby::STANDBY_WAIT);
+    // The newer agent is gone: this session is accepted, and what was measured meanwhile
+    // (it kept probing) is replayed in order.
+    s.assign(assignment(2, &[1], 1000)).await;
+    let mut got = Vec::new();
+    while let Some(m) = s.within(Duration::from_millis(10)).await {
+        if let Some(agent_message::Msg::Report(r)) = m.msg {
+            got.push(r.seq);
+        }
+    }
+    // Report 1 was never acked; everything from it on goes out.
+    assert!(got.len() >= 60, "{got:?}");
+    assert_eq!(got[0], 1);
+    assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "{got:?}");
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_open_for_standby_also_waits_long() {
+    let mut h = start(args(100, Duration::from_millis(400)));
+    let s = h.sessions.recv().await.expect("a session");
+    let refused_at = Instant::now();
+    // Refused before the Hello is read: the agent sees the status when it opens the stream.
+    s.outbound
+        .send(Err(Status::already_exists("a newer agent is active")))
+        .await
+        .expect("send");
+    drop(s);
+    let s = h.session().await;
+    assert!(s.opened - refused_at >= report::standby::STANDBY_WAIT);
+    h.finish().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_that_changes_address_under_its_id_is_probed_at_the_new_one() {
+    let mut h = start(args(100, Duration::from_millis(400)));
+    let mut s = h.session().await;
+    s.assign(assignment(1, &[7], 1000)).await;
+    s.report().await;
+    // The target's agent moved to a new pod IP: the id stays, only the address changes.
+    let mut a = assignment(2, &[7], 1000);
+    a.targets[0].address = "127.0.0.99".into();
+    s.assign(a).await;
+    h.settle().await;
+    let assigned = lock(&h.log).assigned.last().cloned().expect("assigned");
+    assert_eq!(
+        assigned.1,
+        [TargetSpec {
+            id: 7,
+            addr: "127.0.0.99".parse().expect("ip")
+        }]
+    );
+    let (_, r) = s.report().await;
+    assert_eq!(r.generation, 2);
+    assert_eq!(r.targets.len(), 1);
+    assert_eq!((r.targets[0].target_id, r.targets[0].slot), (7, 0));
     h.finish().await;
 }
