@@ -5,10 +5,12 @@
 //! debounce, 5 s send timeout); virtual time checks both sides of each boundary exactly, and the
 //! tests take no wall time and cannot flake on a loaded machine.
 //!
-//! - [`hello_timeout`], [`assigner`], [`stuck_agent`]: one loop each.
+//! - [`hello_timeout`], [`assigner`], [`stuck_agent`]: one loop each; [`surge`]: two agents of
+//!   one node and network over minutes.
 
 mod assigner;
 mod hello_timeout;
+mod surge;
 mod stuck_agent;
 
 use std::sync::Arc;
@@ -31,6 +33,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running ingest: its assigner loop, and a server for agents to connect to.
 struct Loops {
     ingest: Ingest,
+    graph: Arc<Graph>,
     server: Dialer,
 }
 
@@ -46,7 +49,7 @@ impl Loops {
             ..IngestConfig::default()
         };
         let graph = Arc::new(Graph::new(GraphConfig::default(), EventHub::new(1024, 16)));
-        let ingest = Ingest::new(graph, cfg, Arc::new(FullMesh));
+        let ingest = Ingest::new(graph.clone(), cfg, Arc::new(FullMesh));
         tokio::spawn(ingest.clone().run_assigner(std::future::pending()));
         let (server, incoming) = duplex::pair();
         let served = ingest.clone();
@@ -57,7 +60,11 @@ impl Loops {
                 .await
                 .expect("in-memory gRPC server");
         });
-        Self { ingest, server }
+        Self {
+            ingest,
+            graph,
+            server,
+        }
     }
 
     /// How many refusals were counted for `reason`.
