@@ -67,9 +67,12 @@ async fn surge_rollout_replaces_once_and_the_older_agent_stands_by() {
     let s = TestAggregator::start(|_| {}).await;
     let mut w = watch(&s).await;
     let mut b = SimAgent::connect(s.channel().await, "b", "127.0.0.2").await;
-    let mut old = SimAgent::open(s.channel().await, hello("a", "agent-old", 1_000, "127.0.0.1"))
-        .await
-        .expect("old agent session");
+    let mut old = SimAgent::open(
+        s.channel().await,
+        hello("a", "agent-old", 1_000, "127.0.0.1"),
+    )
+    .await
+    .expect("old agent session");
     old.wait_assignment(1).await;
     b.wait_assignment(1).await;
     let r = b.make_report(10, 0, 200);
@@ -77,9 +80,12 @@ async fn surge_rollout_replaces_once_and_the_older_agent_stands_by() {
     b.wait_ack(1).await;
 
     // The new pod of the rollout starts later and takes over, once.
-    let mut new = SimAgent::open(s.channel().await, hello("a", "agent-new", 2_000, "127.0.0.11"))
-        .await
-        .expect("new agent session");
+    let mut new = SimAgent::open(
+        s.channel().await,
+        hello("a", "agent-new", 2_000, "127.0.0.11"),
+    )
+    .await
+    .expect("new agent session");
     let st = old.wait_error().await;
     assert_eq!(st.code(), Code::AlreadyExists);
     assert_eq!(
@@ -130,9 +136,12 @@ async fn surge_rollout_replaces_once_and_the_older_agent_stands_by() {
 #[tokio::test]
 async fn the_standby_agent_takes_over_once_the_newer_one_is_gone() {
     let s = TestAggregator::start(|_| {}).await;
-    let new = SimAgent::open(s.channel().await, hello("a", "agent-new", 2_000, "127.0.0.11"))
-        .await
-        .expect("new agent session");
+    let new = SimAgent::open(
+        s.channel().await,
+        hello("a", "agent-new", 2_000, "127.0.0.11"),
+    )
+    .await
+    .expect("new agent session");
     let st = refused(&s, hello("a", "agent-old", 1_000, "127.0.0.1")).await;
     assert_eq!(st.code(), Code::AlreadyExists);
     drop(new);
@@ -144,9 +153,12 @@ async fn the_standby_agent_takes_over_once_the_newer_one_is_gone() {
             .is_ok_and(|r| r.into_inner().agents_connected == 0)
     })
     .await;
-    let mut old = SimAgent::open(s.channel().await, hello("a", "agent-old", 1_000, "127.0.0.1"))
-        .await
-        .expect("the old agent is accepted once alone");
+    let mut old = SimAgent::open(
+        s.channel().await,
+        hello("a", "agent-old", 1_000, "127.0.0.1"),
+    )
+    .await
+    .expect("the old agent is accepted once alone");
     old.wait_assignment(0).await;
     s.shutdown().await;
 }
@@ -178,9 +190,12 @@ async fn a_restarted_agent_takes_over_at_once() {
 async fn edge_history_survives_a_new_pod_ip() {
     let s = TestAggregator::start(|_| {}).await;
     let mut a = SimAgent::connect(s.channel().await, "a", "127.0.0.1").await;
-    let b = SimAgent::open(s.channel().await, hello("b", "agent-b1", 1_000, "127.0.0.2"))
-        .await
-        .expect("b");
+    let b = SimAgent::open(
+        s.channel().await,
+        hello("b", "agent-b1", 1_000, "127.0.0.2"),
+    )
+    .await
+    .expect("b");
     let before = a.wait_assignment(1).await;
     let r = a.make_report(100, 10, 200);
     a.send_report(r).await;
@@ -188,9 +203,12 @@ async fn edge_history_survives_a_new_pod_ip() {
 
     // b's agent is rolled: the old pod goes, a new pod with a new IP comes.
     drop(b);
-    let _b2 = SimAgent::open(s.channel().await, hello("b", "agent-b2", 2_000, "127.0.0.22"))
-        .await
-        .expect("b's new pod");
+    let _b2 = SimAgent::open(
+        s.channel().await,
+        hello("b", "agent-b2", 2_000, "127.0.0.22"),
+    )
+    .await
+    .expect("b's new pod");
     let after = loop {
         let next = a.wait_assignment(1).await;
         if next.targets[0].address == "127.0.0.22" {
@@ -206,6 +224,9 @@ async fn edge_history_survives_a_new_pod_ip() {
     assert_eq!(e.target_address, "127.0.0.22");
     assert_eq!(e.sent_total, 200, "totals carried over");
     let lost: u64 = e.history.iter().map(|m| m.lost).sum();
-    assert_eq!(lost, 10, "the loss ring kept the minute measured at the old address");
+    assert_eq!(
+        lost, 10,
+        "the loss ring kept the minute measured at the old address"
+    );
     s.shutdown().await;
 }

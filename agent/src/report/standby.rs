@@ -40,6 +40,8 @@ mod tests {
         assert!(refused_for_standby(&ConnectError::Status(
             Status::already_exists("x")
         )));
-        assert!(!refused_for_standby(&ConnectError::Status(Status::internal("x"))));
+        assert!(!refused_for_standby(&ConnectError::Status(
+            Status::internal("x")
+        )));
     }
 }

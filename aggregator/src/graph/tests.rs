@@ -258,7 +258,10 @@ async fn a_new_target_address_keeps_the_edge_and_its_history() {
     let rec = a.slab.lock().records[0];
     assert_eq!(rec.sent_total, 20);
     let lost: u64 = rec.history(g.now()).iter().map(|h| h.2).sum();
-    assert_eq!(lost, 2, "the loss ring kept the loss seen at the old address");
+    assert_eq!(
+        lost, 2,
+        "the loss ring kept the loss seen at the old address"
+    );
 }
 
 #[tokio::test]

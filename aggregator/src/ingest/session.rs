@@ -20,8 +20,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::claim::{self, Claim};
 use super::{Ingest, IngestErrorReason, validate_hello};
-use dashmap::mapref::entry::Entry;
 use crate::graph::MergeOutcome;
+use dashmap::mapref::entry::Entry;
 
 /// What the session task writes to its agent.
 pub(super) type Outbox = mpsc::Sender<Result<AggregatorMessage, Status>>;

@@ -10,8 +10,8 @@
 
 mod assigner;
 mod hello_timeout;
-mod surge;
 mod stuck_agent;
+mod surge;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -40,15 +40,21 @@ async fn assignments(peer: &mut SimAgent, wait: Duration) -> Vec<v1::Assignment>
 async fn five_minutes_of_surge_replace_once_and_never_flap() {
     let loops = Loops::start();
     let mut peer = SimAgent::connect(loops.server.channel().await, "node-b", "10.0.0.2").await;
-    let mut old = SimAgent::open(loops.server.channel().await, hello("old", 1_000, "10.0.0.1"))
-        .await
-        .expect("old pod");
+    let mut old = SimAgent::open(
+        loops.server.channel().await,
+        hello("old", 1_000, "10.0.0.1"),
+    )
+    .await
+    .expect("old pod");
     old.wait_assignment(1).await;
     let first = peer.wait_assignment(1).await;
 
-    let _new = SimAgent::open(loops.server.channel().await, hello("new", 2_000, "10.0.0.11"))
-        .await
-        .expect("new pod");
+    let _new = SimAgent::open(
+        loops.server.channel().await,
+        hello("new", 2_000, "10.0.0.11"),
+    )
+    .await
+    .expect("new pod");
     assert_eq!(old.wait_error().await.code(), Code::AlreadyExists);
     let moved = assignments(&mut peer, DEBOUNCE * 2).await;
     assert_eq!(moved.len(), 1, "one new pinglist for the new address");

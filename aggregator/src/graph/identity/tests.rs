@@ -52,12 +52,7 @@ fn ids_are_fixed_values_so_every_aggregator_agrees() {
 
 #[test]
 fn only_the_first_address_of_each_family_is_a_target() {
-    let addrs = [
-        ip("10.0.0.1"),
-        ip("fd00::1"),
-        ip("10.0.0.2"),
-        ip("fd00::2"),
-    ];
+    let addrs = [ip("10.0.0.1"), ip("fd00::1"), ip("10.0.0.2"), ip("fd00::2")];
     assert_eq!(first_per_family(&addrs), [ip("10.0.0.1"), ip("fd00::1")]);
     assert_eq!(
         first_per_family(&[ip("fd00::1"), ip("10.0.0.1")]),
