@@ -4,8 +4,10 @@
 //! the new agent pod of a node run side by side, and if each Hello replaced the other they would
 //! take turns forever (reconnect loop, a replacement event each time, edges flapping between two
 //! processes' views). The agent that started later wins; the other is told so with
-//! `ALREADY_EXISTS` and stands by until the winner is gone. A restart of the same pod, or a Hello
-//! that cannot be ordered (no start time), still takes over at once.
+//! `ALREADY_EXISTS` and stands by until the winner is gone. A restart of the same pod still takes
+//! over at once. An agent that sends no start time (an older version) counts as the older one, so
+//! in a rollout from such a version the new agents win; between two of them the last Hello wins,
+//! as they expect.
 
 use echomesh_proto::v1;
 use tonic::Status;
@@ -31,11 +33,12 @@ impl Claim {
 }
 
 /// True when `new` must stand by because `current` is a newer agent (a later start, or the same
-/// start and a greater pod name, so the order is total). The same pod always takes over (its
-/// process restarted or reconnected), and so does a Hello when either start time is unknown.
+/// start and a greater pod name, so the order is total; no start time is the oldest). The same pod
+/// always takes over (its process restarted or reconnected), and so does any Hello when neither
+/// side sent a start time.
 #[must_use]
 pub fn stands_by(current: &Claim, new: &Claim) -> bool {
-    if new.pod == current.pod || new.started_at_ms == 0 || current.started_at_ms == 0 {
+    if new.pod == current.pod || (new.started_at_ms == 0 && current.started_at_ms == 0) {
         return false;
     }
     (new.started_at_ms, &new.pod) < (current.started_at_ms, &current.pod)
@@ -75,10 +78,18 @@ mod tests {
     }
 
     #[test]
-    fn the_same_pod_and_unordered_hellos_take_over() {
+    fn the_same_pod_takes_over() {
         assert!(!stands_by(&c("p", 2000), &c("p", 1000)));
-        assert!(!stands_by(&c("new", 2000), &c("old", 0)));
-        assert!(!stands_by(&c("new", 0), &c("old", 1000)));
+        assert!(!stands_by(&c("p", 0), &c("p", 0)));
+    }
+
+    #[test]
+    fn no_start_time_is_the_oldest_and_two_without_it_keep_last_hello_wins() {
+        // Rolling out from a version without the field: the new agent wins both ways round.
+        assert!(stands_by(&c("new", 2000), &c("old", 0)));
+        assert!(!stands_by(&c("old", 0), &c("new", 2000)));
+        assert!(!stands_by(&c("b", 0), &c("a", 0)));
+        assert!(!stands_by(&c("a", 0), &c("b", 0)));
     }
 
     #[test]

@@ -115,12 +115,12 @@ impl Ingest {
         let agent = inner.graph.upsert_agent(key.clone(), info);
         let events = &inner.graph.events;
         if let Some(old) = replaced {
-            // Another pod is told to stand by, so it does not come back to take over; the same
+            // An older agent is told to stand by, so it does not come back to take over; the same
             // pod's earlier session is a stale connection of (or before) this process.
-            let status = if old.claim.pod == claim.pod {
-                Status::aborted("replaced by a newer session for the same node and network")
-            } else {
+            let status = if claim::stands_by(&claim, &old.claim) {
                 claim::standby_status(&claim)
+            } else {
+                Status::aborted("replaced by a newer session for the same node and network")
             };
             let _ = old.tx.try_send(Err(status));
             old.close.notify_one();
