@@ -230,3 +230,24 @@ async fn edge_history_survives_a_new_pod_ip() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn rolling_out_from_agents_without_a_start_time_ends_with_the_new_ones() {
+    let s = TestAggregator::start(|_| {}).await;
+    let mut legacy = SimAgent::open(s.channel().await, hello("a", "agent-old", 0, "127.0.0.1"))
+        .await
+        .expect("legacy agent");
+    let _new = SimAgent::open(
+        s.channel().await,
+        hello("a", "agent-new", 2_000, "127.0.0.11"),
+    )
+    .await
+    .expect("new agent takes over");
+    assert_eq!(legacy.wait_error().await.code(), Code::AlreadyExists);
+    // The legacy agent retries at its usual backoff and is refused each time.
+    for _ in 0..3 {
+        let st = refused(&s, hello("a", "agent-old", 0, "127.0.0.1")).await;
+        assert_eq!(st.code(), Code::AlreadyExists, "{}", st.message());
+    }
+    s.shutdown().await;
+}
