@@ -203,7 +203,7 @@ pub(super) fn scan_histogram(h: &v1::Histogram) -> Result<HistScan, HistogramErr
     if total == 0 {
         return Ok(HistScan::default());
     }
-    let rank = (0.99 * (total - 1) as f64).floor() as u64;
+    let rank = echomesh_proto::histogram::nearest_rank(0.99, total);
     let mut seen = 0u64;
     for (&i, &c) in h.indices.iter().zip(&h.counts) {
         seen += u64::from(c);

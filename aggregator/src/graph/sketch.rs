@@ -130,7 +130,7 @@ pub fn quantile_ns<T: Copy + Into<u64>>(counts: &[T], q: f64) -> Option<f64> {
     if total == 0 || !(0.0..=1.0).contains(&q) {
         return None;
     }
-    let rank = (q * (total - 1) as f64).floor() as u64;
+    let rank = echomesh_proto::histogram::nearest_rank(q, total);
     let mut seen = 0;
     for (i, &c) in counts.iter().enumerate() {
         seen += c.into();

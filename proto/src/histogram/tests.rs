@@ -2,7 +2,7 @@ use super::*;
 use proptest::prelude::*;
 
 fn exact_quantile(sorted: &[u64], q: f64) -> u64 {
-    sorted[(q * (sorted.len() - 1) as f64).floor() as usize]
+    sorted[nearest_rank(q, sorted.len() as u64) as usize]
 }
 
 #[test]
@@ -142,4 +142,19 @@ proptest! {
         let built = Histogram::from_parts(&idx, &cnt, s, lo, hi).map(|h| h.count());
         prop_assert_eq!(checked, built);
     }
+}
+
+#[test]
+fn percentiles_use_the_nearest_rank() {
+    assert_eq!(nearest_rank(0.99, 5), 4, "p99 of 5 samples is the largest");
+    assert_eq!(nearest_rank(0.5, 5), 2);
+    assert_eq!(nearest_rank(0.99, 100), 98);
+    assert_eq!(nearest_rank(0.0, 7), 0);
+    assert_eq!(nearest_rank(1.0, 7), 6);
+    let mut h = Histogram::new();
+    for us in [100u64, 200, 300, 400, 5_000] {
+        h.record(Duration::from_micros(us));
+    }
+    let p99 = h.quantile(0.99).expect("samples");
+    assert_eq!(p99, h.max().expect("max"), "p99 is never below the max of 5 samples");
 }
