@@ -156,5 +156,9 @@ fn percentiles_use_the_nearest_rank() {
         h.record(Duration::from_micros(us));
     }
     let p99 = h.quantile(0.99).expect("samples");
-    assert_eq!(p99, h.max().expect("max"), "p99 is never below the max of 5 samples");
+    assert_eq!(
+        p99,
+        h.max().expect("max"),
+        "p99 is never below the max of 5 samples"
+    );
 }
