@@ -86,7 +86,8 @@ pub fn json_rows(outcome: &Outcome) -> Vec<JsonRow> {
         .collect()
 }
 
-/// Writes the table form.
+/// Writes the table form. `ERR` counts ICMP errors and probes the local kernel refused to send;
+/// every target with refused probes gets a line under the table that says why.
 pub fn write_table(out: &mut impl Write, outcome: &Outcome) -> std::io::Result<()> {
     let width = outcome
         .targets
@@ -111,7 +112,7 @@ pub fn write_table(out: &mut impl Write, outcome: &Outcome) -> std::io::Result<(
         "DUP",
         "ERR"
     )?;
-    for row in json_rows(outcome) {
+    for (row, t) in json_rows(outcome).into_iter().zip(&outcome.targets) {
         let ms = |f: fn(&RttUs) -> f64| {
             row.rtt_us
                 .as_ref()
@@ -131,8 +132,17 @@ pub fn write_table(out: &mut impl Write, outcome: &Outcome) -> std::io::Result<(
             ms(|r| r.max),
             ms(|r| r.mean),
             row.duplicates,
-            row.errors
+            row.errors + t.stats.send_errors
         )?;
+    }
+    for t in &outcome.targets {
+        if let Some(why) = t.stats.last_send_error {
+            writeln!(
+                out,
+                "{}: {} of {} probes not sent: {why}",
+                t.addr, t.stats.send_errors, t.stats.sent
+            )?;
+        }
     }
     Ok(())
 }
@@ -287,5 +297,36 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert!(lines[1].contains("1.500"), "{text}");
         assert!(lines[2].contains("100.0"), "{text}");
+    }
+
+    #[test]
+    fn refused_probes_count_as_errors_and_say_why() {
+        let mut o = outcome(vec![
+            (5, 0, &[]),
+            (5, 5, &[10_000, 20_000, 30_000, 40_000, 50_000]),
+        ]);
+        o.targets[0].stats.send_errors = 5;
+        o.targets[0].stats.last_send_error =
+            Some(crate::prober::stats::SendError::Os(libc::EMSGSIZE));
+        let mut out = Vec::new();
+        write_table(&mut out, &o).expect("table");
+        let text = String::from_utf8(out).expect("utf8");
+        let first = text.lines().nth(1).expect("row");
+        assert!(
+            first.trim_end().ends_with(" 5"),
+            "ERR counts refused probes: {first}"
+        );
+        assert!(
+            text.contains(
+                "127.0.0.1: 5 of 5 probes not sent: Message too long (os error 90): the probe is \
+                 larger than the path's MTU allows (don't-fragment is set)"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 4, "{text}");
+        // p99 of five probes is their largest, as the MAX column says.
+        let second = text.lines().nth(2).expect("row");
+        let cols: Vec<&str> = second.split_whitespace().collect();
+        assert_eq!(cols[7], cols[8], "P99 == MAX: {second}");
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::state::Core;
+use super::stats::SendError;
 use super::{EngineError, ProbeSettings, TargetSpec};
 use crate::icmp::packet::{self, ICMP_HEADER_LEN};
 use crate::icmp::socket::{Family, IcmpSocket, SocketOptions, realtime_ns};
@@ -92,7 +93,7 @@ impl Io {
                 IpAddr::V6(_) => self.v6.as_ref(),
             };
             let Some(sock) = sock else {
-                core.send_failed(due, now);
+                core.send_failed(due, now, SendError::NoSocket);
                 continue;
             };
             let sent_ns = realtime_ns();
@@ -115,7 +116,8 @@ impl Io {
                 }
                 Err(e) => {
                     tracing::debug!(target_ip = %due.addr, error = %e, "send failed");
-                    core.send_failed(due, now);
+                    let why = e.raw_os_error().map_or(SendError::NoSocket, SendError::Os);
+                    core.send_failed(due, now, why);
                 }
             }
         }

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::icmp::{Inbound, ProbeStamp};
-use crate::prober::stats::{EngineCounters, TargetStats};
+use crate::prober::stats::{EngineCounters, SendError, TargetStats};
 
 use super::schedule::Schedule;
 use super::{ProbeSettings, TargetFlip, TargetSpec, TargetWindow};
@@ -259,13 +259,14 @@ impl Core {
         self.targets[due.target as usize].stats.sent += 1;
     }
 
-    /// Records that the kernel refused to send `due`: counted as sent and lost at once.
-    pub fn send_failed(&mut self, due: Due, now_ns: u64) {
+    /// Records that the kernel refused to send `due` (and why): counted as sent and lost at once.
+    pub fn send_failed(&mut self, due: Due, now_ns: u64, why: SendError) {
         self.advance(due, now_ns);
         self.counters.send_errors += 1;
         let t = &mut self.targets[due.target as usize];
         t.stats.sent += 1;
         t.stats.send_errors += 1;
+        t.stats.last_send_error = Some(why);
         self.lose(due.target as usize);
     }
 

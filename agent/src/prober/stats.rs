@@ -102,10 +102,38 @@ pub struct TargetStats {
     pub late: u64,
     /// Probes the local kernel refused to send (no route, message too big, ...).
     pub send_errors: u64,
+    /// Why the latest of them was refused, so a person sees the cause and not only a count.
+    pub last_send_error: Option<SendError>,
     /// ICMP errors quoting our probes.
     pub errors: IcmpErrorCounts,
     /// RTTs of the received probes.
     pub rtt: Histogram,
+}
+
+/// Why the kernel refused to send a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The send syscall failed with this errno (`EMSGSIZE`, `ENETUNREACH`, `EACCES`, ...).
+    Os(i32),
+    /// No socket of the target's address family could be opened (e.g. no IPv6 here).
+    NoSocket,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Os(errno) => {
+                write!(f, "{}", std::io::Error::from_raw_os_error(*errno))?;
+                if *errno == libc::EMSGSIZE {
+                    f.write_str(
+                        ": the probe is larger than the path's MTU allows (don't-fragment is set)",
+                    )?;
+                }
+                Ok(())
+            }
+            Self::NoSocket => f.write_str("no raw socket for this address family"),
+        }
+    }
 }
 
 impl TargetStats {
@@ -129,6 +157,9 @@ impl TargetStats {
         self.reordered += other.reordered;
         self.late += other.late;
         self.send_errors += other.send_errors;
+        if other.last_send_error.is_some() {
+            self.last_send_error = other.last_send_error;
+        }
         self.errors.merge(&other.errors);
         self.rtt.merge(&other.rtt);
     }

@@ -184,7 +184,7 @@ fn three_losses_flip_down_and_a_reply_flips_back_up() {
 fn local_send_failure_is_sent_and_lost_at_once() {
     let mut core = Core::new(settings(), specs(1), 0, Some(1));
     let d = core.next_due(0).expect("due");
-    core.send_failed(d, 0);
+    core.send_failed(d, 0, crate::prober::stats::SendError::Os(libc::EMSGSIZE));
     assert!(core.finished());
     let s = &stats_of(&mut core)[0];
     assert_eq!((s.sent, s.lost, s.send_errors), (1, 1, 1));
