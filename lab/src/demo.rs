@@ -134,14 +134,10 @@ pub fn banner(lab: &Lab) -> String {
     );
     if let Some(a) = &st.aggregator {
         s.push_str(&format!(
-            "  aggregator: gRPC {}, HTTP http://{}/, agents connect to {}\n\nTry:\n  {cli} --aggregator http://{} matrix\n  {cli} --aggregator http://{} watch\n  grpcurl -plaintext {} list\n  open http://{}/ in a browser\n",
-            a.grpc,
-            a.http,
-            a.socket.display(),
-            a.grpc,
-            a.grpc,
-            a.grpc,
-            a.http,
+            "  aggregator: gRPC {grpc}, HTTP http://{http}/, agents connect to {socket}\n\nTry, from another terminal:\n  export ECHOMESH_AGGREGATOR=http://{grpc}\n  {cli} matrix\n  {cli} status\n  {cli} watch\n  grpcurl -plaintext {grpc} list\n  open http://{http}/ in a browser\n",
+            grpc = a.grpc,
+            http = a.http,
+            socket = a.socket.display(),
         ));
     } else {
         s.push_str("  network only (no aggregator, no agents)\n");

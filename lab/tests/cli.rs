@@ -358,3 +358,92 @@ fn ip_family_and_the_ipv6_alias_reach_the_lab() {
         assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
     }
 }
+
+/// The full demo prints the commands the README shows (an `export ECHOMESH_AGGREGATOR=` line,
+/// then plain `echomesh matrix`), and the exported URL really answers.
+#[test]
+fn demo_banner_gives_the_readme_commands_and_they_work() {
+    if !can_run("demo_banner_gives_the_readme_commands_and_they_work") {
+        return;
+    }
+    let bin = ensure_built(&[
+        ("echomesh-aggregator", "echomesh-aggregator"),
+        ("echomesh-agent", "echomesh-agent"),
+        ("echomesh", "echomesh-cli"),
+    ]);
+    let prefix = test_prefix().to_string();
+    let child = Command::new(lab_exe())
+        .args([
+            "demo",
+            "--nodes",
+            "2",
+            "--refresh",
+            "0s",
+            "--prefix",
+            &prefix,
+        ])
+        .arg("--bin-dir")
+        .arg(&bin)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    // Dropping `demo` kills the process and removes the lab, also when an assertion fails.
+    let mut demo = Demo {
+        child,
+        prefix: prefix.clone(),
+    };
+    let stdout = demo.child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut banner = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !banner
+        .iter()
+        .any(|l: &String| l.starts_with("Ctrl-C stops the lab"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => banner.push(line),
+            Err(_) => break,
+        }
+    }
+    let text = banner.join("\n");
+    let url = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("export ECHOMESH_AGGREGATOR="))
+        .unwrap_or_else(|| panic!("no export line in the banner:\n{text}"))
+        .to_string();
+    let cli = bin.join("echomesh").display().to_string();
+    assert!(
+        banner.iter().any(|l| l.trim() == format!("{cli} matrix")),
+        "{text}"
+    );
+    let status = Command::new(bin.join("echomesh"))
+        .arg("status")
+        .env("ECHOMESH_AGGREGATOR", &url)
+        .output()
+        .expect("run echomesh status");
+    assert!(status.status.success(), "{}", stderr(&status));
+    demo.signal(Signal::TERM);
+    assert!(
+        eventually(Duration::from_secs(20), || matches!(
+            demo.child.try_wait(),
+            Ok(Some(_))
+        )),
+        "demo did not stop on SIGTERM"
+    );
+    drop(demo);
+    assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
+}
