@@ -17,6 +17,13 @@ What a pass means:
     Service is PreferDualStack; images are registry-qualified (never a bare Docker Hub name);
   * the OpenShift SCC grants the agents NET_RAW and hostNetwork and nothing more, to them alone;
   * the PrometheusRule carries exactly the groups of rules.yaml, and promtool accepts and tests them;
+    recording rules are named level:metric:operations after an exported series;
+  * the Grafana dashboard (components/monitoring/dashboards/echomesh.json) is JSON with what Grafana
+    needs (title, uid, schemaVersion, templating with the datasource, node and network variables,
+    panels with type, gridPos and targets on the datasource variable), every query parses (promtool
+    check rules on a throwaway rule file), every series it reads is exported (docs/metrics.md's
+    tables) or recorded in rules.yaml, and the monitoring render carries it as the ConfigMap the
+    Grafana sidecar picks up (label grafana_dashboard: "1");
   * the Dockerfiles pin their base images by digest and cross-compile from the build platform for
     TARGETARCH amd64 and arm64 (cargo --target);
   * a self-test feeds deliberately broken manifests through the same checks and requires each to fail,
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -46,6 +54,9 @@ MONITORING = DEPLOY / "components" / "monitoring"
 RULES_FILE = MONITORING / "rules.yaml"
 RULES_TEST_FILE = MONITORING / "rules_test.yaml"
 PROMETHEUSRULE_FILE = MONITORING / "prometheusrule.yaml"
+DASHBOARD_FILE = MONITORING / "dashboards" / "echomesh.json"
+DASHBOARD_CONFIGMAP = "echomesh-grafana-dashboard"
+METRICS_DOC = DEPLOY.parent / "docs" / "metrics.md"
 
 TESTDATA = DEPLOY / "testdata"
 CILIUM_CRD_FILE = TESTDATA / "ciliumnetworkpolicies.cilium.io.yaml"
@@ -90,6 +101,10 @@ READ_VERBS = {"get", "list", "watch"}
 READ_RESOURCES = {"nodes", "pods"}
 AGENT_CAPS = {"NET_RAW"}
 REQUIRED_ALERTS = {"NodeUnreachable", "HighPacketLoss", "HighLatencyP99", "AgentMissing", "AggregatorDown"}
+# Recording rules are named level:metric:operations (Prometheus convention), never echomesh_*.
+RECORD_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*:([a-zA-Z_][a-zA-Z0-9_]*):[a-zA-Z0-9_]+")
+# Series the dashboard must show: agents connected, worst edges, expected-down nodes.
+DASHBOARD_REQUIRED = {"echomesh_connected_agents", "echomesh_top_edge_loss_ratio", "echomesh_node_expected_down"}
 SEVERITIES = {"critical", "warning", "info"}
 # "Small" for an agent that runs on every node.
 AGENT_MAX_CPU_MILLI, AGENT_MAX_MEMORY = 500, 256 * 2**20
@@ -717,13 +732,48 @@ def check_monitoring(objs: list[Obj]) -> list[str]:
                     f"{name_of(pr)}: differs from {RULES_FILE.name}; run deploy/validate.sh --sync-rules"
                 )
             out += check_rule_groups(pr.get("spec", {}), name_of(pr))
+        out += check_dashboard_configmap(objs)
+    return out
+
+
+def check_dashboard_configmap(objs: list[Obj]) -> list[str]:
+    """With the monitoring component, the dashboard ConfigMap is there, labelled for the Grafana
+    sidecar, and carries exactly dashboards/echomesh.json."""
+    cms = find(objs, "ConfigMap", DASHBOARD_CONFIGMAP)
+    if len(cms) != 1:
+        return [f"ConfigMap/{DASHBOARD_CONFIGMAP}: want one in the monitoring render, have {len(cms)}"]
+    cm, out = cms[0], []
+    if (cm["metadata"].get("labels") or {}).get("grafana_dashboard") != "1":
+        out.append(f"{name_of(cm)}: no label grafana_dashboard: \"1\" (the Grafana sidecar would skip it)")
+    data = cm.get("data") or {}
+    if set(data) != {DASHBOARD_FILE.name}:
+        out.append(f"{name_of(cm)}: data keys {sorted(data)}, want [{DASHBOARD_FILE.name!r}]")
+    else:
+        try:
+            if json.loads(data[DASHBOARD_FILE.name]) != json.loads(DASHBOARD_FILE.read_text()):
+                out.append(f"{name_of(cm)}: differs from {DASHBOARD_FILE.name}")
+        except (OSError, ValueError) as e:
+            out.append(f"{name_of(cm)}: dashboard is not valid JSON: {e}")
     return out
 
 
 def check_rule_groups(spec: Obj, where: str) -> list[str]:
     out, seen = [], set()
+    exported = exported_series()
     for group in spec.get("groups") or []:
         for rule in group.get("rules") or []:
+            if record := rule.get("record"):
+                m = RECORD_NAME.fullmatch(str(record))
+                if not m or str(record).startswith("echomesh_"):
+                    out.append(f"{where} {record}: a recording rule is named level:metric:operations")
+                elif m.group(1) not in exported:
+                    out.append(
+                        f"{where} {record}: its metric part {m.group(1)} is not an exported series "
+                        f"({METRICS_DOC.name})"
+                    )
+                if not rule.get("expr") or "alert" in rule or "for" in rule:
+                    out.append(f"{where} {record}: a recording rule has an expr and no alert or for")
+                continue
             alert = rule.get("alert")
             if not alert:
                 continue
@@ -738,6 +788,235 @@ def check_rule_groups(spec: Obj, where: str) -> list[str]:
     if missing := REQUIRED_ALERTS - seen:
         out.append(f"{where}: alerts missing: {sorted(missing)}")
     return out
+
+
+# -------------------------------------------------------------------------------------- dashboard
+
+_EXPORTED: set[str] = set()
+
+
+def exported_series(doc: str | None = None) -> set[str]:
+    """Every series name the metric tables of docs/metrics.md list (aggregator and agent), with a
+    histogram's _bucket, _sum and _count. aggregator/tests/metrics.rs checks the rules' and the
+    dashboard's names against a real scrape; this is the same list offline."""
+    if doc is None and _EXPORTED:
+        return _EXPORTED
+    text = METRICS_DOC.read_text() if doc is None else doc
+    names = set()
+    for m in re.finditer(r"(?m)^\| `(echomesh_[a-z0-9_]+)` \| ([a-z]+)", text):
+        names.add(m.group(1))
+        if m.group(2) == "histogram":
+            names |= {m.group(1) + suffix for suffix in ("_bucket", "_sum", "_count")}
+    if doc is None:
+        _EXPORTED.update(names)
+    return names
+
+
+def recorded_series(rules: Obj) -> set[str]:
+    return {r["record"] for g in rules.get("groups") or [] for r in g.get("rules") or [] if r.get("record")}
+
+
+_GRAFANA_INTERVALS = {"rate_interval": "5m", "interval": "1m", "range": "1h"}
+
+
+def grafana_to_promql(expr: str) -> str:
+    """A panel query with Grafana's variables replaced by plain values, so promtool can parse it."""
+    expr = re.sub(
+        r"\$\{__(\w+)\}|\$__(\w+)",
+        lambda m: _GRAFANA_INTERVALS.get(m.group(1) or m.group(2), "x"),
+        expr,
+    )
+    return re.sub(r"\$\{\w+(?::[^}]*)?\}|\$\w+|\[\[\w+\]\]", "x", expr)
+
+
+_PROMQL_WORDS = {
+    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "offset", "bool", "inf", "nan",
+}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads: identifiers outside strings, label matchers,
+    ranges and grouping clauses that are not functions, keywords or numbers."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', '""', expr)
+    s = re.sub(r"\{[^}]*\}", " ", s)
+    s = re.sub(r"\[[^\]]*\]", " ", s)
+    s = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
+    names = set()
+    for m in re.finditer(r"(?<![\w.])[A-Za-z_:][A-Za-z0-9_:]*", s):
+        if s[m.end():].lstrip().startswith("(") or m.group(0).lower() in _PROMQL_WORDS:
+            continue
+        names.add(m.group(0))
+    return names
+
+
+def _panels(panels: list[Any]) -> Iterable[Obj]:
+    for p in panels:
+        if isinstance(p, dict):
+            yield p
+            yield from _panels(p.get("panels") or [])
+
+
+def dashboard_queries(dash: Obj) -> list[tuple[str, str]]:
+    """(where, PromQL) for every panel target and every query variable."""
+    out = []
+    for p in _panels(dash.get("panels") or []):
+        for t in p.get("targets") or []:
+            if isinstance(t, dict) and t.get("expr"):
+                out.append((f"panel {p.get('title')!r} target {t.get('refId')}", str(t["expr"])))
+    for v in (dash.get("templating") or {}).get("list") or []:
+        if v.get("type") != "query":
+            continue
+        q = v.get("query")
+        q = str(q.get("query", "")) if isinstance(q, dict) else str(q or "")
+        where = f"variable {v.get('name')!r}"
+        if m := re.fullmatch(r"\s*label_values\((.*),\s*\w+\s*\)\s*", q, re.DOTALL):
+            out.append((where, m.group(1)))
+        elif m := re.fullmatch(r"\s*query_result\((.*)\)\s*", q, re.DOTALL):
+            out.append((where, m.group(1)))
+        elif q.strip() and not re.fullmatch(r"\s*(label_names|label_values|metrics)\(.*\)\s*", q, re.DOTALL):
+            out.append((where, q))
+    return out
+
+
+def check_dashboard(dash: Any, exported: set[str], recorded: set[str]) -> list[str]:
+    """The fields Grafana needs, the variables and datasource wiring, and only known series."""
+    f = DASHBOARD_FILE.name
+    if not isinstance(dash, dict):
+        return [f"{f}: not a JSON object"]
+    out = []
+    if not isinstance(dash.get("title"), str) or not dash["title"].strip():
+        out.append(f"{f}: no title")
+    uid = dash.get("uid")
+    if not isinstance(uid, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", uid):
+        out.append(f"{f}: uid {uid!r} is not 1..40 of [A-Za-z0-9_-]")
+    if not isinstance(dash.get("schemaVersion"), int):
+        out.append(f"{f}: no integer schemaVersion")
+    templating = dash.get("templating")
+    variables = templating.get("list") if isinstance(templating, dict) else None
+    if not isinstance(variables, list):
+        out.append(f"{f}: no templating.list")
+        variables = []
+    by_name = {v.get("name"): v for v in variables if isinstance(v, dict)}
+    ds = by_name.get("datasource") or {}
+    if ds.get("type") != "datasource" or ds.get("query") != "prometheus":
+        out.append(f"{f}: no Prometheus datasource variable named datasource")
+    for name in ("node", "network"):
+        if (by_name.get(name) or {}).get("type") != "query":
+            out.append(f"{f}: no query variable {name}")
+    panels = dash.get("panels")
+    if not isinstance(panels, list) or not panels:
+        out.append(f"{f}: no panels")
+        panels = []
+    ids = []
+    for p in _panels(panels):
+        where = f"{f} panel {p.get('title')!r}"
+        ids.append(p.get("id"))
+        if not isinstance(p.get("type"), str) or not p["type"]:
+            out.append(f"{where}: no type")
+        g = p.get("gridPos")
+        if not isinstance(g, dict) or not all(isinstance(g.get(k), int) for k in ("h", "w", "x", "y")):
+            out.append(f"{where}: gridPos needs integer h, w, x, y")
+        elif g["x"] < 0 or g["w"] < 1 or g["x"] + g["w"] > 24:
+            out.append(f"{where}: gridPos x={g['x']} w={g['w']} is outside the 24-column grid")
+        if p.get("type") == "row":
+            continue
+        targets = p.get("targets")
+        if not isinstance(targets, list) or not targets:
+            out.append(f"{where}: no targets")
+            continue
+        for t in targets:
+            if not isinstance(t, dict) or not t.get("expr") or not t.get("refId"):
+                out.append(f"{where}: a target without expr or refId")
+        for d in [p.get("datasource")] + [t.get("datasource") for t in targets if isinstance(t, dict)]:
+            if not isinstance(d, dict) or d.get("uid") not in ("${datasource}", "$datasource"):
+                out.append(f"{where}: datasource {d!r} is not the datasource variable")
+                break
+    if len(ids) != len(set(ids)) or None in ids:
+        out.append(f"{f}: panel ids are missing or not unique")
+    used = set()
+    for where, expr in dashboard_queries(dash):
+        for name in promql_metric_names(grafana_to_promql(expr)):
+            used.add(name)
+            if name not in exported and name not in recorded:
+                out.append(
+                    f"{f} {where}: unknown series {name}: neither exported ({METRICS_DOC.name}) "
+                    f"nor recorded in {RULES_FILE.name}"
+                )
+    if missing := DASHBOARD_REQUIRED - used:
+        out.append(f"{f}: no panel shows {sorted(missing)}")
+    return out
+
+
+def check_promql(promtool: str, queries: list[tuple[str, str]]) -> list[str]:
+    """Every query parses: each goes through a throwaway rule file and `promtool check rules`."""
+    import tempfile
+
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}:check", "expr": grafana_to_promql(q)}
+                    for i, (_, q) in enumerate(queries)
+                ],
+            }
+        ]
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "dashboard-rules.yaml"
+        path.write_text(yaml.safe_dump(rules, sort_keys=False))
+        try:
+            res = subprocess.run(
+                [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ToolError(f"promtool check rules (dashboard queries): {e}") from e
+    if res.returncode == 0:
+        return []
+    report = (res.stdout + res.stderr).strip()
+    out = []
+    for i, (where, q) in enumerate(queries):
+        for line in report.splitlines():
+            marker = f'"dashboard:query_{i}:check": '
+            if marker in line:
+                out.append(f"{DASHBOARD_FILE.name} {where}: PromQL does not parse: {line.split(marker, 1)[-1]}")
+    return out or [f"{DASHBOARD_FILE.name}: promtool check rules on the dashboard queries failed:\n{report}"]
+
+
+def load_dashboard() -> tuple[Any, list[str]]:
+    try:
+        return json.loads(DASHBOARD_FILE.read_text()), []
+    except (OSError, ValueError) as e:
+        return None, [f"{DASHBOARD_FILE.name}: not valid JSON: {e}"]
+
+
+def check_dashboard_all(dash: Any, rules: Obj, promtool: str | None) -> list[str]:
+    out = check_dashboard(dash, exported_series(), recorded_series(rules))
+    if promtool and isinstance(dash, dict):
+        out += check_promql(promtool, dashboard_queries(dash))
+    return out
+
+
+def _dashboard_mutations() -> list[tuple[str, str, Callable[[Obj], None]]]:
+    """(what, a word the violation must contain, how to break the dashboard)."""
+
+    def first_target(d):
+        return next(p for p in _panels(d["panels"]) if p.get("targets"))["targets"][0]
+
+    return [
+        ("no uid", "uid", lambda d: d.pop("uid")),
+        ("no schemaVersion", "schemaVersion", lambda d: d.pop("schemaVersion")),
+        ("no templating", "templating", lambda d: d.pop("templating")),
+        ("a panel without gridPos", "gridPos", lambda d: next(_panels(d["panels"])).pop("gridPos")),
+        ("a panel without targets", "no targets", lambda d: next(p for p in _panels(d["panels"]) if p.get("targets")).pop("targets")),
+        ("a panel wider than the grid", "24-column", lambda d: next(_panels(d["panels"]))["gridPos"].__setitem__("w", 30)),
+        ("a misspelt exported series", "echomesh_node_los_ratio", lambda d: first_target(d).__setitem__("expr", "echomesh_node_los_ratio")),
+        ("an undefined recording rule", "node:echomesh_node_loss_ratio:avg1h", lambda d: first_target(d).__setitem__("expr", 'node:echomesh_node_loss_ratio:avg1h{node=~"$node"}')),
+        ("a query that does not parse", "does not parse", lambda d: first_target(d).__setitem__("expr", "sum(rate(echomesh_edges[$__rate_interval])")),
+        ("a hard-coded datasource", "datasource variable", lambda d: next(p for p in _panels(d["panels"]) if p.get("targets")).__setitem__("datasource", {"type": "prometheus", "uid": "PBFA97CFB590B2093"})),
+        ("no expected-down panel", "echomesh_node_expected_down", lambda d: d.__setitem__("panels", [p for p in d["panels"] if "echomesh_node_expected_down" not in json.dumps(p)])),
+    ]
 
 
 class Entry:
@@ -1208,6 +1487,25 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None], str]]:
             ),
         ),
         (
+            "dashboard ConfigMap without the sidecar label",
+            "grafana_dashboard",
+            lambda o: find(o, "ConfigMap", DASHBOARD_CONFIGMAP)[0]["metadata"]["labels"].pop("grafana_dashboard"),
+        ),
+        (
+            "dashboard ConfigMap drifted from echomesh.json",
+            "differs from echomesh.json",
+            lambda o: find(o, "ConfigMap", DASHBOARD_CONFIGMAP)[0]["data"].__setitem__(
+                DASHBOARD_FILE.name, json.dumps({"title": "old"})
+            ),
+        ),
+        (
+            "recording rule named like an exported series",
+            "level:metric:operations",
+            lambda o: next(
+                r for g in find(o, "PrometheusRule")[0]["spec"]["groups"] for r in g["rules"] if r.get("record")
+            ).__setitem__("record", "echomesh_node_loss_ratio_5m"),
+        ),
+        (
             "PrometheusRule drifted from rules.yaml",
             "differs",
             lambda o: find(o, "PrometheusRule")[0]["spec"]["groups"][0]["rules"][0].__setitem__(
@@ -1359,6 +1657,8 @@ def main() -> int:
         if args.promtool:
             violations += run_promtool(args.promtool)
             promtool_note = "promtool check+test rules ok"
+        dashboard, dash_violations = load_dashboard()
+        violations += dash_violations or check_dashboard_all(dashboard, rules, args.promtool)
         violations += check_docker_context(DEPLOY.parent)
         dockerfiles = read_dockerfiles(DEPLOY.parent)
         violations += check_dockerfiles(dockerfiles)
@@ -1369,6 +1669,16 @@ def main() -> int:
                     missed.append(f"self-test: Dockerfile '{what}' was not caught")
         if not violations and not check_docker_context(DEPLOY.parent, ["target", "agent*"]):
             missed.append("self-test: a .dockerignore excluding the agent crate was not caught")
+        if not violations:
+            recorded = recorded_series(rules)
+            for what, word, mutate in _dashboard_mutations():
+                broken = copy.deepcopy(dashboard)
+                mutate(broken)
+                found = check_dashboard_all(broken, rules, args.promtool)
+                if not any(word.lower() in v.lower() for v in found):
+                    missed.append(f"self-test: dashboard '{what}' was not caught (violations: {found or 'none'})")
+            if recorded & exported_series() or not recorded:
+                missed.append("self-test: the recording rules are missing or shadow exported series")
         if not violations and not check_cidr_families({"10.0.0.0/8", "192.168.0.0/16"}):
             missed.append("self-test: an IPv4-only example cidrs.yaml was not caught")
         violations += missed
@@ -1383,11 +1693,15 @@ def main() -> int:
         return 1
     alerts = sum(1 for g in rules.get("groups", []) for r in g.get("rules", []) if r.get("alert"))
     # Object breaks, the .dockerignore and cidrs.yaml breaks, and the Dockerfile breaks.
-    breaks = len(_mutations()) + 2 + len(_dockerfile_mutations(dockerfiles))
+    breaks = len(_mutations()) + 2 + len(_dockerfile_mutations(dockerfiles)) + len(_dashboard_mutations())
+    records = len(recorded_series(rules))
+    panels = sum(1 for p in _panels(dashboard["panels"]) if p.get("type") != "row")
     print(
         f"deploy manifests OK: {len(renders)} renders, {objects} objects valid for k8s "
         f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC get/list/watch only, "
-        f"agents NET_RAW only, {alerts} alert rules, {promtool_note}, "
+        f"agents NET_RAW only, {alerts} alert rules, {records} recording rules, {promtool_note}, "
+        f"dashboard {panels} panels with {len(dashboard_queries(dashboard))} queries "
+        f"({'parsed by promtool' if args.promtool else 'not parsed: no promtool'}), "
         f"{breaks}/{breaks} deliberate breaks caught"
     )
     return 0

@@ -18,9 +18,11 @@
 # OpenShift's `use` of our SCC); agents add no capability but NET_RAW and drop ALL, run on Linux and
 # never on virtual nodes; non-root, read-only root filesystems, seccomp, token mounts, tolerations,
 # [::] listeners, dual-stack Service, wiring, and the policy each overlay chose (none, standard with its
-# CIDRs, Cilium); the alert rules pass `promtool check rules` and `promtool test rules`; the Dockerfiles
-# pass hadolint, pin base images by digest and cross-compile; and deliberately broken manifests and
-# Dockerfiles are fed through the same checks and must fail, so no check can pass silently.
+# CIDRs, Cilium); the alert and recording rules pass `promtool check rules` and `promtool test rules`;
+# the Grafana dashboard has Grafana's fields, PromQL that promtool parses and only exported or recorded
+# series, and ships as a sidecar-labelled ConfigMap; the Dockerfiles pass hadolint, pin base images by
+# digest and cross-compile; and deliberately broken manifests, dashboards and Dockerfiles are fed
+# through the same checks and must fail, so no check can pass silently.
 set -euo pipefail
 
 deploy="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,7 +34,7 @@ sync_rules=0
 for arg in "$@"; do
   case "$arg" in
     --sync-rules) sync_rules=1 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "validate.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
