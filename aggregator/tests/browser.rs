@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use echomesh_testkit::aggregator::scenarios::{cluster_with_broken_node, stable_server};
+use echomesh_testkit::aggregator::scenarios::{
+    cluster_with_broken_node, cluster_with_broken_node_on,
+    cluster_with_broken_node_on_both_networks, stable_server,
+};
 use echomesh_testkit::{SimAgent, root, skip};
 
 /// The Chromium binary: `ECHOMESH_CHROMIUM`, else the first of the usual names on `PATH`.
@@ -110,6 +113,7 @@ async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     let (s, _agents) = cluster_with_broken_node().await;
     let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium");
+    let _cleanup = RemoveOnDrop(profile.clone());
     let dom = {
         let (bin, profile, url) = (
             bin.clone(),
@@ -156,6 +160,7 @@ async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     ] {
         assert!(details.contains(want), "{want:?} missing from {details:?}");
     }
+    assert_down_marked_and_details_current(&t, 6);
 
     let shot = artifacts().join("heatmap.png");
     let _ = std::fs::remove_file(&shot);
@@ -181,6 +186,196 @@ async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     );
     eprintln!("screenshot saved to {}", shot.display());
     s.shutdown().await;
+}
+
+/// Every DOWN cell carries the cross (read back as white pixels on it), the legend names every
+/// mark, the opened DOWN edge shows no RTT figures, and the history charts have axes and labels.
+fn assert_down_marked_and_details_current(t: &serde_json::Value, down: u64) {
+    assert_eq!(
+        t["down_crossed"], down,
+        "a white cross on every DOWN cell: {t}"
+    );
+    assert_eq!(t["mark_counts"]["cross"], down, "{t}");
+    for cell in t["down_cells"].as_array().expect("cells") {
+        assert_eq!(cell["mark"], "cross", "{cell}");
+    }
+    let legend = t["legend"].as_str().expect("legend");
+    for want in [
+        "DOWN (cross)",
+        "DEGRADED (hatched)",
+        "UNKNOWN, stale (?)",
+        "no edge",
+    ] {
+        assert!(
+            legend.contains(want),
+            "{want:?} missing from the legend {legend:?}"
+        );
+    }
+    let rows = &t["details_rows"];
+    for q in ["p50", "p90", "p99", "p99.9"] {
+        assert_eq!(rows[q], "—", "no stale {q} on a DOWN edge: {t}");
+    }
+    let details = t["details"].as_str().expect("details");
+    assert!(details.contains("no replies since"), "{details:?}");
+    let charts = t["history"].as_array().expect("history charts drawn");
+    assert_eq!(charts.len(), 2, "loss and p99: {t}");
+    for c in charts {
+        assert_eq!(c["x_axis"], true, "{c}");
+        assert_eq!(c["y_axis"], true, "{c}");
+        assert_eq!(
+            c["x_labels"],
+            serde_json::json!(["-10 min", "-5 min", "now"]),
+            "{c}"
+        );
+        assert_eq!(c["y_labels"].as_array().map(Vec::len), Some(3), "{c}");
+    }
+    assert_eq!(charts[0]["unit"], "%", "{t}");
+    assert_eq!(
+        charts[0]["y_labels"][0], "100%",
+        "a DOWN edge's loss reaches 100%: {t}"
+    );
+    assert_eq!(charts[0]["bars"], 1, "one minute of history: {t}");
+    assert_eq!(
+        charts[1]["no_reply_minutes"], 1,
+        "p99 marks the minute without replies: {t}"
+    );
+}
+
+/// Agents on both networks: without `?network=` the page shows both maps, side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_both_networks_are_shown_when_both_have_agents() {
+    let Some(bin) = chromium() else {
+        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
+    };
+    let (s, _agents) = cluster_with_broken_node_on_both_networks().await;
+    let base = format!("http://{}", s.http_addr);
+    let profile = tempdir("echomesh-chromium-both");
+    let _cleanup = RemoveOnDrop(profile.clone());
+    let (bin2, profile2, url) = (bin.clone(), profile.clone(), format!("{base}/?selftest=1"));
+    let dom = tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin2,
+            &profile2,
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=1400,900",
+                "--dump-dom",
+            ],
+            &url,
+        )
+    })
+    .await
+    .expect("chromium task");
+    let t = selftest_json(&dom);
+    eprintln!("self-test: {t}");
+    assert_eq!(t["networks"], serde_json::json!(["pod", "host"]), "{t}");
+    assert_eq!(
+        t["agents_by_network"],
+        serde_json::json!({"pod": 4, "host": 4})
+    );
+    for p in t["panels"].as_array().expect("panels") {
+        assert_eq!(p["nodes"], 4, "{p}");
+        assert_eq!(p["crosses"], 6, "d's row and column on each network: {p}");
+    }
+    assert_eq!(t["down_crossed"], 6, "{t}");
+
+    let shot = artifacts().join("heatmap-both-networks.png");
+    let _ = std::fs::remove_file(&shot);
+    let arg = format!("--screenshot={}", shot.display());
+    tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin,
+            &profile,
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=1400,900",
+                &arg,
+            ],
+            &format!("{base}/?src=b&dst=d&edge_network=host"),
+        )
+    })
+    .await
+    .expect("chromium task");
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000));
+    eprintln!("screenshot saved to {}", shot.display());
+    s.shutdown().await;
+}
+
+/// A cluster whose agents all run on the host network: without `?network=` the page opens on
+/// the host network (not on an empty pod network), marks the DOWN cells and opens one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_host_only_cluster_opens_on_the_host_network() {
+    let Some(bin) = chromium() else {
+        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
+    };
+    let (s, _agents) = cluster_with_broken_node_on(echomesh_proto::v1::Network::Host).await;
+    let base = format!("http://{}", s.http_addr);
+    let profile = tempdir("echomesh-chromium-host");
+    let _cleanup = RemoveOnDrop(profile.clone());
+    let url = format!("{base}/?selftest=1");
+    let (bin2, profile2) = (bin.clone(), profile.clone());
+    let dom = tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin2,
+            &profile2,
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=1280,900",
+                "--dump-dom",
+            ],
+            &url,
+        )
+    })
+    .await
+    .expect("chromium task");
+    let t = selftest_json(&dom);
+    eprintln!("self-test: {t}");
+    assert_eq!(t["network"], "host", "{t}");
+    assert_eq!(t["networks"], serde_json::json!(["host"]), "{t}");
+    assert_eq!(
+        t["agents_by_network"],
+        serde_json::json!({"pod": 0, "host": 4})
+    );
+    assert_eq!(t["nodes"], 4, "{t}");
+    assert_eq!(t["down"], 6, "{t}");
+    assert_eq!(t["down_alarm_coloured"], 6, "{t}");
+    assert_down_marked_and_details_current(&t, 6);
+    // Fills the window: 4 nodes in a 1280x900 window get big cells, not a postage stamp.
+    assert!(t["cell_px"].as_u64().unwrap_or(0) >= 40, "{t}");
+    assert!(
+        t["canvas_css"][1].as_u64().unwrap_or(0) >= 500,
+        "the map uses the window's height: {t}"
+    );
+
+    let shot = artifacts().join("heatmap-host-only.png");
+    let _ = std::fs::remove_file(&shot);
+    let arg = format!("--screenshot={}", shot.display());
+    tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin,
+            &profile,
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=1280,900",
+                &arg,
+            ],
+            &format!("{base}/?src=a&dst=d"),
+        )
+    })
+    .await
+    .expect("chromium task");
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000));
+    eprintln!("screenshot saved to {}", shot.display());
+    s.shutdown().await;
+}
+
+/// Removes a Chromium profile directory when the test ends, passed or failed.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn tempdir(prefix: &str) -> PathBuf {
@@ -242,6 +437,7 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
     }
     let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium-40");
+    let _cleanup = RemoveOnDrop(profile.clone());
     let dir = artifacts();
     let shots = [
         (
@@ -282,7 +478,11 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
         run_chromium(
             &bin2,
             &profile,
-            &["--virtual-time-budget=10000", "--dump-dom"],
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=1280,900",
+                "--dump-dom",
+            ],
             &url,
         )
     })
@@ -292,6 +492,9 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
     assert_eq!(t["cells"], 1600, "{t}");
     assert_eq!(t["down"], 78, "{t}");
     assert_eq!(t["down_alarm_coloured"], 78, "{t}");
+    assert_eq!(t["down_crossed"], 78, "{t}");
+    // 40 nodes in a 1280x900 window: cells big enough for names (drawn from 10 px).
+    assert!(t["cell_px"].as_u64().unwrap_or(0) >= 14, "{t}");
     s.shutdown().await;
 }
 
@@ -360,7 +563,11 @@ mod cut {
                 break; // a new request on a kept-alive connection: cut it
             }
             let chunk = &buf[..n];
-            let api = chunk.windows(12).filter(|w| w == b"GET /api/v1/").count();
+            // The first poll is a summary and a matrix (the page may ask for the nodes first).
+            let api = [&b"GET /api/v1/summary"[..], b"GET /api/v1/matrix"]
+                .iter()
+                .map(|p| chunk.windows(p.len()).filter(|w| w == p).count())
+                .sum::<usize>();
             if sw.write_all(chunk).await.is_err() {
                 break;
             }
@@ -378,6 +585,7 @@ async fn browser_page_says_stale_while_cut_off_and_recovers() {
     let (s, _agents) = cluster_with_broken_node().await;
     let proxy = cut::start(s.http_addr, 8).await;
     let profile = tempdir("echomesh-chromium-cut");
+    let _cleanup = RemoveOnDrop(profile.clone());
     let url = format!("http://{proxy}/?selftest=reconnect");
     let dom = tokio::task::spawn_blocking(move || {
         run_chromium(

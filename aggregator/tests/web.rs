@@ -55,6 +55,11 @@ async fn matrix_summary_nodes_and_edges_mirror_the_graph() {
         .clone();
     assert_eq!(d["edges_down"], 3);
     assert_eq!(d["network"], "pod");
+    assert_eq!(
+        nodes["agents_by_network"],
+        serde_json::json!({"pod": 4, "host": 0}),
+        "the page opens on a network with agents"
+    );
 
     let down = get(s.http_addr, "/api/v1/edges?state=down&sort=loss&limit=4")
         .await
@@ -176,7 +181,7 @@ async fn the_page_and_its_files_are_served() {
         page.header("content-type")
             .is_some_and(|c| c.starts_with("text/html"))
     );
-    assert!(page.body.contains("<canvas id=\"heatmap\""));
+    assert!(page.body.contains("<div id=\"maps\""));
     for (path, ctype) in [
         ("/ui/app.js", "text/javascript"),
         ("/ui/style.css", "text/css"),

@@ -10,7 +10,7 @@
 //! | path | mirrors |
 //! |---|---|
 //! | `GET /api/v1/summary` | `Summary` |
-//! | `GET /api/v1/nodes` | `ListNodes` |
+//! | `GET /api/v1/nodes` | `ListNodes` (with `agents_by_network`) |
 //! | `GET /api/v1/edges?source=&target=&network=&state=&min_loss_pct=&min_p99_us=&sort=&limit=&page_token=` | `ListEdges` |
 //! | `GET /api/v1/edge?source=&target=&source_network=&target_network=` | `GetEdge` (with its p99.9 and per-minute history) |
 //! | `GET /api/v1/matrix?metric=loss\|p50\|p99&network=pod\|host\|any` | `Matrix` |
@@ -120,7 +120,15 @@ impl JsonApi {
                 })
             })
             .collect();
-        Ok(json_reply(&json!({ "nodes": nodes })))
+        // Agents per network, both networks always present: the page opens on one with agents.
+        let count = |net: v1::Network| r.nodes.iter().filter(|n| n.network == net as i32).count();
+        Ok(json_reply(&json!({
+            "nodes": nodes,
+            "agents_by_network": {
+                "pod": count(v1::Network::Pod),
+                "host": count(v1::Network::Host),
+            },
+        })))
     }
 
     async fn edges(&self, raw: Option<String>) -> ApiResult {

@@ -19,14 +19,45 @@ pub async fn stable_server() -> TestAggregator {
 /// An aggregator with agents on nodes a, b, c and d (pod network), where d is cut off: every
 /// probe to and from d is lost for three report windows, so d's row and column are DOWN.
 pub async fn cluster_with_broken_node() -> (TestAggregator, Vec<SimAgent>) {
+    cluster_with_broken_node_on(v1::Network::Pod).await
+}
+
+/// [`cluster_with_broken_node`] with its agents on `network` only (`Host`: a cluster whose
+/// agents all run on the host network, with no pod-network agent at all).
+pub async fn cluster_with_broken_node_on(network: v1::Network) -> (TestAggregator, Vec<SimAgent>) {
     let s = stable_server().await;
+    let agents = broken_node_agents(&s, &[network]).await;
+    (s, agents)
+}
+
+/// [`cluster_with_broken_node`] on both networks: a, b, c and d each run a pod-network and a
+/// host-network agent (every agent probes every other address, on both networks), and d is cut
+/// off on both.
+pub async fn cluster_with_broken_node_on_both_networks() -> (TestAggregator, Vec<SimAgent>) {
+    let s = stable_server().await;
+    let agents = broken_node_agents(&s, &[v1::Network::Pod, v1::Network::Host]).await;
+    (s, agents)
+}
+
+async fn broken_node_agents(s: &TestAggregator, networks: &[v1::Network]) -> Vec<SimAgent> {
     let names = ["a", "b", "c", "d"];
     let mut agents = Vec::new();
-    for (i, n) in names.iter().enumerate() {
-        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
+    let mut owner = Vec::new();
+    for &network in networks {
+        let subnet = if network == v1::Network::Host { 1 } else { 0 };
+        for (i, n) in names.iter().enumerate() {
+            let addr = format!("127.0.{subnet}.{}", i + 1);
+            let hello = crate::sim::hello_message(n, network, &addr);
+            agents.push(
+                SimAgent::open(s.channel().await, hello)
+                    .await
+                    .expect("session"),
+            );
+            owner.push(*n);
+        }
     }
     for a in &mut agents {
-        a.wait_assignment(names.len() - 1).await;
+        a.wait_assignment(names.len() * networks.len() - 1).await;
     }
     let empty = v1::Histogram::from(&Histogram::new());
     for round in 1..=3u64 {
@@ -41,7 +72,7 @@ pub async fn cluster_with_broken_node() -> (TestAggregator, Vec<SimAgent>) {
                 .collect();
             let mut r = a.make_report(100, 0, 150 + 50 * i as u64);
             for t in &mut r.targets {
-                if names[i] == "d" || to_node.get(&t.target_id).is_some_and(|n| n == "d") {
+                if owner[i] == "d" || to_node.get(&t.target_id).is_some_and(|n| n == "d") {
                     t.received = 0;
                     t.lost = 100;
                     t.rtt = Some(empty.clone());
@@ -51,5 +82,5 @@ pub async fn cluster_with_broken_node() -> (TestAggregator, Vec<SimAgent>) {
             a.wait_ack(round).await;
         }
     }
-    (s, agents)
+    agents
 }
