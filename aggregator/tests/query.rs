@@ -295,3 +295,164 @@ async fn healthz_and_readyz() {
     assert_eq!(get(s.http_addr, "/nope").await.status, 404);
     s.shutdown().await;
 }
+
+/// `node/network[/address]` names in GetEdge and ListEdges, and names that match nothing.
+#[tokio::test]
+async fn names_carry_the_network_and_the_address() {
+    let s = TestAggregator::start(|_| {}).await;
+    let hello = |node: &str, net: v1::Network, addrs: &[&str]| {
+        let mut h = echomesh_testkit::sim::hello(node, net, addrs[0]);
+        h.addresses = addrs.iter().map(|a| (*a).to_string()).collect();
+        v1::AgentMessage {
+            msg: Some(v1::agent_message::Msg::Hello(h)),
+        }
+    };
+    let specs = [
+        ("a", v1::Network::Host, &["127.0.1.1"][..], 3),
+        ("b", v1::Network::Host, &["127.0.1.2"][..], 3),
+        ("b", v1::Network::Pod, &["127.0.0.2", "::2"][..], 2),
+    ];
+    let mut agents = Vec::new();
+    for (node, net, addrs, _) in specs {
+        agents.push(
+            SimAgent::open(s.channel().await, hello(node, net, addrs))
+                .await
+                .expect("session"),
+        );
+    }
+    for (a, (_, _, _, n)) in agents.iter_mut().zip(specs) {
+        a.wait_assignment(n).await;
+    }
+    for a in &mut agents {
+        let r = a.make_report(10, 0, 100);
+        a.send_report(r).await;
+        a.wait_ack(1).await;
+    }
+    let mut g = s.graph_client().await;
+    let get = |src: &str, dst: &str| v1::GetEdgeRequest {
+        source_node: src.into(),
+        target: dst.into(),
+        ..Default::default()
+    };
+    // A host-network edge: the source has no pod agent at all.
+    let e = g
+        .get_edge(get("a/host", "b/host"))
+        .await
+        .expect("host edge")
+        .into_inner();
+    assert_eq!(
+        (
+            e.source_network,
+            e.target_network,
+            e.target_address.as_str()
+        ),
+        (
+            v1::Network::Host as i32,
+            v1::Network::Host as i32,
+            "127.0.1.2"
+        )
+    );
+    for addr in ["127.0.0.2", "::2"] {
+        let e = g
+            .get_edge(get("a", &format!("b/pod/{addr}")))
+            .await
+            .expect("by address")
+            .into_inner();
+        assert_eq!(e.target_address, addr);
+    }
+    let list = |src: &str, dst: &str| v1::ListEdgesRequest {
+        source_node: src.into(),
+        target_node: dst.into(),
+        ..Default::default()
+    };
+    let r = g
+        .list_edges(list("a/host", "b/pod/::2"))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(r.edges.len(), 1);
+    assert_eq!(r.edges[0].target_address, "::2");
+    let r = g
+        .list_edges(list("", "b"))
+        .await
+        .expect("list")
+        .into_inner();
+    // a/host to b/host and to both families of b/pod, b/host to both of b/pod, b/pod to b/host.
+    assert_eq!(r.total_matched, 6, "{r:?}");
+    // Names that match nothing are NOT_FOUND, not an empty page.
+    for (req, msg) in [
+        (list("nosuch", ""), "no agent on node \"nosuch\""),
+        (
+            list("a/pod", ""),
+            "no agent on node \"a\" in the pod network",
+        ),
+        (list("a/host/10.0.0.9", ""), "no agent \"a/host/10.0.0.9\""),
+        (list("", "zz"), "no target \"zz\""),
+        (list("", "b/host/::2"), "no target \"b/host/::2\""),
+    ] {
+        let e = g.list_edges(req).await.expect_err("not found");
+        assert_eq!(e.code(), Code::NotFound);
+        assert_eq!(e.message(), msg);
+    }
+    let e = g
+        .get_edge(get("a/pod", "b"))
+        .await
+        .expect_err("no pod agent on a");
+    assert_eq!(e.code(), Code::NotFound);
+    assert_eq!(e.message(), "no agent on node \"a\" in the pod network");
+    // Malformed names are InvalidArgument with the reason.
+    for (req, msg) in [
+        (
+            list("a/overlay", ""),
+            "source_node \"a/overlay\": unknown network \"overlay\": use pod, host or any",
+        ),
+        (
+            list("", "b/pod/x"),
+            "target_node \"b/pod/x\": \"x\" is not an IP address",
+        ),
+        (
+            v1::ListEdgesRequest {
+                network: v1::Network::Pod as i32,
+                ..list("a/host", "")
+            },
+            "source_node \"a/host\" names the host network but the request asks for pod",
+        ),
+    ] {
+        let e = g.list_edges(req).await.expect_err("invalid");
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert_eq!(e.message(), msg);
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn nodes_and_events_say_how_the_edges_are() {
+    let (s, _agents) = filled().await;
+    let mut g = s.graph_client().await;
+    let nodes = g
+        .list_nodes(v1::ListNodesRequest {})
+        .await
+        .expect("nodes")
+        .into_inner()
+        .nodes;
+    for n in &nodes {
+        assert_eq!(
+            n.edges_up + n.edges_degraded + n.edges_down + n.edges_unknown,
+            n.edges_out,
+            "{n:?}"
+        );
+    }
+    assert_eq!(nodes[0].edges_up, 2, "{:?}", nodes[0]);
+    let mut w = g
+        .watch_events(v1::WatchEventsRequest { snapshot: true })
+        .await
+        .expect("watch")
+        .into_inner();
+    let ev = tokio::time::timeout(SOON, w.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("ok");
+    assert_eq!(ev.target_network, v1::Network::Pod as i32);
+    s.shutdown().await;
+}

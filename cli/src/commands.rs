@@ -9,12 +9,65 @@ use echomesh_proto::v1::{
 use serde_json::json;
 use tonic::transport::Channel;
 
-use echomesh_proto::view::{edge_detail_json, edge_json, network_name, state_name};
+use echomesh_proto::view::{
+    edge_detail_json, edge_json, event_json, event_kind_name, network_name, rfc3339_ms,
+};
+use echomesh_runtime::Backoff;
 
-use crate::render::{self, age, edge_header, edge_row, ms, state_label};
+use crate::render::{self, EDGE_STATE_COL, age, edge_header, edge_row, ms, state_label};
 use crate::{Cli, CliError, Command, EXIT_OK, EXIT_VIOLATIONS, Metric, Output, StateArg};
 
 type Client = GraphServiceClient<Channel>;
+
+/// The connection of one command and what its failures need to say.
+struct Ctx<'a> {
+    c: Client,
+    url: &'a str,
+    timeout: Duration,
+}
+
+/// How many known agents a "not found" message names.
+const KNOWN_SHOWN: usize = 20;
+
+impl Ctx<'_> {
+    /// A failed call as the operator should read it.
+    fn err(&self, s: tonic::Status) -> CliError {
+        crate::connect::status(self.url, s, self.timeout)
+    }
+
+    /// Like [`Ctx::err`]; a name that matched nothing also lists the agents the aggregator knows.
+    async fn named(&mut self, s: tonic::Status) -> CliError {
+        match self.err(s) {
+            CliError::NotFound(msg) => {
+                let known = match self.c.list_nodes(v1::ListNodesRequest {}).await {
+                    Ok(r) => known_agents(&r.into_inner().nodes),
+                    Err(_) => String::new(),
+                };
+                CliError::NotFound(format!("{msg}{known}"))
+            }
+            e => e,
+        }
+    }
+}
+
+/// `; known agents: a/pod, b/pod` (at most [`KNOWN_SHOWN`], escaped), or that none is known.
+fn known_agents(nodes: &[v1::Node]) -> String {
+    if nodes.is_empty() {
+        return "; the aggregator knows no agents".into();
+    }
+    let shown: Vec<String> = nodes
+        .iter()
+        .take(KNOWN_SHOWN)
+        .map(|n| render::printable(&format!("{}/{}", n.name, network_name(n.network))))
+        .collect();
+    let more = nodes.len().saturating_sub(KNOWN_SHOWN);
+    let tail = if more > 0 {
+        format!(" and {more} more (echomesh nodes)")
+    } else {
+        String::new()
+    };
+    format!("; known agents: {}{tail}", shown.join(", "))
+}
 
 fn net(n: Option<Network>) -> i32 {
     n.unwrap_or(Network::Unspecified) as i32
@@ -43,15 +96,41 @@ fn json_out(out: &mut (dyn Write + Send), v: &serde_json::Value) -> Result<(), C
     Ok(())
 }
 
-/// Runs the subcommand; returns the exit code.
-pub async fn dispatch(cli: &Cli, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
+/// Runs the subcommand; returns the exit code. `--timeout` bounds the whole command (connecting,
+/// every call, paging); `watch` runs until stopped, reconnecting, and uses it per connection.
+pub async fn dispatch(
+    cli: &Cli,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> Result<i32, CliError> {
     let timeout = cli.timeout.max(Duration::from_millis(1));
+    if let Command::Watch { snapshot } = cli.command {
+        return watch(cli, timeout, snapshot, out, err).await;
+    }
+    match tokio::time::timeout(timeout, once(cli, timeout, out)).await {
+        Ok(r) => r,
+        Err(_) => Err(CliError::Timeout {
+            url: cli.aggregator.clone(),
+            after: timeout,
+        }),
+    }
+}
+
+fn client(ch: Channel) -> Client {
+    GraphServiceClient::new(ch).max_decoding_message_size(256 << 20)
+}
+
+async fn once(cli: &Cli, timeout: Duration, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
     let ch = crate::connect::channel(&cli.aggregator, timeout).await?;
-    let mut c = GraphServiceClient::new(ch).max_decoding_message_size(256 << 20);
+    let mut cx = Ctx {
+        c: client(ch),
+        url: &cli.aggregator,
+        timeout,
+    };
     let colour = cli.output != Output::Json && render::colour();
     match &cli.command {
-        Command::Status => status(&mut c, cli.output, out).await,
-        Command::Nodes => nodes(&mut c, cli.output, out, colour).await,
+        Command::Status => status(&mut cx, cli.output, out).await,
+        Command::Nodes => nodes(&mut cx, cli.output, out, colour).await,
         Command::Edges {
             from,
             to,
@@ -73,11 +152,11 @@ pub async fn dispatch(cli: &Cli, out: &mut (dyn Write + Send)) -> Result<i32, Cl
                 limit: *limit,
                 page_token: String::new(),
             };
-            edges(&mut c, req, cli.output, out, colour).await
+            edges(&mut cx, req, cli.output, out, colour).await
         }
-        Command::Edge { src, dst } => edge(&mut c, src, dst, cli.output, out).await,
+        Command::Edge { src, dst } => edge(&mut cx, src, dst, cli.output, out).await,
         Command::Matrix { metric, network } => {
-            matrix(&mut c, *metric, *network, cli.output, out, colour).await
+            matrix(&mut cx, *metric, *network, cli.output, out, colour).await
         }
         Command::Top { n, by } => {
             let req = v1::ListEdgesRequest {
@@ -85,17 +164,36 @@ pub async fn dispatch(cli: &Cli, out: &mut (dyn Write + Send)) -> Result<i32, Cl
                 limit: (*n).clamp(1, 10_000),
                 ..Default::default()
             };
-            edges(&mut c, req, cli.output, out, colour).await
+            edges(&mut cx, req, cli.output, out, colour).await
         }
-        Command::Watch { snapshot } => watch(&mut c, *snapshot, cli.output, out).await,
-        Command::Check { max_loss, max_p99 } => {
-            check(&mut c, *max_loss, *max_p99, cli.output, out).await
+        Command::Watch { .. } => Ok(EXIT_OK),
+        Command::Check {
+            max_loss,
+            max_p99,
+            min_agents,
+            expect_nodes,
+        } => {
+            let limits = Limits {
+                max_loss: *max_loss,
+                max_p99_ms: *max_p99,
+                min_agents: *min_agents,
+                expect_nodes: *expect_nodes,
+            };
+            check(&mut cx, &limits, cli.output, out).await
         }
     }
 }
 
-async fn status(c: &mut Client, o: Output, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
-    let s = c.summary(v1::SummaryRequest {}).await?.into_inner();
+async fn status(
+    cx: &mut Ctx<'_>,
+    o: Output,
+    out: &mut (dyn Write + Send),
+) -> Result<i32, CliError> {
+    let s =
+        cx.c.summary(v1::SummaryRequest {})
+            .await
+            .map_err(|e| cx.err(e))?
+            .into_inner();
     if o == Output::Json {
         json_out(
             out,
@@ -129,27 +227,51 @@ async fn status(c: &mut Client, o: Output, out: &mut (dyn Write + Send)) -> Resu
     Ok(EXIT_OK)
 }
 
+/// A node's edges in one word: UP when every edge is up, DOWN when every edge is down, UNKNOWN
+/// when none has fresh data, DEGRADED for anything in between, `-` without edges.
+fn health(n: &v1::Node) -> &'static str {
+    let total = n.edges_out;
+    if total == 0 {
+        "-"
+    } else if n.edges_up == total {
+        "UP"
+    } else if n.edges_down == total {
+        "DOWN"
+    } else if n.edges_unknown == total {
+        "UNKNOWN"
+    } else {
+        "DEGRADED"
+    }
+}
+
+fn agent_word(connected: bool) -> &'static str {
+    if connected { "connected" } else { "gone" }
+}
+
 async fn nodes(
-    c: &mut Client,
+    cx: &mut Ctx<'_>,
     o: Output,
     out: &mut (dyn Write + Send),
     colour: bool,
 ) -> Result<i32, CliError> {
-    let n = c
-        .list_nodes(v1::ListNodesRequest {})
-        .await?
-        .into_inner()
-        .nodes;
+    let n =
+        cx.c.list_nodes(v1::ListNodesRequest {})
+            .await
+            .map_err(|e| cx.err(e))?
+            .into_inner()
+            .nodes;
     if o == Output::Json {
         let v: Vec<_> = n
             .iter()
             .map(|n| {
                 json!({
                     "name": n.name, "network": network_name(n.network), "addresses": n.addresses,
-                    "connected": n.connected, "last_report_age_ms": n.last_report_age_ms,
-                    "edges_out": n.edges_out, "edges_down": n.edges_down,
-                    "edges_degraded": n.edges_degraded, "version": n.version,
-                    "generation": n.generation,
+                    "connected": n.connected, "agent": agent_word(n.connected),
+                    "health": health(n).to_lowercase(),
+                    "last_report_age_ms": n.last_report_age_ms,
+                    "edges_out": n.edges_out, "edges_up": n.edges_up, "edges_down": n.edges_down,
+                    "edges_degraded": n.edges_degraded, "edges_unknown": n.edges_unknown,
+                    "version": n.version, "generation": n.generation,
                 })
             })
             .collect();
@@ -157,11 +279,14 @@ async fn nodes(
         return Ok(EXIT_OK);
     }
     let wide = o == Output::Wide;
+    // AGENT is the agent's session; HEALTH and EDGES are what its probes see: a connected agent
+    // whose every edge is down reads "connected  DOWN  0/6", not "UP".
     let mut header = vec![
         "NODE",
         "NETWORK",
-        "STATE",
-        "EDGES",
+        "AGENT",
+        "HEALTH",
+        "EDGES(UP/ALL)",
         "DOWN",
         "DEGRADED",
         "LAST-REPORT",
@@ -175,8 +300,9 @@ async fn nodes(
             let mut r = vec![
                 n.name.clone(),
                 network_name(n.network).into(),
-                if n.connected { "UP" } else { "UNKNOWN" }.into(),
-                n.edges_out.to_string(),
+                agent_word(n.connected).into(),
+                health(n).into(),
+                format!("{}/{}", n.edges_up, n.edges_out),
                 n.edges_down.to_string(),
                 n.edges_degraded.to_string(),
                 age(n.last_report_age_ms),
@@ -191,18 +317,21 @@ async fn nodes(
             r
         })
         .collect();
-    render::table(out, &header, &rows, Some(2), colour)?;
+    render::table(out, &header, &rows, Some(3), colour)?;
     Ok(EXIT_OK)
 }
 
 async fn edges(
-    c: &mut Client,
+    cx: &mut Ctx<'_>,
     req: v1::ListEdgesRequest,
     o: Output,
     out: &mut (dyn Write + Send),
     colour: bool,
 ) -> Result<i32, CliError> {
-    let r = c.list_edges(req).await?.into_inner();
+    let r = match cx.c.list_edges(req).await {
+        Ok(r) => r.into_inner(),
+        Err(e) => return Err(cx.named(e).await),
+    };
     if o == Output::Json {
         let v: Vec<_> = r.edges.iter().map(edge_json).collect();
         json_out(out, &json!({"edges": v, "total_matched": r.total_matched}))?;
@@ -210,7 +339,7 @@ async fn edges(
     }
     let wide = o == Output::Wide;
     let rows: Vec<_> = r.edges.iter().map(|e| edge_row(e, wide)).collect();
-    render::table(out, &edge_header(wide), &rows, Some(2), colour)?;
+    render::table(out, &edge_header(wide), &rows, Some(EDGE_STATE_COL), colour)?;
     if (r.edges.len() as u64) < r.total_matched {
         writeln!(
             out,
@@ -223,20 +352,22 @@ async fn edges(
 }
 
 async fn edge(
-    c: &mut Client,
+    cx: &mut Ctx<'_>,
     src: &str,
     dst: &str,
     o: Output,
     out: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
-    let e = c
-        .get_edge(v1::GetEdgeRequest {
-            source_node: src.into(),
-            target: dst.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    // The aggregator parses node[/network[/address]] on both ends.
+    let req = v1::GetEdgeRequest {
+        source_node: src.into(),
+        target: dst.into(),
+        ..Default::default()
+    };
+    let e = match cx.c.get_edge(req).await {
+        Ok(r) => r.into_inner(),
+        Err(e) => return Err(cx.named(e).await),
+    };
     if o == Output::Json {
         json_out(out, &edge_detail_json(&e))?;
         return Ok(EXIT_OK);
@@ -288,7 +419,8 @@ async fn edge(
         ),
     ];
     for (k, v) in lines {
-        writeln!(out, "{k:<10} {v}")?;
+        // Names and addresses came from agents: escaped.
+        writeln!(out, "{k:<10} {}", render::printable(&v))?;
     }
     if e.expected_down {
         writeln!(
@@ -310,15 +442,15 @@ async fn edge(
 }
 
 async fn matrix(
-    c: &mut Client,
+    cx: &mut Ctx<'_>,
     metric: Metric,
     network: Option<Network>,
     o: Output,
     out: &mut (dyn Write + Send),
     colour: bool,
 ) -> Result<i32, CliError> {
-    let m = c
-        .matrix(v1::MatrixRequest {
+    let m =
+        cx.c.matrix(v1::MatrixRequest {
             metric: (match metric {
                 Metric::Loss => MatrixMetric::Loss,
                 Metric::P50 => MatrixMetric::P50,
@@ -326,7 +458,8 @@ async fn matrix(
             }) as i32,
             network: net(network),
         })
-        .await?
+        .await
+        .map_err(|e| cx.err(e))?
         .into_inner();
     let n = m.nodes.len();
     if m.values.len() != n * n || m.states.len() != n * n {
@@ -411,81 +544,209 @@ fn paint_cell(s: &str, state: i32) -> String {
     format!("\x1b[{code}m{s}\x1b[0m")
 }
 
+/// Streams events until stopped. When the stream ends or the aggregator cannot be reached, it
+/// says so on stderr and reconnects with [`Backoff`]; only a bad URL or closed output end it.
 async fn watch(
-    c: &mut Client,
+    cli: &Cli,
+    timeout: Duration,
     snapshot: bool,
-    o: Output,
     out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
-    let mut s = c
-        .watch_events(v1::WatchEventsRequest { snapshot })
-        .await?
-        .into_inner();
-    while let Some(ev) = s.message().await? {
-        let kind = v1::event::Kind::try_from(ev.kind)
-            .map(|k| k.as_str_name().trim_start_matches("KIND_").to_lowercase())
-            .unwrap_or_else(|_| "unknown".into());
-        if o == Output::Json {
-            serde_json::to_writer(
-                &mut *out,
-                &json!({
-                    "kind": kind, "at_unix_ms": ev.at_unix_ms, "source_node": ev.source_node,
-                    "source_network": network_name(ev.source_network), "target_node": ev.target_node,
-                    "target_address": ev.target_address, "from": state_name(ev.from),
-                    "to": state_name(ev.to), "message": ev.message, "missed": ev.missed,
+    let url = cli.aggregator.as_str();
+    let json = cli.output == Output::Json;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let mut attempts = 0u64;
+    if !json {
+        writeln!(out, "{WATCH_HEADER}")?;
+        out.flush()?;
+    }
+    loop {
+        let opened = async {
+            let ch = crate::connect::channel(url, timeout).await?;
+            let mut c = client(ch);
+            let call = c.watch_events(v1::WatchEventsRequest { snapshot });
+            match tokio::time::timeout(timeout, call).await {
+                Ok(r) => r
+                    .map(tonic::Response::into_inner)
+                    .map_err(|e| crate::connect::status(url, e, timeout)),
+                Err(_) => Err(CliError::Timeout {
+                    url: url.to_string(),
+                    after: timeout,
                 }),
-            )
-            .map_err(std::io::Error::from)?;
-            writeln!(out)?;
-        } else if kind == "edge_state" {
+            }
+        }
+        .await;
+        let why = match opened {
+            Err(e @ CliError::Url(_)) => return Err(e),
+            Err(e) => e.to_string(),
+            Ok(mut stream) => {
+                backoff.reset();
+                let again = if attempts > 0 { "re" } else { "" };
+                writeln!(
+                    err,
+                    "echomesh: {again}connected to {url}; waiting for changes (Ctrl-C to stop)"
+                )?;
+                err.flush()?;
+                loop {
+                    match stream.message().await {
+                        Ok(Some(ev)) => {
+                            print_event(&ev, json, out)?;
+                            out.flush()?;
+                        }
+                        Ok(None) => break "the aggregator ended the stream".to_string(),
+                        Err(s) => break crate::connect::status(url, s, timeout).to_string(),
+                    }
+                }
+            }
+        };
+        attempts += 1;
+        let wait = backoff.next_wait();
+        writeln!(
+            err,
+            "echomesh: {why}; reconnecting in {:.1}s",
+            wait.as_secs_f64()
+        )?;
+        err.flush()?;
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The header `watch` prints above its lines (tables only; JSON stays one object per line).
+pub const WATCH_HEADER: &str =
+    "TIME                      EVENT  SOURCE -> TARGET ADDRESS  FROM -> TO";
+
+/// `node/network`, escaped: how every table names an agent or a target.
+fn end(node: &str, network: i32) -> String {
+    render::printable(&format!("{node}/{}", network_name(network)))
+}
+
+fn print_event(ev: &v1::Event, json: bool, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    if json {
+        serde_json::to_writer(&mut *out, &event_json(ev)).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let at = rfc3339_ms(ev.at_unix_ms);
+    let kind = event_kind_name(ev.kind);
+    match v1::event::Kind::try_from(ev.kind) {
+        Ok(v1::event::Kind::EdgeState) => {
+            let planned = if ev.expected_down {
+                "  (target node expected down)"
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "{}  {}/{} -> {} ({})  {} -> {}",
-                ev.at_unix_ms,
-                ev.source_node,
-                network_name(ev.source_network),
-                ev.target_node,
-                ev.target_address,
+                "{at}  edge  {} -> {} {}  {} -> {}{planned}",
+                end(&ev.source_node, ev.source_network),
+                end(&ev.target_node, ev.target_network),
+                render::printable(&ev.target_address),
                 state_label(ev.from),
                 state_label(ev.to)
             )?;
-        } else {
-            writeln!(
-                out,
-                "{}  {kind}  {}/{}  {}",
-                ev.at_unix_ms,
-                ev.source_node,
-                network_name(ev.source_network),
-                ev.message
-            )?;
         }
-        out.flush()?;
+        Ok(v1::event::Kind::SnapshotDone) => writeln!(out, "{at}  snapshot_done")?,
+        Ok(v1::event::Kind::Lagged) => {
+            writeln!(out, "{at}  lagged  {}", render::printable(&ev.message))?
+        }
+        _ => writeln!(
+            out,
+            "{at}  {kind}  {}  {}",
+            end(&ev.source_node, ev.source_network),
+            render::printable(&ev.message)
+        )?,
     }
-    Ok(EXIT_OK)
+    Ok(())
 }
 
-/// Every known edge within the limits → 0, otherwise 1 with the offenders listed. Edges whose
-/// target node is expected down (cordoned, draining or deleting: Kubernetes discovery) are not checked.
-async fn check(
-    c: &mut Client,
+/// What `check` holds the graph to.
+struct Limits {
     max_loss: f64,
     max_p99_ms: Option<f64>,
+    min_agents: Option<u32>,
+    expect_nodes: Option<u32>,
+}
+
+/// Every known edge within the limits and enough agents and nodes → 0, otherwise 1 with the
+/// offenders and the missing listed; no agent connected at all → 2 (nothing was checked). Edges
+/// whose target node is expected down (cordoned, draining or deleting: Kubernetes discovery) are
+/// not checked.
+async fn check(
+    cx: &mut Ctx<'_>,
+    lim: &Limits,
     o: Output,
     out: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
+    let nodes =
+        cx.c.list_nodes(v1::ListNodesRequest {})
+            .await
+            .map_err(|e| cx.err(e))?
+            .into_inner()
+            .nodes;
+    let connected = nodes.iter().filter(|n| n.connected).count();
+    if connected == 0 {
+        return Err(CliError::Check(format!(
+            "cannot check: no agent is connected to the aggregator at {} ({} known){}",
+            cx.url,
+            nodes.len(),
+            if nodes.is_empty() {
+                String::new()
+            } else {
+                known_agents(&nodes)
+            }
+        )));
+    }
+    let mut missing: Vec<String> = Vec::new();
+    if let Some(min) = lim.min_agents
+        && (connected as u64) < u64::from(min)
+    {
+        let gone: Vec<String> = nodes
+            .iter()
+            .filter(|n| !n.connected)
+            .map(|n| end(&n.name, n.network))
+            .collect();
+        missing.push(format!(
+            "{connected} of at least {min} agents connected; gone: {}",
+            list_or_none(&gone)
+        ));
+    }
+    if let Some(want) = lim.expect_nodes {
+        let mut with: Vec<&str> = nodes
+            .iter()
+            .filter(|n| n.connected)
+            .map(|n| n.name.as_str())
+            .collect();
+        with.sort_unstable();
+        with.dedup();
+        if (with.len() as u64) < u64::from(want) {
+            let mut without: Vec<String> = nodes
+                .iter()
+                .filter(|n| !with.contains(&n.name.as_str()))
+                .map(|n| render::printable(&n.name))
+                .collect();
+            without.dedup();
+            missing.push(format!(
+                "{} of {want} expected nodes have a connected agent; known without one: {}",
+                with.len(),
+                list_or_none(&without)
+            ));
+        }
+    }
     let mut bad = Vec::new();
     let mut checked = 0u64;
     let mut unknown = 0u64;
     let mut expected_down = 0u64;
     let mut token = String::new();
     loop {
-        let page = c
-            .list_edges(v1::ListEdgesRequest {
+        let page =
+            cx.c.list_edges(v1::ListEdgesRequest {
                 limit: 10_000,
                 page_token: token.clone(),
                 ..Default::default()
             })
-            .await?
+            .await
+            .map_err(|e| cx.err(e))?
             .into_inner();
         for e in page.edges {
             if e.state == EdgeState::Unknown as i32 {
@@ -498,8 +759,8 @@ async fn check(
                 continue;
             }
             checked += 1;
-            let loss_bad = e.loss_1m_pct > max_loss || e.state == EdgeState::Down as i32;
-            let p99_bad = max_p99_ms.is_some_and(|m| e.p99_us / 1000.0 > m);
+            let loss_bad = e.loss_1m_pct > lim.max_loss || e.state == EdgeState::Down as i32;
+            let p99_bad = lim.max_p99_ms.is_some_and(|m| e.p99_us / 1000.0 > m);
             if loss_bad || p99_bad {
                 bad.push(e);
             }
@@ -509,33 +770,82 @@ async fn check(
         }
         token = page.next_page_token;
     }
+    let ok = bad.is_empty() && missing.is_empty();
     if o == Output::Json {
         let v: Vec<_> = bad.iter().map(edge_json).collect();
         json_out(
             out,
-            &json!({"ok": bad.is_empty(), "checked": checked, "unknown": unknown,
-                "expected_down": expected_down, "violations": v}),
-        )?;
-    } else if bad.is_empty() {
-        writeln!(
-            out,
-            "OK: {checked} edges within limits ({unknown} unknown not checked)"
+            &json!({"ok": ok, "checked": checked, "unknown": unknown,
+                "expected_down": expected_down, "violations": v,
+                "agents_connected": connected, "agents_known": nodes.len(), "missing": missing}),
         )?;
     } else {
-        writeln!(out, "FAIL: {} of {checked} edges outside limits", bad.len())?;
-        let rows: Vec<_> = bad.iter().map(|e| edge_row(e, false)).collect();
-        render::table(out, &edge_header(false), &rows, Some(2), false)?;
+        for m in &missing {
+            writeln!(out, "FAIL: {m}")?;
+        }
+        if bad.is_empty() {
+            writeln!(
+                out,
+                "{}: {checked} edges within limits ({unknown} unknown not checked)",
+                if ok { "OK" } else { "edges" }
+            )?;
+        } else {
+            writeln!(out, "FAIL: {} of {checked} edges outside limits", bad.len())?;
+            let rows: Vec<_> = bad.iter().map(|e| edge_row(e, false)).collect();
+            render::table(out, &edge_header(false), &rows, Some(EDGE_STATE_COL), false)?;
+        }
     }
-    Ok(if bad.is_empty() {
-        EXIT_OK
+    Ok(if ok { EXIT_OK } else { EXIT_VIOLATIONS })
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none known".into()
     } else {
-        EXIT_VIOLATIONS
-    })
+        v.join(", ")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_agents_are_bounded_and_escaped() {
+        let nodes: Vec<v1::Node> = (0..25)
+            .map(|i| v1::Node {
+                name: format!("n{i}\u{1b}[2J"),
+                network: Network::Pod as i32,
+                ..v1::Node::default()
+            })
+            .collect();
+        let text = known_agents(&nodes);
+        assert!(
+            text.starts_with("; known agents: n0\\u{1b}[2J/pod, "),
+            "{text}"
+        );
+        assert!(text.ends_with(" and 5 more (echomesh nodes)"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert_eq!(text.matches("/pod").count(), KNOWN_SHOWN);
+        assert_eq!(known_agents(&[]), "; the aggregator knows no agents");
+    }
+
+    #[test]
+    fn health_says_what_the_edges_say() {
+        let n = |up, down, unknown, total| v1::Node {
+            edges_up: up,
+            edges_down: down,
+            edges_unknown: unknown,
+            edges_out: total,
+            connected: true,
+            ..v1::Node::default()
+        };
+        assert_eq!(health(&n(0, 6, 0, 6)), "DOWN");
+        assert_eq!(health(&n(6, 0, 0, 6)), "UP");
+        assert_eq!(health(&n(5, 1, 0, 6)), "DEGRADED");
+        assert_eq!(health(&n(0, 0, 6, 6)), "UNKNOWN");
+        assert_eq!(health(&n(0, 0, 0, 0)), "-");
+    }
 
     #[test]
     fn each_sort_metric_asks_the_server_for_its_own_order() {

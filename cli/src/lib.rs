@@ -5,8 +5,19 @@
 //! - [`render`]: tables, wide tables and JSON; colours only on a terminal.
 //! - [`commands`]: one function per subcommand, writing to any `io::Write` so tests read the output.
 //!
-//! Exit codes are part of the interface (made for cron and CI): 0 fine, 1 `check` found edges
-//! outside the limits, 2 the aggregator could not be reached or the request was refused.
+//! Exit codes are part of the interface (made for cron and CI):
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | fine (also when stdout is closed early, as by `echomesh edges \| head`) |
+//! | 1 | `check` found edges outside the limits, or fewer agents or nodes than `--min-agents` / `--expect-nodes` |
+//! | 2 | the aggregator could not be reached, refused the request or did not answer within `--timeout`; a bad flag; `check` with no agent connected |
+//! | 3 | the named node, agent or edge does not exist (the message lists the known agents) |
+//!
+//! Names: wherever a node is named (`edge SRC DST`, `edges --from/--to`) the CLI takes `node`,
+//! `node/network` or `node/network/address` (`node1/host`, `node2/pod/10.244.2.2`), as the tables
+//! print them; the aggregator parses them (`GraphService`), so grpcurl and the JSON API accept the
+//! same names.
 #![forbid(unsafe_code)]
 
 pub mod commands;
@@ -24,15 +35,30 @@ use echomesh_proto::v1::Network;
 pub const EXIT_OK: i32 = 0;
 /// Exit code: `check` found edges outside the limits.
 pub const EXIT_VIOLATIONS: i32 = 1;
-/// Exit code: the aggregator could not be reached, or refused the request.
+/// Exit code: the aggregator could not be reached, refused the request or did not answer in time;
+/// a bad flag; `check` with no agent connected.
 pub const EXIT_UNREACHABLE: i32 = 2;
+/// Exit code: the named node, agent or edge does not exist.
+pub const EXIT_NOT_FOUND: i32 = 3;
+
+const AFTER_HELP: &str = "\
+Names: node, node/network or node/network/address, as the tables print them
+(echomesh edge node1/host node2/host; echomesh edges --to node2/pod/10.244.2.2).
+
+Exit codes:
+  0  fine (also when stdout is closed early, as by `echomesh edges | head`)
+  1  check: edges outside the limits, or fewer agents/nodes than --min-agents/--expect-nodes
+  2  the aggregator is unreachable, refused the request or timed out; a bad flag;
+     check with no agent connected
+  3  the named node, agent or edge does not exist";
 
 /// `echomesh` flags.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "echomesh",
     version,
-    about = "Query the echomesh aggregator: the cluster's live connectivity graph"
+    about = "Query the echomesh aggregator: the cluster's live connectivity graph",
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     /// Aggregator URL: http://HOST:PORT or unix:///path/to/socket.
@@ -46,7 +72,8 @@ pub struct Cli {
     /// Output format.
     #[arg(short = 'o', long, global = true, env = "ECHOMESH_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
-    /// How long to wait for the aggregator (`5s`, `500ms`).
+    /// How long a command may take in all, connecting included (`5s`, `500ms`); for `watch`, how
+    /// long each connection attempt may take.
     #[arg(long, global = true, env = "ECHOMESH_TIMEOUT", default_value = "5s",
           value_parser = echomesh_runtime::parse_duration)]
     pub timeout: Duration,
@@ -95,15 +122,15 @@ pub enum StateArg {
 pub enum Command {
     /// Cluster summary: agents, edges per state.
     Status,
-    /// Agents (node and network) with their edge counts.
+    /// Agents (node and network): whether each is connected, and how its edges are.
     Nodes,
     /// Edges, filtered and sorted.
     Edges {
-        /// Source node.
-        #[arg(long)]
+        /// Source: node, node/network or node/network/address.
+        #[arg(long, value_name = "NODE[/NETWORK[/ADDRESS]]")]
         from: Option<String>,
-        /// Target node.
-        #[arg(long)]
+        /// Target: node, node/network or node/network/address.
+        #[arg(long, value_name = "NODE[/NETWORK[/ADDRESS]]")]
         to: Option<String>,
         /// Source network: pod, host or any.
         #[arg(long, value_name = "pod|host|any")]
@@ -126,9 +153,11 @@ pub enum Command {
     },
     /// One edge in detail.
     Edge {
-        /// Source node.
+        /// Source: node or node/network (`node1/host`).
+        #[arg(value_name = "SRC")]
         src: String,
-        /// Target node or address.
+        /// Target: node, node/network, node/network/address or an address.
+        #[arg(value_name = "DST")]
         dst: String,
     },
     /// The N×N grid of a metric between nodes.
@@ -149,14 +178,14 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Metric::Loss)]
         by: Metric,
     },
-    /// Stream state changes as they happen.
+    /// Stream state changes as they happen; reconnects when the aggregator goes away.
     Watch {
         /// Start with the current state of every edge.
         #[arg(long)]
         snapshot: bool,
     },
     /// Exit 0 when every known edge is within the limits, 1 otherwise (listing them), 2 when the
-    /// aggregator cannot be reached.
+    /// aggregator cannot be reached or no agent is connected.
     Check {
         /// Largest acceptable loss over the last minute, percent.
         #[arg(long, default_value_t = 1.0)]
@@ -164,38 +193,82 @@ pub enum Command {
         /// Largest acceptable p99 RTT, milliseconds.
         #[arg(long)]
         max_p99: Option<f64>,
+        /// Fail (exit 1) when fewer agents than this are connected, naming those that are gone.
+        #[arg(long, value_name = "N")]
+        min_agents: Option<u32>,
+        /// Fail (exit 1) when fewer nodes than this have a connected agent, naming the others.
+        #[arg(long, value_name = "N")]
+        expect_nodes: Option<u32>,
     },
 }
 
-/// Why a command failed.
+/// Why a command failed. Every text that came from the aggregator is escaped when shown.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// The URL is not usable.
     #[error("{0}")]
     Url(String),
-    /// Could not connect.
-    #[error("cannot reach the aggregator at {url}: {source}")]
+    /// Could not connect: `why` says what happened in words (refused, timed out, no socket).
+    #[error("cannot reach the aggregator at {url}: {why}")]
     Connect {
         /// The URL.
         url: String,
-        /// Transport error.
-        source: tonic::transport::Error,
+        /// What happened.
+        why: String,
     },
+    /// No complete answer within `--timeout`.
+    #[error("the aggregator at {url} did not answer: timed out after {after:?} (--timeout)")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The limit.
+        after: std::time::Duration,
+    },
+    /// Something that is not gRPC answered: most likely the aggregator's HTTP port.
+    #[error(
+        "{url} does not speak gRPC ({detail}): this looks like the aggregator's HTTP port; the gRPC port is the one of --grpc-listen (7070 by default)"
+    )]
+    NotGrpc {
+        /// The URL.
+        url: String,
+        /// What the gRPC client saw (escaped).
+        detail: String,
+    },
+    /// The named node, agent or edge does not exist; the message names the known ones.
+    #[error("{0}")]
+    NotFound(String),
+    /// `check` cannot check anything.
+    #[error("{0}")]
+    Check(String),
     /// The aggregator answered with an error.
-    #[error("aggregator: {}: {}", .0.code(), .0.message())]
-    Rpc(#[from] tonic::Status),
+    #[error("aggregator: {}: {}", .0.code(), render::printable(.0.message()))]
+    Rpc(tonic::Status),
     /// Writing output failed.
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Runs `cli`, writing to `out`; returns the exit code.
+impl CliError {
+    /// The exit code of this failure.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::NotFound(_) => EXIT_NOT_FOUND,
+            Self::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+            _ => EXIT_UNREACHABLE,
+        }
+    }
+}
+
+/// Runs `cli`, writing results to `out` and messages to `err`; returns the exit code. A closed
+/// `out` (a reader such as `head` that has seen enough) ends the command quietly with 0.
 pub async fn run(cli: &Cli, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> i32 {
-    match commands::dispatch(cli, out).await {
+    match commands::dispatch(cli, out, err).await {
         Ok(code) => code,
+        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
         Err(e) => {
             let _ = writeln!(err, "echomesh: {e}");
-            EXIT_UNREACHABLE
+            e.exit_code()
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `echomesh`: parse flags, run one command, exit with its code (0 ok, 1 check failed, 2 error).
+//! `echomesh`: parse flags, run one command, exit with its code (0 ok, 1 check failed, 2 error,
+//! 3 not found; see the library's documentation).
 #![forbid(unsafe_code)]
 
 use clap::Parser as _;
@@ -20,5 +21,12 @@ fn main() {
         let mut err = std::io::stderr();
         echomesh_cli::run(&cli, &mut out, &mut err).await
     });
+    // Whatever is still buffered; a reader that went away is not an error.
+    if let Err(e) = std::io::Write::flush(&mut std::io::stdout())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("echomesh: output: {e}");
+        std::process::exit(echomesh_cli::EXIT_UNREACHABLE);
+    }
     std::process::exit(code);
 }

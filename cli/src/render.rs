@@ -149,12 +149,18 @@ pub fn age(ms: u64) -> String {
     }
 }
 
-/// An edge as a table row; `wide` adds columns.
+/// The column of [`edge_row`] that holds the state (coloured on a terminal).
+pub const EDGE_STATE_COL: usize = 3;
+
+/// An edge as a table row; `wide` adds columns. The target address is always shown: a dual-stack
+/// node has one IPv4 and one IPv6 edge per network, and without it the two rows look the same.
+/// `SOURCE`, `TARGET` and `ADDRESS` together are a name `edge` and `edges --to` accept.
 #[must_use]
 pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
     let mut r = vec![
         format!("{}/{}", e.source_node, network_name(e.source_network)),
         format!("{}/{}", e.target_node, network_name(e.target_network)),
+        e.target_address.clone(),
         state_label(e.state).to_string(),
         format!("{:.2}", e.loss_1m_pct),
         ms(e.p50_us),
@@ -162,7 +168,6 @@ pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
     ];
     if wide {
         r.extend([
-            e.target_address.clone(),
             format!("{:.2}", e.loss_10m_pct),
             ms(e.p99_10m_us),
             e.sent_total.to_string(),
@@ -178,10 +183,12 @@ pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
 /// Column names matching [`edge_row`].
 #[must_use]
 pub fn edge_header(wide: bool) -> Vec<&'static str> {
-    let mut h = vec!["SOURCE", "TARGET", "STATE", "LOSS%", "P50ms", "P99ms"];
+    let mut h = vec![
+        "SOURCE", "TARGET", "ADDRESS", "STATE", "LOSS%", "P50ms", "P99ms",
+    ];
     if wide {
         h.extend([
-            "ADDRESS", "LOSS10m%", "P99-10m", "SENT", "DUP", "REORD", "ICMPERR", "SINCE",
+            "LOSS10m%", "P99-10m", "SENT", "DUP", "REORD", "ICMPERR", "SINCE",
         ]);
     }
     h

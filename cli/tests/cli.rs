@@ -5,7 +5,8 @@ use std::time::Duration;
 use clap::Parser as _;
 use echomesh_cli::Cli;
 use echomesh_proto::Histogram;
-use echomesh_testkit::{SOON, SimAgent, TestAggregator, soon};
+use echomesh_proto::v1;
+use echomesh_testkit::{SimAgent, TestAggregator, soon};
 
 struct Fixture {
     url: String,
@@ -160,7 +161,13 @@ async fn unreachable_aggregator_exits_two() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot reach the aggregator"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach the aggregator at http://127.0.0.1:{port}: the connection was refused"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("transport error"), "{err}");
 }
 
 #[tokio::test]
@@ -230,26 +237,338 @@ impl Shared {
     }
 }
 
+async fn run_bin(args: &[&str]) -> (Option<i32>, String, String, Duration) {
+    let t0 = std::time::Instant::now();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
+        .args(args)
+        .output()
+        .await
+        .expect("run");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t0.elapsed(),
+    )
+}
+
+fn hello(node: &str, net: v1::Network, addrs: &[&str]) -> v1::AgentMessage {
+    let mut h = echomesh_testkit::sim::hello(node, net, addrs[0]);
+    h.addresses = addrs.iter().map(|a| (*a).to_string()).collect();
+    v1::AgentMessage {
+        msg: Some(v1::agent_message::Msg::Hello(h)),
+    }
+}
+
+/// Two nodes with a pod and a host agent each; b's pod network is dual-stack and b's host agent
+/// loses every probe (all its edges DOWN while it stays connected).
+async fn two_networks() -> Fixture {
+    let agg = TestAggregator::start(|_| {}).await;
+    let url = agg.url();
+    let specs: [(&str, v1::Network, &[&str], usize); 4] = [
+        ("a", v1::Network::Pod, &["127.0.0.1"], 4),
+        ("a", v1::Network::Host, &["127.0.1.1"], 4),
+        ("b", v1::Network::Pod, &["127.0.0.2", "::2"], 3),
+        ("b", v1::Network::Host, &["127.0.1.2"], 4),
+    ];
+    let mut agents = Vec::new();
+    for (node, net, addrs, _) in &specs {
+        agents.push(
+            SimAgent::open(agg.channel().await, hello(node, *net, addrs))
+                .await
+                .expect("session"),
+        );
+    }
+    for (a, (_, _, _, n)) in agents.iter_mut().zip(specs) {
+        a.wait_assignment(n).await;
+    }
+    for (i, a) in agents.iter_mut().enumerate() {
+        // b/host: everything lost, twice, so its edges go DOWN.
+        let rounds = if i == 3 { 2 } else { 1 };
+        for _ in 0..rounds {
+            let r = if i == 3 {
+                a.make_report(100, 100, 400)
+            } else {
+                a.make_report(100, 0, 400)
+            };
+            let seq = r.seq;
+            a.send_report(r).await;
+            a.wait_ack(seq).await;
+        }
+    }
+    Fixture {
+        url,
+        _agents: agents,
+        agg,
+    }
+}
+
 #[tokio::test]
-async fn watch_streams_the_snapshot_and_exits_two_when_the_aggregator_goes_away() {
-    let f = fixture(0).await;
-    let out = Shared::default();
-    let (url, mut w) = (f.url.clone(), out.clone());
-    let task = tokio::spawn(async move {
-        let cli = Cli::try_parse_from([
-            "echomesh",
-            "--aggregator",
-            &url,
-            "-o",
-            "json",
-            "watch",
-            "--snapshot",
-        ])
-        .expect("args");
-        let mut err = Vec::new();
-        let code = echomesh_cli::run(&cli, &mut w, &mut err).await;
-        (code, String::from_utf8(err).expect("utf8"))
+async fn names_with_network_and_address_reach_host_and_dual_stack_edges() {
+    let f = two_networks().await;
+    // Host-network edges by name.
+    let (code, out, err) = f.run(&["edge", "a/host", "b/host"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("source     a/host"), "{out}");
+    assert!(out.contains("target     b/host 127.0.1.2"), "{out}");
+    assert!(
+        out.contains("state      DOWN") || out.contains("state      UP"),
+        "{out}"
+    );
+    // An address picks one edge of a dual-stack target.
+    for addr in ["127.0.0.2", "::2"] {
+        let (code, out, err) = f
+            .run(&["-o", "json", "edge", "a/pod", &format!("b/pod/{addr}")])
+            .await;
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(v["target_address"], addr);
+        assert_eq!(v["target_network"], "pod");
+    }
+    // edges --from / --to take the same names.
+    let (code, out, _) = f.run(&["edges", "--from", "a/host"]).await;
+    assert_eq!(code, 0);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    assert!(rows.iter().all(|r| r.starts_with("a/host ")), "{out}");
+    let (_, out, _) = f.run(&["edges", "--to", "b/pod/::2"]).await;
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "a/pod, a/host and b/host probe ::2: {out}");
+    assert!(rows.iter().all(|r| r.contains(" ::2 ")), "{out}");
+    // The two edges of a dual-stack pair differ by their address.
+    let (_, out, _) = f.run(&["edges", "--from", "a/pod", "--to", "b/pod"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("SOURCE  TARGET  ADDRESS"), "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[1].contains("127.0.0.2") && lines[2].contains("::2"),
+        "{out}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_names_exit_three_and_list_the_known_agents() {
+    let f = two_networks().await;
+    for (args, needle) in [
+        (
+            vec!["edges", "--from", "nosuch"],
+            "no agent on node \"nosuch\"",
+        ),
+        (
+            vec!["edges", "--to", "b/host/10.9.9.9"],
+            "no target \"b/host/10.9.9.9\"",
+        ),
+        (vec!["edge", "nosuch", "b"], "no agent on node \"nosuch\""),
+        (
+            vec!["edge", "a/pod", "zz/host"],
+            "no edge from a/pod to \"zz/host\"",
+        ),
+    ] {
+        let (code, out, err) = f.run(&args).await;
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: no empty table: {out}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(
+            err.contains("known agents: a/pod, a/host, b/pod, b/host"),
+            "{args:?}: {err}"
+        );
+    }
+    // A malformed name is a bad argument (2), with the reason.
+    let (code, _, err) = f.run(&["edge", "a/overlay", "b"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown network \"overlay\": use pod, host or any"),
+        "{err}"
+    );
+    // Control characters in a name come back escaped.
+    let (code, _, err) = f.run(&["edges", "--from", "x\u{1b}[2J"]).await;
+    assert_eq!(code, 3);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn nodes_tell_the_agent_from_its_edges() {
+    let f = two_networks().await;
+    let (code, out, _) = f.run(&["nodes"]).await;
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("NODE  NETWORK  AGENT      HEALTH  EDGES(UP/ALL)"),
+        "{out}"
+    );
+    let b_host = lines
+        .iter()
+        .find(|l| l.starts_with("b     host"))
+        .expect("b/host row");
+    let cells: Vec<&str> = b_host.split_whitespace().collect();
+    assert_eq!(&cells[2..6], ["connected", "DOWN", "0/4", "4"], "{out}");
+    let a_pod = lines
+        .iter()
+        .find(|l| l.starts_with("a     pod"))
+        .expect("a/pod");
+    assert!(a_pod.contains("connected  UP      4/4"), "{out}");
+    let (_, out, _) = f.run(&["-o", "json", "nodes"]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let b = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|n| n["name"] == "b" && n["network"] == "host")
+        .expect("b/host");
+    assert_eq!(b["agent"], "connected");
+    assert_eq!(b["connected"], true);
+    assert_eq!(b["health"], "down");
+    assert_eq!(b["edges_up"], 0);
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn check_needs_connected_agents_and_counts_what_is_missing() {
+    let empty = TestAggregator::start(|_| {}).await;
+    let (code, out, err, _) = run_bin(&["--aggregator", &empty.url(), "check"]).await;
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("cannot check: no agent is connected to the aggregator at"),
+        "{err}"
+    );
+    empty.shutdown().await;
+
+    let mut f = fixture(0).await;
+    let (code, out, _) = f
+        .run(&["check", "--min-agents", "3", "--expect-nodes", "3"])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    drop(f._agents.pop());
+    soon("c's agent is gone", || async {
+        f.run(&["status"]).await.1.contains("2 connected")
+    })
+    .await;
+    let (code, out, _) = f.run(&["check", "--min-agents", "3"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL: 2 of at least 3 agents connected; gone: c/pod"),
+        "{out}"
+    );
+    let (code, out, _) = f.run(&["-o", "json", "check", "--expect-nodes", "3"]).await;
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["ok"], false);
+    assert_eq!(
+        v["missing"][0],
+        "2 of 3 expected nodes have a connected agent; known without one: c"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_http_port_and_a_silent_server_are_named_as_such() {
+    let agg = TestAggregator::start(|_| {}).await;
+    let (code, _, err, _) = run_bin(&[
+        "--aggregator",
+        &format!("http://{}", agg.http_addr),
+        "status",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("this looks like the aggregator's HTTP port; the gRPC port is"),
+        "{err}"
+    );
+    agg.shutdown().await;
+
+    // A server that accepts and never answers: the whole command ends at --timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
     });
+    let (code, _, err, took) = run_bin(&[
+        "--aggregator",
+        &format!("http://{addr}"),
+        "--timeout",
+        "1s",
+        "edges",
+    ])
+    .await;
+    hold.abort();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("timed out after 1s"), "{err}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_closed_stdout_ends_quietly_with_zero() {
+    let f = fixture(0).await;
+    // A reader that has gone away before the first line (as `head` after enough lines).
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
+        .args(["--aggregator", &f.url, "edges"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+
+    struct Closed;
+    impl std::io::Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let cli = Cli::try_parse_from(["echomesh", "--aggregator", &f.url, "nodes"]).expect("args");
+    let mut err = Vec::new();
+    assert_eq!(echomesh_cli::run(&cli, &mut Closed, &mut err).await, 0);
+    assert!(err.is_empty());
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn help_documents_names_and_exit_codes() {
+    let (code, out, _, _) = run_bin(&["--help"]).await;
+    assert_eq!(code, Some(0));
+    for needle in [
+        "Exit codes:",
+        "0  fine",
+        "1  check: edges outside the limits",
+        "2  the aggregator is unreachable, refused the request or timed out; a bad flag;",
+        "3  the named node, agent or edge does not exist",
+        "node/network/address",
+    ] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+}
+
+fn spawn_watch(url: &str, args: &[&str]) -> (Shared, Shared, tokio::task::JoinHandle<i32>) {
+    let (out, err) = (Shared::default(), Shared::default());
+    let mut argv = vec!["echomesh".to_string(), "--aggregator".into(), url.into()];
+    argv.extend(args.iter().map(|a| (*a).to_string()));
+    let (mut o, mut e) = (out.clone(), err.clone());
+    let task = tokio::spawn(async move {
+        let cli = Cli::try_parse_from(argv).expect("args");
+        echomesh_cli::run(&cli, &mut o, &mut e).await
+    });
+    (out, err, task)
+}
+
+#[tokio::test]
+async fn watch_streams_json_and_reconnects_when_the_aggregator_restarts() {
+    let f = fixture(0).await;
+    let grpc = f.agg.grpc_addr;
+    let (out, err, task) = spawn_watch(&f.url, &["-o", "json", "watch", "--snapshot"]);
     soon("the watch prints the whole snapshot", || async {
         out.text().contains("snapshot_done")
     })
@@ -257,19 +576,58 @@ async fn watch_streams_the_snapshot_and_exits_two_when_the_aggregator_goes_away(
     let lines: Vec<serde_json::Value> = out
         .text()
         .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
     assert_eq!(lines.len(), 7, "six edges and the end of the snapshot");
+    for v in &lines[..6] {
+        assert_eq!(v["kind"], "edge_state");
+        assert_eq!(v["to"], "up");
+        assert_eq!(v["target_network"], "pod");
+        assert!(
+            v["at"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z') && t.len() == 24),
+            "{v}"
+        );
+    }
     assert!(
-        lines[..6]
-            .iter()
-            .all(|v| v["kind"] == "edge_state" && v["to"] == "up")
+        err.text()
+            .contains(&format!("connected to {}; waiting for changes", f.url))
     );
     f.stop().await;
-    let (code, err) = tokio::time::timeout(SOON, task)
-        .await
-        .expect("watch ends")
-        .expect("task");
-    assert_eq!(code, 2);
-    assert!(err.contains("shutting down"), "{err}");
+    soon("the watch says it lost the aggregator", || async {
+        err.text().contains("reconnecting in")
+    })
+    .await;
+    assert!(!task.is_finished(), "the watch keeps going");
+    let again = TestAggregator::start(|c| c.grpc_listen = grpc).await;
+    soon("the watch reconnects", || async {
+        err.text().contains("reconnected to")
+    })
+    .await;
+    task.abort();
+    again.shutdown().await;
+}
+
+#[tokio::test]
+async fn watch_table_has_a_header_times_and_names() {
+    let f = fixture(0).await;
+    let (out, _err, task) = spawn_watch(&f.url, &["watch", "--snapshot"]);
+    soon("the snapshot is printed", || async {
+        out.text().contains("snapshot_done")
+    })
+    .await;
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("TIME") && lines[0].contains("SOURCE -> TARGET ADDRESS"),
+        "{text}"
+    );
+    let first: Vec<&str> = lines[1].split_whitespace().collect();
+    assert!(first[0].ends_with('Z') && first[0].contains('T'), "{text}");
+    assert_eq!(&first[1..3], ["edge", "a/pod"], "{text}");
+    assert_eq!(&first[4..6], ["b/pod", "127.0.0.2"], "{text}");
+    assert_eq!(&first[6..], ["UP", "->", "UP"], "{text}");
+    task.abort();
+    f.stop().await;
 }

@@ -2,7 +2,8 @@
 //!
 //! Why here and not in a front end: the aggregator's JSON API and the CLI's `-o json` show the
 //! same edges, and a field renamed or a unit changed in one of them would break scripts written
-//! against the other. Names follow [`v1::Network::name`] and [`state_name`].
+//! against the other. Names follow [`v1::Network::name`] and [`state_name`]; `WatchEvents` events
+//! ([`event_json`]) reuse the edge keys.
 
 use serde_json::{Value, json};
 
@@ -83,6 +84,65 @@ pub fn edge_detail_json(e: &v1::Edge) -> Value {
     v
 }
 
+/// Lower-case name of an event kind (`edge_state`, `agent_connected`, `snapshot_done`, …;
+/// `unknown` otherwise).
+#[must_use]
+pub fn event_kind_name(k: i32) -> String {
+    v1::event::Kind::try_from(k).map_or_else(
+        |_| "unknown".into(),
+        |k| k.as_str_name().trim_start_matches("KIND_").to_lowercase(),
+    )
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 in UTC with milliseconds
+/// (`2026-01-02T03:04:05.678Z`).
+#[must_use]
+pub fn rfc3339_ms(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+/// A `WatchEvents` event as one JSON object: the edge keys of [`edge_json`] where they exist
+/// (`source_node`, `source_network`, `target_node`, `target_network`, `target_address`,
+/// `expected_down`), the states as `from` and `to`, and the time both as `at_unix_ms` and as
+/// RFC 3339 UTC (`at`).
+#[must_use]
+pub fn event_json(ev: &v1::Event) -> Value {
+    json!({
+        "kind": event_kind_name(ev.kind),
+        "at": rfc3339_ms(ev.at_unix_ms),
+        "at_unix_ms": ev.at_unix_ms,
+        "source_node": ev.source_node,
+        "source_network": network_name(ev.source_network),
+        "target_node": ev.target_node,
+        "target_network": network_name(ev.target_network),
+        "target_address": ev.target_address,
+        "from": state_name(ev.from),
+        "to": state_name(ev.to),
+        "expected_down": ev.expected_down,
+        "message": ev.message,
+        "missed": ev.missed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +174,36 @@ mod tests {
         assert_eq!(full["p999_us"], 12.5);
         assert_eq!(full["history"][0]["loss_pct"], 25.0);
         assert!(full["history"][0]["p99_us"].is_null());
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(951_782_400_001), "2000-02-29T00:00:00.001Z");
+        assert_eq!(rfc3339_ms(1_767_323_045_678), "2026-01-02T03:04:05.678Z");
+    }
+
+    #[test]
+    fn events_share_the_edge_keys() {
+        let ev = v1::Event {
+            kind: v1::event::Kind::EdgeState as i32,
+            at_unix_ms: 1_767_323_045_678,
+            source_node: "a".into(),
+            source_network: Network::Host as i32,
+            target_network: Network::Pod as i32,
+            from: EdgeState::Up as i32,
+            to: EdgeState::Down as i32,
+            ..v1::Event::default()
+        };
+        let v = event_json(&ev);
+        assert_eq!(v["kind"], "edge_state");
+        assert_eq!(v["at"], "2026-01-02T03:04:05.678Z");
+        assert_eq!(v["source_network"], "host");
+        assert_eq!(v["target_network"], "pod");
+        assert_eq!(
+            (v["from"].as_str(), v["to"].as_str()),
+            (Some("up"), Some("down"))
+        );
+        assert_eq!(event_kind_name(99), "unknown");
     }
 }

@@ -16,6 +16,11 @@ use super::{Query, enum_arg};
 use crate::graph::machine::severity;
 use crate::graph::{AgentEntry, AgentKey, EdgeRecord, Endpoint, endpoint_id, first_per_family};
 
+// The names every edge request accepts, parsed beside the requests that read them.
+#[path = "names.rs"]
+pub mod names;
+use names::Name;
+
 /// Edges matching a ListEdges filter, as (agent index, slot, sort key).
 struct Hit {
     agent: usize,
@@ -30,6 +35,13 @@ impl Query {
     ) -> Result<Response<v1::ListEdgesResponse>, Status> {
         let r = req.into_inner();
         let network: Network = enum_arg(r.network, "network")?;
+        let src = (!r.source_node.is_empty())
+            .then(|| Name::parse(&r.source_node, network, "source_node"))
+            .transpose()?;
+        let dst = (!r.target_node.is_empty())
+            .then(|| Name::parse(&r.target_node, Network::Unspecified, "target_node"))
+            .transpose()?;
+        let network = src.as_ref().map_or(network, |s| s.network);
         let sort: EdgeSort = enum_arg(r.sort, "sort")?;
         let mut states = Vec::with_capacity(r.states.len());
         for &s in &r.states {
@@ -59,9 +71,26 @@ impl Query {
         let eps = self.endpoints();
         let now = self.graph.now();
         let agents = self.graph.agents();
+        // A name that matches nothing is an error, not an empty page: a typo must not read as
+        // "no edges".
+        if let Some(s) = &src
+            && !agents.iter().any(|a| agent_named(a, s))
+        {
+            return Err(no_agent(s));
+        }
+        if let Some(d) = &dst
+            && !eps
+                .values()
+                .any(|e| d.matches(&e.node, e.network, Some(e.addr)))
+        {
+            return Err(no_target(d));
+        }
         let mut hits = Vec::new();
         for (ai, a) in agents.iter().enumerate() {
-            if !r.source_node.is_empty() && *a.key.node != *r.source_node {
+            if src
+                .as_ref()
+                .is_some_and(|s| !s.matches(&a.key.node, a.key.network, None))
+            {
                 continue;
             }
             if network != Network::Unspecified && a.key.network != network {
@@ -69,10 +98,10 @@ impl Query {
             }
             let slab = a.slab.lock();
             for (slot, rec) in slab.records.iter().enumerate() {
-                if !r.target_node.is_empty()
+                if let Some(d) = &dst
                     && eps
                         .get(&rec.target_id)
-                        .is_none_or(|e| *e.node != *r.target_node)
+                        .is_none_or(|e| !d.matches(&e.node, e.network, Some(e.addr)))
                 {
                     continue;
                 }
@@ -136,10 +165,12 @@ impl Query {
         }
         let src_net: Network = enum_arg(r.source_network, "source_network")?;
         let dst_net: Network = enum_arg(r.target_network, "target_network")?;
+        let src = Name::parse(&r.source_node, src_net, "source_node")?;
         let agent = self
-            .find_agent(&r.source_node, src_net)
-            .ok_or_else(|| Status::not_found(format!("no agent on node {:?}", r.source_node)))?;
-        let ids = self.target_ids(&r.target, dst_net);
+            .find_agent(&src.node, src.network)
+            .filter(|a| agent_named(a, &src))
+            .ok_or_else(|| no_agent(&src))?;
+        let ids = self.target_ids(&r.target, dst_net)?;
         let found = {
             let slab = agent.slab.lock();
             ids.iter().find_map(|(id, _)| {
@@ -155,7 +186,8 @@ impl Query {
         Ok((agent, rec))
     }
 
-    /// The edge from `source_node` to `target` (a node name or an address), with its detail.
+    /// The edge from `source_node` to `target` (a name as [`Name`] parses it, or an address),
+    /// with its detail.
     pub(super) fn get_edge_inner(&self, r: &v1::GetEdgeRequest) -> Result<v1::Edge, Status> {
         let (agent, rec) = self.find_edge(r)?;
         let now = self.graph.now();
@@ -181,22 +213,40 @@ impl Query {
         })
     }
 
-    /// Ids of the endpoints `target` names (a node name or an address), pod network first.
-    fn target_ids(&self, target: &str, network: Network) -> Vec<(u64, Network)> {
+    /// Ids of the endpoints `target` names (an address, or `node[/network[/address]]`), pod
+    /// network first.
+    fn target_ids(&self, target: &str, network: Network) -> Result<Vec<(u64, Network)>, Status> {
         let net_ok = |n: Network| network == Network::Unspecified || n == network;
-        let mut ids: Vec<(u64, Network)> = match target.parse::<IpAddr>() {
-            Ok(ip) => self
+        let name = match target.parse::<IpAddr>() {
+            Ok(ip) => Name {
+                node: String::new(),
+                network,
+                addr: Some(ip),
+            },
+            Err(_) => Name::parse(target, network, "target")?,
+        };
+        let mut ids: Vec<(u64, Network)> = match name.addr {
+            Some(ip) => self
                 .graph
                 .endpoints_with_addr(ip)
                 .into_iter()
-                .filter(|(_, n)| net_ok(*n))
+                .filter(|(_, n)| net_ok(*n) && name.networks().contains(n))
+                .filter(|(id, _)| {
+                    name.node.is_empty()
+                        || self
+                            .graph
+                            .endpoint(*id)
+                            .is_some_and(|e| *e.node == *name.node)
+                })
                 .collect(),
-            Err(_) => [Network::Pod, Network::Host]
-                .into_iter()
+            None => name
+                .networks()
+                .iter()
+                .copied()
                 .filter(|&n| net_ok(n))
                 .filter_map(|n| {
                     self.graph.agent(&AgentKey {
-                        node: target.into(),
+                        node: name.node.as_str().into(),
                         network: n,
                     })
                 })
@@ -211,6 +261,31 @@ impl Query {
                 .collect(),
         };
         ids.sort_by_key(|&(_, n)| n != Network::Pod);
-        ids
+        Ok(ids)
     }
+}
+
+/// Whether agent `a` is the one `name` names (node, network, and one of its addresses).
+fn agent_named(a: &AgentEntry, name: &Name) -> bool {
+    name.matches(&a.key.node, a.key.network, None)
+        && name
+            .addr
+            .is_none_or(|ip| a.info.lock().addresses.contains(&ip))
+}
+
+/// `NotFound` for a source name that matches no agent.
+fn no_agent(name: &Name) -> Status {
+    Status::not_found(match (name.network, name.addr) {
+        (Network::Unspecified, None) => format!("no agent on node {:?}", name.node),
+        (_, None) => format!(
+            "no agent on node {:?} in the {} network",
+            name.node, name.network
+        ),
+        (_, Some(_)) => format!("no agent {:?}", name.to_string()),
+    })
+}
+
+/// `NotFound` for a target name that matches no endpoint.
+fn no_target(name: &Name) -> Status {
+    Status::not_found(format!("no target {:?}", name.to_string()))
 }

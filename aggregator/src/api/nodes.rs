@@ -33,6 +33,11 @@ impl Query {
                     edges_out: slab.records.len() as u32,
                     edges_down: count(EdgeState::Down),
                     edges_degraded: count(EdgeState::Degraded),
+                    edges_up: count(EdgeState::Up),
+                    edges_unknown: slab.records.len() as u32
+                        - count(EdgeState::Up)
+                        - count(EdgeState::Down)
+                        - count(EdgeState::Degraded),
                     version: info.version,
                     generation: slab.generation,
                 }
