@@ -1,7 +1,8 @@
 //! `echomesh`: the command line over `GraphService`.
 //!
 //! Modules:
-//! - [`connect`]: aggregator URLs (`http://HOST:PORT`, `unix:///path`) to a gRPC channel.
+//! - [`connect`]: aggregator URLs (`http://HOST:PORT`, `unix:///path`) to a gRPC channel, and
+//!   failures in words (refused, timed out, the HTTP port instead of the gRPC one).
 //! - [`render`]: tables, wide tables and JSON; colours only on a terminal.
 //! - [`commands`]: one function per subcommand, writing to any `io::Write` so tests read the output.
 //!
