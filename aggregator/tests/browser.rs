@@ -350,13 +350,57 @@ async fn browser_host_only_cluster_opens_on_the_host_network() {
     let shot = artifacts().join("heatmap-host-only.png");
     let _ = std::fs::remove_file(&shot);
     let arg = format!("--screenshot={}", shot.display());
+    let (bin3, profile3, url3) = (bin.clone(), profile.clone(), format!("{base}/?src=a&dst=d"));
+    tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin3,
+            &profile3,
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=1280,900",
+                &arg,
+            ],
+            &url3,
+        )
+    })
+    .await
+    .expect("chromium task");
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000));
+    eprintln!("screenshot saved to {}", shot.display());
+
+    // A high-DPI screen (2 device pixels per CSS pixel) in a narrow window: the canvas backing
+    // store follows the density, so the pixels read back still find the fill and the cross.
+    let (bin2, profile2, url) = (bin.clone(), profile.clone(), format!("{base}/?selftest=1"));
+    let dom = tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin2,
+            &profile2,
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=800,1000",
+                "--force-device-scale-factor=2",
+                "--dump-dom",
+            ],
+            &url,
+        )
+    })
+    .await
+    .expect("chromium task");
+    let t = selftest_json(&dom);
+    assert_eq!(t["dpr"], 2.0, "{t}");
+    assert_eq!(t["down_alarm_coloured"], 6, "{t}");
+    assert_eq!(t["down_crossed"], 6, "{t}");
+    let shot = artifacts().join("heatmap-host-only-hidpi.png");
+    let _ = std::fs::remove_file(&shot);
+    let arg = format!("--screenshot={}", shot.display());
     tokio::task::spawn_blocking(move || {
         run_chromium(
             &bin,
             &profile,
             &[
                 "--virtual-time-budget=10000",
-                "--window-size=1280,900",
+                "--window-size=800,1000",
+                "--force-device-scale-factor=2",
                 &arg,
             ],
             &format!("{base}/?src=a&dst=d"),
@@ -495,6 +539,15 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
     assert_eq!(t["down_crossed"], 78, "{t}");
     // 40 nodes in a 1280x900 window: cells big enough for names (drawn from 10 px).
     assert!(t["cell_px"].as_u64().unwrap_or(0) >= 14, "{t}");
+    // node-05's 5% loss makes its row DEGRADED: hatched, never told by colour alone.
+    let marks = t["marks"].as_array().expect("marks");
+    let degraded: Vec<_> = marks.iter().filter(|m| m["state"] == "degraded").collect();
+    assert!(!degraded.is_empty(), "{t}");
+    for m in &degraded {
+        assert_eq!(m["mark"], "hatch", "{m}");
+        assert_eq!(m["src"], "node-05", "{m}");
+    }
+    assert_eq!(t["mark_counts"]["hatch"], degraded.len(), "{t}");
     s.shutdown().await;
 }
 

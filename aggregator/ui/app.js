@@ -274,6 +274,8 @@ function available() {
   const rect = maps.getBoundingClientRect();
   let w = Math.max(160, maps.clientWidth);
   let h = Math.max(160, window.innerHeight - rect.top - 20);
+  // Narrow window (style.css puts the details panel below the map): leave part of it in view.
+  if (window.innerWidth <= 900) h = Math.max(160, Math.min(h, Math.round(window.innerHeight * 0.6)));
   const k = view.panels.length;
   if (k > 1) {
     if (w >= h) w = Math.floor((w - 16 * (k - 1)) / k);
@@ -872,6 +874,7 @@ async function runSelftest(cells) {
     mark_counts: markCounts,
     marks,
     cell_px: p.cell,
+    dpr: p.dpr,
     canvas_css: [Math.round(canvasRect.width), Math.round(canvasRect.height)],
     window: [window.innerWidth, window.innerHeight],
     legend: $("legend").textContent,
