@@ -500,7 +500,7 @@ async fn matrix(
         format!("{metric:?}").to_lowercase()
     )?;
     for (i, name) in m.nodes.iter().enumerate() {
-        writeln!(out, "  [{i}] {name}")?;
+        writeln!(out, "  [{i}] {}", render::printable(name))?;
     }
     let cell = 7;
     write!(out, "{:>5}", "")?;
