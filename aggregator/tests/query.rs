@@ -360,6 +360,13 @@ async fn names_carry_the_network_and_the_address() {
             .into_inner();
         assert_eq!(e.target_address, addr);
     }
+    // An address picks the agent that has it when the network is left open.
+    let e = g
+        .get_edge(get("b/any/127.0.1.2", "a"))
+        .await
+        .expect("source by address")
+        .into_inner();
+    assert_eq!(e.source_network, v1::Network::Host as i32);
     let list = |src: &str, dst: &str| v1::ListEdgesRequest {
         source_node: src.into(),
         target_node: dst.into(),

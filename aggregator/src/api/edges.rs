@@ -166,9 +166,12 @@ impl Query {
         let src_net: Network = enum_arg(r.source_network, "source_network")?;
         let dst_net: Network = enum_arg(r.target_network, "target_network")?;
         let src = Name::parse(&r.source_node, src_net, "source_node")?;
-        let agent = self
-            .find_agent(&src.node, src.network)
-            .filter(|a| agent_named(a, &src))
+        // Pod network first when the name leaves it open; an address picks the agent that has it.
+        let agent = src
+            .networks()
+            .iter()
+            .filter_map(|&n| self.find_agent(&src.node, n))
+            .find(|a| agent_named(a, &src))
             .ok_or_else(|| no_agent(&src))?;
         let ids = self.target_ids(&r.target, dst_net)?;
         let found = {
