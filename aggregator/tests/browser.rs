@@ -413,6 +413,82 @@ async fn browser_host_only_cluster_opens_on_the_host_network() {
     s.shutdown().await;
 }
 
+/// An agent that stopped reporting: its row turns UNKNOWN, drawn grey with a "?" (told apart
+/// from DOWN by the mark, not only by the colour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_unknown_cells_carry_a_question_mark() {
+    let Some(bin) = chromium() else {
+        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
+    };
+    let (s, _agents) = cluster_with_broken_node().await;
+    // c's agent is held to a 1 ms report interval, so the next sweep finds it silent.
+    let key = echomesh_aggregator::graph::AgentKey {
+        node: "c".into(),
+        network: echomesh_proto::v1::Network::Pod,
+    };
+    let c = s.graph.agent(&key).expect("c's agent");
+    let ids = echomesh_aggregator::Graph::assigned_ids(&c);
+    let generation = c.slab.lock().generation;
+    s.graph
+        .apply_assignment(&c, generation, &ids, Duration::from_millis(1));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.graph.sweep();
+    let base = format!("http://{}", s.http_addr);
+    let profile = tempdir("echomesh-chromium-unknown");
+    let _cleanup = RemoveOnDrop(profile.clone());
+    let (bin2, profile2, url) = (
+        bin.clone(),
+        profile.clone(),
+        format!("{base}/?selftest=1&network=pod"),
+    );
+    let dom = tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin2,
+            &profile2,
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=1280,900",
+                "--dump-dom",
+            ],
+            &url,
+        )
+    })
+    .await
+    .expect("chromium task");
+    let t = selftest_json(&dom);
+    eprintln!("self-test: {t}");
+    let marks = t["marks"].as_array().expect("marks");
+    let unknown: Vec<_> = marks.iter().filter(|m| m["state"] == "unknown").collect();
+    assert_eq!(unknown.len(), 3, "c's row: {t}");
+    for m in &unknown {
+        assert_eq!(m["src"], "c", "{m}");
+        assert_eq!(m["mark"], "query", "{m}");
+    }
+    assert_eq!(t["mark_counts"]["query"], 3, "{t}");
+    assert_eq!(t["down_crossed"], 5, "d's row and column but c -> d: {t}");
+
+    let shot = artifacts().join("heatmap-unknown.png");
+    let _ = std::fs::remove_file(&shot);
+    let arg = format!("--screenshot={}", shot.display());
+    tokio::task::spawn_blocking(move || {
+        run_chromium(
+            &bin,
+            &profile,
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=1280,900",
+                &arg,
+            ],
+            &format!("{base}/?network=pod&src=c&dst=a"),
+        )
+    })
+    .await
+    .expect("chromium task");
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000));
+    eprintln!("screenshot saved to {}", shot.display());
+    s.shutdown().await;
+}
+
 /// Removes a Chromium profile directory when the test ends, passed or failed.
 struct RemoveOnDrop(PathBuf);
 

@@ -596,9 +596,12 @@ function renderDetails(box, e) {
     ["ICMP errors", [`${e.icmp_errors_total}`]],
   ];
   const table = el("table", {}, ...rows.map(([k, v]) => el("tr", { "data-row": k }, el("td", {}, k), el("td", { class: "num" }, ...v))));
-  const note = down
-    ? el("p", { class: "down-note" }, `no replies since ${fmtClock(since)} (${fmtDur(e.state_age_ms)} ago): RTT percentiles are not shown`)
-    : null;
+  let note = null;
+  if (down) {
+    note = el("p", { class: "down-note" }, `no replies since ${fmtClock(since)} (${fmtDur(e.state_age_ms)} ago): RTT percentiles are not shown`);
+  } else if (e.state === "unknown") {
+    note = el("p", { class: "hint" }, `no reports from the source since ${fmtClock(since)}: the figures below are the last it sent`);
+  }
   const extra = [];
   if (e.expected_down) extra.push(el("p", { class: "hint" }, "planned outage: the target node is cordoned, drained or being deleted"));
   if (e.target_node_ready) extra.push(el("p", { class: "hint" }, `target node Ready: ${e.target_node_ready}`));
