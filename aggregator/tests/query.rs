@@ -407,6 +407,26 @@ async fn names_carry_the_network_and_the_address() {
         .expect_err("no pod agent on a");
     assert_eq!(e.code(), Code::NotFound);
     assert_eq!(e.message(), "no agent on node \"a\" in the pod network");
+    // Percentiles of one agent by name.
+    let p = g
+        .percentiles(v1::PercentilesRequest {
+            scope: v1::Scope::Node as i32,
+            node: "b/host".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("node percentiles")
+        .into_inner();
+    assert_eq!(p.edges, 3);
+    let e = g
+        .percentiles(v1::PercentilesRequest {
+            scope: v1::Scope::Node as i32,
+            node: "a/pod".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no pod agent on a");
+    assert_eq!(e.code(), Code::NotFound);
     // Malformed names are InvalidArgument with the reason.
     for (req, msg) in [
         (

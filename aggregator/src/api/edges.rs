@@ -269,7 +269,7 @@ impl Query {
 }
 
 /// Whether agent `a` is the one `name` names (node, network, and one of its addresses).
-fn agent_named(a: &AgentEntry, name: &Name) -> bool {
+pub(super) fn agent_named(a: &AgentEntry, name: &Name) -> bool {
     name.matches(&a.key.node, a.key.network, None)
         && name
             .addr
@@ -277,7 +277,7 @@ fn agent_named(a: &AgentEntry, name: &Name) -> bool {
 }
 
 /// `NotFound` for a source name that matches no agent.
-fn no_agent(name: &Name) -> Status {
+pub(super) fn no_agent(name: &Name) -> Status {
     Status::not_found(match (name.network, name.addr) {
         (Network::Unspecified, None) => format!("no agent on node {:?}", name.node),
         (_, None) => format!(

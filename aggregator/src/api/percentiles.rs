@@ -3,6 +3,7 @@
 use echomesh_proto::v1::{self, Network, Scope};
 use tonic::Status;
 
+use super::edges::{agent_named, names::Name, no_agent};
 use super::{Query, enum_arg};
 use crate::graph::accumulate;
 use crate::graph::sketch::{SKETCH_BUCKETS, SKETCH_RELATIVE_ERROR, quantile_ns};
@@ -41,8 +42,20 @@ impl Query {
                 if scope == Scope::Node && r.node.is_empty() {
                     return Err(Status::invalid_argument("scope NODE needs node"));
                 }
-                for a in self.graph.agents() {
-                    if scope == Scope::Node && *a.key.node != *r.node {
+                let name = if scope == Scope::Node {
+                    Some(Name::parse(&r.node, network, "node")?)
+                } else {
+                    None
+                };
+                let network = name.as_ref().map_or(network, |n| n.network);
+                let agents = self.graph.agents();
+                if let Some(n) = &name
+                    && !agents.iter().any(|a| agent_named(a, n))
+                {
+                    return Err(no_agent(n));
+                }
+                for a in agents {
+                    if name.as_ref().is_some_and(|n| !agent_named(&a, n)) {
                         continue;
                     }
                     if network != Network::Unspecified && a.key.network != network {
