@@ -2,8 +2,9 @@
 //!
 //! The page, opened with `?selftest=1`, reads its own canvas pixels back after the first draw
 //! and writes what it found into `<pre id="selftest">`; `--dump-dom` hands that to us. So the test
-//! checks the picture (a DOWN edge is drawn in the alarm colour), not just the markup. A screenshot
-//! is kept at `<target>/artifacts/heatmap.png`. Without a Chromium binary the test says so and
+//! checks the picture (a DOWN edge is drawn in the alarm colour with a white cross, every cell that
+//! is not UP carries its mark, the history charts have axes), not just the markup. Screenshots are
+//! kept at `<target>/artifacts/heatmap*.png`. Without a Chromium binary the test says so and
 //! skips, except in CI, where it fails (CI installs Debian's `chromium`; set `ECHOMESH_CHROMIUM`
 //! to use another binary). Every test here is named `browser_*`: CI's fast stage skips them by
 //! that prefix and its root stage, which installs Chromium, runs them.
