@@ -8,11 +8,13 @@
 //!
 //! - [`service`]: the thin tonic trait implementation.
 //! - [`pagination`]: page tokens and limits.
+//! - [`names`]: the `node[/network[/address]]` names every request accepts, parsed once.
 //! - [`summary`], [`nodes`], [`edges`], [`matrix`], [`percentiles`], [`watch`]: one per request.
 //! - [`view`]: the one place an edge record becomes a `v1::Edge`.
 
 pub mod edges;
 pub mod matrix;
+pub mod names;
 pub mod nodes;
 pub mod pagination;
 pub mod percentiles;

@@ -16,10 +16,7 @@ use super::{Query, enum_arg};
 use crate::graph::machine::severity;
 use crate::graph::{AgentEntry, AgentKey, EdgeRecord, Endpoint, endpoint_id, first_per_family};
 
-// The names every edge request accepts, parsed beside the requests that read them.
-#[path = "names.rs"]
-pub mod names;
-use names::Name;
+use super::names::Name;
 
 /// Edges matching a ListEdges filter, as (agent index, slot, sort key).
 struct Hit {

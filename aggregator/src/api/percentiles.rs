@@ -3,7 +3,8 @@
 use echomesh_proto::v1::{self, Network, Scope};
 use tonic::Status;
 
-use super::edges::{agent_named, names::Name, no_agent};
+use super::edges::{agent_named, no_agent};
+use super::names::Name;
 use super::{Query, enum_arg};
 use crate::graph::accumulate;
 use crate::graph::sketch::{SKETCH_BUCKETS, SKETCH_RELATIVE_ERROR, quantile_ns};
