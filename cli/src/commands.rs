@@ -397,13 +397,21 @@ async fn edge(
         ),
         (
             "rtt ms",
-            format!(
-                "p50 {}  p90 {}  p99 {}  worst p99 10m {}",
-                ms(e.p50_us),
-                ms(e.p90_us),
-                ms(e.p99_us),
-                ms(e.p99_10m_us)
-            ),
+            if render::is_down(&e) {
+                format!(
+                    "no replies since the edge went DOWN {} ago  (worst p99 10m {})",
+                    age(e.state_age_ms),
+                    ms(e.p99_10m_us)
+                )
+            } else {
+                format!(
+                    "p50 {}  p90 {}  p99 {}  worst p99 10m {}",
+                    ms(e.p50_us),
+                    ms(e.p90_us),
+                    ms(e.p99_us),
+                    ms(e.p99_10m_us)
+                )
+            },
         ),
         (
             "totals",

@@ -157,14 +157,17 @@ pub const EDGE_STATE_COL: usize = 3;
 /// `SOURCE`, `TARGET` and `ADDRESS` together are a name `edge` and `edges --to` accept.
 #[must_use]
 pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
+    // A DOWN edge gets no replies: its percentiles describe the time before the outage, so the
+    // table shows none rather than figures that read as current.
+    let rtt = |us: f64| if is_down(e) { "-".to_string() } else { ms(us) };
     let mut r = vec![
         format!("{}/{}", e.source_node, network_name(e.source_network)),
         format!("{}/{}", e.target_node, network_name(e.target_network)),
         e.target_address.clone(),
         state_label(e.state).to_string(),
         format!("{:.2}", e.loss_1m_pct),
-        ms(e.p50_us),
-        ms(e.p99_us),
+        rtt(e.p50_us),
+        rtt(e.p99_us),
     ];
     if wide {
         r.extend([
@@ -178,6 +181,12 @@ pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
         ]);
     }
     r
+}
+
+/// True for an edge the state machine holds DOWN.
+#[must_use]
+pub fn is_down(e: &v1::Edge) -> bool {
+    e.state == EdgeState::Down as i32
 }
 
 /// Column names matching [`edge_row`].
@@ -197,6 +206,21 @@ pub fn edge_header(wide: bool) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_down_edge_shows_no_stale_percentiles() {
+        let mut e = v1::Edge {
+            state: EdgeState::Down as i32,
+            p50_us: 5880.0,
+            p99_us: 46_000.0,
+            ..v1::Edge::default()
+        };
+        let row = edge_row(&e, false);
+        assert_eq!(&row[5..7], ["-", "-"], "{row:?}");
+        e.state = EdgeState::Up as i32;
+        let row = edge_row(&e, false);
+        assert_ne!(row[5], "-", "{row:?}");
+    }
 
     #[test]
     fn control_characters_are_escaped() {
