@@ -670,14 +670,14 @@ fn print_event(ev: &v1::Event, json: bool, out: &mut (dyn Write + Send)) -> Resu
 
 /// What `check` holds the graph to.
 struct Limits {
-    max_loss: f64,
+    max_loss: Option<f64>,
     max_p99_ms: Option<f64>,
     min_agents: Option<u32>,
     expect_nodes: Option<u32>,
 }
 
-/// Every known edge within the limits and enough agents and nodes → 0, otherwise 1 with the
-/// offenders and the missing listed; no agent connected at all → 2 (nothing was checked). Edges
+/// Every known edge UP now (and within the optional window limits) and enough agents and nodes → 0,
+/// otherwise 1 with the offenders and the missing listed; no agent connected at all → 2 (nothing was checked). Edges
 /// whose target node is expected down (cordoned, draining or deleting: Kubernetes discovery) are
 /// not checked.
 async fn check(
@@ -767,9 +767,13 @@ async fn check(
                 continue;
             }
             checked += 1;
-            let loss_bad = e.loss_1m_pct > lim.max_loss || e.state == EdgeState::Down as i32;
+            // The current verdict of the state machine (with its hysteresis), plus the optional
+            // limits over the last minute's window.
+            let state_bad =
+                e.state == EdgeState::Down as i32 || e.state == EdgeState::Degraded as i32;
+            let loss_bad = lim.max_loss.is_some_and(|m| e.loss_1m_pct > m);
             let p99_bad = lim.max_p99_ms.is_some_and(|m| e.p99_us / 1000.0 > m);
-            if loss_bad || p99_bad {
+            if state_bad || loss_bad || p99_bad {
                 bad.push(e);
             }
         }

@@ -188,10 +188,12 @@ pub enum Command {
     /// Exit 0 when every known edge is within the limits, 1 otherwise (listing them), 2 when the
     /// aggregator cannot be reached or no agent is connected.
     Check {
-        /// Largest acceptable loss over the last minute, percent.
-        #[arg(long, default_value_t = 1.0)]
-        max_loss: f64,
-        /// Largest acceptable p99 RTT, milliseconds.
+        /// Also fail edges whose loss over the last minute is above this, percent. Without it,
+        /// `check` judges the current state only: an edge fails while the aggregator holds it
+        /// DOWN or DEGRADED, so a healed link passes at once instead of a minute later.
+        #[arg(long)]
+        max_loss: Option<f64>,
+        /// Also fail edges whose p99 RTT over the last minute is above this, milliseconds.
         #[arg(long)]
         max_p99: Option<f64>,
         /// Fail (exit 1) when fewer agents than this are connected, naming those that are gone.

@@ -140,6 +140,57 @@ async fn check_exits_one_and_lists_offenders() {
     f.stop().await;
 }
 
+/// Without window limits `check` judges what the aggregator holds now: an edge that is DOWN fails,
+/// an edge that is UP passes even if the last minute held some loss (a healed link passes at once).
+#[tokio::test]
+async fn check_judges_the_current_state_by_default() {
+    let f = fixture(100).await;
+    let (_, edges, _) = f.run(&["-o", "json", "edges"]).await;
+    let v: serde_json::Value = serde_json::from_str(&edges).expect("json");
+    let down = v["edges"]
+        .as_array()
+        .map(|a| a.iter().filter(|e| e["state"] == "down").count())
+        .unwrap_or(0);
+    assert_eq!(down, 2, "c's two edges lost every probe: {edges}");
+    let (code, out, _) = f.run(&["check"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("FAIL: 2 of 6 edges"), "{out}");
+
+    // The link heals: clean windows bring c's edges back UP while the last minute still holds
+    // the lost probes. The current state passes; the one-minute window limit still fails.
+    let mut h = Histogram::new();
+    for _ in 0..100 {
+        h.record(Duration::from_micros(400));
+    }
+    let mut f = f;
+    let mut up = false;
+    for _ in 0..10 {
+        let c = &mut f._agents[2];
+        let r = c.report(100, 0, &h);
+        let seq = r.seq;
+        c.send_report(r).await;
+        c.wait_ack(seq).await;
+        let (_, edges, _) = f.run(&["-o", "json", "edges", "--from", "c"]).await;
+        let v: serde_json::Value = serde_json::from_str(&edges).expect("json");
+        if v["edges"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|e| e["state"] == "up"))
+        {
+            up = true;
+            break;
+        }
+    }
+    assert!(up, "c's edges came back UP after clean windows");
+    let (code, out, _) = f.run(&["check"]).await;
+    assert_eq!(
+        code, 0,
+        "healed edges pass a check of the current state: {out}"
+    );
+    let (code, out, _) = f.run(&["check", "--max-loss", "1"]).await;
+    assert_eq!(code, 1, "the last minute still holds the loss: {out}");
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn unreachable_aggregator_exits_two() {
     // Bind then drop a listener to get a port nothing listens on.

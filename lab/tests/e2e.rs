@@ -419,7 +419,7 @@ fn t2_cut_turns_the_nodes_edges_down_and_heal_brings_them_back() {
         down_after <= Duration::from_secs(3),
         "DOWN after {down_after:?}"
     );
-    let check = e.cli(&["check", "--max-loss", "100"]);
+    let check = e.cli(&["check"]);
     assert_eq!(check.status.code(), Some(1), "check during the cut");
 
     let t1 = Instant::now();
@@ -427,7 +427,7 @@ fn t2_cut_turns_the_nodes_edges_down_and_heal_brings_them_back() {
     e.wait_all_up(Duration::from_secs(5))
         .unwrap_or_else(|m| panic!("heal: {m}"));
     eprintln!("t2: all UP again {:?} after heal", t1.elapsed());
-    let check = e.cli(&["check", "--max-loss", "100"]);
+    let check = e.cli(&["check"]);
     assert_eq!(
         check.status.code(),
         Some(0),
