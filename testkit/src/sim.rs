@@ -103,6 +103,15 @@ impl SimAgent {
             .expect("aggregator answers in time")
     }
 
+    /// The next message's body, for the waits below.
+    async fn next_msg(&mut self) -> Option<aggregator_message::Msg> {
+        self.next()
+            .await
+            .expect("stream ok")
+            .expect("stream open")
+            .msg
+    }
+
     /// Waits for a new assignment with exactly `n` targets (earlier, other-sized ones are kept
     /// in [`SimAgent::assignment`] and skipped).
     ///
@@ -111,13 +120,7 @@ impl SimAgent {
     /// When the stream fails or ends, or nothing arrives within [`SOON`].
     pub async fn wait_assignment(&mut self, n: usize) -> v1::Assignment {
         loop {
-            match self
-                .next()
-                .await
-                .expect("stream ok")
-                .expect("stream open")
-                .msg
-            {
+            match self.next_msg().await {
                 Some(aggregator_message::Msg::Assignment(a)) => {
                     let done = a.targets.len() == n;
                     self.assignment = Some(a.clone());
@@ -193,13 +196,7 @@ impl SimAgent {
     /// When the stream fails or ends, or nothing arrives within [`SOON`].
     pub async fn wait_ack(&mut self, seq: u64) {
         loop {
-            match self
-                .next()
-                .await
-                .expect("stream ok")
-                .expect("stream open")
-                .msg
-            {
+            match self.next_msg().await {
                 Some(aggregator_message::Msg::Ack(a)) if a.seq == seq => return,
                 Some(aggregator_message::Msg::Assignment(a)) => self.assignment = Some(a),
                 _ => {}
