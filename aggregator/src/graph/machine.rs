@@ -7,6 +7,13 @@
 //! [`Thresholds::clear_after`]; an agent's Alert (it already saw `down_after` consecutive losses)
 //! moves to DOWN at once so detection does not wait for the report window. An edge whose source
 //! agent stops reporting becomes UNKNOWN, never silently "up".
+//!
+//! Leaving DEGRADED for UP also needs enough clean probes to be sure, not only enough clean
+//! windows: at 10 probes a window, a link losing 10 % of its probes sends a loss-free window a
+//! third of the time, so "three clean windows" would let a steadily lossy edge flap between UP and
+//! DEGRADED. The edge clears only after `3 / threshold` consecutive probes in windows below the
+//! threshold (the rule of three: with none lost in that many, the loss is below the threshold with
+//! 95 % confidence), e.g. 300 probes (30 s at 10 Hz) for the default 1 %.
 
 use std::time::Duration;
 
@@ -70,7 +77,22 @@ pub struct EdgeMachine {
     state: u8,
     pending: u8,
     pending_n: u8,
-    _pad: u8,
+    /// Consecutive clean probes seen while DEGRADED, in units of [`CLEAN_UNIT`] (saturating).
+    clean: u8,
+}
+
+/// Probes per unit of [`EdgeMachine::clean`] (rounded down, so never overcounted): 255 units hold
+/// 510 probes, what a threshold of 0.59 % needs; lower thresholds are capped there.
+const CLEAN_UNIT: u64 = 2;
+
+impl Thresholds {
+    /// Consecutive loss-free probes that show, with 95 % confidence, that the loss is below
+    /// `degraded_loss_pct` (the rule of three: `3 / p`), at most what [`EdgeMachine`] can count.
+    #[must_use]
+    pub fn clean_probes_to_clear(&self) -> u64 {
+        let p = (self.degraded_loss_pct / 100.0).clamp(1e-9, 1.0);
+        ((3.0 / p).ceil() as u64).min(u64::from(u8::MAX) * CLEAN_UNIT)
+    }
 }
 
 impl Default for EdgeMachine {
@@ -79,7 +101,7 @@ impl Default for EdgeMachine {
             state: EdgeState::Unknown as u8,
             pending: EdgeState::Unknown as u8,
             pending_n: 0,
-            _pad: 0,
+            clean: 0,
         }
     }
 }
@@ -132,6 +154,7 @@ impl EdgeMachine {
         }
         if seen == cur {
             self.pending_n = 0;
+            self.clean = 0;
             return None;
         }
         if from_u8(self.pending) == seen {
@@ -139,12 +162,21 @@ impl EdgeMachine {
         } else {
             self.pending = seen as u8;
             self.pending_n = 1;
+            self.clean = 0;
         }
         let need = if rank(seen) > rank(cur) {
             t.raise_after
         } else {
             t.clear_after
         };
+        if cur == EdgeState::Degraded && seen == EdgeState::Up {
+            // Counted while every window of the run is below the threshold (classify says UP).
+            let units = (w.sent / CLEAN_UNIT).min(u64::from(u8::MAX)) as u8;
+            self.clean = self.clean.saturating_add(units);
+            if u64::from(self.clean) * CLEAN_UNIT < t.clean_probes_to_clear() {
+                return None;
+            }
+        }
         if self.pending_n >= need.max(1) {
             return self.set(seen);
         }
@@ -174,6 +206,7 @@ impl EdgeMachine {
         self.state = to as u8;
         self.pending = to as u8;
         self.pending_n = 0;
+        self.clean = 0;
         (from != to).then_some((from, to))
     }
 }
@@ -263,5 +296,70 @@ mod tests {
     #[test]
     fn machine_is_four_bytes() {
         assert_eq!(std::mem::size_of::<EdgeMachine>(), 4);
+    }
+
+    /// A small deterministic generator, so the loss pattern is random-looking and repeatable.
+    fn lcg(state: &mut u64) -> f64 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (*state >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Ten minutes of 1 s windows of 10 probes with each probe lost at `loss`: the transitions.
+    fn ten_minutes_at(loss: f64, seed: u64) -> Vec<Transition> {
+        let t = Thresholds::default();
+        let mut m = EdgeMachine::default();
+        let mut rng = seed;
+        let mut out = Vec::new();
+        m.observe(&t, &w(10, 0));
+        for _ in 0..600 {
+            let lost = (0..10).filter(|_| lcg(&mut rng) < loss).count() as u64;
+            if let Some(tr) = m.observe(&t, &w(10, lost)) {
+                out.push(tr);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn steady_loss_above_the_threshold_does_not_flap() {
+        for seed in 1..=20 {
+            let tr = ten_minutes_at(0.10, seed);
+            assert_eq!(
+                tr,
+                vec![(EdgeState::Up, EdgeState::Degraded)],
+                "seed {seed}: at most one transition in 10 minutes at 10 % loss"
+            );
+        }
+    }
+
+    #[test]
+    fn degraded_clears_after_enough_clean_probes_not_three_windows() {
+        let t = Thresholds::default();
+        assert_eq!(t.clean_probes_to_clear(), 300);
+        let mut m = EdgeMachine::default();
+        m.observe(&t, &w(10, 0));
+        m.observe(&t, &w(10, 2));
+        m.observe(&t, &w(10, 2));
+        assert_eq!(m.state(), EdgeState::Degraded);
+        for i in 0..29 {
+            assert_eq!(m.observe(&t, &w(10, 0)), None, "clean window {i}");
+        }
+        assert_eq!(
+            m.observe(&t, &w(10, 0)),
+            Some((EdgeState::Degraded, EdgeState::Up)),
+            "300 clean probes"
+        );
+        // A lost probe restarts the count.
+        m.observe(&t, &w(10, 2));
+        m.observe(&t, &w(10, 2));
+        for _ in 0..20 {
+            m.observe(&t, &w(10, 0));
+        }
+        m.observe(&t, &w(10, 1));
+        for _ in 0..20 {
+            assert_eq!(m.observe(&t, &w(10, 0)), None);
+        }
     }
 }
