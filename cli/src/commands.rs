@@ -524,6 +524,9 @@ async fn matrix(
                 "·".to_string()
             } else if v.is_nan() {
                 "-".to_string()
+            } else if m.states.get(i * n + j) == Some(&(EdgeState::Down as i32)) {
+                // Marked in words too, so DOWN reads without colour (logs, pipes, NO_COLOR).
+                "DOWN".to_string()
             } else if metric == Metric::Loss {
                 format!("{v:.1}")
             } else {

@@ -23,10 +23,20 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
-/// Whether to colour output: a terminal, and `NO_COLOR` unset.
+/// Whether to colour output: `NO_COLOR` unset, and a terminal or `CLICOLOR_FORCE` set to
+/// something other than `0` (for a program that shows our output on its own terminal, like the
+/// lab's demo).
 #[must_use]
 pub fn colour() -> bool {
-    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    colour_for(
+        io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").is_some(),
+        std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| !v.is_empty() && v != "0"),
+    )
+}
+
+fn colour_for(terminal: bool, no_color: bool, forced: bool) -> bool {
+    !no_color && (terminal || forced)
 }
 
 /// Upper-case state label for tables (JSON uses `echomesh_proto::view::state_name`).
@@ -220,6 +230,17 @@ mod tests {
         e.state = EdgeState::Up as i32;
         let row = edge_row(&e, false);
         assert_ne!(row[5], "-", "{row:?}");
+    }
+
+    #[test]
+    fn colour_follows_no_color_and_clicolor_force() {
+        assert!(colour_for(true, false, false));
+        assert!(!colour_for(false, false, false));
+        assert!(
+            colour_for(false, false, true),
+            "forced for the demo's redraw"
+        );
+        assert!(!colour_for(true, true, true), "NO_COLOR wins");
     }
 
     #[test]

@@ -152,6 +152,12 @@ async fn check_judges_the_current_state_by_default() {
         .map(|a| a.iter().filter(|e| e["state"] == "down").count())
         .unwrap_or(0);
     assert_eq!(down, 2, "c's two edges lost every probe: {edges}");
+    let (_, matrix, _) = f.run(&["matrix"]).await;
+    assert_eq!(
+        matrix.matches("DOWN").count(),
+        2,
+        "DOWN cells are marked in words, not only in colour: {matrix}"
+    );
     let (code, out, _) = f.run(&["check"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.starts_with("FAIL: 2 of 6 edges"), "{out}");

@@ -117,6 +117,10 @@ fn matrix_command(lab: &Lab) -> Option<Command> {
     let url = lab.grpc_url()?;
     let mut c = Command::new(lab.state().bin_dir.join("echomesh"));
     c.args(["--aggregator", &url, "matrix"]);
+    // The demo shows the matrix on its own terminal: keep the CLI's state colours (DOWN red).
+    if std::io::stdout().is_terminal() {
+        c.env("CLICOLOR_FORCE", "1");
+    }
     Some(c)
 }
 
