@@ -106,6 +106,43 @@ fn selftest_json(dom: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("the page did not finish its self-test ({e}): {text:?}"))
 }
 
+/// Loads `url` with `flags` (after a 10 s virtual-time budget) and saves a screenshot as
+/// `<artifacts>/<file>`, checked to be a real PNG.
+async fn screenshot(bin: &Path, profile: &Path, flags: &[&str], url: String, file: &str) {
+    let shot = artifacts().join(file);
+    let _ = std::fs::remove_file(&shot);
+    let mut args = vec!["--virtual-time-budget=10000".to_string()];
+    args.extend(flags.iter().map(|f| (*f).to_string()));
+    args.push(format!("--screenshot={}", shot.display()));
+    let (bin, profile) = (bin.to_path_buf(), profile.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_chromium(&bin, &profile, &args, &url)
+    })
+    .await
+    .expect("chromium task");
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{file} not written: {e}"));
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 2000,
+        "{file}: a real PNG"
+    );
+    eprintln!("screenshot saved to {}", shot.display());
+}
+
+/// Loads `url` with `flags` and returns the page's self-test report.
+async fn selftest(bin: &Path, profile: &Path, flags: &[&str], url: String) -> serde_json::Value {
+    let mut args: Vec<String> = flags.iter().map(|f| (*f).to_string()).collect();
+    args.push("--dump-dom".into());
+    let (bin, profile) = (bin.to_path_buf(), profile.to_path_buf());
+    let dom = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_chromium(&bin, &profile, &args, &url)
+    })
+    .await
+    .expect("chromium task");
+    selftest_json(&dom)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     let Some(bin) = chromium() else {
@@ -115,24 +152,13 @@ async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium");
     let _cleanup = RemoveOnDrop(profile.clone());
-    let dom = {
-        let (bin, profile, url) = (
-            bin.clone(),
-            profile.clone(),
-            format!("{base}/?selftest=1&metric=loss&network=pod"),
-        );
-        tokio::task::spawn_blocking(move || {
-            run_chromium(
-                &bin,
-                &profile,
-                &["--virtual-time-budget=10000", "--dump-dom"],
-                &url,
-            )
-        })
-        .await
-        .expect("chromium task")
-    };
-    let t = selftest_json(&dom);
+    let t = selftest(
+        &bin,
+        &profile,
+        &["--virtual-time-budget=10000"],
+        format!("{base}/?selftest=1&metric=loss&network=pod"),
+    )
+    .await;
     eprintln!("self-test: {t}");
     assert_eq!(t["nodes"], 4, "{t}");
     assert_eq!(t["cells"], 16, "one cell per source and target: {t}");
@@ -163,29 +189,14 @@ async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     }
     assert_down_marked_and_details_current(&t, 6);
 
-    let shot = artifacts().join("heatmap.png");
-    let _ = std::fs::remove_file(&shot);
-    let arg = format!("--screenshot={}", shot.display());
-    tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin,
-            &profile,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=1100,720",
-                &arg,
-            ],
-            &format!("{base}/?metric=loss&network=pod&src=a&dst=d"),
-        )
-    })
-    .await
-    .expect("chromium task");
-    let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 2000,
-        "a real PNG"
-    );
-    eprintln!("screenshot saved to {}", shot.display());
+    screenshot(
+        &bin,
+        &profile,
+        &["--window-size=1100,720"],
+        format!("{base}/?metric=loss&network=pod&src=a&dst=d"),
+        "heatmap.png",
+    )
+    .await;
     s.shutdown().await;
 }
 
@@ -252,22 +263,13 @@ async fn browser_both_networks_are_shown_when_both_have_agents() {
     let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium-both");
     let _cleanup = RemoveOnDrop(profile.clone());
-    let (bin2, profile2, url) = (bin.clone(), profile.clone(), format!("{base}/?selftest=1"));
-    let dom = tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin2,
-            &profile2,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=1400,900",
-                "--dump-dom",
-            ],
-            &url,
-        )
-    })
-    .await
-    .expect("chromium task");
-    let t = selftest_json(&dom);
+    let t = selftest(
+        &bin,
+        &profile,
+        &["--virtual-time-budget=10000", "--window-size=1400,900"],
+        format!("{base}/?selftest=1"),
+    )
+    .await;
     eprintln!("self-test: {t}");
     assert_eq!(t["networks"], serde_json::json!(["pod", "host"]), "{t}");
     assert_eq!(
@@ -280,25 +282,14 @@ async fn browser_both_networks_are_shown_when_both_have_agents() {
     }
     assert_eq!(t["down_crossed"], 6, "{t}");
 
-    let shot = artifacts().join("heatmap-both-networks.png");
-    let _ = std::fs::remove_file(&shot);
-    let arg = format!("--screenshot={}", shot.display());
-    tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin,
-            &profile,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=1400,900",
-                &arg,
-            ],
-            &format!("{base}/?src=b&dst=d&edge_network=host"),
-        )
-    })
-    .await
-    .expect("chromium task");
-    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000));
-    eprintln!("screenshot saved to {}", shot.display());
+    screenshot(
+        &bin,
+        &profile,
+        &["--window-size=1400,900"],
+        format!("{base}/?src=b&dst=d&edge_network=host"),
+        "heatmap-both-networks.png",
+    )
+    .await;
     s.shutdown().await;
 }
 
@@ -313,23 +304,13 @@ async fn browser_host_only_cluster_opens_on_the_host_network() {
     let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium-host");
     let _cleanup = RemoveOnDrop(profile.clone());
-    let url = format!("{base}/?selftest=1");
-    let (bin2, profile2) = (bin.clone(), profile.clone());
-    let dom = tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin2,
-            &profile2,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=1280,900",
-                "--dump-dom",
-            ],
-            &url,
-        )
-    })
-    .await
-    .expect("chromium task");
-    let t = selftest_json(&dom);
+    let t = selftest(
+        &bin,
+        &profile,
+        &["--virtual-time-budget=10000", "--window-size=1280,900"],
+        format!("{base}/?selftest=1"),
+    )
+    .await;
     eprintln!("self-test: {t}");
     assert_eq!(t["network"], "host", "{t}");
     assert_eq!(t["networks"], serde_json::json!(["host"]), "{t}");
@@ -348,69 +329,39 @@ async fn browser_host_only_cluster_opens_on_the_host_network() {
         "the map uses the window's height: {t}"
     );
 
-    let shot = artifacts().join("heatmap-host-only.png");
-    let _ = std::fs::remove_file(&shot);
-    let arg = format!("--screenshot={}", shot.display());
-    let (bin3, profile3, url3) = (bin.clone(), profile.clone(), format!("{base}/?src=a&dst=d"));
-    tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin3,
-            &profile3,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=1280,900",
-                &arg,
-            ],
-            &url3,
-        )
-    })
-    .await
-    .expect("chromium task");
-    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000));
-    eprintln!("screenshot saved to {}", shot.display());
+    screenshot(
+        &bin,
+        &profile,
+        &["--window-size=1280,900"],
+        format!("{base}/?src=a&dst=d"),
+        "heatmap-host-only.png",
+    )
+    .await;
 
     // A high-DPI screen (2 device pixels per CSS pixel) in a narrow window: the canvas backing
     // store follows the density, so the pixels read back still find the fill and the cross.
-    let (bin2, profile2, url) = (bin.clone(), profile.clone(), format!("{base}/?selftest=1"));
-    let dom = tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin2,
-            &profile2,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=800,1000",
-                "--force-device-scale-factor=2",
-                "--dump-dom",
-            ],
-            &url,
-        )
-    })
-    .await
-    .expect("chromium task");
-    let t = selftest_json(&dom);
+    let t = selftest(
+        &bin,
+        &profile,
+        &[
+            "--virtual-time-budget=10000",
+            "--window-size=800,1000",
+            "--force-device-scale-factor=2",
+        ],
+        format!("{base}/?selftest=1"),
+    )
+    .await;
     assert_eq!(t["dpr"], 2.0, "{t}");
     assert_eq!(t["down_alarm_coloured"], 6, "{t}");
     assert_eq!(t["down_crossed"], 6, "{t}");
-    let shot = artifacts().join("heatmap-host-only-hidpi.png");
-    let _ = std::fs::remove_file(&shot);
-    let arg = format!("--screenshot={}", shot.display());
-    tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin,
-            &profile,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=800,1000",
-                "--force-device-scale-factor=2",
-                &arg,
-            ],
-            &format!("{base}/?src=a&dst=d"),
-        )
-    })
-    .await
-    .expect("chromium task");
-    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000));
-    eprintln!("screenshot saved to {}", shot.display());
+    screenshot(
+        &bin,
+        &profile,
+        &["--window-size=800,1000", "--force-device-scale-factor=2"],
+        format!("{base}/?src=a&dst=d"),
+        "heatmap-host-only-hidpi.png",
+    )
+    .await;
     s.shutdown().await;
 }
 
@@ -437,26 +388,13 @@ async fn browser_unknown_cells_carry_a_question_mark() {
     let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium-unknown");
     let _cleanup = RemoveOnDrop(profile.clone());
-    let (bin2, profile2, url) = (
-        bin.clone(),
-        profile.clone(),
+    let t = selftest(
+        &bin,
+        &profile,
+        &["--virtual-time-budget=10000", "--window-size=1280,900"],
         format!("{base}/?selftest=1&network=pod"),
-    );
-    let dom = tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin2,
-            &profile2,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=1280,900",
-                "--dump-dom",
-            ],
-            &url,
-        )
-    })
-    .await
-    .expect("chromium task");
-    let t = selftest_json(&dom);
+    )
+    .await;
     eprintln!("self-test: {t}");
     let marks = t["marks"].as_array().expect("marks");
     let unknown: Vec<_> = marks.iter().filter(|m| m["state"] == "unknown").collect();
@@ -468,25 +406,14 @@ async fn browser_unknown_cells_carry_a_question_mark() {
     assert_eq!(t["mark_counts"]["query"], 3, "{t}");
     assert_eq!(t["down_crossed"], 5, "d's row and column but c -> d: {t}");
 
-    let shot = artifacts().join("heatmap-unknown.png");
-    let _ = std::fs::remove_file(&shot);
-    let arg = format!("--screenshot={}", shot.display());
-    tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin,
-            &profile,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=1280,900",
-                &arg,
-            ],
-            &format!("{base}/?network=pod&src=c&dst=a"),
-        )
-    })
-    .await
-    .expect("chromium task");
-    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000));
-    eprintln!("screenshot saved to {}", shot.display());
+    screenshot(
+        &bin,
+        &profile,
+        &["--window-size=1280,900"],
+        format!("{base}/?network=pod&src=c&dst=a"),
+        "heatmap-unknown.png",
+    )
+    .await;
     s.shutdown().await;
 }
 
@@ -559,7 +486,6 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
     let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium-40");
     let _cleanup = RemoveOnDrop(profile.clone());
-    let dir = artifacts();
     let shots = [
         (
             "heatmap-40-loss.png",
@@ -568,48 +494,22 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
         ("heatmap-40-p99.png", "metric=p99&network=pod&order=name"),
     ];
     for (file, query) in shots {
-        let shot = dir.join(file);
-        let arg = format!("--screenshot={}", shot.display());
-        let (bin, profile, url) = (bin.clone(), profile.clone(), format!("{base}/?{query}"));
-        tokio::task::spawn_blocking(move || {
-            run_chromium(
-                &bin,
-                &profile,
-                &[
-                    "--virtual-time-budget=10000",
-                    "--window-size=1280,900",
-                    &arg,
-                ],
-                &url,
-            )
-        })
-        .await
-        .expect("chromium task");
-        assert!(
-            std::fs::metadata(&shot).is_ok_and(|m| m.len() > 2000),
-            "{file}"
-        );
-        eprintln!("screenshot saved to {}", shot.display());
-    }
-    let (bin2, url) = (
-        bin.clone(),
-        format!("{base}/?selftest=1&metric=loss&network=pod"),
-    );
-    let dom = tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin2,
+        screenshot(
+            &bin,
             &profile,
-            &[
-                "--virtual-time-budget=10000",
-                "--window-size=1280,900",
-                "--dump-dom",
-            ],
-            &url,
+            &["--window-size=1280,900"],
+            format!("{base}/?{query}"),
+            file,
         )
-    })
-    .await
-    .expect("chromium task");
-    let t = selftest_json(&dom);
+        .await;
+    }
+    let t = selftest(
+        &bin,
+        &profile,
+        &["--virtual-time-budget=10000", "--window-size=1280,900"],
+        format!("{base}/?selftest=1&metric=loss&network=pod"),
+    )
+    .await;
     assert_eq!(t["cells"], 1600, "{t}");
     assert_eq!(t["down"], 78, "{t}");
     assert_eq!(t["down_alarm_coloured"], 78, "{t}");
@@ -716,18 +616,13 @@ async fn browser_page_says_stale_while_cut_off_and_recovers() {
     let proxy = cut::start(s.http_addr, 8).await;
     let profile = tempdir("echomesh-chromium-cut");
     let _cleanup = RemoveOnDrop(profile.clone());
-    let url = format!("http://{proxy}/?selftest=reconnect");
-    let dom = tokio::task::spawn_blocking(move || {
-        run_chromium(
-            &bin,
-            &profile,
-            &["--virtual-time-budget=90000", "--dump-dom"],
-            &url,
-        )
-    })
-    .await
-    .expect("chromium task");
-    let t = selftest_json(&dom);
+    let t = selftest(
+        &bin,
+        &profile,
+        &["--virtual-time-budget=90000"],
+        format!("http://{proxy}/?selftest=reconnect"),
+    )
+    .await;
     eprintln!("polls: {t}");
     let polls = t["polls"].as_array().expect("polls");
     let first_ok = polls
