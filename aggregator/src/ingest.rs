@@ -26,7 +26,7 @@ use dashmap::DashMap;
 use tokio::sync::Notify;
 
 pub use errors::IngestErrorReason;
-pub use hello::{HelloError, validate_hello};
+pub use hello::{HelloError, MAX_START_AHEAD_MS, validate_hello, validate_hello_at};
 
 use crate::graph::{AgentKey, Graph};
 use crate::policy::PinglistSource;

@@ -133,6 +133,49 @@ async fn surge_rollout_replaces_once_and_the_older_agent_stands_by() {
     s.shutdown().await;
 }
 
+/// A client that claims to have started in the future (to outrank the real agent forever) is
+/// refused with the reason and counted; the real agent keeps its session.
+#[tokio::test]
+async fn a_start_time_in_the_future_cannot_outrank_the_real_agent() {
+    let s = TestAggregator::start(|_| {}).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let mut real = SimAgent::open(s.channel().await, hello("a", "agent-a", now, "127.0.0.1"))
+        .await
+        .expect("real agent session");
+    real.wait_assignment(0).await;
+    let forged = hello("a", "intruder", now + 10 * 365 * 86_400_000, "127.0.0.9");
+    let st = refused(&s, forged).await;
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    assert!(
+        st.message().contains("ahead of the aggregator's clock"),
+        "{}",
+        st.message()
+    );
+    let metrics = echomesh_testkit::http::get(s.http_addr, "/metrics")
+        .await
+        .body;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("echomesh_ingest_errors_total{reason=\"bad_hello\"} 1")),
+        "the refusal is counted"
+    );
+    let nodes = s
+        .graph_client()
+        .await
+        .list_nodes(v1::ListNodesRequest {})
+        .await
+        .expect("nodes")
+        .into_inner()
+        .nodes;
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert!(nodes[0].connected, "the real agent keeps its session");
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_standby_agent_takes_over_once_the_newer_one_is_gone() {
     let s = TestAggregator::start(|_| {}).await;

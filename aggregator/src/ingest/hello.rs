@@ -24,10 +24,40 @@ pub enum HelloError {
     /// No addresses, or too many.
     #[error("hello: an agent announces 1..=16 addresses, got {0}")]
     AddressCount(usize),
+    /// A start time ahead of the aggregator's clock by more than [`MAX_START_AHEAD_MS`].
+    #[error(
+        "hello: started_at_unix_ms is {ahead_s} s ahead of the aggregator's clock (at most {} s \
+         is accepted): a start in the future would make this session outrank every real agent \
+         of the node",
+        MAX_START_AHEAD_MS / 1000
+    )]
+    StartInFuture {
+        /// Seconds ahead.
+        ahead_s: u64,
+    },
 }
 
-/// Checks a Hello and turns it into the graph's types.
+/// How far an agent's start time may lie ahead of the aggregator's clock (node clock skew). The
+/// later start wins a claim on a node and network, so without a bound a client could claim a
+/// start in the far future and keep the real agent standing by.
+pub const MAX_START_AHEAD_MS: u64 = 5 * 60 * 1000;
+
+/// Checks a Hello against the wall clock and turns it into the graph's types.
 pub fn validate_hello(h: &v1::Hello) -> Result<(AgentKey, AgentInfo), HelloError> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    validate_hello_at(h, now_ms)
+}
+
+/// [`validate_hello`] at the given wall-clock time (unix ms).
+pub fn validate_hello_at(h: &v1::Hello, now_ms: u64) -> Result<(AgentKey, AgentInfo), HelloError> {
+    let ahead = h.started_at_unix_ms.saturating_sub(now_ms);
+    if ahead > MAX_START_AHEAD_MS {
+        return Err(HelloError::StartInFuture {
+            ahead_s: ahead / 1000,
+        });
+    }
     if h.node.is_empty() || h.node.len() > 253 || h.node.chars().any(char::is_control) {
         return Err(HelloError::BadNode(h.node.chars().take(64).collect()));
     }
@@ -100,5 +130,28 @@ mod tests {
         let (k, i) = validate_hello(&hello("n", Network::Host, &["::1", "::1"])).expect("ok");
         assert_eq!(k.network, Network::Host);
         assert_eq!(i.addresses.len(), 1);
+    }
+
+    #[test]
+    fn a_start_time_far_ahead_of_the_clock_is_refused() {
+        let now = 1_800_000_000_000;
+        let mut h = hello("n", Network::Pod, &["10.0.0.1"]);
+        h.started_at_unix_ms = now + MAX_START_AHEAD_MS;
+        assert!(
+            validate_hello_at(&h, now).is_ok(),
+            "clock skew within the bound"
+        );
+        h.started_at_unix_ms = now + 3_600_000;
+        assert_eq!(
+            validate_hello_at(&h, now)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(
+                "hello: started_at_unix_ms is 3600 s ahead of the aggregator's clock (at most \
+                 300 s is accepted): a start in the future would make this session outrank \
+                 every real agent of the node"
+                    .into()
+            )
+        );
     }
 }
