@@ -21,6 +21,10 @@ pub struct Name {
     pub addr: Option<IpAddr>,
 }
 
+/// Longest node name (a Kubernetes object name), as the Hello also enforces: every name echoed in
+/// an error stays short.
+const MAX_NODE_NAME: usize = 253;
+
 impl Name {
     /// Parses `node[/network[/address]]`; `network` is the request's own network field for the
     /// same end, which must agree with the one in the name when both are given.
@@ -34,6 +38,12 @@ impl Name {
         if node.is_empty() {
             return Err(Status::invalid_argument(format!(
                 "{field} {shown:?}: the node name is empty (use node, node/network or node/network/address)"
+            )));
+        }
+        if node.len() > MAX_NODE_NAME {
+            return Err(Status::invalid_argument(format!(
+                "{field} {shown:?}…: a node name is at most {MAX_NODE_NAME} bytes, got {}",
+                node.len()
             )));
         }
         let named = match parts.next() {
@@ -149,5 +159,19 @@ mod tests {
             assert_eq!(e.code(), tonic::Code::InvalidArgument);
             assert!(e.message().contains(msg), "{s}: {}", e.message());
         }
+    }
+
+    #[test]
+    fn an_oversized_node_name_is_refused_without_echoing_it() {
+        let long = "n".repeat(100_000);
+        let e = Name::parse(&long, Network::Unspecified, "source_node").expect_err("too long");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().len() < 300, "{}", e.message().len());
+        assert!(
+            e.message()
+                .ends_with("a node name is at most 253 bytes, got 100000"),
+            "{}",
+            e.message()
+        );
     }
 }
