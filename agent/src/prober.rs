@@ -37,7 +37,12 @@ pub struct ProbeSettings {
     pub timeout: Duration,
     /// Bytes after the 8-byte ICMP header (at least 32: the signed probe stamp).
     pub payload_size: usize,
-    /// Consecutive losses after which a target is reported unreachable.
+    /// When not 0, every other probe to each target carries this many payload bytes instead
+    /// (don't-fragment is always set): a size near the path MTU, so an MTU black hole shows as
+    /// these probes failing while the `payload_size` ones pass.
+    pub alt_payload_size: usize,
+    /// Consecutive unanswered probes after which a target is reported unreachable (see
+    /// [`state`] for when a probe counts as unanswered).
     pub down_after: u32,
 }
 
@@ -47,7 +52,8 @@ impl Default for ProbeSettings {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             payload_size: 56,
-            down_after: 3,
+            alt_payload_size: 0,
+            down_after: 6,
         }
     }
 }
@@ -62,14 +68,22 @@ impl ProbeSettings {
         if self.timeout.is_zero() {
             return bad("the probe timeout must be greater than zero".into());
         }
-        if !(PAYLOAD_HEADER_LEN..=MAX_PAYLOAD).contains(&self.payload_size) {
-            return bad(format!(
-                "payload size {} is out of range: it must be between {PAYLOAD_HEADER_LEN} (the signed \
-                 probe stamp) and {MAX_PAYLOAD} bytes",
-                self.payload_size
-            ));
+        let alt = (self.alt_payload_size != 0).then_some(self.alt_payload_size);
+        for size in std::iter::once(self.payload_size).chain(alt) {
+            if !(PAYLOAD_HEADER_LEN..=MAX_PAYLOAD).contains(&size) {
+                return bad(format!(
+                    "payload size {size} is out of range: it must be between \
+                     {PAYLOAD_HEADER_LEN} (the signed probe stamp) and {MAX_PAYLOAD} bytes"
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The largest payload any probe carries (buffers are sized for it).
+    #[must_use]
+    pub fn max_payload(&self) -> usize {
+        self.payload_size.max(self.alt_payload_size)
     }
 }
 

@@ -38,7 +38,9 @@ pub enum IcmpErrorKind {
     AdminProhibited,
     /// TTL / hop limit exceeded in transit (a routing loop or too-short path).
     TimeExceeded,
-    /// Anything else, kept with its type and code.
+    /// A router could not parse the probe's header (v4 type 12, v6 type 4).
+    ParameterProblem,
+    /// Any other destination-unreachable code, kept with its type and code.
     Other {
         /// ICMP type.
         icmp_type: u8,
@@ -232,7 +234,8 @@ pub fn parse_v4(datagram: &[u8], auth: &Authenticator) -> Result<Inbound, Reject
         },
         (3, 9 | 10 | 13) => IcmpErrorKind::AdminProhibited,
         (11, _) => IcmpErrorKind::TimeExceeded,
-        (3 | 12, _) => IcmpErrorKind::Other {
+        (12, _) => IcmpErrorKind::ParameterProblem,
+        (3, _) => IcmpErrorKind::Other {
             icmp_type: t.0,
             code,
         },
@@ -286,7 +289,8 @@ pub fn parse_v6(
             mtu: u32::from_be_bytes(msg[4..8].try_into().map_err(|_| Reject::Truncated)?),
         },
         (3, _) => IcmpErrorKind::TimeExceeded,
-        (1 | 4, _) => IcmpErrorKind::Other {
+        (4, _) => IcmpErrorKind::ParameterProblem,
+        (1, _) => IcmpErrorKind::Other {
             icmp_type: t.0,
             code,
         },

@@ -51,7 +51,7 @@ impl Io {
             auth: Authenticator::random(),
             v4: None,
             v6: None,
-            buf: vec![0u8; ICMP_HEADER_LEN + settings.payload_size],
+            buf: vec![0u8; ICMP_HEADER_LEN + settings.max_payload()],
             base: Instant::now(),
             drops: [0; 2],
         };
@@ -65,14 +65,14 @@ impl Io {
         targets: &[TargetSpec],
         settings: &ProbeSettings,
     ) -> Result<(), EngineError> {
-        let opts = socket_options(settings.payload_size);
+        let opts = socket_options(settings.max_payload());
         if self.v4.is_none() && targets.iter().any(|t| t.addr.is_ipv4()) {
             self.v4 = Some(IcmpSocket::open(Family::V4, self.auth.ident(), opts)?);
         }
         if self.v6.is_none() && targets.iter().any(|t| t.addr.is_ipv6()) {
             self.v6 = Some(IcmpSocket::open(Family::V6, self.auth.ident(), opts)?);
         }
-        self.buf.resize(ICMP_HEADER_LEN + settings.payload_size, 0);
+        self.buf.resize(ICMP_HEADER_LEN + settings.max_payload(), 0);
         Ok(())
     }
 
@@ -83,7 +83,6 @@ impl Io {
     /// Sends what is due; returns false when it stopped early (budget or full send buffer).
     pub(super) fn send_due(&mut self, core: &mut Core) -> bool {
         let now = self.now_ns();
-        let payload = core.settings().payload_size;
         for _ in 0..SEND_BUDGET {
             let Some(due) = core.next_due(now) else {
                 return true;
@@ -103,8 +102,13 @@ impl Io {
                 seq: due.seq,
                 sent_ns,
             };
-            let len =
-                packet::build_echo_request(&mut self.buf, &self.auth, due.addr, &stamp, payload);
+            let len = packet::build_echo_request(
+                &mut self.buf,
+                &self.auth,
+                due.addr,
+                &stamp,
+                due.payload,
+            );
             match sock.send_to(&self.buf[..len], due.addr, due.global as u32) {
                 Ok(()) => core.sent(due, sent_ns, now),
                 Err(e)
@@ -133,6 +137,7 @@ impl Io {
             v4,
             v6,
             drops,
+            base,
             ..
         } = self;
         for (slot, sock) in [(0, v4.as_mut()), (1, v6.as_mut())] {
@@ -159,6 +164,8 @@ impl Io {
                         break;
                     }
                 };
+                // Read after the kernel received them: an upper bound for every RTT in the batch.
+                let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 for i in 0..n {
                     let Some(r) = sock.received(i) else { continue };
                     if let Some(d) = r.drops {
@@ -169,7 +176,7 @@ impl Io {
                         IpAddr::V6(from) => packet::parse_v6(r.data, from, None, auth),
                     };
                     match parsed {
-                        Ok(pkt) => core.inbound(pkt, r.rx_ns.unwrap_or_else(realtime_ns)),
+                        Ok(pkt) => core.inbound(pkt, r.rx_ns.unwrap_or_else(realtime_ns), now),
                         Err(why) => core.counters_mut().reject(why),
                     }
                 }

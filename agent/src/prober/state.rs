@@ -7,13 +7,28 @@
 //! In-flight probes live in a ring indexed by the engine-wide probe number (`global`), sized from
 //! the probe rate × timeout. Probes are sent in deadline order, so expiring them is a walk from the
 //! oldest slot: O(1) per probe, no timers, no allocation per packet.
+//!
+//! Reachability is judged faster than loss. A probe counts as *lost* only at its timeout (the
+//! loss figures stay exact), but a target flips to unreachable as soon as `down_after` probes in a
+//! row are each unanswered for [`miss_after`] (a floor of [`MISS_FLOOR`], raised on slow paths to
+//! [`MISS_RTT_FACTOR`] × their recent worst RTT, never above the timeout). Why: a cut is certain
+//! long before a one-second timeout runs out, and waiting for it made detection take
+//! `timeout + (down_after − 1) × interval`. The rule's false-alarm probability is in
+//! docs/aggregator.md.
+//!
+//! Clock steps: RTTs are kernel timestamps, which are wall-clock (`CLOCK_REALTIME`) times, while
+//! deadlines and the schedule are monotonic. Every probe also keeps its monotonic send time, and a
+//! wall-clock RTT that is negative or longer than the monotonic time the probe has been out is a
+//! clock step, not a measurement: the reply counts as received, its RTT is discarded and
+//! `EngineCounters::clock_steps` counts it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::icmp::IcmpErrorKind;
 use crate::icmp::{Inbound, ProbeStamp};
-use crate::prober::stats::{EngineCounters, SendError, TargetStats};
+use crate::prober::stats::{EngineCounters, SendError, SizeCounts, TargetStats};
 
 use super::schedule::Schedule;
 use super::{ProbeSettings, TargetFlip, TargetSpec, TargetWindow};
@@ -34,6 +49,8 @@ struct Slot {
     sent_ns: u64,
     /// Kernel TX timestamp (realtime ns), 0 until one arrives.
     tx_ns: u64,
+    /// When it was sent on the monotonic clock: the bound a wall-clock RTT is checked against.
+    sent_mono: u64,
     deadline: u64,
     status: Status,
 }
@@ -44,6 +61,7 @@ const EMPTY: Slot = Slot {
     seq: 0,
     sent_ns: 0,
     tx_ns: 0,
+    sent_mono: 0,
     deadline: 0,
     status: Status::Empty,
 };
@@ -62,6 +80,12 @@ struct Target {
     next_seq: u32,
     max_seq_replied: Option<u32>,
     consecutive_losses: u32,
+    /// Probes sent since the newest answered one (see [`Core::check_down`]).
+    unanswered: u32,
+    /// When (monotonic) the `down_after`-th of those was sent.
+    nth_unanswered_ns: u64,
+    /// A slowly decaying maximum of recent RTTs, for [`miss_after`].
+    rtt_hi_ns: u64,
     reach: Reach,
 }
 
@@ -73,6 +97,9 @@ impl Target {
             next_seq: 0,
             max_seq_replied: None,
             consecutive_losses: 0,
+            unanswered: 0,
+            nth_unanswered_ns: 0,
+            rtt_hi_ns: 0,
             reach: Reach::Unknown,
         }
     }
@@ -92,6 +119,8 @@ pub struct Due {
     pub seq: u32,
     /// When it was scheduled (monotonic ns).
     pub due_ns: u64,
+    /// Payload bytes it carries (the settings alternate two sizes per target).
+    pub payload: usize,
 }
 
 /// Engine state; all times are nanoseconds (monotonic for scheduling, realtime for RTTs).
@@ -114,6 +143,27 @@ fn ring_size(settings: &ProbeSettings, targets: usize) -> usize {
     let windows = settings.timeout.as_nanos() / settings.interval.as_nanos().max(1) + 2;
     let need = (per_interval * windows * 2).clamp(1024, 1 << 24);
     (need as usize).next_power_of_two()
+}
+
+/// The shortest time a probe must go unanswered to count towards a reachability flip: well above
+/// any healthy in-cluster RTT, short enough that a cut is seen within a second at 10 Hz.
+pub const MISS_FLOOR: Duration = Duration::from_millis(200);
+
+/// On a slow path a probe counts as missing only after this many times its recent worst RTT.
+pub const MISS_RTT_FACTOR: u64 = 3;
+
+/// Slack for a wall-clock RTT over the monotonic time the probe has been out (the two clocks may
+/// run at rates that differ by up to 500 ppm while NTP slews).
+const CLOCK_SLACK_NS: u64 = 1_000_000;
+
+/// How long a probe to a target whose recent worst RTT is `rtt_hi_ns` must go unanswered before it
+/// counts as missing: `max(MISS_FLOOR, MISS_RTT_FACTOR × rtt_hi)`, at most the timeout.
+#[must_use]
+pub fn miss_after(rtt_hi_ns: u64, timeout: Duration) -> u64 {
+    let floor = MISS_FLOOR.as_nanos() as u64;
+    floor
+        .max(rtt_hi_ns.saturating_mul(MISS_RTT_FACTOR))
+        .min(timeout.as_nanos() as u64)
 }
 
 impl Core {
@@ -209,13 +259,33 @@ impl Core {
             return None;
         }
         let target = &self.targets[t];
+        let payload = match self.size_index(target.next_seq) {
+            Some(1) => self.settings.alt_payload_size,
+            _ => self.settings.payload_size,
+        };
         Some(Due {
             target: t as u32,
             addr: target.spec.addr,
             global: self.next_global,
             seq: target.next_seq,
             due_ns,
+            payload,
         })
+    }
+
+    /// Which of the two payload sizes probe `seq` of a target carries; `None` when the settings
+    /// have only one size (nothing is counted per size then).
+    fn size_index(&self, seq: u32) -> Option<usize> {
+        (self.settings.alt_payload_size != 0).then_some((seq & 1) as usize)
+    }
+
+    /// Applies `f` to the per-size counters of probe `seq` of target `t`, when sizes cycle.
+    fn per_size(&mut self, t: usize, seq: u32, f: impl FnOnce(&mut SizeCounts)) {
+        if let Some(i) = self.size_index(seq)
+            && let Some(target) = self.targets.get_mut(t)
+        {
+            f(&mut target.stats.sizes[i]);
+        }
     }
 
     /// When the next probe is due, if any.
@@ -252,11 +322,17 @@ impl Core {
             seq: due.seq,
             sent_ns,
             tx_ns: 0,
+            sent_mono: now_ns,
             deadline: now_ns.saturating_add(self.settings.timeout.as_nanos() as u64),
             status: Status::Pending,
         };
         self.advance(due, now_ns);
         self.targets[due.target as usize].stats.sent += 1;
+        self.per_size(due.target as usize, due.seq, |s| {
+            s.payload = due.payload as u32;
+            s.sent += 1;
+        });
+        self.check_down(due.target as usize, now_ns);
     }
 
     /// Records that the kernel refused to send `due` (and why): counted as sent and lost at once.
@@ -268,6 +344,14 @@ impl Core {
         t.stats.send_errors += 1;
         t.stats.last_send_error = Some(why);
         self.lose(due.target as usize);
+        let too_big = why == SendError::Os(libc::EMSGSIZE);
+        self.per_size(due.target as usize, due.seq, |s| {
+            s.payload = due.payload as u32;
+            s.sent += 1;
+            s.lost += 1;
+            s.too_big += u64::from(too_big);
+        });
+        self.check_down(due.target as usize, now_ns);
     }
 
     fn advance(&mut self, due: Due, now_ns: u64) {
@@ -276,24 +360,42 @@ impl Core {
             self.counters.max_schedule_lag = lag;
         }
         self.next_global += 1;
-        self.targets[due.target as usize].next_seq = due.seq.wrapping_add(1);
+        let down_after = self.settings.down_after.max(1);
+        let t = &mut self.targets[due.target as usize];
+        t.next_seq = due.seq.wrapping_add(1);
+        t.unanswered = t.unanswered.saturating_add(1);
+        if t.unanswered == down_after {
+            t.nth_unanswered_ns = now_ns;
+        }
         self.schedule.advance();
     }
 
     fn lose(&mut self, t: usize) {
-        let down_after = self.settings.down_after.max(1);
         let target = &mut self.targets[t];
         target.stats.lost += 1;
         target.consecutive_losses += 1;
-        if target.consecutive_losses >= down_after && target.reach != Reach::Down {
-            target.reach = Reach::Down;
-            self.flips.push(TargetFlip {
-                id: target.spec.id,
-                addr: target.spec.addr,
-                reachable: false,
-                consecutive_losses: target.consecutive_losses,
-            });
+    }
+
+    /// Flips target `t` to unreachable when its last `down_after` probes are all unanswered and
+    /// the newest of them has been out for [`miss_after`]. Checked whenever a probe to `t` leaves,
+    /// so it costs O(1) per probe; detection is therefore late by at most one interval.
+    fn check_down(&mut self, t: usize, now_ns: u64) {
+        let down_after = self.settings.down_after.max(1);
+        let timeout = self.settings.timeout;
+        let target = &mut self.targets[t];
+        if target.reach == Reach::Down || target.unanswered < down_after {
+            return;
         }
+        if now_ns.saturating_sub(target.nth_unanswered_ns) < miss_after(target.rtt_hi_ns, timeout) {
+            return;
+        }
+        target.reach = Reach::Down;
+        self.flips.push(TargetFlip {
+            id: target.spec.id,
+            addr: target.spec.addr,
+            reachable: false,
+            consecutive_losses: target.unanswered.saturating_sub(1),
+        });
     }
 
     fn expire_slot(&mut self, i: usize) {
@@ -301,6 +403,7 @@ impl Core {
         self.ring[i].status = Status::Expired;
         if slot.status == Status::Pending && (slot.target as usize) < self.targets.len() {
             self.lose(slot.target as usize);
+            self.per_size(slot.target as usize, slot.seq, |s| s.lost += 1);
         }
     }
 
@@ -325,10 +428,11 @@ impl Core {
         self.schedule.exhausted() && self.next_deadline().is_none()
     }
 
-    /// Applies a verified packet received at `rx_ns` (realtime).
-    pub fn inbound(&mut self, pkt: Inbound, rx_ns: u64) {
+    /// Applies a verified packet the kernel received at `rx_ns` (realtime), read at `now_ns`
+    /// (monotonic).
+    pub fn inbound(&mut self, pkt: Inbound, rx_ns: u64, now_ns: u64) {
         match pkt {
-            Inbound::Reply { from, stamp } => self.reply(from, stamp, rx_ns),
+            Inbound::Reply { from, stamp } => self.reply(from, stamp, rx_ns, now_ns),
             Inbound::Error {
                 target,
                 kind,
@@ -350,6 +454,12 @@ impl Core {
                 match t {
                     Some(t) => self.targets[t as usize].stats.errors.record(kind),
                     None => self.counters.reject(crate::icmp::Reject::NotOurs),
+                }
+                if let (Some(i), IcmpErrorKind::FragmentationNeeded { .. }) = (slot, kind)
+                    && Some(self.ring[i].target) == t
+                {
+                    let (target, seq) = (self.ring[i].target as usize, self.ring[i].seq);
+                    self.per_size(target, seq, |s| s.too_big += 1);
                 }
             }
         }
@@ -400,7 +510,7 @@ impl Core {
         }
     }
 
-    fn reply(&mut self, from: IpAddr, stamp: ProbeStamp, rx_ns: u64) {
+    fn reply(&mut self, from: IpAddr, stamp: ProbeStamp, rx_ns: u64, now_ns: u64) {
         let Some(i) = self.slot_of(stamp.global) else {
             self.counters.untracked_replies += 1;
             if let Some(&t) = self.by_addr.get(&from) {
@@ -420,7 +530,11 @@ impl Core {
         } else {
             slot.sent_ns
         };
-        if slot.status == Status::Pending && rx_ns.saturating_sub(sent_ns) > timeout_ns {
+        // The probe has been out at most this long (monotonic), so a longer or negative wall-clock
+        // RTT means the wall clock stepped in between.
+        let out_ns = now_ns.saturating_sub(slot.sent_mono);
+        let stepped = rx_ns < sent_ns || rx_ns - sent_ns > out_ns.saturating_add(CLOCK_SLACK_NS);
+        if slot.status == Status::Pending && !stepped && rx_ns - sent_ns > timeout_ns {
             // Read after its deadline passed (the loop reads in batches): lost, and late.
             self.expire_slot(i);
             self.targets[slot.target as usize].stats.late += 1;
@@ -431,13 +545,30 @@ impl Core {
             Status::Pending => {
                 self.ring[i].status = Status::Replied;
                 t.stats.received += 1;
-                t.stats.rtt.record_ns(rx_ns.saturating_sub(sent_ns));
-                if slot.tx_ns == 0 {
-                    self.counters.user_send_stamps += 1;
+                if self.settings.alt_payload_size != 0 {
+                    t.stats.sizes[(slot.seq & 1) as usize].received += 1;
+                }
+                if stepped {
+                    self.counters.clock_steps += 1;
+                } else {
+                    let rtt = rx_ns - sent_ns;
+                    t.stats.rtt.record_ns(rtt);
+                    t.rtt_hi_ns = rtt.max(t.rtt_hi_ns - t.rtt_hi_ns / 32);
+                    if slot.tx_ns == 0 {
+                        self.counters.user_send_stamps += 1;
+                    }
                 }
                 match t.max_seq_replied {
                     Some(m) if slot.seq.wrapping_sub(m) as i32 <= 0 => t.stats.reordered += 1,
-                    _ => t.max_seq_replied = Some(slot.seq),
+                    _ => {
+                        t.max_seq_replied = Some(slot.seq);
+                        // Probes sent after this one are still unanswered.
+                        t.unanswered = t.next_seq.wrapping_sub(slot.seq).saturating_sub(1);
+                        if t.unanswered >= self.settings.down_after.max(1) {
+                            // Their send times are gone; counting from now can only be late.
+                            t.nth_unanswered_ns = now_ns;
+                        }
+                    }
                 }
                 t.consecutive_losses = 0;
                 if t.reach == Reach::Down {

@@ -27,15 +27,20 @@ pub struct IcmpErrorCounts {
     pub admin_prohibited: u64,
     /// Time (TTL / hop limit) exceeded.
     pub time_exceeded: u64,
-    /// Any other ICMP error.
+    /// Parameter problem.
+    pub parameter_problem: u64,
+    /// Any other destination-unreachable code.
     pub other: u64,
     /// Next-hop MTU from the latest fragmentation-needed error.
     pub last_mtu: Option<u32>,
+    /// The latest error's kind, so a person sees what the path says now.
+    pub last_kind: Option<IcmpErrorKind>,
 }
 
 impl IcmpErrorCounts {
     /// Counts one error.
     pub fn record(&mut self, kind: IcmpErrorKind) {
+        self.last_kind = Some(kind);
         match kind {
             IcmpErrorKind::NetUnreachable => self.net_unreachable += 1,
             IcmpErrorKind::HostUnreachable => self.host_unreachable += 1,
@@ -49,6 +54,7 @@ impl IcmpErrorCounts {
             }
             IcmpErrorKind::AdminProhibited => self.admin_prohibited += 1,
             IcmpErrorKind::TimeExceeded => self.time_exceeded += 1,
+            IcmpErrorKind::ParameterProblem => self.parameter_problem += 1,
             IcmpErrorKind::Other { .. } => self.other += 1,
         }
     }
@@ -63,6 +69,7 @@ impl IcmpErrorCounts {
             + self.frag_needed
             + self.admin_prohibited
             + self.time_exceeded
+            + self.parameter_problem
             + self.other
     }
 
@@ -75,9 +82,13 @@ impl IcmpErrorCounts {
         self.frag_needed += other.frag_needed;
         self.admin_prohibited += other.admin_prohibited;
         self.time_exceeded += other.time_exceeded;
+        self.parameter_problem += other.parameter_problem;
         self.other += other.other;
         if other.last_mtu.is_some() {
             self.last_mtu = other.last_mtu;
+        }
+        if other.last_kind.is_some() {
+            self.last_kind = other.last_kind;
         }
     }
 }
@@ -108,6 +119,37 @@ pub struct TargetStats {
     pub errors: IcmpErrorCounts,
     /// RTTs of the received probes.
     pub rtt: Histogram,
+    /// Per payload size when the settings cycle two sizes (index 0: the base size, 1: the
+    /// alternate one); all zero otherwise.
+    pub sizes: [SizeCounts; 2],
+}
+
+/// One payload size's probes in a window: how an MTU black hole shows (small ones answered, large
+/// ones lost or refused as too big).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SizeCounts {
+    /// Payload bytes after the ICMP header (0: this size was not used).
+    pub payload: u32,
+    /// Probes of this size sent.
+    pub sent: u64,
+    /// Of them answered in time.
+    pub received: u64,
+    /// Of them lost.
+    pub lost: u64,
+    /// Fragmentation-needed / packet-too-big errors and local `EMSGSIZE` refusals for this size.
+    pub too_big: u64,
+}
+
+impl SizeCounts {
+    fn merge(&mut self, other: &SizeCounts) {
+        if other.payload != 0 {
+            self.payload = other.payload;
+        }
+        self.sent += other.sent;
+        self.received += other.received;
+        self.lost += other.lost;
+        self.too_big += other.too_big;
+    }
 }
 
 /// Why the kernel refused to send a probe.
@@ -162,6 +204,9 @@ impl TargetStats {
         }
         self.errors.merge(&other.errors);
         self.rtt.merge(&other.rtt);
+        for (a, b) in self.sizes.iter_mut().zip(&other.sizes) {
+            a.merge(b);
+        }
     }
 
     /// Returns the window so far and starts a new one.
@@ -191,6 +236,9 @@ pub struct EngineCounters {
     pub unmatched_tx_stamps: u64,
     /// RTT samples measured from the user-space send stamp (no kernel TX stamp had arrived).
     pub user_send_stamps: u64,
+    /// Replies whose wall-clock RTT disagreed with the monotonic clock (the wall clock stepped while
+    /// the probe was out): received, but not an RTT sample.
+    pub clock_steps: u64,
     /// Largest delay between a probe's scheduled and actual send time.
     pub max_schedule_lag: Duration,
 }

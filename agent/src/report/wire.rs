@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime};
 use echomesh_proto::v1::{self, AgentMessage, agent_message};
 
 use super::args::{MAX_ADDRESSES, RunArgs, RunError};
+use crate::icmp::IcmpErrorKind;
+use crate::prober::stats::{IcmpErrorCounts, SendError};
 use crate::prober::{ProbeSettings, TargetFlip, TargetSpec, TargetWindow};
 
 /// Report intervals below this are raised to it: a faster one only costs bandwidth.
@@ -93,29 +95,84 @@ pub fn hello(args: &RunArgs, boot_id: u64, started: SystemTime) -> Result<v1::He
 #[must_use]
 pub fn target_stats(w: &TargetWindow, cur: &InForce) -> Option<v1::TargetStats> {
     let slot = cur.slot(w.id)?;
-    let e = &w.stats.errors;
+    let s = &w.stats;
+    let sizes = if s.sizes[1].payload != 0 {
+        s.sizes
+            .iter()
+            .filter(|c| c.payload != 0)
+            .map(|c| v1::PayloadSizeStats {
+                payload_size: c.payload,
+                sent: c.sent,
+                received: c.received,
+                lost: c.lost,
+                too_big: c.too_big,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Some(v1::TargetStats {
         target_id: w.id,
         slot,
-        sent: w.stats.sent,
-        received: w.stats.received,
-        lost: w.stats.lost,
-        duplicates: w.stats.duplicates,
-        reordered: w.stats.reordered,
-        late: w.stats.late,
-        errors: Some(v1::IcmpErrors {
-            dest_unreachable: e.net_unreachable
-                + e.host_unreachable
-                + e.protocol_unreachable
-                + e.port_unreachable
-                + e.frag_needed
-                + e.admin_prohibited,
-            time_exceeded: e.time_exceeded,
-            parameter_problem: 0,
-            other: e.other,
-        }),
-        rtt: Some(v1::Histogram::from(&w.stats.rtt)),
+        sent: s.sent,
+        received: s.received,
+        lost: s.lost,
+        duplicates: s.duplicates,
+        reordered: s.reordered,
+        late: s.late,
+        errors: Some(icmp_errors(&s.errors)),
+        rtt: Some(v1::Histogram::from(&s.rtt)),
+        send_errors: s.send_errors,
+        last_send_errno: match s.last_send_error {
+            None => 0,
+            Some(SendError::Os(errno)) => errno,
+            Some(SendError::NoSocket) => -1,
+        },
+        sizes,
     })
+}
+
+/// Every error kind the engine tells apart, each in its own field; the four classic totals
+/// (`dest_unreachable` = the six unreachable kinds) stay what older readers sum.
+#[must_use]
+pub fn icmp_errors(e: &IcmpErrorCounts) -> v1::IcmpErrors {
+    v1::IcmpErrors {
+        dest_unreachable: e.net_unreachable
+            + e.host_unreachable
+            + e.protocol_unreachable
+            + e.port_unreachable
+            + e.frag_needed
+            + e.admin_prohibited,
+        time_exceeded: e.time_exceeded,
+        parameter_problem: e.parameter_problem,
+        other: e.other,
+        net_unreachable: e.net_unreachable,
+        host_unreachable: e.host_unreachable,
+        protocol_unreachable: e.protocol_unreachable,
+        port_unreachable: e.port_unreachable,
+        frag_needed: e.frag_needed,
+        admin_prohibited: e.admin_prohibited,
+        last_mtu: e.last_mtu.unwrap_or(0),
+        last_kind: e
+            .last_kind
+            .map_or(v1::IcmpErrorKind::Unspecified, error_kind) as i32,
+    }
+}
+
+/// The protocol's name for an engine error kind.
+#[must_use]
+pub fn error_kind(k: IcmpErrorKind) -> v1::IcmpErrorKind {
+    match k {
+        IcmpErrorKind::NetUnreachable => v1::IcmpErrorKind::NetUnreachable,
+        IcmpErrorKind::HostUnreachable => v1::IcmpErrorKind::HostUnreachable,
+        IcmpErrorKind::ProtocolUnreachable => v1::IcmpErrorKind::ProtocolUnreachable,
+        IcmpErrorKind::PortUnreachable => v1::IcmpErrorKind::PortUnreachable,
+        IcmpErrorKind::FragmentationNeeded { .. } => v1::IcmpErrorKind::FragNeeded,
+        IcmpErrorKind::AdminProhibited => v1::IcmpErrorKind::AdminProhibited,
+        IcmpErrorKind::TimeExceeded => v1::IcmpErrorKind::TimeExceeded,
+        IcmpErrorKind::ParameterProblem => v1::IcmpErrorKind::ParameterProblem,
+        IcmpErrorKind::Other { .. } => v1::IcmpErrorKind::Other,
+    }
 }
 
 /// Probe settings and targets from an assignment (unparseable addresses are skipped, logged).
@@ -126,7 +183,8 @@ pub fn engine_input(a: &v1::Assignment) -> (ProbeSettings, Vec<TargetSpec>) {
         interval: ms(a.probe_interval_ms, 1000),
         timeout: ms(a.timeout_ms, 1000),
         payload_size: a.payload_sizes.first().map_or(56, |&p| p as usize),
-        down_after: if a.down_after == 0 { 3 } else { a.down_after },
+        alt_payload_size: a.payload_sizes.get(1).map_or(0, |&p| p as usize),
+        down_after: if a.down_after == 0 { 6 } else { a.down_after },
     };
     let targets = a
         .targets

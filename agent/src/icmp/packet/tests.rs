@@ -537,3 +537,116 @@ proptest! {
         let _ = parse_v6(&m, ROUTER6, None, &AUTH);
     }
 }
+
+// ---- every error kind, from bytes to the wire ----
+
+/// Parses `bytes` (an IPv4 datagram or an ICMPv6 message from the router), hands the result to an
+/// engine probing the fixture target, and converts the window to the protocol's `TargetStats`.
+fn through_the_wire(bytes: &[u8], v6: bool) -> echomesh_proto::v1::TargetStats {
+    use crate::prober::state::Core;
+    use crate::prober::{ProbeSettings, TargetSpec};
+    use crate::report::wire;
+    let target = if v6 {
+        IpAddr::V6(TARGET6)
+    } else {
+        IpAddr::V4(TARGET)
+    };
+    let parsed = if v6 {
+        parse_v6(bytes, ROUTER6, Some(ME6), &AUTH)
+    } else {
+        parse_v4(bytes, &AUTH)
+    };
+    let pkt = parsed.unwrap_or_else(|e| panic!("fixture refused: {e:?}"));
+    let spec = TargetSpec {
+        id: 77,
+        addr: target,
+    };
+    let mut core = Core::new(ProbeSettings::default(), vec![spec], 0, None);
+    core.inbound(pkt, 1, 1);
+    let windows = core.take_window();
+    let cur = wire::InForce::for_ids(1, &[77], std::time::Duration::from_secs(1));
+    wire::target_stats(&windows[0], &cur).expect("assigned")
+}
+
+#[test]
+fn every_error_kind_of_both_families_reaches_the_wire_in_its_own_field() {
+    use echomesh_proto::v1::{IcmpErrorKind as K, IcmpErrors};
+    type Field = fn(&IcmpErrors) -> u64;
+    let cases: [(bool, u8, u8, [u8; 4], K, Field); 16] = [
+        (false, 3, 0, [0; 4], K::NetUnreachable, |e| {
+            e.net_unreachable
+        }),
+        (false, 3, 1, [0; 4], K::HostUnreachable, |e| {
+            e.host_unreachable
+        }),
+        (false, 3, 2, [0; 4], K::ProtocolUnreachable, |e| {
+            e.protocol_unreachable
+        }),
+        (false, 3, 3, [0; 4], K::PortUnreachable, |e| {
+            e.port_unreachable
+        }),
+        (false, 3, 4, [0, 0, 0x05, 0x78], K::FragNeeded, |e| {
+            e.frag_needed
+        }),
+        (false, 3, 13, [0; 4], K::AdminProhibited, |e| {
+            e.admin_prohibited
+        }),
+        (false, 3, 5, [0; 4], K::Other, |e| e.other),
+        (false, 11, 0, [0; 4], K::TimeExceeded, |e| e.time_exceeded),
+        (false, 12, 0, [0; 4], K::ParameterProblem, |e| {
+            e.parameter_problem
+        }),
+        (true, 1, 0, [0; 4], K::NetUnreachable, |e| e.net_unreachable),
+        (true, 1, 3, [0; 4], K::HostUnreachable, |e| {
+            e.host_unreachable
+        }),
+        (true, 1, 4, [0; 4], K::PortUnreachable, |e| {
+            e.port_unreachable
+        }),
+        (true, 1, 1, [0; 4], K::AdminProhibited, |e| {
+            e.admin_prohibited
+        }),
+        (true, 2, 0, [0, 0, 0x05, 0x00], K::FragNeeded, |e| {
+            e.frag_needed
+        }),
+        (true, 3, 0, [0; 4], K::TimeExceeded, |e| e.time_exceeded),
+        (true, 4, 0, [0; 4], K::ParameterProblem, |e| {
+            e.parameter_problem
+        }),
+    ];
+    for (v6, t, code, rest, want, field) in cases {
+        let bytes = if v6 {
+            error_v6(t, code, rest, &quoted_request_v6())
+        } else {
+            error_v4(t, code, rest, &quoted_request())
+        };
+        let ts = through_the_wire(&bytes, v6);
+        let e = ts.errors.expect("errors are always sent");
+        let name = format!("v{} type {t} code {code}", if v6 { 6 } else { 4 });
+        assert_eq!(field(&e), 1, "{name}: {e:?}");
+        assert_eq!(e.last_kind, want as i32, "{name}");
+        let fine = e.net_unreachable
+            + e.host_unreachable
+            + e.protocol_unreachable
+            + e.port_unreachable
+            + e.frag_needed
+            + e.admin_prohibited;
+        assert_eq!(
+            e.dest_unreachable, fine,
+            "{name}: the total is the sum of its kinds"
+        );
+        let total = e.dest_unreachable + e.time_exceeded + e.parameter_problem + e.other;
+        assert_eq!(total, 1, "{name}: counted once");
+        let mtu = match (v6, want) {
+            (false, K::FragNeeded) => 1400,
+            (true, K::FragNeeded) => 1280,
+            _ => 0,
+        };
+        assert_eq!(e.last_mtu, mtu, "{name}");
+        assert_eq!(
+            (ts.received, ts.lost),
+            (0, 0),
+            "{name}: an error is not a reply"
+        );
+    }
+}

@@ -26,6 +26,7 @@ fn settings() -> ProbeSettings {
         interval: Duration::from_millis(100),
         timeout: Duration::from_millis(250),
         payload_size: 56,
+        alt_payload_size: 0,
         down_after: 3,
     }
 }
@@ -52,6 +53,7 @@ fn reply(core: &mut Core, d: &Due, sent_at: u64, rx: u64) {
             from: d.addr,
             stamp,
         },
+        rx,
         rx,
     );
 }
@@ -131,6 +133,7 @@ fn reply_with_wrong_source_or_send_time_is_not_a_sample() {
             stamp,
         },
         ms(1),
+        ms(1),
     );
     let forged = ProbeStamp {
         sent_ns: 5,
@@ -141,6 +144,7 @@ fn reply_with_wrong_source_or_send_time_is_not_a_sample() {
             from: a.addr,
             stamp: forged,
         },
+        ms(1),
         ms(1),
     );
     let far = ProbeStamp {
@@ -153,6 +157,7 @@ fn reply_with_wrong_source_or_send_time_is_not_a_sample() {
             stamp: far,
         },
         ms(1),
+        ms(1),
     );
     assert_eq!(core.counters().untracked_replies, 3);
     let s = &stats_of(&mut core)[0];
@@ -161,23 +166,195 @@ fn reply_with_wrong_source_or_send_time_is_not_a_sample() {
 }
 
 #[test]
-fn three_losses_flip_down_and_a_reply_flips_back_up() {
+fn unanswered_probes_flip_down_before_their_timeout_and_a_reply_flips_back_up() {
+    // down_after 3, timeout 250 ms: the third unanswered probe (sent at 200 ms) counts once it has
+    // been out for the 200 ms floor, seen when the probe at 400 ms leaves; no loss is counted yet.
     let mut core = Core::new(settings(), specs(1), 0, None);
-    for t in 0..3 {
+    for t in 0..4 {
         send_all(&mut core, ms(100 * t));
     }
-    core.expire(ms(449));
-    assert_eq!(core.drain_flips().count(), 0, "two losses so far");
-    core.expire(ms(450));
+    assert_eq!(
+        core.drain_flips().count(),
+        0,
+        "the third has been out 100 ms"
+    );
+    send_all(&mut core, ms(400));
     let flips: Vec<_> = core.drain_flips().collect();
     assert_eq!(flips.len(), 1);
     assert!(!flips[0].reachable);
-    assert_eq!(flips[0].consecutive_losses, 3);
-    let d = send_all(&mut core, ms(300))[0];
-    reply(&mut core, &d, ms(300), ms(301));
+    assert_eq!(flips[0].consecutive_losses, 4);
+    send_all(&mut core, ms(500));
+    assert_eq!(core.drain_flips().count(), 0, "flipped once");
+    let d = send_all(&mut core, ms(600))[0];
+    reply(&mut core, &d, ms(600), ms(601));
     let flips: Vec<_> = core.drain_flips().collect();
     assert_eq!(flips.len(), 1);
     assert!(flips[0].reachable);
+}
+
+/// The defaults the aggregator hands out: 10 Hz, 1 s timeout, DOWN after 6 unanswered probes.
+fn ten_hz() -> ProbeSettings {
+    ProbeSettings {
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(1),
+        payload_size: 56,
+        alt_payload_size: 0,
+        down_after: 6,
+    }
+}
+
+/// A small deterministic generator, so loss patterns are random-looking and repeatable.
+fn lcg(state: &mut u64) -> f64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Runs one target at 10 Hz for `probes` probes, 1 ms RTT, each probe lost when `lost(k)`;
+/// returns (time of each flip, reachable).
+fn run_ten_hz(probes: u64, mut lost: impl FnMut(u64) -> bool) -> Vec<(u64, bool)> {
+    let mut core = Core::new(ten_hz(), specs(1), 0, None);
+    let mut out = Vec::new();
+    for k in 0..probes {
+        let now = ms(100 * k);
+        // Replies of the previous probe arrive 1 ms after it left.
+        for d in send_all(&mut core, now) {
+            if !lost(k) {
+                reply(&mut core, &d, now, now + ms(1));
+            }
+        }
+        core.expire(now);
+        out.extend(core.drain_flips().map(|f| (now, f.reachable)));
+    }
+    out
+}
+
+#[test]
+fn a_cut_is_down_within_one_second_at_10_hz_whatever_its_phase() {
+    // The cut falls at 10 s + phase; the first probe it swallows leaves at the next 100 ms step.
+    for phase_ms in [0, 1, 30, 50, 99] {
+        let cut = ms(10_000 + phase_ms);
+        let flips = run_ten_hz(200, |k| ms(100 * k) >= cut);
+        assert_eq!(flips.len(), 1, "phase {phase_ms}: {flips:?}");
+        let (at, reachable) = flips[0];
+        assert!(!reachable);
+        let took = at - cut;
+        assert!(
+            took <= ms(800),
+            "phase {phase_ms} ms: DOWN {} ms after the cut",
+            took / 1_000_000
+        );
+    }
+}
+
+#[test]
+fn five_percent_random_loss_never_flips_down_in_ten_minutes() {
+    // 20 runs of 6,000 probes; the chance of a false DOWN per run is ~9e-5 (docs/aggregator.md).
+    for seed in 1..=20u64 {
+        let mut rng = seed;
+        let flips = run_ten_hz(6_000, |_| lcg(&mut rng) < 0.05);
+        assert!(flips.is_empty(), "seed {seed}: {flips:?}");
+    }
+}
+
+#[test]
+fn a_slow_path_waits_longer_before_a_probe_counts_as_missing() {
+    // 150 ms RTTs: a probe counts as missing only after 3 x 150 ms, so the probes in flight
+    // (always one or two) never make six unanswered ones.
+    let mut core = Core::new(ten_hz(), specs(1), 0, None);
+    let mut pending = std::collections::VecDeque::new();
+    for k in 0..600u64 {
+        let now = ms(100 * k);
+        while let Some(&(d, sent)) = pending.front() {
+            if sent + ms(150) > now {
+                break;
+            }
+            reply(&mut core, &d, sent, sent + ms(150));
+            pending.pop_front();
+        }
+        for d in send_all(&mut core, now) {
+            pending.push_back((d, now));
+        }
+        core.expire(now);
+        assert_eq!(core.drain_flips().count(), 0, "probe {k}");
+    }
+    assert_eq!(miss_after(ms(150), Duration::from_secs(1)), ms(450));
+    assert_eq!(miss_after(0, Duration::from_secs(1)), ms(200));
+    assert_eq!(miss_after(ms(900), Duration::from_secs(1)), ms(1000));
+}
+
+#[test]
+fn a_wall_clock_step_during_a_flight_is_neither_loss_nor_a_negative_rtt() {
+    // The wall clock (what kernel stamps use) jumps by +/- 10 s while probes are out; monotonic
+    // time goes on. Every probe is answered 1 ms after it left.
+    let mut core = Core::new(settings(), specs(1), 0, None);
+    let step = ms(10_000);
+    let wall = |mono: u64, stepped: i8| match stepped {
+        1 => mono + step,
+        -1 => mono + ms(20_000) - step,
+        _ => mono + ms(20_000),
+    };
+    // Sent before a forward step, answered after it.
+    let a = core.next_due(0).expect("due");
+    core.sent(a, wall(0, 0), 0);
+    let stamp = |d: &Due, sent_ns| ProbeStamp {
+        global: d.global,
+        target: d.target,
+        seq: d.seq,
+        sent_ns,
+    };
+    core.inbound(
+        Inbound::Reply {
+            from: a.addr,
+            stamp: stamp(&a, wall(0, 0)),
+        },
+        wall(ms(1), 1),
+        ms(1),
+    );
+    // Sent before a backward step, answered after it: the wall clock says -9.999 s.
+    let b = core.next_due(ms(100)).expect("due");
+    core.sent(b, wall(ms(100), 0), ms(100));
+    core.inbound(
+        Inbound::Reply {
+            from: b.addr,
+            stamp: stamp(&b, wall(ms(100), 0)),
+        },
+        wall(ms(101), -1),
+        ms(101),
+    );
+    // An ordinary probe after the step still gives its sample.
+    let c = core.next_due(ms(200)).expect("due");
+    core.sent(c, wall(ms(200), -1), ms(200));
+    core.inbound(
+        Inbound::Reply {
+            from: c.addr,
+            stamp: stamp(&c, wall(ms(200), -1)),
+        },
+        wall(ms(201), -1),
+        ms(201),
+    );
+    core.expire(ms(2_000));
+    let s = &stats_of(&mut core)[0];
+    assert_eq!((s.sent, s.received, s.lost, s.late), (3, 3, 0, 0));
+    assert_eq!(s.rtt.count(), 1, "only the unstepped probe is a sample");
+    assert_eq!(s.rtt.quantile(0.0), Some(Duration::from_millis(1)));
+    assert_eq!(core.counters().clock_steps, 2);
+    assert_eq!(core.drain_flips().count(), 0);
+}
+
+#[test]
+fn a_wall_clock_step_does_not_move_a_timeout() {
+    // Deadlines are monotonic: a probe sent just before a 1 h forward step is lost at its
+    // timeout on the monotonic clock, not at once, and not later.
+    let mut core = Core::new(settings(), specs(1), 0, Some(1));
+    let d = core.next_due(0).expect("due");
+    core.sent(d, ms(3_600_000), 0);
+    core.expire(ms(249));
+    assert!(!core.finished());
+    core.expire(ms(250));
+    assert!(core.finished());
+    assert_eq!(stats_of(&mut core)[0].lost, 1);
 }
 
 #[test]
@@ -206,6 +383,7 @@ fn icmp_errors_match_by_stamp_or_by_quoted_sequence() {
             stamp: None,
         },
         ms(1),
+        ms(1),
     );
     core.inbound(
         Inbound::Error {
@@ -221,6 +399,7 @@ fn icmp_errors_match_by_stamp_or_by_quoted_sequence() {
             }),
         },
         ms(51),
+        ms(51),
     );
     // About an address we do not probe: not ours.
     core.inbound(
@@ -231,6 +410,7 @@ fn icmp_errors_match_by_stamp_or_by_quoted_sequence() {
             seq16: 0,
             stamp: None,
         },
+        ms(52),
         ms(52),
     );
     assert_eq!(
@@ -346,4 +526,71 @@ fn kernel_tx_stamp_replaces_the_user_stamp_when_plausible() {
         "wire RTT from the kernel stamp"
     );
     assert_eq!(s[1].rtt.quantile(0.5), Some(Duration::from_micros(10)));
+}
+
+#[test]
+fn two_sizes_alternate_and_are_counted_apart() {
+    // An MTU black hole: the large probes vanish or draw fragmentation-needed, the small ones pass.
+    let s = ProbeSettings {
+        alt_payload_size: 1372,
+        ..ten_hz()
+    };
+    let mut core = Core::new(s, specs(1), 0, None);
+    for k in 0..40u64 {
+        let now = ms(100 * k);
+        for d in send_all(&mut core, now) {
+            assert_eq!(d.payload, if d.seq.is_multiple_of(2) { 56 } else { 1372 });
+            if d.payload == 56 {
+                reply(&mut core, &d, now, now + ms(1));
+            } else if k % 4 == 1 {
+                core.inbound(
+                    Inbound::Error {
+                        reporter: addr(254),
+                        target: d.addr,
+                        kind: IcmpErrorKind::FragmentationNeeded { mtu: 1000 },
+                        seq16: (d.global & 0xffff) as u16,
+                        stamp: None,
+                    },
+                    now + ms(1),
+                    now + ms(1),
+                );
+            }
+        }
+        core.expire(now);
+        assert_eq!(
+            core.drain_flips().count(),
+            0,
+            "small replies keep it reachable"
+        );
+    }
+    core.expire(ms(10_000));
+    let st = &stats_of(&mut core)[0];
+    assert_eq!((st.sent, st.received, st.lost), (40, 20, 20));
+    assert_eq!(
+        st.sizes
+            .map(|c| (c.payload, c.sent, c.received, c.lost, c.too_big)),
+        [(56, 20, 20, 0, 0), (1372, 20, 0, 20, 10)]
+    );
+    assert_eq!(st.errors.last_mtu, Some(1000));
+}
+
+#[test]
+fn a_local_too_big_refusal_counts_for_its_size() {
+    let s = ProbeSettings {
+        alt_payload_size: 9000,
+        ..ten_hz()
+    };
+    let mut core = Core::new(s, specs(1), 0, None);
+    let small = core.next_due(0).expect("due");
+    core.sent(small, 0, 0);
+    let big = core.next_due(ms(100)).expect("due");
+    assert_eq!(big.payload, 9000);
+    core.send_failed(
+        big,
+        ms(100),
+        crate::prober::stats::SendError::Os(libc::EMSGSIZE),
+    );
+    let st = &stats_of(&mut core)[0];
+    assert_eq!(st.sizes[1].too_big, 1);
+    assert_eq!(st.sizes[1].lost, 1);
 }
