@@ -10,8 +10,10 @@
 //! - [`pagination`]: page tokens and limits.
 //! - [`names`]: the `node[/network[/address]]` names every request accepts, parsed once.
 //! - [`summary`], [`nodes`], [`edges`], [`matrix`], [`percentiles`], [`watch`]: one per request.
+//! - [`diagnose`]: `Diagnose`, the verdict of [`crate::diagnose`] as `v1` messages.
 //! - [`view`]: the one place an edge record becomes a `v1::Edge`.
 
+pub mod diagnose;
 pub mod edges;
 pub mod matrix;
 pub mod names;

@@ -6,6 +6,7 @@
 //! - [`policy`]: who probes whom, behind a trait (full mesh of connected agents by default).
 //! - [`ingest`]: `AgentService.Session`: hello, sessions, pinglist assignments, refusal counters.
 //! - [`discovery`]: with `--kubernetes`, Node and agent-Pod watches -> cluster model -> pinglists.
+//! - [`diagnose`]: from a snapshot of the graph, the fewest culprits explaining its failing edges.
 //! - [`api`]: the `GraphService` implementation and the one edge view every reader uses.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, the heatmap page and the JSON API.
 //! - [`config`]: flags (each also an `ECHOMESH_*` env var), turned into each layer's settings.
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod config;
+pub mod diagnose;
 pub mod discovery;
 pub mod graph;
 pub mod http;

@@ -143,6 +143,73 @@ pub fn event_json(ev: &v1::Event) -> Value {
     })
 }
 
+/// Lower-case name of a culprit kind (`node`, `pod-network`, `host-network`, `zone`, `link`,
+/// `agent-silent`, `view-stale`; `unknown` otherwise): the names tables and metric labels use.
+#[must_use]
+pub fn culprit_kind_name(k: i32) -> &'static str {
+    match v1::CulpritKind::try_from(k) {
+        Ok(v1::CulpritKind::Node) => "node",
+        Ok(v1::CulpritKind::PodNetwork) => "pod-network",
+        Ok(v1::CulpritKind::HostNetwork) => "host-network",
+        Ok(v1::CulpritKind::Zone) => "zone",
+        Ok(v1::CulpritKind::Link) => "link",
+        Ok(v1::CulpritKind::AgentSilent) => "agent-silent",
+        Ok(v1::CulpritKind::ViewStale) => "view-stale",
+        _ => "unknown",
+    }
+}
+
+/// Lower-case name of a direction (`in`, `out`, `both`; `none` otherwise).
+#[must_use]
+pub fn direction_name(d: i32) -> &'static str {
+    match v1::Direction::try_from(d) {
+        Ok(v1::Direction::In) => "in",
+        Ok(v1::Direction::Out) => "out",
+        Ok(v1::Direction::Both) => "both",
+        _ => "none",
+    }
+}
+
+/// One culprit as JSON; `since` is RFC 3339 UTC (empty when unknown).
+#[must_use]
+pub fn culprit_json(c: &v1::Culprit) -> Value {
+    json!({
+        "kind": culprit_kind_name(c.kind),
+        "node": c.node,
+        "target_node": c.target_node,
+        "zone": c.zone,
+        "network": network_name(c.network),
+        "direction": direction_name(c.direction),
+        "failing_edges": c.failing_edges,
+        "total_edges": c.total_edges,
+        "explained_edges": c.explained_edges,
+        "confidence": c.confidence,
+        "since": if c.since_unix_ms == 0 { String::new() } else { rfc3339_ms(c.since_unix_ms) },
+        "since_unix_ms": c.since_unix_ms,
+        "agent_silent": c.agent_silent,
+        "description": c.description,
+    })
+}
+
+/// A `Diagnose` reply as JSON.
+#[must_use]
+pub fn diagnosis_json(d: &v1::DiagnoseResponse) -> Value {
+    json!({
+        "healthy": d.healthy,
+        "summary": d.summary,
+        "culprits": d.culprits.iter().map(culprit_json).collect::<Vec<_>>(),
+        "culprits_omitted": d.culprits_omitted,
+        "nodes": d.nodes,
+        "edges": d.edges,
+        "edges_up": d.edges_up,
+        "failing_edges": d.failing_edges,
+        "explained_edges": d.explained_edges,
+        "unexplained_edges": d.unexplained_edges,
+        "generated_at": rfc3339_ms(d.generated_at_unix_ms),
+        "generated_at_unix_ms": d.generated_at_unix_ms,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

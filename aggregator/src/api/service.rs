@@ -55,6 +55,13 @@ impl GraphService for Query {
         self.percentiles_inner(&req.into_inner()).map(Response::new)
     }
 
+    async fn diagnose(
+        &self,
+        req: Request<v1::DiagnoseRequest>,
+    ) -> Result<Response<v1::DiagnoseResponse>, Status> {
+        self.blocking(move |q| q.diagnose_blocking(req)).await
+    }
+
     async fn watch_events(
         &self,
         req: Request<v1::WatchEventsRequest>,

@@ -77,6 +77,12 @@ impl Slab {
     pub fn merged(&self) -> u64 {
         self.merged
     }
+
+    /// The sweep found no report for longer than the stale limit: the edges are UNKNOWN.
+    #[must_use]
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
 }
 
 /// What the agent said about itself.
@@ -159,6 +165,9 @@ pub struct Graph {
     /// Endpoints known from Kubernetes discovery (targets whose agent may not be connected);
     /// `endpoints` (from Hellos) wins where both know an id.
     discovered: parking_lot::RwLock<HashMap<u64, Endpoint>>,
+    /// Node to zone (`topology.kubernetes.io/zone`), from Kubernetes discovery; read by the
+    /// diagnosis to name a zone cut from the others.
+    zones: parking_lot::RwLock<BTreeMap<Arc<str>, Arc<str>>>,
     /// Global counters.
     pub counters: GraphCounters,
     /// State-change events.
@@ -177,6 +186,7 @@ impl Graph {
             expected_down: parking_lot::RwLock::new(BTreeSet::new()),
             not_ready: parking_lot::RwLock::new(BTreeMap::new()),
             discovered: parking_lot::RwLock::new(HashMap::new()),
+            zones: parking_lot::RwLock::new(BTreeMap::new()),
             counters: GraphCounters::default(),
             events,
         }
@@ -228,6 +238,17 @@ impl Graph {
     /// line (e.g. `Unknown since 2026-01-02T03:04:05Z (NodeStatusUnknown)`).
     pub fn set_not_ready_nodes(&self, nodes: BTreeMap<Arc<str>, Arc<str>>) {
         *self.not_ready.write() = nodes;
+    }
+
+    /// Replaces the node-to-zone map (nodes without a zone label are left out).
+    pub fn set_node_zones(&self, zones: BTreeMap<Arc<str>, Arc<str>>) {
+        *self.zones.write() = zones;
+    }
+
+    /// The node-to-zone map, where known.
+    #[must_use]
+    pub fn node_zones(&self) -> BTreeMap<Arc<str>, Arc<str>> {
+        self.zones.read().clone()
     }
 
     /// `node`'s Ready condition when it is not `True` (`None` when Ready or not discovered).

@@ -15,6 +15,7 @@
 //! | `GET /api/v1/edge?source=&target=&source_network=&target_network=` | `GetEdge` (with its p99.9 and per-minute history) |
 //! | `GET /api/v1/matrix?metric=loss\|p50\|p99&network=pod\|host\|any` | `Matrix` |
 //! | `GET /api/v1/percentiles?scope=cluster\|node\|edge&node=&target=&network=&q=0.5,0.99` | `Percentiles` |
+//! | `GET /api/v1/diagnose?network=pod\|host\|any&limit=` | `Diagnose` (the page's banner) |
 
 mod error;
 mod params;
@@ -26,7 +27,7 @@ use axum::routing::get;
 use echomesh_proto::v1::{
     self, EdgeSort, EdgeState, MatrixMetric, Scope, graph_service_server::GraphService,
 };
-use echomesh_proto::view::{edge_detail_json, edge_json, network_name, state_name};
+use echomesh_proto::view::{diagnosis_json, edge_detail_json, edge_json, network_name, state_name};
 use serde_json::{Value, json};
 use tonic::Request;
 
@@ -242,6 +243,16 @@ impl JsonApi {
         })))
     }
 
+    async fn diagnose(&self, raw: Option<String>) -> ApiResult {
+        let p = Params::parse(raw.as_deref(), &["network", "limit"])?;
+        let req = v1::DiagnoseRequest {
+            network: network(&p, "network")? as i32,
+            limit: p.num("limit", "a whole number")?,
+        };
+        let r = self.query.diagnose(Request::new(req)).await?.into_inner();
+        Ok(json_reply(&diagnosis_json(&r)))
+    }
+
     /// The routes under `/api/v1/`.
     pub fn router(self) -> Router {
         macro_rules! api {
@@ -260,6 +271,7 @@ impl JsonApi {
             .route("/api/v1/edge", api!(edge))
             .route("/api/v1/matrix", api!(matrix))
             .route("/api/v1/percentiles", api!(percentiles))
+            .route("/api/v1/diagnose", api!(diagnose))
     }
 }
 
