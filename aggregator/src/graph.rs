@@ -5,7 +5,8 @@
 //! (policy) or how it is shown (api, http). Each concept has one file:
 //! - [`identity`]: agent keys, endpoints, stable target ids.
 //! - [`record`]: one fixed-size edge record and the merge of one report entry into it.
-//! - [`sketch`]: the per-edge RTT sketch and loss ring inside each record.
+//! - [`sketch`]: the per-edge RTT sketch inside each record.
+//! - [`window`]: the per-edge 10 s, 1 min and 10 min loss windows inside each record.
 //! - [`machine`]: the edge state machine with hysteresis, pure and clock-injected.
 //! - [`events`]: the state-change events the store emits, and their fan-out.
 //! - [`store`]: the per-agent slabs, the endpoint registry and the sweep.
@@ -16,6 +17,7 @@ pub mod machine;
 pub mod record;
 pub mod sketch;
 pub mod store;
+pub mod window;
 
 pub use events::{EventHub, GraphEvent, Subscription};
 pub use identity::{AgentKey, Endpoint, IdHasher, IdMap, endpoint_id, first_per_family};

@@ -1,8 +1,9 @@
 //! One directed edge as the store keeps it, and how one report entry changes it.
 //!
 //! Why fixed size and no heap: the store holds millions of records in per-agent slabs, and merging
-//! a report must be a handful of additions per target. A record is 168 bytes: totals, the state
-//! machine, a 10-minute loss ring and a decaying coarse RTT sketch (see [`super::sketch`]).
+//! a report must be a handful of additions per target. A record is 200 bytes: totals, the state
+//! machine, loss windows of 10 s, 1 min and 10 min (see [`super::window`]) and a decaying RTT
+//! sketch within 2 % (see [`super::sketch`]).
 //! Wire histograms are validated by [`echomesh_proto::Histogram::check_parts`], the same check
 //! every other reader of a wire histogram applies, so the store never merges what the agent-side
 //! type would refuse.
@@ -14,7 +15,8 @@ use echomesh_proto::v1::{self, EdgeState};
 use echomesh_proto::{Histogram, HistogramError};
 
 use super::machine::{EdgeMachine, Thresholds, Transition, Window};
-use super::sketch::{self, LossRing, RttSketch, SKETCH_BUCKETS, Tick};
+use super::sketch::{RttSketch, SKETCH_BUCKETS, Tick, bucket_of_wire, pair_code};
+use super::window::{LossWindows, Span};
 
 /// One directed edge: fixed size, no heap.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,9 +41,9 @@ pub struct EdgeRecord {
     pub last_seen: Tick,
     /// When the current state began.
     pub state_since: Tick,
-    /// Newest minute of the loss ring.
-    ring_head: u32,
-    ring: LossRing,
+    /// Arrival of the newest merged report (the loss windows' and the sketch's clock).
+    head: Tick,
+    windows: LossWindows,
     sketch: RttSketch,
     machine: EdgeMachine,
 }
@@ -52,7 +54,7 @@ impl EdgeRecord {
         Self {
             target_id,
             state_since: now,
-            ring_head: sketch::minute_of(now),
+            head: now,
             ..Self::default()
         }
     }
@@ -67,34 +69,40 @@ impl EdgeRecord {
         }
     }
 
-    /// Loss over about the last minute, percent.
+    /// Loss over the last 8–10 seconds, percent (see [`super::window`]).
     #[must_use]
-    pub fn loss_1m_pct(&self, now: Tick) -> Option<f64> {
-        self.ring.loss_pct(self.ring_head, now, 1)
+    pub fn loss_10s_pct(&self, now: Tick) -> Option<f64> {
+        self.windows.loss_pct(Span::Short, self.head, now)
     }
 
-    /// Loss over the last nine to ten minutes, percent.
+    /// Loss over the last 48–60 seconds, percent.
+    #[must_use]
+    pub fn loss_1m_pct(&self, now: Tick) -> Option<f64> {
+        self.windows.loss_pct(Span::Minute, self.head, now)
+    }
+
+    /// Loss over the last eight to ten minutes, percent.
     #[must_use]
     pub fn loss_10m_pct(&self, now: Tick) -> Option<f64> {
-        self.ring.loss_pct(self.ring_head, now, 9)
+        self.windows.loss_pct(Span::Long, self.head, now)
     }
 
     /// Recent RTT quantile in nanoseconds.
     #[must_use]
     pub fn rtt_quantile_ns(&self, q: f64) -> Option<f64> {
-        sketch::quantile_ns(self.sketch.counts(), q)
+        self.sketch.quantile_ns(q)
     }
 
     /// Worst report-window p99 of the last ten minutes, nanoseconds.
     #[must_use]
     pub fn p99_10m_ns(&self, now: Tick) -> Option<f64> {
-        self.ring.worst_p99_ns(self.ring_head, now)
+        self.windows.worst_p99_ns(self.head, now)
     }
 
-    /// Per-minute figures of the last ten minutes, newest first (see [`LossRing::history`]).
+    /// Two-minute figures of the last ten minutes, newest first (see [`LossWindows::history`]).
     #[must_use]
     pub fn history(&self, now: Tick) -> Vec<(u32, u64, u64, Option<f64>)> {
-        self.ring.history(self.ring_head, now)
+        self.windows.history(self.head, now)
     }
 
     /// The RTT sketch.
@@ -110,13 +118,12 @@ impl EdgeRecord {
         ts: &v1::TargetStats,
         thresholds: &Thresholds,
         now: Tick,
-        minute: u32,
     ) -> Result<Option<Transition>, HistogramError> {
         let scan = match ts.rtt.as_ref() {
             Some(h) => scan_histogram(h)?,
             None => HistScan::default(),
         };
-        self.add_entry(ts, &scan, now, minute);
+        self.add_entry(ts, &scan, now);
         let window = Window {
             sent: ts.sent,
             lost: ts.lost,
@@ -146,7 +153,7 @@ impl EdgeRecord {
         Some(tr)
     }
 
-    fn add_entry(&mut self, ts: &v1::TargetStats, scan: &HistScan, now: Tick, minute: u32) {
+    fn add_entry(&mut self, ts: &v1::TargetStats, scan: &HistScan, now: Tick) {
         self.last_seen = now;
         self.sent_total = self.sent_total.wrapping_add(ts.sent as u32);
         self.received_total = self.received_total.wrapping_add(ts.received as u32);
@@ -161,13 +168,19 @@ impl EdgeRecord {
                 .saturating_add(e.other);
             self.icmp_errors_total = self.icmp_errors_total.saturating_add(sat32(n));
         }
-        // The sketch halves once per minute the ring moves forward: recent samples dominate.
-        let advanced =
-            self.ring
-                .record(&mut self.ring_head, minute, ts.sent, ts.lost, scan.p99_fine);
+        let p99 = if scan.p99_fine > 0 {
+            pair_code(bucket_of_wire(u32::from(scan.p99_fine)))
+        } else {
+            0
+        };
+        self.windows.record(self.head, now, ts.sent, ts.lost, p99);
+        // The sketch halves once per minute the clock passed: recent samples dominate.
+        let minute = 60 * super::sketch::TICKS_PER_SEC;
+        let advanced = (now / minute).saturating_sub(self.head / minute);
         for _ in 0..advanced.min(16) {
             self.sketch.halve();
         }
+        self.head = self.head.max(now);
         if let Some(h) = &ts.rtt {
             self.sketch.merge_wire(&h.indices, &h.counts);
         }

@@ -25,7 +25,7 @@ use super::events::{EventHub, GraphEvent, unix_ms};
 use super::identity::{AgentKey, Endpoint, IdMap, endpoint_id, first_per_family};
 use super::machine::{Thresholds, Transition};
 use super::record::EdgeRecord;
-use super::sketch::{self, TICKS_PER_SEC, Tick};
+use super::sketch::{TICKS_PER_SEC, Tick};
 
 /// Why a report was refused as a whole.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -453,7 +453,6 @@ impl Graph {
                     .map(|(i, r)| (r.target_id, i))
                     .collect()
             });
-            let minute = sketch::minute_of(now);
             let (mut unknown, mut invalid) = (0u32, 0u32);
             for ts in &report.targets {
                 let idx = match &by_id {
@@ -471,7 +470,7 @@ impl Graph {
                     unknown += 1;
                     continue;
                 };
-                match slab.records[idx].merge(ts, t, now, minute) {
+                match slab.records[idx].merge(ts, t, now) {
                     Ok(Some(tr)) => transitions.push((ts.target_id, tr)),
                     Ok(None) => {}
                     Err(_) => invalid += 1,

@@ -77,7 +77,7 @@ fn a_refused_entry_leaves_the_record_untouched() {
         rtt: Some(wire(&[], &[], 10, 0, 0)),
         ..v1::TargetStats::default()
     };
-    assert!(rec.merge(&ts, &Thresholds::default(), 2, 0).is_err());
+    assert!(rec.merge(&ts, &Thresholds::default(), 2).is_err());
     assert_eq!(rec.sent_total, 0);
     assert_eq!(rec.state(), EdgeState::Unknown);
 }
