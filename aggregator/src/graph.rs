@@ -8,12 +8,14 @@
 //! - [`sketch`]: the per-edge RTT sketch inside each record.
 //! - [`window`]: the per-edge 10 s, 1 min and 10 min loss windows inside each record.
 //! - [`machine`]: the edge state machine with hysteresis, pure and clock-injected.
+//! - [`rare`]: errors, refused sends and MTU black holes, kept beside the records.
 //! - [`events`]: the state-change events the store emits, and their fan-out.
 //! - [`store`]: the per-agent slabs, the endpoint registry and the sweep.
 
 pub mod events;
 pub mod identity;
 pub mod machine;
+pub mod rare;
 pub mod record;
 pub mod sketch;
 pub mod store;

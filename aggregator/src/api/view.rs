@@ -69,6 +69,16 @@ pub fn edge(
         ..v1::Edge::default()
     };
     if detail == Detail::Full {
+    if rec.has_rare()
+        && let Some(r) = graph.rare.edge(src, rec.target_id)
+    {
+        e.last_icmp_error = r.last_kind;
+        e.last_mtu = r.last_mtu;
+        e.send_errors_total = r.send_errors_total;
+        if rec.mtu_blackhole() {
+            e.mtu_blackhole_payload = r.failing_payload;
+        }
+    }
         e.p999_us = us(rec.rtt_quantile_ns(0.999));
         e.history = rec
             .history(now)

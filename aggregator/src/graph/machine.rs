@@ -14,6 +14,13 @@
 //! DEGRADED. The edge clears only after `3 / threshold` consecutive probes in windows below the
 //! threshold (the rule of three: with none lost in that many, the loss is below the threshold with
 //! 95 % confidence), e.g. 300 probes (30 s at 10 Hz) for the default 1 %.
+//!
+//! MTU black holes are a condition beside the state, not a state: when the agent alternates a
+//! small and a large payload, an edge whose small probes pass while every large one is lost or
+//! answered with fragmentation-needed for [`MTU_RAISE_AFTER`] windows in a row is marked, and the
+//! mark clears after [`MTU_CLEAR_AFTER`] windows in which large probes came back. Such a window is
+//! judged on its small probes only, so the edge shows UP with the mark rather than a DEGRADED whose
+//! "loss" would send people looking for a congested link.
 
 use std::time::Duration;
 
@@ -74,11 +81,33 @@ fn from_u8(v: u8) -> EdgeState {
 /// The per-edge machine: 4 bytes, stored inside the edge record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EdgeMachine {
-    state: u8,
-    pending: u8,
+    /// The state (low nibble) and the pending state (high nibble).
+    states: u8,
     pending_n: u8,
     /// Consecutive clean probes seen while DEGRADED, in units of [`CLEAN_UNIT`] (saturating).
     clean: u8,
+    /// [`MTU_MARK`], [`RARE_MARK`] and the run of agreeing MTU windows (low bits).
+    marks: u8,
+}
+
+/// Windows in a row whose large probes all fail while small ones pass before an edge is marked as
+/// an MTU black hole.
+pub const MTU_RAISE_AFTER: u8 = 2;
+/// Windows in a row with large probes answered before the mark clears.
+pub const MTU_CLEAR_AFTER: u8 = 3;
+const MTU_MARK: u8 = 0x80;
+const RARE_MARK: u8 = 0x40;
+const MTU_RUN: u8 = 0x0f;
+
+/// What one window's payload sizes say about the path MTU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtuEvidence {
+    /// Small probes passed while every large one failed.
+    BlackHole,
+    /// Large probes came back.
+    Passes,
+    /// Nothing to judge (one size, or no large probe settled).
+    None,
 }
 
 /// Probes per unit of [`EdgeMachine::clean`] (rounded down, so never overcounted): 255 units hold
@@ -98,10 +127,10 @@ impl Thresholds {
 impl Default for EdgeMachine {
     fn default() -> Self {
         Self {
-            state: EdgeState::Unknown as u8,
-            pending: EdgeState::Unknown as u8,
+            states: (EdgeState::Unknown as u8) | (EdgeState::Unknown as u8) << 4,
             pending_n: 0,
             clean: 0,
+            marks: 0,
         }
     }
 }
@@ -125,7 +154,58 @@ impl EdgeMachine {
     /// The current state.
     #[must_use]
     pub fn state(&self) -> EdgeState {
-        from_u8(self.state)
+        from_u8(self.states & 0x0f)
+    }
+
+    fn pending(&self) -> EdgeState {
+        from_u8(self.states >> 4)
+    }
+
+    fn set_pending(&mut self, s: EdgeState) {
+        self.states = (self.states & 0x0f) | (s as u8) << 4;
+    }
+
+    /// True while the edge is marked as an MTU black hole.
+    #[must_use]
+    pub fn mtu_blackhole(&self) -> bool {
+        self.marks & MTU_MARK != 0
+    }
+
+    /// True once the edge has rare facts (errors, refused sends) kept beside the record.
+    #[must_use]
+    pub fn has_rare(&self) -> bool {
+        self.marks & RARE_MARK != 0
+    }
+
+    /// Notes that the edge has rare facts kept beside the record.
+    pub fn mark_rare(&mut self) {
+        self.marks |= RARE_MARK;
+    }
+
+    /// Feeds one window's MTU evidence; returns the new mark when it changed.
+    pub fn observe_mtu(&mut self, e: MtuEvidence) -> Option<bool> {
+        let marked = self.mtu_blackhole();
+        let against = match (e, marked) {
+            (MtuEvidence::None, _) => return None,
+            (MtuEvidence::BlackHole, false) | (MtuEvidence::Passes, true) => true,
+            _ => false,
+        };
+        if !against {
+            self.marks &= !MTU_RUN;
+            return None;
+        }
+        let run = ((self.marks & MTU_RUN) + 1).min(MTU_RUN);
+        let need = if marked {
+            MTU_CLEAR_AFTER
+        } else {
+            MTU_RAISE_AFTER
+        };
+        if run >= need {
+            self.marks = (self.marks & RARE_MARK) | if marked { 0 } else { MTU_MARK };
+            return Some(!marked);
+        }
+        self.marks = (self.marks & !MTU_RUN) | run;
+        None
     }
 
     /// Classifies one window; `None` when nothing was sent (no evidence either way).
@@ -157,10 +237,10 @@ impl EdgeMachine {
             self.clean = 0;
             return None;
         }
-        if from_u8(self.pending) == seen {
+        if self.pending() == seen {
             self.pending_n = self.pending_n.saturating_add(1);
         } else {
-            self.pending = seen as u8;
+            self.set_pending(seen);
             self.pending_n = 1;
             self.clean = 0;
         }
@@ -203,8 +283,7 @@ impl EdgeMachine {
 
     fn set(&mut self, to: EdgeState) -> Option<Transition> {
         let from = self.state();
-        self.state = to as u8;
-        self.pending = to as u8;
+        self.states = (to as u8) | (to as u8) << 4;
         self.pending_n = 0;
         self.clean = 0;
         (from != to).then_some((from, to))
@@ -296,6 +375,37 @@ mod tests {
     #[test]
     fn machine_is_four_bytes() {
         assert_eq!(std::mem::size_of::<EdgeMachine>(), 4);
+    }
+
+    #[test]
+    fn mtu_mark_needs_two_windows_to_raise_and_three_to_clear() {
+        use MtuEvidence::{BlackHole, None as Nothing, Passes};
+        let t = Thresholds::default();
+        let mut m = EdgeMachine::default();
+        m.observe(&t, &w(10, 0));
+        m.mark_rare();
+        assert_eq!(m.observe_mtu(BlackHole), None);
+        assert_eq!(
+            m.observe_mtu(Passes),
+            None,
+            "a passing window resets the run"
+        );
+        assert_eq!(m.observe_mtu(BlackHole), None);
+        assert_eq!(m.observe_mtu(Nothing), None, "no evidence keeps the run");
+        assert_eq!(m.observe_mtu(BlackHole), Some(true));
+        assert!(m.mtu_blackhole());
+        assert_eq!(m.state(), EdgeState::Up, "a condition beside the state");
+        assert_eq!(m.observe_mtu(BlackHole), None);
+        assert_eq!(m.observe_mtu(Passes), None);
+        assert_eq!(m.observe_mtu(Passes), None);
+        assert_eq!(m.observe_mtu(Passes), Some(false));
+        assert!(!m.mtu_blackhole());
+        assert!(m.has_rare(), "the rare mark stays");
+        // State changes leave the marks alone.
+        m.observe_mtu(BlackHole);
+        m.observe_mtu(BlackHole);
+        assert_eq!(m.alert(false), Some((EdgeState::Up, EdgeState::Down)));
+        assert!(m.mtu_blackhole() && m.has_rare());
     }
 
     /// A small deterministic generator, so the loss pattern is random-looking and repeatable.

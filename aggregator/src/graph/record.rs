@@ -124,16 +124,34 @@ impl EdgeRecord {
             None => HistScan::default(),
         };
         self.add_entry(ts, &scan, now);
+        // An MTU black hole is its own condition: such a window is judged on its small probes.
+        let (mtu, sent, lost) = super::rare::judge_sizes(ts);
         let window = Window {
-            sent: ts.sent,
-            lost: ts.lost,
+            sent,
+            lost,
             p99: (scan.p99_fine > 0).then(|| bucket_duration(scan.p99_fine)),
         };
+        self.machine.observe_mtu(mtu);
+        if super::rare::worth_noting(ts) {
+            self.machine.mark_rare();
+        }
         let tr = self.machine.observe(thresholds, &window);
         if tr.is_some() {
             self.state_since = now;
         }
         Ok(tr)
+    }
+
+    /// True while small probes pass and the large ones fail (see [`super::machine`]).
+    #[must_use]
+    pub fn mtu_blackhole(&self) -> bool {
+        self.machine.mtu_blackhole()
+    }
+
+    /// True when [`super::rare::RareFacts`] holds something about this edge.
+    #[must_use]
+    pub fn has_rare(&self) -> bool {
+        self.machine.has_rare()
     }
 
     /// Applies an agent's immediate reachability alert.

@@ -174,6 +174,8 @@ pub struct Graph {
     pub events: EventHub,
 }
 
+    /// ICMP errors, refused sends and MTU black holes, beside the records.
+    pub rare: super::rare::RareFacts,
 impl Graph {
     /// An empty graph whose clock starts now.
     #[must_use]
@@ -192,6 +194,7 @@ impl Graph {
         }
     }
 
+            rare: super::rare::RareFacts::default(),
     /// Graph time now.
     #[must_use]
     pub fn now(&self) -> Tick {
@@ -415,6 +418,7 @@ impl Graph {
             .records
             .iter()
             .map(|r| r.target_id)
+        self.rare.retain_targets(&agent.key, targets);
             .collect()
     }
 
@@ -470,7 +474,11 @@ impl Graph {
                     unknown += 1;
                     continue;
                 };
-                match slab.records[idx].merge(ts, t, now) {
+                let merged = slab.records[idx].merge(ts, t, now);
+                if merged.is_ok() && super::rare::worth_noting(ts) {
+                    self.rare.note(&agent.key, ts);
+                }
+                match merged {
                     Ok(Some(tr)) => transitions.push((ts.target_id, tr)),
                     Ok(None) => {}
                     Err(_) => invalid += 1,
@@ -576,6 +584,7 @@ impl Graph {
 
     fn emit_transitions(&self, src: &AgentKey, transitions: &[(u64, Transition)]) {
         if transitions.is_empty() || !self.events.has_subscribers() {
+                self.rare.remove_agent(&agent.key);
             return;
         }
         let at_ms = unix_ms();
