@@ -29,6 +29,7 @@ pub mod collector;
 pub mod cumulative;
 pub mod format;
 pub mod process;
+pub mod rare;
 pub mod snapshot;
 pub mod top_k;
 

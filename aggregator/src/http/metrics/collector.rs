@@ -357,3 +357,9 @@ impl Collector for AggregatorCollector {
         Ok(())
     }
 }
+        super::rare::encode(
+            &mut enc,
+            &self.graph,
+            snap.mtu_blackhole_edges,
+            &snap.mtu_blackholes,
+        )?;

@@ -135,6 +135,10 @@ pub struct Snapshot {
     pub expected_down_edges: u64,
     /// The expected-down nodes, sorted.
     pub expected_down_nodes: Vec<Arc<str>>,
+    /// Edges marked as MTU black holes (all of them) ...
+    pub mtu_blackhole_edges: u64,
+    /// ... and the first top-K of them, with the failing size.
+    pub mtu_blackholes: Vec<super::rare::MtuFigure>,
 }
 
 /// Walks the graph once.
@@ -199,6 +203,21 @@ pub fn gather(graph: &Graph, cfg: &MetricsConfig) -> Snapshot {
                 continue;
             };
             in_groups[*gi].add(rec, loss);
+            if rec.mtu_blackhole() {
+                snap.mtu_blackhole_edges += 1;
+                if snap.mtu_blackholes.len() < cfg.top_k {
+                    snap.mtu_blackholes.push(super::rare::MtuFigure {
+                        src: src.clone(),
+                        src_network: src_net,
+                        dst: ep.node.clone(),
+                        dst_addr: ep.addr,
+                        payload: graph
+                            .rare
+                            .edge(&a.key, rec.target_id)
+                            .map_or(0, |r| r.failing_payload),
+                    });
+                }
+            }
             let unhealthy = state != EdgeState::Up || loss.is_some_and(|l| l > 0.0);
             if !unhealthy && !cfg.edge_series {
                 continue;
