@@ -42,8 +42,21 @@ pub struct Config {
     #[arg(long, env = "ECHOMESH_REPORT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub report_interval: Duration,
     /// Consecutive losses after which an agent alerts immediately.
-    #[arg(long, env = "ECHOMESH_DOWN_AFTER", default_value_t = 3)]
+    /// Each probe counts once it has gone unanswered for 200 ms (longer on slow paths); 6 in a row
+    /// at 10 Hz is DOWN within a second of a cut, with a false alarm under 5 % random loss about
+    /// once per 11,000 edge-ten-minutes (docs/aggregator.md).
+    #[arg(long, env = "ECHOMESH_DOWN_AFTER", default_value_t = 6)]
     pub down_after: u32,
+    /// ICMP payload sizes agents alternate, comma-separated: a small one and one near the path MTU
+    /// (every probe has don't-fragment set), so an MTU black hole shows as the large ones failing;
+    /// a single size turns that off.
+    #[arg(
+        long,
+        env = "ECHOMESH_PAYLOAD_SIZES",
+        default_value = "56,1372",
+        value_delimiter = ','
+    )]
+    pub payload_sizes: Vec<u32>,
     /// Window loss (percent) from which an edge is DEGRADED.
     #[arg(long, env = "ECHOMESH_DEGRADED_LOSS_PCT", default_value_t = 1.0)]
     pub degraded_loss_pct: f64,
@@ -169,6 +182,41 @@ impl Config {
                 clear_after: self.clear_after,
             },
             stale_after_intervals: self.stale_after_reports,
+        // Agents refuse assignments outside these (their guard), so refusing them here says so
+        // at start-up instead of in every agent's log.
+        let ms = Duration::from_millis(1);
+        for (flag, v, max) in [
+            (
+                "--probe-interval",
+                self.probe_interval,
+                Duration::from_secs(60),
+            ),
+            (
+                "--probe-timeout",
+                self.probe_timeout,
+                Duration::from_secs(60),
+            ),
+        ] {
+            if v < ms || v > max {
+                return Err(format!(
+                    "{flag} must be within 1ms..={}s (agents are told whole milliseconds), got {v:?}",
+                    max.as_secs()
+                ));
+            }
+        }
+        if self.report_interval > Duration::from_secs(600) {
+            return Err(format!(
+                "--report-interval must be at most 600s, got {:?}",
+                self.report_interval
+            ));
+        }
+        if !(1..=10_000).contains(&self.down_after) {
+            return Err(format!(
+                "--down-after must be within 1..=10000, got {}",
+                self.down_after
+            ));
+        }
+        check_payload_sizes(&self.payload_sizes)?;
             agent_ttl: self.agent_ttl,
         }
     }
@@ -220,6 +268,7 @@ pub fn parse_selector(s: &str) -> Result<String, String> {
             && k.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
     };
+            payload_sizes: self.payload_sizes.clone(),
     let value_ok = |v: &str| {
         v.len() <= 63
             && v.chars()
@@ -229,6 +278,36 @@ pub fn parse_selector(s: &str) -> Result<String, String> {
     let (mut depth, mut start) = (0i32, 0usize);
     for (i, c) in s.char_indices() {
         match c {
+/// Smallest payload an agent sends: the signed 32-byte probe stamp.
+pub const MIN_PAYLOAD: u32 = 32;
+/// Largest payload: an IPv4 datagram of 65,535 bytes less its 28 bytes of headers.
+pub const MAX_PAYLOAD: u32 = 65_507;
+
+/// One or two payload sizes, each an agent can send, the second larger than the first.
+pub fn check_payload_sizes(sizes: &[u32]) -> Result<(), String> {
+    if sizes.is_empty() || sizes.len() > 2 {
+        return Err(format!(
+            "--payload-sizes takes one or two sizes (a small one and one near the path MTU), got {}",
+            sizes.len()
+        ));
+    }
+    if let Some(bad) = sizes
+        .iter()
+        .find(|s| !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(s))
+    {
+        return Err(format!(
+            "--payload-sizes: {bad} is outside {MIN_PAYLOAD}..={MAX_PAYLOAD} bytes"
+        ));
+    }
+    if sizes.len() == 2 && sizes[1] <= sizes[0] {
+        return Err(format!(
+            "--payload-sizes: the second size ({}) must be larger than the first ({})",
+            sizes[1], sizes[0]
+        ));
+    }
+    Ok(())
+}
+
             '(' => depth += 1,
             ')' => depth -= 1,
             ',' if depth == 0 => {
@@ -344,3 +423,38 @@ mod tests {
         }
     }
 }
+    #[test]
+    fn payload_sizes_are_one_or_two_sendable_sizes_small_first() {
+        let c = Config::try_parse_from(["x"]).expect("parses");
+        assert_eq!(c.payload_sizes, [56, 1372]);
+        assert_eq!(c.ingest().payload_sizes, [56, 1372]);
+        assert_eq!(c.down_after, 6);
+        for (v, want) in [
+            ("56", None),
+            ("64,9000", None),
+            (
+                "56,1372,1472",
+                Some(
+                    "--payload-sizes takes one or two sizes (a small one and one near the path MTU), got 3",
+                ),
+            ),
+            (
+                "8,1372",
+                Some("--payload-sizes: 8 is outside 32..=65507 bytes"),
+            ),
+            (
+                "56,70000",
+                Some("--payload-sizes: 70000 is outside 32..=65507 bytes"),
+            ),
+            (
+                "1372,56",
+                Some("--payload-sizes: the second size (56) must be larger than the first (1372)"),
+            ),
+        ] {
+            let c = Config::try_parse_from(["x", "--payload-sizes", v]).expect("parses");
+            assert_eq!(c.validate(), want.map_or(Ok(()), |w| Err(w.into())), "{v}");
+        }
+        let e = Config::try_parse_from(["x", "--payload-sizes", "big"]).expect_err("bad");
+        assert_eq!(e.exit_code(), 2);
+    }
+

@@ -58,9 +58,9 @@ impl Default for IngestConfig {
         Self {
             probe_interval: Duration::from_millis(100),
             probe_timeout: Duration::from_secs(1),
-            payload_sizes: vec![56],
+            payload_sizes: vec![56, 1372],
             report_interval: Duration::from_secs(1),
-            down_after: 3,
+            down_after: 6,
             assign_debounce: Duration::from_millis(200),
             hello_timeout: Duration::from_secs(10),
             session_buffer: 256,
