@@ -473,6 +473,9 @@ async fn matrix(
     if m.values.len() != n * n || m.states.len() != n * n {
         return Err(CliError::Rpc(tonic::Status::internal(
             "matrix size does not match its node list",
+    for (k, v) in render::rare_lines(&e) {
+        writeln!(out, "{k:<10} {v}")?;
+    }
         )));
     }
     if o == Output::Json {

@@ -174,7 +174,12 @@ pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
         format!("{}/{}", e.source_node, network_name(e.source_network)),
         format!("{}/{}", e.target_node, network_name(e.target_network)),
         e.target_address.clone(),
-        state_label(e.state).to_string(),
+        if e.mtu_blackhole_payload == 0 {
+            state_label(e.state).to_string()
+        } else {
+            // The MTU black hole is a condition beside the state: both are shown.
+            format!("{} MTU", state_label(e.state))
+        },
         format!("{:.2}", e.loss_1m_pct),
         rtt(e.p50_us),
         rtt(e.p99_us),
@@ -194,6 +199,35 @@ pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
 }
 
 /// True for an edge the state machine holds DOWN.
+/// The lines `echomesh edge` adds for an edge with ICMP errors, refused sends or an MTU black
+/// hole (none for a healthy edge).
+#[must_use]
+pub fn rare_lines(e: &v1::Edge) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if e.icmp_errors_total > 0 || e.send_errors_total > 0 {
+        let mut v = format!(
+            "icmp {}  last {}",
+            e.icmp_errors_total,
+            echomesh_proto::view::icmp_error_name(e.last_icmp_error)
+        );
+        if e.last_mtu != 0 {
+            v.push_str(&format!(" (next-hop MTU {})", e.last_mtu));
+        }
+        v.push_str(&format!("  refused sends {}", e.send_errors_total));
+        out.push(("errors", v));
+    }
+    if e.mtu_blackhole_payload != 0 {
+        out.push((
+            "mtu",
+            format!(
+                "BLACK HOLE: {}-byte payloads are lost or need fragmentation while small probes pass",
+                e.mtu_blackhole_payload
+            ),
+        ));
+    }
+    out
+}
+
 #[must_use]
 pub fn is_down(e: &v1::Edge) -> bool {
     e.state == EdgeState::Down as i32
@@ -233,6 +267,40 @@ mod tests {
     }
 
     #[test]
+    #[test]
+    fn errors_and_an_mtu_black_hole_are_shown_and_a_healthy_edge_adds_nothing() {
+        let healthy = v1::Edge {
+            state: EdgeState::Up as i32,
+            ..v1::Edge::default()
+        };
+        assert!(rare_lines(&healthy).is_empty());
+        assert_eq!(edge_row(&healthy, false)[3], "UP");
+        let hole = v1::Edge {
+            icmp_errors_total: 4,
+            last_icmp_error: v1::IcmpErrorKind::FragNeeded as i32,
+            last_mtu: 1000,
+            send_errors_total: 1,
+            mtu_blackhole_payload: 1372,
+            ..healthy
+        };
+        assert_eq!(
+            rare_lines(&hole),
+            [
+                (
+                    "errors",
+                    "icmp 4  last frag_needed (next-hop MTU 1000)  refused sends 1".to_string()
+                ),
+                (
+                    "mtu",
+                    "BLACK HOLE: 1372-byte payloads are lost or need fragmentation while small \
+                     probes pass"
+                        .to_string()
+                ),
+            ]
+        );
+        assert_eq!(edge_row(&hole, false)[3], "UP MTU");
+    }
+
     fn colour_follows_no_color_and_clicolor_force() {
         assert!(colour_for(true, false, false));
         assert!(!colour_for(false, false, false));

@@ -55,9 +55,32 @@ pub fn edge_json(e: &v1::Edge) -> Value {
         "expected_down": e.expected_down,
         "target_node_ready": e.target_node_ready,
     })
+        "last_icmp_error": icmp_error_name(e.last_icmp_error),
+        "last_mtu": e.last_mtu,
+        "send_errors_total": e.send_errors_total,
+        "mtu_blackhole_payload": e.mtu_blackhole_payload,
 }
 
 /// One minute of an edge's history as JSON; `loss_pct` is derived from `sent` and `lost`.
+/// Lower-case name of an ICMP error kind (`net_unreachable`, `frag_needed`, …; `none` for none):
+/// the names of the `kind` label of `echomesh_icmp_errors_total`.
+#[must_use]
+pub fn icmp_error_name(k: i32) -> &'static str {
+    use v1::IcmpErrorKind as K;
+    match K::try_from(k) {
+        Ok(K::NetUnreachable) => "net_unreachable",
+        Ok(K::HostUnreachable) => "host_unreachable",
+        Ok(K::ProtocolUnreachable) => "protocol_unreachable",
+        Ok(K::PortUnreachable) => "port_unreachable",
+        Ok(K::FragNeeded) => "frag_needed",
+        Ok(K::AdminProhibited) => "admin_prohibited",
+        Ok(K::TimeExceeded) => "time_exceeded",
+        Ok(K::ParameterProblem) => "parameter_problem",
+        Ok(K::Other) => "other",
+        Ok(K::Unspecified) | Err(_) => "none",
+    }
+}
+
 #[must_use]
 pub fn minute_json(m: &v1::EdgeMinute) -> Value {
     json!({

@@ -31,21 +31,10 @@ pub struct MtuFigure {
     pub payload: u32,
 }
 
-/// The label value of each kind, in [`IcmpErrorKind`] order.
+/// The label value of each kind, in [`IcmpErrorKind`] order (none for UNSPECIFIED).
 fn kind_label(i: usize) -> Option<&'static str> {
-    let k = IcmpErrorKind::try_from(i32::try_from(i).ok()?).ok()?;
-    Some(match k {
-        IcmpErrorKind::Unspecified => return None,
-        IcmpErrorKind::NetUnreachable => "net_unreachable",
-        IcmpErrorKind::HostUnreachable => "host_unreachable",
-        IcmpErrorKind::ProtocolUnreachable => "protocol_unreachable",
-        IcmpErrorKind::PortUnreachable => "port_unreachable",
-        IcmpErrorKind::FragNeeded => "frag_needed",
-        IcmpErrorKind::AdminProhibited => "admin_prohibited",
-        IcmpErrorKind::TimeExceeded => "time_exceeded",
-        IcmpErrorKind::ParameterProblem => "parameter_problem",
-        IcmpErrorKind::Other => "other",
-    })
+    let k = i32::try_from(i).ok()?;
+    (k != IcmpErrorKind::Unspecified as i32).then(|| echomesh_proto::view::icmp_error_name(k))
 }
 
 /// Encodes the error totals and the black-holed edges (`count` of them, `edges` capped).
