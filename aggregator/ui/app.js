@@ -593,7 +593,8 @@ function renderDetails(box, e) {
     ["worst p99, 10m", [fmtUs(e.p99_10m_us)]],
     ["sent / received", [`${e.sent_total} / ${e.received_total}`]],
     ["dup / reordered / late", [`${e.duplicates_total} / ${e.reordered_total} / ${e.late_total}`]],
-    ["ICMP errors", [`${e.icmp_errors_total}`]],
+    ["ICMP errors", [icmpErrors(e)]],
+    ["refused sends", [`${e.send_errors_total || 0}`]],
   ];
   const table = el("table", {}, ...rows.map(([k, v]) => el("tr", { "data-row": k }, el("td", {}, k), el("td", { class: "num" }, ...v))));
   let note = null;
@@ -605,11 +606,23 @@ function renderDetails(box, e) {
   const extra = [];
   if (e.expected_down) extra.push(el("p", { class: "hint" }, "planned outage: the target node is cordoned, drained or being deleted"));
   if (e.target_node_ready) extra.push(el("p", { class: "hint" }, `target node Ready: ${e.target_node_ready}`));
+  if (e.mtu_blackhole_payload) {
+    extra.push(el("p", { class: "down-note", "data-mtu": String(e.mtu_blackhole_payload) },
+      `MTU black hole: ${e.mtu_blackhole_payload}-byte payloads are lost or need fragmentation while small probes pass`));
+  }
   const hist = historyCharts(e.history || []);
   replace(box, el("h2", {}, `${e.source_node} → ${e.target_node}`), note, table, ...extra, ...hist);
 }
 
-// Ten one-minute slots, oldest on the left.
+// The ICMP error total with the latest kind and next-hop MTU, when there is one.
+function icmpErrors(e) {
+  if (!e.icmp_errors_total) return "0";
+  let s = `${e.icmp_errors_total}, last ${(e.last_icmp_error || "none").replace(/_/g, " ")}`;
+  if (e.last_mtu) s += ` (next-hop MTU ${e.last_mtu})`;
+  return s;
+}
+
+// Five two-minute slots (minutes_ago 0, 2, … 8), oldest on the left.
 function historySlots(h) {
   const slots = new Array(10).fill(null);
   for (const m of h) if (m.minutes_ago < 10) slots[9 - m.minutes_ago] = m;
