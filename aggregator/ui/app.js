@@ -585,7 +585,7 @@ function renderDetails(box, e) {
     ["state", [badge, ` for ${fmtDur(e.state_age_ms)}`]],
     ["target", [`${e.target_address} (${e.target_network})`]],
     ["last report", [e.sent_total ? fmtAge(e.last_seen_age_ms) : "never"]],
-    ["loss 1m / 10m", [`${e.loss_1m_pct.toFixed(2)}% / ${e.loss_10m_pct.toFixed(2)}%`]],
+    ["loss 10s / 1m / 10m", [`${(e.loss_10s_pct || 0).toFixed(2)}% / ${e.loss_1m_pct.toFixed(2)}% / ${e.loss_10m_pct.toFixed(2)}%`]],
     ["p50", [rtt(e.p50_us)]],
     ["p90", [rtt(e.p90_us)]],
     ["p99", [rtt(e.p99_us)]],
@@ -624,8 +624,8 @@ function icmpErrors(e) {
 
 // Five two-minute slots (minutes_ago 0, 2, … 8), oldest on the left.
 function historySlots(h) {
-  const slots = new Array(10).fill(null);
-  for (const m of h) if (m.minutes_ago < 10) slots[9 - m.minutes_ago] = m;
+  const slots = new Array(5).fill(null);
+  for (const m of h) if (m.minutes_ago < 10) slots[4 - Math.floor(m.minutes_ago / 2)] = m;
   return slots;
 }
 
@@ -642,7 +642,7 @@ function historyCharts(h) {
   const maxLoss = Math.max(0, ...slots.map((m) => (m ? m.loss_pct : 0)));
   const maxP99 = Math.max(0, ...slots.map((m) => (m && m.p99_us ? m.p99_us : 0)));
   const loss = {
-    title: "loss per minute",
+    title: "loss per 2 minutes",
     unit: "%",
     max: Math.min(100, niceMax(Math.max(maxLoss, 1))),
     value: (m) => m.loss_pct,
@@ -650,7 +650,7 @@ function historyCharts(h) {
     bad: (m) => m.lost > 0,
   };
   const p99 = {
-    title: "worst p99 per minute",
+    title: "worst p99 per 2 minutes",
     unit: "RTT",
     max: niceMax(Math.max(maxP99, 100)),
     value: (m) => m.p99_us,
@@ -661,7 +661,7 @@ function historyCharts(h) {
   const out = [el("h3", { class: "hist-title" }, "last 10 minutes")];
   for (const spec of [loss, p99]) {
     const canvas = el("canvas", { class: "hist-chart", "aria-label": spec.title });
-    const unit = spec.unit === "%" ? "%" : "µs / ms; × = no replies that minute";
+    const unit = spec.unit === "%" ? "%" : "µs / ms; × = no replies in those 2 minutes";
     out.push(el("div", { class: "hist-caption" }, `${spec.title} (${unit})`), canvas);
     drawn.push({ spec, canvas });
   }
@@ -672,7 +672,7 @@ function historyCharts(h) {
   return out;
 }
 
-// A bar per minute with a y axis (0 and the maximum, with units), an x axis labelled
+// A bar per two minutes with a y axis (0 and the maximum, with units), an x axis labelled
 // "-10 min" … "now", and the minutes without probes marked "no probes".
 function drawHistory(canvas, slots, spec) {
   // The details panel's content width (not more: the canvas would widen the panel it sits in).

@@ -393,7 +393,10 @@ async fn edge(
         ("last seen", format!("{} ago", age(e.last_seen_age_ms))),
         (
             "loss",
-            format!("{:.2}% (1m)  {:.2}% (10m)", e.loss_1m_pct, e.loss_10m_pct),
+            format!(
+                "{:.2}% (10s)  {:.2}% (1m)  {:.2}% (10m)",
+                e.loss_10s_pct, e.loss_1m_pct, e.loss_10m_pct
+            ),
         ),
         (
             "rtt ms",

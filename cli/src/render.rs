@@ -186,6 +186,7 @@ pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
     ];
     if wide {
         r.extend([
+            format!("{:.2}", e.loss_10s_pct),
             format!("{:.2}", e.loss_10m_pct),
             ms(e.p99_10m_us),
             e.sent_total.to_string(),
@@ -198,7 +199,6 @@ pub fn edge_row(e: &v1::Edge, wide: bool) -> Vec<String> {
     r
 }
 
-/// True for an edge the state machine holds DOWN.
 /// The lines `echomesh edge` adds for an edge with ICMP errors, refused sends or an MTU black
 /// hole (none for a healthy edge).
 #[must_use]
@@ -228,6 +228,7 @@ pub fn rare_lines(e: &v1::Edge) -> Vec<(&'static str, String)> {
     out
 }
 
+/// True for an edge the state machine holds DOWN.
 #[must_use]
 pub fn is_down(e: &v1::Edge) -> bool {
     e.state == EdgeState::Down as i32
@@ -241,7 +242,7 @@ pub fn edge_header(wide: bool) -> Vec<&'static str> {
     ];
     if wide {
         h.extend([
-            "LOSS10m%", "P99-10m", "SENT", "DUP", "REORD", "ICMPERR", "SINCE",
+            "LOSS10s%", "LOSS10m%", "P99-10m", "SENT", "DUP", "REORD", "ICMPERR", "SINCE",
         ]);
     }
     h
@@ -266,7 +267,6 @@ mod tests {
         assert_ne!(row[5], "-", "{row:?}");
     }
 
-    #[test]
     #[test]
     fn errors_and_an_mtu_black_hole_are_shown_and_a_healthy_edge_adds_nothing() {
         let healthy = v1::Edge {
@@ -301,6 +301,7 @@ mod tests {
         assert_eq!(edge_row(&hole, false)[3], "UP MTU");
     }
 
+    #[test]
     fn colour_follows_no_color_and_clicolor_force() {
         assert!(colour_for(true, false, false));
         assert!(!colour_for(false, false, false));

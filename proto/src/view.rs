@@ -40,6 +40,7 @@ pub fn edge_json(e: &v1::Edge) -> Value {
         "state": state_name(e.state),
         "state_age_ms": e.state_age_ms,
         "last_seen_age_ms": e.last_seen_age_ms,
+        "loss_10s_pct": e.loss_10s_pct,
         "loss_1m_pct": e.loss_1m_pct,
         "loss_10m_pct": e.loss_10m_pct,
         "p50_us": e.p50_us,
@@ -54,14 +55,13 @@ pub fn edge_json(e: &v1::Edge) -> Value {
         "icmp_errors_total": e.icmp_errors_total,
         "expected_down": e.expected_down,
         "target_node_ready": e.target_node_ready,
-    })
         "last_icmp_error": icmp_error_name(e.last_icmp_error),
         "last_mtu": e.last_mtu,
         "send_errors_total": e.send_errors_total,
         "mtu_blackhole_payload": e.mtu_blackhole_payload,
+    })
 }
 
-/// One minute of an edge's history as JSON; `loss_pct` is derived from `sent` and `lost`.
 /// Lower-case name of an ICMP error kind (`net_unreachable`, `frag_needed`, …; `none` for none):
 /// the names of the `kind` label of `echomesh_icmp_errors_total`.
 #[must_use]
@@ -81,6 +81,7 @@ pub fn icmp_error_name(k: i32) -> &'static str {
     }
 }
 
+/// One minute of an edge's history as JSON; `loss_pct` is derived from `sent` and `lost`.
 #[must_use]
 pub fn minute_json(m: &v1::EdgeMinute) -> Value {
     json!({

@@ -48,6 +48,7 @@ pub fn edge(
         } else {
             Graph::age_ms(now, rec.last_seen)
         },
+        loss_10s_pct: rec.loss_10s_pct(now).unwrap_or(0.0),
         loss_1m_pct: rec.loss_1m_pct(now).unwrap_or(0.0),
         loss_10m_pct: rec.loss_10m_pct(now).unwrap_or(0.0),
         p50_us: us(rec.rtt_quantile_ns(0.5)),
@@ -68,7 +69,6 @@ pub fn edge(
             .unwrap_or_default(),
         ..v1::Edge::default()
     };
-    if detail == Detail::Full {
     if rec.has_rare()
         && let Some(r) = graph.rare.edge(src, rec.target_id)
     {
@@ -79,6 +79,7 @@ pub fn edge(
             e.mtu_blackhole_payload = r.failing_payload;
         }
     }
+    if detail == Detail::Full {
         e.p999_us = us(rec.rtt_quantile_ns(0.999));
         e.history = rec
             .history(now)

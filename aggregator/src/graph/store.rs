@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -153,6 +153,8 @@ pub struct GraphCounters {
 #[derive(Debug)]
 pub struct Graph {
     base: Instant,
+    /// Ticks added to the clock by [`Graph::advance_clock`] (tests and simulations only).
+    skew: AtomicU32,
     cfg: GraphConfig,
     agents: DashMap<AgentKey, Arc<AgentEntry>>,
     endpoints: DashMap<u64, Endpoint>,
@@ -172,16 +174,17 @@ pub struct Graph {
     pub counters: GraphCounters,
     /// State-change events.
     pub events: EventHub,
-}
-
     /// ICMP errors, refused sends and MTU black holes, beside the records.
     pub rare: super::rare::RareFacts,
+}
+
 impl Graph {
     /// An empty graph whose clock starts now.
     #[must_use]
     pub fn new(cfg: GraphConfig, events: EventHub) -> Self {
         Self {
             base: Instant::now(),
+            skew: AtomicU32::new(0),
             cfg,
             agents: DashMap::new(),
             endpoints: DashMap::new(),
@@ -191,15 +194,25 @@ impl Graph {
             zones: parking_lot::RwLock::new(BTreeMap::new()),
             counters: GraphCounters::default(),
             events,
+            rare: super::rare::RareFacts::default(),
         }
     }
 
-            rare: super::rare::RareFacts::default(),
     /// Graph time now.
     #[must_use]
     pub fn now(&self) -> Tick {
         let ms = self.base.elapsed().as_millis();
-        u32::try_from(ms / u128::from(1000 / TICKS_PER_SEC)).unwrap_or(u32::MAX)
+        u32::try_from(ms / u128::from(1000 / TICKS_PER_SEC))
+            .unwrap_or(u32::MAX)
+            .saturating_add(self.skew.load(Ordering::Relaxed))
+    }
+
+    /// Moves graph time forward by `d` (whole ticks of 10 ms): lets an end-to-end test through
+    /// real gRPC play minutes of reports in milliseconds. The server never calls it.
+    pub fn advance_clock(&self, d: Duration) {
+        let ticks = d.as_millis() / u128::from(1000 / TICKS_PER_SEC);
+        self.skew
+            .fetch_add(u32::try_from(ticks).unwrap_or(u32::MAX), Ordering::Relaxed);
     }
 
     /// Milliseconds between two ticks (saturating at 0).
@@ -405,6 +418,7 @@ impl Graph {
             });
         }
         slab.records = records;
+        self.rare.retain_targets(&agent.key, targets);
         slab.generation = generation;
         slab.report_interval = report_interval;
     }
@@ -418,7 +432,6 @@ impl Graph {
             .records
             .iter()
             .map(|r| r.target_id)
-        self.rare.retain_targets(&agent.key, targets);
             .collect()
     }
 
@@ -571,6 +584,7 @@ impl Graph {
             };
             if expired {
                 self.agents.remove(&agent.key);
+                self.rare.remove_agent(&agent.key);
                 let addrs = agent.info.lock().addresses.clone();
                 for a in addrs {
                     self.endpoints
@@ -584,7 +598,6 @@ impl Graph {
 
     fn emit_transitions(&self, src: &AgentKey, transitions: &[(u64, Transition)]) {
         if transitions.is_empty() || !self.events.has_subscribers() {
-                self.rare.remove_agent(&agent.key);
             return;
         }
         let at_ms = unix_ms();
