@@ -99,6 +99,11 @@ AGGREGATOR = "echomesh-aggregator"
 GRPC_PORT, HTTP_PORT, AGENT_PORT = 7070, 7071, 7072
 READ_VERBS = {"get", "list", "watch"}
 READ_RESOURCES = {"nodes", "pods"}
+# The one write the aggregator may make: TokenReviews, to verify the agents' projected tokens.
+TOKENREVIEW_RULE = {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+# Where the agent's projected token is mounted, and for whom it is issued.
+AGENT_TOKEN_DIR, AGENT_TOKEN_PATH, AGENT_TOKEN_AUDIENCE = "/var/run/secrets/echomesh", "token", "echomesh"
+AGENT_TOKEN_MAX_SECONDS = 3600
 AGENT_CAPS = {"NET_RAW"}
 REQUIRED_ALERTS = {"NodeUnreachable", "HighPacketLoss", "HighLatencyP99", "AgentMissing", "AggregatorDown"}
 # Recording rules are named level:metric:operations (Prometheus convention), never echomesh_*.
@@ -208,6 +213,17 @@ def check_rbac(objs: list[Obj]) -> list[str]:
                 else:
                     scc_grants[role["metadata"]["name"]] = names[0]
                 continue
+            if "tokenreviews" in (rule.get("resources") or []):
+                if rule != TOKENREVIEW_RULE or role["kind"] != "ClusterRole":
+                    out.append(
+                        f"{name_of(role)}: tokenreviews must be exactly `create` in the ClusterRole, got {rule}"
+                    )
+                continue
+            if role["kind"] == "ClusterRole" and "pods" in (rule.get("resources") or []):
+                out.append(
+                    f"{name_of(role)}: pods through the ClusterRole (every namespace); read them through a "
+                    f"namespaced Role in {NAMESPACE}"
+                )
             verbs = set(rule.get("verbs") or [])
             if bad := verbs - READ_VERBS:
                 out.append(f"{name_of(role)}: RBAC verb(s) beyond get/list/watch: {sorted(bad)}")
@@ -238,10 +254,20 @@ def check_rbac(objs: list[Obj]) -> list[str]:
                     f"{name_of(binding)}: grants to {subject.get('kind')}/{subject.get('name')}; "
                     f"only the aggregator's ServiceAccount may hold API permissions"
                 )
-    if not any(
-        set(r.get("resources") or []) >= READ_RESOURCES for role in roles for r in role.get("rules") or []
-    ):
-        out.append("ClusterRole: the aggregator needs get/list/watch on nodes and pods")
+    def grants(kind: str, resource: str) -> bool:
+        return any(
+            resource in (r.get("resources") or []) and set(r.get("verbs") or []) >= READ_VERBS
+            for role in roles
+            if role["kind"] == kind
+            for r in role.get("rules") or []
+        )
+
+    if not grants("ClusterRole", "nodes"):
+        out.append("ClusterRole: the aggregator needs get/list/watch on nodes")
+    if not grants("Role", "pods"):
+        out.append(f"Role: the aggregator needs get/list/watch on pods in {NAMESPACE}")
+    if not any(r == TOKENREVIEW_RULE for role in roles for r in role.get("rules") or []):
+        out.append("ClusterRole: the aggregator needs `create` on tokenreviews (agent authentication)")
     return out
 
 
@@ -355,9 +381,41 @@ def check_agents(objs: list[Obj], pod_network_only: bool = False) -> list[str]:
                     out.append(f"{cn}: memory limit {limits['memory']} is not small (max 256Mi)")
             except ValueError as e:
                 out.append(f"{cn}: {e}")
+    for name, ds in daemonsets.items():
+        out += check_agent_token(name_of(ds), pod_spec(ds))
     sa = find(objs, "ServiceAccount", "echomesh-agent")
     if not sa or sa[0].get("automountServiceAccountToken") is not False:
         out.append("ServiceAccount/echomesh-agent: missing or automountServiceAccountToken is not false")
+    return out
+
+
+def check_agent_token(n: str, pod: Obj) -> list[str]:
+    """The projected ServiceAccount token the agent proves itself with: audience echomesh, at most an
+    hour, mounted read-only where ECHOMESH_AGENT_TOKEN_FILE points."""
+    out = []
+    volumes = {}
+    for v in pod.get("volumes") or []:
+        for src in (v.get("projected") or {}).get("sources") or []:
+            if "serviceAccountToken" in src:
+                volumes[v["name"]] = src["serviceAccountToken"]
+    if len(volumes) != 1:
+        return [f"{n}: want one projected serviceAccountToken volume (agent authentication), have {len(volumes)}"]
+    (vname, tok), = volumes.items()
+    if tok.get("audience") != AGENT_TOKEN_AUDIENCE:
+        out.append(f"{n}: projected token audience is {tok.get('audience')!r}, not {AGENT_TOKEN_AUDIENCE!r}")
+    if not isinstance(tok.get("expirationSeconds"), int) or tok["expirationSeconds"] > AGENT_TOKEN_MAX_SECONDS:
+        out.append(f"{n}: projected token expirationSeconds must be at most {AGENT_TOKEN_MAX_SECONDS}")
+    for c in pod.get("containers") or []:
+        cn = f"{n} container {c.get('name')}"
+        mounts = [m for m in c.get("volumeMounts") or [] if m.get("name") == vname]
+        if len(mounts) != 1 or mounts[0].get("readOnly") is not True:
+            out.append(f"{cn}: mount the projected token read-only once")
+            continue
+        want = f"{mounts[0]['mountPath']}/{tok.get('path')}"
+        env = {e["name"]: e for e in c.get("env") or []}
+        got = env.get("ECHOMESH_AGENT_TOKEN_FILE", {}).get("value")
+        if got != want:
+            out.append(f"{cn}: ECHOMESH_AGENT_TOKEN_FILE is {got!r}, not the projected token {want!r}")
     return out
 
 
@@ -415,6 +473,8 @@ def check_aggregator(objs: list[Obj]) -> list[str]:
         for var, want in LISTEN.items():
             if env.get(var, {}).get("value") != want:
                 out.append(f"{cn}: {var} is not {want!r} (both address families)")
+        if env.get("ECHOMESH_AGENT_TOKEN_REVIEW", {}).get("value") != "true":
+            out.append(f"{cn}: ECHOMESH_AGENT_TOKEN_REVIEW is not \"true\" (agents would not be authenticated)")
         ns_ref = env.get("ECHOMESH_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
         if ns_ref != "metadata.namespace":
             out.append(f"{cn}: ECHOMESH_NAMESPACE should come from the downward API metadata.namespace")
@@ -549,6 +609,28 @@ def check_network_policy(objs: list[Obj], cidrs: set[str] | None = None) -> list
                     and not peer.get("podSelector")
                 ):
                     out.append(f"{where}: opens to every pod of selected namespaces")
+            if direction == "Ingress":
+                out += _check_ingress_peers(where, rule)
+    return out
+
+
+def _check_ingress_peers(where: str, rule: Obj) -> list[str]:
+    """gRPC only from agent pods (podSelector) and ipBlocks (node and overlay CIDRs); HTTP only from
+    named namespaces (the monitoring namespace), never from every namespace."""
+    out = []
+    ports = {p.get("port") for p in rule.get("ports") or []}
+    for peer in rule.get("from") or []:
+        ns, pods = peer.get("namespaceSelector"), peer.get("podSelector")
+        if GRPC_PORT in ports:
+            agent = (pods or {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "echomesh-agent"
+            if ns is not None or (pods is not None and not agent) or (pods is None and "ipBlock" not in peer):
+                out.append(f"{where}: gRPC {GRPC_PORT} from {peer}; only agent pods and node/pod CIDRs may connect")
+        if HTTP_PORT in ports:
+            labels = (ns or {}).get("matchLabels") or {}
+            if ns is None or not labels or (ns or {}).get("matchExpressions"):
+                out.append(f"{where}: HTTP {HTTP_PORT} from {peer}; name the monitoring namespace")
+            elif "placeholder-monitoring-namespace" in labels.values():
+                out.append(f"{where}: the monitoring namespace placeholder survived (set spec.monitoring)")
     return out
 
 
@@ -1264,6 +1346,18 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None], str]]:
             std,
         ),
         (
+            "aggregator HTTP from every namespace",
+            "name the monitoring namespace",
+            lambda o: agg_ingress(o)[3]["from"][0].__setitem__("namespaceSelector", {}),
+            std,
+        ),
+        (
+            "aggregator gRPC from any pod",
+            "only agent pods",
+            lambda o: agg_ingress(o)[0]["from"].append({"podSelector": {}}),
+            std,
+        ),
+        (
             "aggregator open to ::/0",
             "internet",
             lambda o: agg_ingress(o)[2]["from"].append({"ipBlock": {"cidr": "::/0"}}),
@@ -1398,8 +1492,43 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None], str]]:
         ),
     ]
 
+    def token_source(objs, name="echomesh-agent-pod"):
+        vols = pod_spec(find(objs, "DaemonSet", name)[0])["volumes"]
+        return next(v for v in vols if "projected" in v)["projected"]["sources"][0]["serviceAccountToken"]
+
+    def cluster_rule(objs, resource):
+        return next(r for r in find(objs, "ClusterRole")[0]["rules"] if resource in r["resources"])
+
     return new + [(what, word, mutate, MONITORING_ENTRY) for what, word, mutate in [
         ("RBAC verb create", "verb", lambda o: role(o)["verbs"].append("create")),
+        ("pods through the ClusterRole", "namespaced Role", lambda o: role(o)["resources"].append("pods")),
+        (
+            "pods Role dropped",
+            "needs get/list/watch on pods",
+            lambda o: o.remove(find(o, "Role", "echomesh-aggregator-pods")[0]),
+        ),
+        ("tokenreviews beyond create", "tokenreviews", lambda o: cluster_rule(o, "tokenreviews")["verbs"].append("get")),
+        (
+            "no tokenreviews permission",
+            "tokenreviews",
+            lambda o: find(o, "ClusterRole")[0].__setitem__("rules", [role(o)]),
+        ),
+        ("agent token for the API server", "audience", lambda o: token_source(o).__setitem__("audience", "")),
+        (
+            "agent token valid for a day",
+            "expirationSeconds",
+            lambda o: token_source(o, "echomesh-agent-host").__setitem__("expirationSeconds", 86400),
+        ),
+        (
+            "agent token file elsewhere",
+            "ECHOMESH_AGENT_TOKEN_FILE",
+            lambda o: env_of(_agent(o), "ECHOMESH_AGENT_TOKEN_FILE").__setitem__("value", "/tmp/token"),
+        ),
+        (
+            "aggregator without token review",
+            "ECHOMESH_AGENT_TOKEN_REVIEW",
+            lambda o: env_of(agg(o), "ECHOMESH_AGENT_TOKEN_REVIEW").__setitem__("value", "false"),
+        ),
         ("RBAC verb *", "verb", lambda o: role(o).__setitem__("verbs", ["*"])),
         ("RBAC on secrets", "resource", lambda o: role(o)["resources"].append("secrets")),
         (
@@ -1698,7 +1827,7 @@ def main() -> int:
     panels = sum(1 for p in _panels(dashboard["panels"]) if p.get("type") != "row")
     print(
         f"deploy manifests OK: {len(renders)} renders, {objects} objects valid for k8s "
-        f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC get/list/watch only, "
+        f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC read-only (pods namespaced) + create tokenreviews, agents with projected tokens, "
         f"agents NET_RAW only, {alerts} alert rules, {records} recording rules, {promtool_note}, "
         f"dashboard {panels} panels with {len(dashboard_queries(dashboard))} queries "
         f"({'parsed by promtool' if args.promtool else 'not parsed: no promtool'}), "
