@@ -57,10 +57,6 @@ pub fn edge(
         p99_10m_us: us(rec.p99_10m_ns(now)),
         sent_total: u64::from(rec.sent_total),
         received_total: u64::from(rec.received_total),
-        duplicates_total: u64::from(rec.duplicates_total),
-        reordered_total: u64::from(rec.reordered_total),
-        late_total: u64::from(rec.late_total),
-        icmp_errors_total: u64::from(rec.icmp_errors_total),
         expected_down: ep.as_ref().is_some_and(|e| graph.is_expected_down(&e.node)),
         target_node_ready: ep
             .as_ref()
@@ -75,6 +71,10 @@ pub fn edge(
         e.last_icmp_error = r.last_kind;
         e.last_mtu = r.last_mtu;
         e.send_errors_total = r.send_errors_total;
+        e.duplicates_total = r.duplicates_total;
+        e.reordered_total = r.reordered_total;
+        e.late_total = r.late_total;
+        e.icmp_errors_total = r.icmp_errors_total;
         if rec.mtu_blackhole() {
             e.mtu_blackhole_payload = r.failing_payload;
         }

@@ -1,6 +1,7 @@
 //! What agents report about an edge that is rare on a healthy cluster: the latest ICMP error and
-//! next-hop MTU, local send failures, and the payload size an MTU black hole swallows; plus the
-//! ICMP error and send-failure totals per source agent, by kind, for `/metrics`.
+//! next-hop MTU, local send failures, the payload size an MTU black hole swallows, and the
+//! lifetime duplicate, reordered, late and ICMP error totals; plus the ICMP error and send-failure
+//! totals per source agent, by kind, for `/metrics`.
 //!
 //! Why beside the records and not in them: the edge record is fixed at 200 bytes for millions of
 //! edges, and these facts exist for a handful of broken edges. A report entry reaches this table
@@ -28,6 +29,14 @@ pub struct EdgeRare {
     pub send_errors_total: u64,
     /// The largest payload size seen failing while smaller ones passed (0 none).
     pub failing_payload: u32,
+    /// Lifetime duplicate replies.
+    pub duplicates_total: u64,
+    /// Lifetime reordered replies.
+    pub reordered_total: u64,
+    /// Lifetime late replies.
+    pub late_total: u64,
+    /// Lifetime ICMP errors (every kind).
+    pub icmp_errors_total: u64,
 }
 
 /// Per source agent: ICMP errors by kind and refused sends, lifetime totals.
@@ -50,6 +59,9 @@ pub struct RareFacts {
 #[must_use]
 pub fn worth_noting(ts: &v1::TargetStats) -> bool {
     ts.send_errors > 0
+        || ts.duplicates > 0
+        || ts.reordered > 0
+        || ts.late > 0
         || ts.errors.as_ref().is_some_and(|e| {
             e.dest_unreachable > 0 || e.time_exceeded > 0 || e.parameter_problem > 0 || e.other > 0
         })
@@ -115,7 +127,12 @@ impl RareFacts {
         totals.send_errors = totals.send_errors.saturating_add(ts.send_errors);
         let mut edge = self.edges.entry((agent.clone(), ts.target_id)).or_default();
         edge.send_errors_total = edge.send_errors_total.saturating_add(ts.send_errors);
+        edge.duplicates_total = edge.duplicates_total.saturating_add(ts.duplicates);
+        edge.reordered_total = edge.reordered_total.saturating_add(ts.reordered);
+        edge.late_total = edge.late_total.saturating_add(ts.late);
         if let Some(e) = &ts.errors {
+            let n = kinds(e).iter().fold(0u64, |a, &k| a.saturating_add(k));
+            edge.icmp_errors_total = edge.icmp_errors_total.saturating_add(n);
             for (t, n) in totals.icmp.iter_mut().zip(kinds(e)) {
                 *t = t.saturating_add(n);
             }

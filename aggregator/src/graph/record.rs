@@ -1,9 +1,12 @@
 //! One directed edge as the store keeps it, and how one report entry changes it.
 //!
 //! Why fixed size and no heap: the store holds millions of records in per-agent slabs, and merging
-//! a report must be a handful of additions per target. A record is 200 bytes: totals, the state
-//! machine, loss windows of 10 s, 1 min and 10 min (see [`super::window`]) and a decaying RTT
-//! sketch within 2 % (see [`super::sketch`]).
+//! a report must be a handful of additions per target. A record is 176 bytes: sent and received
+//! totals, the state machine, loss windows of 10 s, 1 min and 10 min (see [`super::window`]) and a
+//! decaying RTT sketch within 2 % (see [`super::sketch`]). Totals that stay 0 on a healthy edge
+//! (duplicates, reordered, late, ICMP errors) live beside the records in [`super::rare`]. Why 176
+//! and not 200: a slab of 5000 records of 176 bytes stays in the allocator's 896 KiB size class,
+//! one of 200 bytes takes a 1 MiB one and more (measured: 225 bytes of RSS per edge).
 //! Wire histograms are validated by [`echomesh_proto::Histogram::check_parts`], the same check
 //! every other reader of a wire histogram applies, so the store never merges what the agent-side
 //! type would refuse.
@@ -29,20 +32,11 @@ pub struct EdgeRecord {
     pub sent_total: u32,
     /// Lifetime replies received (wrapping, like `sent_total`).
     pub received_total: u32,
-    /// Lifetime duplicate replies.
-    pub duplicates_total: u32,
-    /// Lifetime reordered replies.
-    pub reordered_total: u32,
-    /// Lifetime late replies.
-    pub late_total: u32,
-    /// Lifetime ICMP errors.
-    pub icmp_errors_total: u32,
-    /// Last report or alert that touched this edge.
+    /// Last report or alert that touched this edge (0: none yet); also the clock of the loss
+    /// windows and the sketch's decay, which every touch brings up to date.
     pub last_seen: Tick,
     /// When the current state began.
     pub state_since: Tick,
-    /// Arrival of the newest merged report (the loss windows' and the sketch's clock).
-    head: Tick,
     windows: LossWindows,
     sketch: RttSketch,
     machine: EdgeMachine,
@@ -54,7 +48,6 @@ impl EdgeRecord {
         Self {
             target_id,
             state_since: now,
-            head: now,
             ..Self::default()
         }
     }
@@ -72,19 +65,19 @@ impl EdgeRecord {
     /// Loss over the last 8–10 seconds, percent (see [`super::window`]).
     #[must_use]
     pub fn loss_10s_pct(&self, now: Tick) -> Option<f64> {
-        self.windows.loss_pct(Span::Short, self.head, now)
+        self.windows.loss_pct(Span::Short, self.last_seen, now)
     }
 
     /// Loss over the last 48–60 seconds, percent.
     #[must_use]
     pub fn loss_1m_pct(&self, now: Tick) -> Option<f64> {
-        self.windows.loss_pct(Span::Minute, self.head, now)
+        self.windows.loss_pct(Span::Minute, self.last_seen, now)
     }
 
     /// Loss over the last eight to ten minutes, percent.
     #[must_use]
     pub fn loss_10m_pct(&self, now: Tick) -> Option<f64> {
-        self.windows.loss_pct(Span::Long, self.head, now)
+        self.windows.loss_pct(Span::Long, self.last_seen, now)
     }
 
     /// Recent RTT quantile in nanoseconds.
@@ -96,13 +89,13 @@ impl EdgeRecord {
     /// Worst report-window p99 of the last ten minutes, nanoseconds.
     #[must_use]
     pub fn p99_10m_ns(&self, now: Tick) -> Option<f64> {
-        self.windows.worst_p99_ns(self.head, now)
+        self.windows.worst_p99_ns(self.last_seen, now)
     }
 
     /// Two-minute figures of the last ten minutes, newest first (see [`LossWindows::history`]).
     #[must_use]
     pub fn history(&self, now: Tick) -> Vec<(u32, u64, u64, Option<f64>)> {
-        self.windows.history(self.head, now)
+        self.windows.history(self.last_seen, now)
     }
 
     /// The RTT sketch.
@@ -156,7 +149,7 @@ impl EdgeRecord {
 
     /// Applies an agent's immediate reachability alert.
     pub(super) fn alert(&mut self, reachable: bool, now: Tick) -> Option<Transition> {
-        self.last_seen = now;
+        self.touch(now, 0, 0, 0);
         let tr = self.machine.alert(reachable);
         if tr.is_some() {
             self.state_since = now;
@@ -172,36 +165,31 @@ impl EdgeRecord {
     }
 
     fn add_entry(&mut self, ts: &v1::TargetStats, scan: &HistScan, now: Tick) {
-        self.last_seen = now;
         self.sent_total = self.sent_total.wrapping_add(ts.sent as u32);
         self.received_total = self.received_total.wrapping_add(ts.received as u32);
-        self.duplicates_total = self.duplicates_total.saturating_add(sat32(ts.duplicates));
-        self.reordered_total = self.reordered_total.saturating_add(sat32(ts.reordered));
-        self.late_total = self.late_total.saturating_add(sat32(ts.late));
-        if let Some(e) = &ts.errors {
-            let n = e
-                .dest_unreachable
-                .saturating_add(e.time_exceeded)
-                .saturating_add(e.parameter_problem)
-                .saturating_add(e.other);
-            self.icmp_errors_total = self.icmp_errors_total.saturating_add(sat32(n));
-        }
         let p99 = if scan.p99_fine > 0 {
             pair_code(bucket_of_wire(u32::from(scan.p99_fine)))
         } else {
             0
         };
-        self.windows.record(self.head, now, ts.sent, ts.lost, p99);
-        // The sketch halves once per minute the clock passed: recent samples dominate.
-        let minute = 60 * super::sketch::TICKS_PER_SEC;
-        let advanced = (now / minute).saturating_sub(self.head / minute);
-        for _ in 0..advanced.min(16) {
-            self.sketch.halve();
-        }
-        self.head = self.head.max(now);
+        self.touch(now, ts.sent, ts.lost, p99);
         if let Some(h) = &ts.rtt {
             self.sketch.merge_wire(&h.indices, &h.counts);
         }
+    }
+
+    /// Brings the loss windows and the sketch's decay to `now` (adding a window of `sent` and
+    /// `lost`) and makes `now` the last seen tick.
+    fn touch(&mut self, now: Tick, sent: u64, lost: u64, p99: u8) {
+        let last = self.last_seen;
+        self.windows.record(last, now, sent, lost, p99);
+        // The sketch halves once per minute the clock passed: recent samples dominate.
+        let minute = 60 * super::sketch::TICKS_PER_SEC;
+        let advanced = (now / minute).saturating_sub(last / minute);
+        for _ in 0..advanced.min(16) {
+            self.sketch.halve();
+        }
+        self.last_seen = last.max(now);
     }
 }
 
@@ -245,10 +233,6 @@ pub(super) fn scan_histogram(h: &v1::Histogram) -> Result<HistScan, HistogramErr
         }
     }
     Ok(HistScan::default())
-}
-
-fn sat32(v: u64) -> u32 {
-    v.min(u64::from(u32::MAX)) as u32
 }
 
 /// Adds every edge sketch of `records` into `acc` (for node and cluster percentiles).

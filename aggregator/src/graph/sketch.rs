@@ -1,4 +1,4 @@
-//! The fixed-size per-edge RTT sketch: 2 % relative error in 86 bytes.
+//! The fixed-size per-edge RTT sketch: 2 % relative error in 82 bytes.
 //!
 //! Why not keep the agents' [`Histogram`]: it is sparse and exact to 1 %, but a merged histogram
 //! can hold up to 1038 buckets, and the aggregator must hold millions of edges in memory. So each
@@ -11,24 +11,24 @@
 //!   agent's buckets matters: a sketch bucket that split an agent bucket would add the agent's 1 %
 //!   on top. The bucket space ([`SKETCH_BUCKETS`] = 300) runs from ~9 µs to ~1.4 s; values outside
 //!   clamp to the end buckets.
-//! - **A sliding window of [`WINDOW_BUCKETS`] (56) counters.** 300 counters would not fit a record;
-//!   RTTs of one edge cluster, so the sketch keeps 56 consecutive buckets (a span of
-//!   γ^112 ≈ 9.4×) starting at `lo`. A value above the window slides it up and the buckets that
+//! - **A sliding window of [`WINDOW_BUCKETS`] (54) counters.** 300 counters would not fit a record;
+//!   RTTs of one edge cluster, so the sketch keeps 54 consecutive buckets (a span of
+//!   γ^108 ≈ 8.7×) starting at `lo`. A value above the window slides it up and the buckets that
 //!   fall off the bottom are added into the new lowest bucket (collapsed); a value below it slides
 //!   it down if everything held still fits, else it is counted in the lowest bucket. So the upper
 //!   quantiles (p90, p99, p99.9: what alarms read) stay within 2 %, and a quantile is only wrong
-//!   when it lies more than ~9.4× below the largest recent sample: then it reads as the lowest
-//!   bucket's value, too high. With p99.9 at most 9.4× the p50, all four stay within 2 %.
+//!   when it lies more than ~8.7× below the largest recent sample: then it reads as the lowest
+//!   bucket's value, too high. With p99.9 at most 8.7× the p50, all four stay within 2 %.
 //! - **12-bit counters**, two in three bytes. Why not `u8`: the p99.9 needs the tail's share of the
-//!   total to ~1/1000, which a fullest bucket of 255 cannot express; `u16` would cost 28 more
-//!   bytes (14 fewer buckets, a 5× span). When a merge would overflow 4095, old and new counts are
+//!   total to ~1/1000, which a fullest bucket of 255 cannot express; `u16` would cost 27 more
+//!   bytes (13 fewer buckets, a 5.7× span). When a merge would overflow 4095, old and new counts are
 //!   halved together before storing, which keeps the proportions.
 //! - **Decay.** The owner halves the counts once per minute the clock passes, so the sketch
 //!   describes roughly the last one to two minutes (a sample two minutes old weighs at most a
 //!   quarter).
 //!
 //! Merging a report entry is, per agent bucket, an index computation, a range check and a 12-bit
-//! add; the window only moves (a rewrite of 84 bytes) when the RTTs leave it.
+//! add; the window only moves (a rewrite of 81 bytes) when the RTTs leave it.
 
 use std::sync::LazyLock;
 
@@ -41,8 +41,8 @@ pub type Tick = u32;
 pub const TICKS_PER_SEC: u32 = 100;
 /// Buckets of the whole sketch space (an absolute bucket index is below this).
 pub const SKETCH_BUCKETS: usize = 300;
-/// Consecutive buckets one edge keeps.
-pub const WINDOW_BUCKETS: usize = 56;
+/// Consecutive buckets one edge keeps (even: two counters share three bytes).
+pub const WINDOW_BUCKETS: usize = 54;
 /// Bound on the relative error of a sketch quantile inside the window (see the module docs).
 pub const SKETCH_RELATIVE_ERROR: f64 = 0.02;
 /// The agent bucket where sketch bucket 0 starts: values up to ~9 µs land in bucket 0.
@@ -53,6 +53,8 @@ const WIRE_PER_BUCKET: u32 = 2;
 const COUNT_MAX: u64 = 4095;
 /// Bytes of packed counters.
 const PACKED: usize = WINDOW_BUCKETS / 2 * 3;
+// The window's lowest bucket is kept in a byte.
+const _: () = assert!(SKETCH_BUCKETS - WINDOW_BUCKETS <= u8::MAX as usize);
 
 const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
 
@@ -92,10 +94,10 @@ pub fn pair_value_ns(code: u8) -> Option<f64> {
     Some(union_value_ns(WIRE_BASE + 2 * WIRE_PER_BUCKET * pair, 4))
 }
 
-/// A decaying RTT sketch of fixed size (86 bytes): 56 12-bit counters from bucket `lo` up.
+/// A decaying RTT sketch of fixed size (82 bytes): 54 12-bit counters from bucket `lo` up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RttSketch {
-    lo: u16,
+    lo: u8,
     packed: [u8; PACKED],
 }
 
@@ -118,6 +120,12 @@ impl RttSketch {
 
     /// Adds wire-form buckets that were already validated (sorted, in range, paired).
     pub fn merge_wire(&mut self, indices: &[u32], counts: &[u32]) {
+        // A new or fully decayed sketch centres its window on the first value (no rewrite).
+        if let Some(&first) = indices.first()
+            && self.packed.iter().all(|&b| b == 0)
+        {
+            self.lo = centred(bucket_of_wire(first));
+        }
         for (n, (&i, &c)) in indices.iter().zip(counts).enumerate() {
             let rel = bucket_of_wire(i).wrapping_sub(usize::from(self.lo));
             if rel < WINDOW_BUCKETS {
@@ -139,11 +147,7 @@ impl RttSketch {
         for (&i, &c) in indices.iter().zip(counts) {
             let mut k = bucket_of_wire(i);
             match wide.iter().rposition(|&n| n > 0) {
-                None => {
-                    lo = k
-                        .saturating_sub(WINDOW_BUCKETS / 2)
-                        .min(SKETCH_BUCKETS - WINDOW_BUCKETS)
-                }
+                None => lo = usize::from(centred(k)),
                 Some(top_rel) if k < lo => {
                     let top = lo + top_rel;
                     if top - k < WINDOW_BUCKETS {
@@ -170,7 +174,7 @@ impl RttSketch {
         while (max >> shift) > COUNT_MAX {
             shift += 1;
         }
-        self.lo = lo as u16;
+        self.lo = lo as u8;
         for (i, w) in wide.iter().enumerate() {
             self.set(i, (w >> shift) as u16);
         }
@@ -235,6 +239,12 @@ impl RttSketch {
             self.packed[j + 2] = (v >> 4) as u8;
         }
     }
+}
+
+/// The lowest bucket of a window with `k` in its middle.
+fn centred(k: usize) -> u8 {
+    k.saturating_sub(WINDOW_BUCKETS / 2)
+        .min(SKETCH_BUCKETS - WINDOW_BUCKETS) as u8
 }
 
 /// Re-bases window counts from `from` to `to`; buckets below `to` are added into the lowest.
