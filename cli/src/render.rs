@@ -302,6 +302,26 @@ mod tests {
     }
 
     #[test]
+    fn wide_rows_carry_the_ten_second_window_beside_the_ten_minute_one() {
+        let e = v1::Edge {
+            loss_10s_pct: 20.0,
+            loss_1m_pct: 5.0,
+            loss_10m_pct: 0.5,
+            ..v1::Edge::default()
+        };
+        let header = edge_header(true);
+        let row = edge_row(&e, true);
+        assert_eq!(header.len(), row.len());
+        let col = |name: &str| {
+            let i = header.iter().position(|h| *h == name).expect(name);
+            row[i].clone()
+        };
+        assert_eq!(col("LOSS%"), "5.00");
+        assert_eq!(col("LOSS10s%"), "20.00");
+        assert_eq!(col("LOSS10m%"), "0.50");
+    }
+
+    #[test]
     fn colour_follows_no_color_and_clicolor_force() {
         assert!(colour_for(true, false, false));
         assert!(!colour_for(false, false, false));
