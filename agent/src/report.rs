@@ -9,9 +9,11 @@
 pub mod args;
 pub mod connect;
 pub mod engine;
+pub mod guard;
 pub mod replay;
 pub mod session;
 pub mod standby;
+pub mod token;
 pub mod wire;
 
 use std::future::Future;
@@ -19,6 +21,7 @@ use std::future::Future;
 pub use args::{RunArgs, RunError};
 pub use connect::{ConnectError, Connector, UrlConnector};
 pub use engine::{ProbeEngine, RawSockets, StartEngine};
+pub use guard::{Guard, GuardArgs};
 pub use replay::ReplayBuffer;
 pub use session::LoopSettings;
 
@@ -46,7 +49,9 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let hello = wire::hello(&args, rand::random(), std::time::SystemTime::now())?;
-    let connector = UrlConnector::new(&args.aggregator)?;
+    let connector = UrlConnector::new(&args.aggregator)?
+        .with_token(args.agent_token_file.clone().map(token::TokenSource::file))
+        .with_tls_ca(args.tls_ca.clone())?;
     session::drive(
         hello,
         loop_settings(&args),
@@ -82,5 +87,6 @@ fn loop_settings(args: &RunArgs) -> LoopSettings {
     LoopSettings {
         replay_buffer: args.replay_buffer,
         max_backoff: args.max_backoff,
+        guard: Guard::new(&args.guard, &args.addresses),
     }
 }

@@ -236,6 +236,9 @@ fn args(replay_buffer: usize, max_backoff: Duration) -> RunArgs {
         replay_buffer,
         max_backoff,
         http_listen: "127.0.0.1:0".parse().expect("addr"),
+        guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),
+        agent_token_file: None,
+        tls_ca: None,
     }
 }
 
@@ -364,9 +367,27 @@ async fn too_many_addresses_are_refused_before_connecting() {
 async fn assignments_reach_the_engine_and_reports_follow_every_interval() {
     let mut h = start(args(10, Duration::from_secs(1)));
     let mut s = h.session().await;
-    let mut a = assignment(7, &[11, 12], 500);
-    a.targets.push(target(13, "not-an-address"));
-    s.assign(a).await;
+    // An assignment with one unusable target is refused whole, told to the aggregator and
+    // counted; the agent keeps running and takes the next one.
+    let mut bad = assignment(6, &[11, 12], 500);
+    bad.targets.push(target(13, "not-an-address"));
+    s.assign(bad).await;
+    match s.next().await.msg {
+        Some(agent_message::Msg::AssignmentRejected(r)) => {
+            assert_eq!(r.generation, 6);
+            assert_eq!(
+                r.reason,
+                "target 000000000000000d: \"not-an-address\" is not an IP address"
+            );
+        }
+        other => panic!("expected AssignmentRejected, got {other:?}"),
+    }
+    assert!(
+        lock(&h.log).started.is_empty(),
+        "no engine for a refused assignment"
+    );
+    assert_eq!(h.metrics.assignments_rejected(), 1);
+    s.assign(assignment(7, &[11, 12], 500)).await;
     let (t1, r1) = s.report().await;
     let (t2, r2) = s.report().await;
     let (t3, r3) = s.report().await;
@@ -385,7 +406,7 @@ async fn assignments_reach_the_engine_and_reports_follow_every_interval() {
         assert_eq!(settings.payload_size, 64);
         assert_eq!(settings.down_after, 2);
         let ids: Vec<u64> = targets.iter().map(|t| t.id).collect();
-        assert_eq!(ids, [11, 12], "the unparsable address is skipped");
+        assert_eq!(ids, [11, 12]);
     }
 
     // A new assignment goes to the running engine; reports follow its generation and interval.

@@ -44,6 +44,9 @@ fn start_agent(url: &str, node: &str, addr: &str) -> Agent {
         replay_buffer: 1000,
         max_backoff: Duration::from_millis(200),
         http_listen: "127.0.0.1:0".parse().expect("addr"),
+        guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),
+        agent_token_file: None,
+        tls_ca: None,
     };
     let (stop, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(report::run(args, async {

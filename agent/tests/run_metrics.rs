@@ -33,6 +33,9 @@ fn args(url: &str, node: &str, addr: &str) -> RunArgs {
         replay_buffer: 100,
         max_backoff: Duration::from_millis(200),
         http_listen: "127.0.0.1:0".parse().expect("addr"),
+        guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),
+        agent_token_file: None,
+        tls_ca: None,
     }
 }
 

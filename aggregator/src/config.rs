@@ -84,6 +84,11 @@ pub struct Config {
     /// Largest gRPC message accepted from an agent, in bytes (larger: RESOURCE_EXHAUSTED).
     #[arg(long, env = "ECHOMESH_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
+    /// Most agent sessions at once (two per node: pod and host network); a Hello beyond it is
+    /// refused with RESOURCE_EXHAUSTED. Memory grows with the square of the agents.
+    #[arg(long, env = "ECHOMESH_MAX_AGENTS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_agents: u32,
     /// Most concurrent WatchEvents subscribers.
     #[arg(long, env = "ECHOMESH_MAX_WATCHERS", default_value_t = 64)]
     pub max_watchers: usize,
@@ -117,6 +122,26 @@ pub struct Config {
     /// per family in the Node's `status.addresses` (InternalIP or ExternalIP).
     #[arg(long, env = "ECHOMESH_HOST_ADDRESS_TYPE", value_enum, ignore_case = true, default_value_t = HostAddressType::InternalIp)]
     pub host_address_type: HostAddressType,
+    /// Agents must send the token in this file (`authorization: Bearer <token>`); re-read when it
+    /// changes. For the lab and bare metal; in Kubernetes use --agent-token-review.
+    #[arg(
+        long,
+        env = "ECHOMESH_AGENT_TOKEN_FILE",
+        conflicts_with = "agent_token_review"
+    )]
+    pub agent_token_file: Option<PathBuf>,
+    /// Agents must send their projected ServiceAccount token (audience `echomesh`); each is
+    /// verified with a TokenReview and bound to the agent pod, node, network and addresses it
+    /// names. Needs --kubernetes.
+    #[arg(long, env = "ECHOMESH_AGENT_TOKEN_REVIEW", requires = "kubernetes")]
+    pub agent_token_review: bool,
+    /// Serve gRPC over TLS with this certificate chain (PEM); reloaded when the file changes.
+    /// Needs --tls-key. Agents and the CLI then use `https://` and --tls-ca.
+    #[arg(long, env = "ECHOMESH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM); reloaded when the file changes.
+    #[arg(long, env = "ECHOMESH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Log filter, e.g. `info` or `echomesh_aggregator=debug,info`.
     #[arg(long = "log", env = "ECHOMESH_LOG", default_value = "info")]
     pub log: String,
@@ -164,24 +189,6 @@ impl Config {
                 "--stale-after-reports, --raise-after and --clear-after must be at least 1".into(),
             );
         }
-        if self.max_message_bytes < 1024 {
-            return Err("--max-message-bytes must be at least 1024".into());
-        }
-        Ok(())
-    }
-
-    /// The graph part.
-    #[must_use]
-    pub fn graph(&self) -> GraphConfig {
-        GraphConfig {
-            thresholds: Thresholds {
-                degraded_loss_pct: self.degraded_loss_pct,
-                down_loss_pct: self.down_loss_pct,
-                degraded_p99: self.degraded_p99,
-                raise_after: self.raise_after,
-                clear_after: self.clear_after,
-            },
-            stale_after_intervals: self.stale_after_reports,
         // Agents refuse assignments outside these (their guard), so refusing them here says so
         // at start-up instead of in every agent's log.
         let ms = Duration::from_millis(1);
@@ -217,6 +224,24 @@ impl Config {
             ));
         }
         check_payload_sizes(&self.payload_sizes)?;
+        if self.max_message_bytes < 1024 {
+            return Err("--max-message-bytes must be at least 1024".into());
+        }
+        Ok(())
+    }
+
+    /// The graph part.
+    #[must_use]
+    pub fn graph(&self) -> GraphConfig {
+        GraphConfig {
+            thresholds: Thresholds {
+                degraded_loss_pct: self.degraded_loss_pct,
+                down_loss_pct: self.down_loss_pct,
+                degraded_p99: self.degraded_p99,
+                raise_after: self.raise_after,
+                clear_after: self.clear_after,
+            },
+            stale_after_intervals: self.stale_after_reports,
             agent_ttl: self.agent_ttl,
         }
     }
@@ -250,7 +275,9 @@ impl Config {
             probe_timeout: self.probe_timeout,
             report_interval: self.report_interval,
             down_after: self.down_after,
+            payload_sizes: self.payload_sizes.clone(),
             assign_debounce: self.assign_debounce,
+            max_agents: self.max_agents as usize,
             ..IngestConfig::default()
         }
     }
@@ -258,26 +285,6 @@ impl Config {
 
 pub use echomesh_runtime::listen::parse_listen;
 
-/// Checks a label selector (`k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`,
-/// comma-separated), so a typo exits 2 at start instead of a 400 from every list call.
-pub fn parse_selector(s: &str) -> Result<String, String> {
-    let bad = |why: &str| format!("{s:?} is not a label selector: {why}");
-    let key_ok = |k: &str| {
-        !k.is_empty()
-            && k.len() <= 317
-            && k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
-    };
-            payload_sizes: self.payload_sizes.clone(),
-    let value_ok = |v: &str| {
-        v.len() <= 63
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    };
-    let mut terms = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, c) in s.char_indices() {
-        match c {
 /// Smallest payload an agent sends: the signed 32-byte probe stamp.
 pub const MIN_PAYLOAD: u32 = 32;
 /// Largest payload: an IPv4 datagram of 65,535 bytes less its 28 bytes of headers.
@@ -308,6 +315,25 @@ pub fn check_payload_sizes(sizes: &[u32]) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a label selector (`k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`,
+/// comma-separated), so a typo exits 2 at start instead of a 400 from every list call.
+pub fn parse_selector(s: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("{s:?} is not a label selector: {why}");
+    let key_ok = |k: &str| {
+        !k.is_empty()
+            && k.len() <= 317
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'))
+    };
+    let value_ok = |v: &str| {
+        v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
             '(' => depth += 1,
             ')' => depth -= 1,
             ',' if depth == 0 => {
@@ -377,6 +403,38 @@ mod tests {
         );
         let c = Config::try_parse_from(["x", "--report-interval", "10ms"]).expect("parses");
         assert!(c.validate().is_err());
+        for (flag, v, want) in [
+            (
+                "--probe-interval",
+                "1us",
+                "--probe-interval must be within 1ms..=60s (agents are told whole milliseconds), got 1µs",
+            ),
+            (
+                "--probe-interval",
+                "2h",
+                "--probe-interval must be within 1ms..=60s (agents are told whole milliseconds), got 7200s",
+            ),
+            (
+                "--probe-timeout",
+                "1h",
+                "--probe-timeout must be within 1ms..=60s (agents are told whole milliseconds), got 3600s",
+            ),
+            (
+                "--report-interval",
+                "1h",
+                "--report-interval must be at most 600s, got 3600s",
+            ),
+            (
+                "--down-after",
+                "0",
+                "--down-after must be within 1..=10000, got 0",
+            ),
+        ] {
+            let c = Config::try_parse_from(["x", flag, v]).expect("parses");
+            assert_eq!(c.validate(), Err(want.into()), "{flag} {v}");
+        }
+        let e = Config::try_parse_from(["x", "--max-agents", "0"]).expect_err("bad");
+        assert_eq!(e.exit_code(), 2);
         assert_eq!(Config::local().validate(), Ok(()));
     }
 
@@ -390,39 +448,6 @@ mod tests {
         assert!(e.to_string().contains("not a label selector"), "{e}");
     }
 
-    #[test]
-    fn discovery_flags_default_to_the_deploy_manifests() {
-        let c = Config::try_parse_from(["x", "--kubernetes"]).expect("ok");
-        assert!(c.kubernetes);
-        let d = c.discovery();
-        assert_eq!(d.agent_selector, "app.kubernetes.io/name=echomesh-agent");
-        assert_eq!(d.debounce, Duration::from_millis(100));
-        assert_eq!(d.host_address_type, HostAddressType::InternalIp);
-        for (v, want) in [
-            ("ExternalIP", HostAddressType::ExternalIp),
-            ("externalip", HostAddressType::ExternalIp),
-            ("InternalIP", HostAddressType::InternalIp),
-        ] {
-            let c = Config::try_parse_from(["x", "--host-address-type", v]).expect("ok");
-            assert_eq!(c.discovery().host_address_type, want, "{v}");
-        }
-        let e = Config::try_parse_from(["x", "--host-address-type", "Hostname"]).expect_err("bad");
-        assert_eq!(e.exit_code(), 2);
-        assert!(e.to_string().contains("InternalIP"), "{e}");
-        for ok in [
-            "app.kubernetes.io/name=echomesh-agent",
-            "a=b,c!=d",
-            "tier in (agent, probe),!legacy",
-            "x notin (a)",
-            "present",
-        ] {
-            assert_eq!(parse_selector(ok).as_deref(), Ok(ok));
-        }
-        for bad in ["a=b,", "a in (b", "a==b=c", "=x", "a in b"] {
-            assert!(parse_selector(bad).is_err(), "{bad}");
-        }
-    }
-}
     #[test]
     fn payload_sizes_are_one_or_two_sendable_sizes_small_first() {
         let c = Config::try_parse_from(["x"]).expect("parses");
@@ -458,3 +483,36 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
     }
 
+    #[test]
+    fn discovery_flags_default_to_the_deploy_manifests() {
+        let c = Config::try_parse_from(["x", "--kubernetes"]).expect("ok");
+        assert!(c.kubernetes);
+        let d = c.discovery();
+        assert_eq!(d.agent_selector, "app.kubernetes.io/name=echomesh-agent");
+        assert_eq!(d.debounce, Duration::from_millis(100));
+        assert_eq!(d.host_address_type, HostAddressType::InternalIp);
+        for (v, want) in [
+            ("ExternalIP", HostAddressType::ExternalIp),
+            ("externalip", HostAddressType::ExternalIp),
+            ("InternalIP", HostAddressType::InternalIp),
+        ] {
+            let c = Config::try_parse_from(["x", "--host-address-type", v]).expect("ok");
+            assert_eq!(c.discovery().host_address_type, want, "{v}");
+        }
+        let e = Config::try_parse_from(["x", "--host-address-type", "Hostname"]).expect_err("bad");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("InternalIP"), "{e}");
+        for ok in [
+            "app.kubernetes.io/name=echomesh-agent",
+            "a=b,c!=d",
+            "tier in (agent, probe),!legacy",
+            "x notin (a)",
+            "present",
+        ] {
+            assert_eq!(parse_selector(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["a=b,", "a in (b", "a==b=c", "=x", "a in b"] {
+            assert!(parse_selector(bad).is_err(), "{bad}");
+        }
+    }
+}

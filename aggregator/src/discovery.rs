@@ -2,7 +2,8 @@
 //! pinglists.
 //!
 //! Why the aggregator and not the agents watch the API: one watcher pair per cluster instead of
-//! one per node (API-server load grows with N, not N²), and agents need no token at all.
+//! one per node (API-server load grows with N, not N²), and agents need no API access at all (their
+//! projected token only proves who they are: [`token_review`]).
 //!
 //! How it flows: two kube-rs `watcher`s (Nodes, cluster-wide; agent Pods by label selector in one
 //! namespace), managed fields stripped before they reach the `reflector` stores, feed one loop.
@@ -22,6 +23,7 @@
 //! aggregator whose API server is unreachable at start still measures what connects to it.
 
 pub mod model;
+pub mod token_review;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

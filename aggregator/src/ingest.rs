@@ -10,13 +10,18 @@
 //! - [`hello`]: what a valid Hello is.
 //! - [`session`]: the per-session loop and the `AgentService` implementation.
 //! - [`assigner`]: pinglist computation and push, fingerprints, generations.
+//! - `authn`: where the session authenticates its client and binds the Hello ([`crate::auth`]).
 //! - [`errors`]: why sessions and messages were refused, counted for `/metrics`.
 
+pub mod admit;
 pub mod assigner;
+mod authn;
 pub mod claim;
 pub mod errors;
 pub mod hello;
+pub mod rejected;
 pub mod session;
+pub mod text;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -28,6 +33,7 @@ use tokio::sync::Notify;
 pub use errors::IngestErrorReason;
 pub use hello::{HelloError, MAX_START_AHEAD_MS, validate_hello, validate_hello_at};
 
+use crate::auth::{AgentAuth, AuthCounters, AuthFailure};
 use crate::graph::{AgentKey, Graph};
 use crate::policy::PinglistSource;
 use session::SessionHandle;
@@ -51,6 +57,8 @@ pub struct IngestConfig {
     pub hello_timeout: Duration,
     /// Outgoing messages buffered per session.
     pub session_buffer: usize,
+    /// Most open sessions; a Hello beyond it is refused with RESOURCE_EXHAUSTED.
+    pub max_agents: usize,
 }
 
 impl Default for IngestConfig {
@@ -64,6 +72,7 @@ impl Default for IngestConfig {
             assign_debounce: Duration::from_millis(200),
             hello_timeout: Duration::from_secs(10),
             session_buffer: 256,
+            max_agents: 2000,
         }
     }
 }
@@ -79,6 +88,11 @@ struct Inner {
     changed: Notify,
     closing: tokio::sync::watch::Sender<bool>,
     errors: [AtomicU64; IngestErrorReason::ALL.len()],
+    /// The latest assignment each agent refused ([`rejected`]).
+    rejected: DashMap<AgentKey, rejected::Rejected>,
+    /// Agent authentication (`None`: every session is accepted, the pre-auth behaviour).
+    auth: Option<Arc<dyn AgentAuth>>,
+    auth_failures: AuthCounters,
 }
 
 /// The agent-facing service (cheap to clone).
@@ -91,6 +105,18 @@ impl Ingest {
     /// A service over `graph` assigning pinglists from `pinglist`.
     #[must_use]
     pub fn new(graph: Arc<Graph>, cfg: IngestConfig, pinglist: Arc<dyn PinglistSource>) -> Self {
+        Self::with_auth(graph, cfg, pinglist, None)
+    }
+
+    /// [`Ingest::new`] whose sessions must pass `auth` (see [`crate::auth`]) before their Hello
+    /// is believed.
+    #[must_use]
+    pub fn with_auth(
+        graph: Arc<Graph>,
+        cfg: IngestConfig,
+        pinglist: Arc<dyn PinglistSource>,
+        auth: Option<Arc<dyn AgentAuth>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 graph,
@@ -108,8 +134,17 @@ impl Ingest {
                 changed: Notify::new(),
                 closing: tokio::sync::watch::Sender::new(false),
                 errors: Default::default(),
+                rejected: DashMap::new(),
+                auth,
+                auth_failures: AuthCounters::default(),
             }),
         }
+    }
+
+    /// Sessions refused by agent authentication, by reason (for `/metrics`).
+    #[must_use]
+    pub fn auth_failures(&self) -> [(AuthFailure, u64); AuthFailure::ALL.len()] {
+        self.inner.auth_failures.snapshot()
     }
 
     /// Number of open sessions.

@@ -4,10 +4,12 @@
 //! - [`graph`]: the live graph: identities, fixed-size edge records with their sketches and state
 //!   machine, the per-agent store and the state-change events it emits.
 //! - [`policy`]: who probes whom, behind a trait (full mesh of connected agents by default).
+//! - [`auth`]: who may open an agent session and which node it may speak for (below ingest).
 //! - [`ingest`]: `AgentService.Session`: hello, sessions, pinglist assignments, refusal counters.
 //! - [`discovery`]: with `--kubernetes`, Node and agent-Pod watches -> cluster model -> pinglists.
 //! - [`diagnose`]: from a snapshot of the graph, the fewest culprits explaining its failing edges.
 //! - [`api`]: the `GraphService` implementation and the one edge view every reader uses.
+//! - [`tls`]: the gRPC port's optional TLS, its certificate reloaded when the files change.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, the heatmap page and the JSON API.
 //! - [`config`]: flags (each also an `ECHOMESH_*` env var), turned into each layer's settings.
 //! - [`readiness`]: why the aggregator is not ready, set by the server and discovery, read by `/readyz`.
@@ -18,15 +20,18 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod diagnose;
 pub mod discovery;
 pub mod graph;
 pub mod http;
 pub mod ingest;
+pub mod limit;
 pub mod policy;
 pub mod readiness;
 pub mod server;
+pub mod tls;
 
 pub use config::Config;
 pub use graph::Graph;

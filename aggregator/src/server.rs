@@ -15,6 +15,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
+use crate::auth::{AgentAuth, token::SharedToken};
+use crate::discovery::token_review::TokenReviewAuth;
 use crate::{Config, Graph, Ingest, api, discovery, graph, http, policy, readiness};
 
 /// Why the aggregator could not start or stopped.
@@ -37,6 +39,12 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Http(std::io::Error),
+    /// Agent authentication could not be set up (e.g. an unusable --agent-token-file).
+    #[error("agent authentication: {0}")]
+    Auth(String),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Longest graceful drain after the shutdown signal.
@@ -53,6 +61,8 @@ pub struct Aggregator {
     ingest: Ingest,
     readiness: Arc<readiness::Readiness>,
     discovery: Option<DiscoverySetup>,
+    auth: Option<Arc<dyn AgentAuth>>,
+    tls: Option<Arc<crate::tls::ReloadingCert>>,
 }
 
 /// Kubernetes discovery wiring: the model-backed pinglist and, in tests, an injected client.
@@ -84,11 +94,7 @@ impl Aggregator {
         let unix = match &cfg.agent_socket {
             None => None,
             Some(path) => {
-                // A stale socket file from a previous run would make bind fail.
-                if path.exists() {
-                    let _ = std::fs::remove_file(path);
-                }
-                let l = UnixListener::bind(path).map_err(|source| ServerError::Bind {
+                let l = bind_private_socket(path).map_err(|source| ServerError::Bind {
                     what: format!("unix socket {}", path.display()),
                     source,
                 })?;
@@ -97,8 +103,25 @@ impl Aggregator {
         };
         let events = graph::EventHub::new(8192, cfg.max_watchers);
         let graph = Arc::new(Graph::new(cfg.graph(), events));
+        let auth: Option<Arc<dyn AgentAuth>> = match &cfg.agent_token_file {
+            Some(path) => Some(Arc::new(
+                SharedToken::open(path).map_err(|e| ServerError::Auth(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(crate::tls::ReloadingCert::open(cert, key)?)),
+            _ => None,
+        };
         let mut agg = Self {
-            ingest: Ingest::new(graph.clone(), cfg.ingest(), Arc::new(policy::FullMesh)),
+            tls,
+            ingest: Ingest::with_auth(
+                graph.clone(),
+                cfg.ingest(),
+                Arc::new(policy::FullMesh),
+                auth.clone(),
+            ),
+            auth,
             cfg,
             grpc,
             http,
@@ -121,10 +144,46 @@ impl Aggregator {
         self
     }
 
+    /// Verifies agent tokens through `client` (a mocked API server in tests) instead of the
+    /// discovery client. Call after [`Aggregator::with_kube_client`] and before serve; it has an
+    /// effect only with `--agent-token-review`.
+    #[must_use]
+    pub fn with_token_review_client(mut self, client: kube::Client) -> Self {
+        if self.cfg.agent_token_review
+            && let Some(setup) = &self.discovery
+        {
+            let pinglist = setup.pinglist.clone();
+            self.auth = Some(Arc::new(TokenReviewAuth::new(
+                Some(client),
+                pinglist.clone(),
+                &self.cfg.namespace,
+            )));
+            self.ingest = Ingest::with_auth(
+                self.graph.clone(),
+                self.cfg.ingest(),
+                pinglist,
+                self.auth.clone(),
+            );
+        }
+        self
+    }
+
     fn enable_discovery(&mut self, client: Option<kube::Client>) {
         let pinglist = Arc::new(discovery::ModelPinglist::default());
+        if self.cfg.agent_token_review {
+            self.auth = Some(Arc::new(TokenReviewAuth::new(
+                client.clone(),
+                pinglist.clone(),
+                &self.cfg.namespace,
+            )));
+        }
         // No session exists before serve(), so swapping the ingest loses nothing.
-        self.ingest = Ingest::new(self.graph.clone(), self.cfg.ingest(), pinglist.clone());
+        self.ingest = Ingest::with_auth(
+            self.graph.clone(),
+            self.cfg.ingest(),
+            pinglist.clone(),
+            self.auth.clone(),
+        );
         self.discovery = Some(DiscoverySetup { pinglist, client });
     }
 
@@ -240,25 +299,40 @@ impl Aggregator {
         });
 
         let routes = self.routes()?;
-        let tcp = TcpListenerStream::new(self.grpc).map(|s| {
-            if let Ok(s) = &s {
-                let _ = s.set_nodelay(true);
-            }
-            s
-        });
-        tasks.spawn({
+        if let Some(certs) = self.tls.clone() {
+            let cfg = crate::tls::server_config(certs)
+                .map_err(|e| ServerError::Auth(format!("TLS setup: {e}")))?;
+            let incoming = crate::tls::incoming(self.grpc, cfg);
             let routes = routes.clone();
             let health = health.clone();
             let s = stopped(stop_rx.clone());
-            async move {
+            tasks.spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_routes(routes)
+                    .add_service(health)
+                    .serve_with_incoming_shutdown(incoming, s)
+                    .await
+                    .map_err(ServerError::from)
+            });
+        } else {
+            let tcp = TcpListenerStream::new(self.grpc).map(|s| {
+                if let Ok(s) = &s {
+                    let _ = s.set_nodelay(true);
+                }
+                s
+            });
+            let routes = routes.clone();
+            let health = health.clone();
+            let s = stopped(stop_rx.clone());
+            tasks.spawn(async move {
                 tonic::transport::Server::builder()
                     .add_routes(routes)
                     .add_service(health)
                     .serve_with_incoming_shutdown(tcp, s)
                     .await
                     .map_err(ServerError::from)
-            }
-        });
+            });
+        }
         if let Some((unix, path)) = self.unix {
             let routes = routes.clone();
             let health = health.clone();
@@ -318,6 +392,25 @@ impl Aggregator {
         }
         result
     }
+}
+
+/// Binds a unix socket that only this user can connect to (mode 0600): the socket is created
+/// under a temporary name, restricted, then renamed into place, so there is no moment when
+/// another local user could connect. A stale socket file from a previous run is replaced.
+fn bind_private_socket(path: &std::path::Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let l = UnixListener::bind(&tmp)?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(l)
 }
 
 /// Binds and serves `cfg` until `shutdown` resolves.

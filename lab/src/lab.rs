@@ -310,6 +310,7 @@ impl Lab {
             None => (free_port()?, free_port()?),
         };
         let _ = fs::remove_file(&socket);
+        let token = self.dir.ensure_agent_token()?;
         let log = self.dir.log_file("aggregator");
         let mut cmd = Command::new(self.cfg.bin_dir.join("echomesh-aggregator"));
         cmd.arg("--grpc-listen")
@@ -318,6 +319,8 @@ impl Lab {
             .arg(http.to_string())
             .arg("--agent-socket")
             .arg(&socket)
+            .arg("--agent-token-file")
+            .arg(&token)
             .args(&self.cfg.aggregator_args)
             .env("ECHOMESH_LOG", &self.cfg.log);
         let pid = self.spawn("aggregator", cmd, &log)?;
@@ -368,10 +371,14 @@ impl Lab {
         cmd.arg("run")
             .arg("--aggregator")
             .arg(format!("unix://{}", socket.display()))
+            .arg("--agent-token-file")
+            .arg(self.dir.agent_token())
             .args(["--node", &n.name, "--network", network.as_str()]);
         for addr in n.addresses(network) {
             cmd.arg("--address").arg(addr.to_string());
         }
+        // The lab's own networks; extra `--allow-cidr` flags in `agent_args` add to them.
+        cmd.args(["--allow-cidr", crate::plan::AGENT_ALLOW_CIDRS]);
         cmd.args(&self.cfg.agent_args)
             .env("ECHOMESH_LOG", &self.cfg.log);
         self.spawn(&name, cmd, &log)?;

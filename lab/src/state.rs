@@ -9,7 +9,7 @@
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::DirBuilderExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -148,6 +148,34 @@ impl LabDir {
     /// The aggregator's unix socket for agents.
     pub fn agent_socket(&self) -> PathBuf {
         self.path.join("aggregator.sock")
+    }
+
+    /// The shared agent token both the aggregator and the agents are given (mode 0600).
+    pub fn agent_token(&self) -> PathBuf {
+        self.path.join("agent-token")
+    }
+
+    /// Writes a fresh random agent token (mode 0600) unless one exists, and returns its path:
+    /// the lab authenticates its agents like a bare-metal install would.
+    pub fn ensure_agent_token(&self) -> Result<PathBuf, StateError> {
+        use std::io::{Read as _, Write as _};
+        let path = self.agent_token();
+        if path.exists() {
+            return Ok(path);
+        }
+        let mut raw = [0u8; 32];
+        fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut raw))
+            .map_err(io_err(Path::new("/dev/urandom")))?;
+        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(token.as_bytes()))
+            .map_err(io_err(&path))?;
+        Ok(path)
     }
 
     /// Log file of process `name`.

@@ -16,6 +16,7 @@
 
 pub mod histogram;
 pub mod network;
+pub mod token;
 pub mod url;
 pub mod view;
 pub mod wire;

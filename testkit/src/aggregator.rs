@@ -68,6 +68,30 @@ impl TestAggregator {
         Self::serve(agg).await
     }
 
+    /// [`TestAggregator::start_with_kube`] with `--agent-token-review`, reviews going to
+    /// `review` (a [`crate::k8s::token_review::MockTokenReview`] client).
+    ///
+    /// # Panics
+    ///
+    /// When a listener cannot be bound.
+    pub async fn start_with_token_review(
+        client: kube::Client,
+        review: kube::Client,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut cfg = test_config();
+        cfg.discovery_debounce = Duration::from_millis(20);
+        cfg.kubernetes = true;
+        cfg.agent_token_review = true;
+        tweak(&mut cfg);
+        let agg = Aggregator::bind(cfg)
+            .await
+            .expect("bind")
+            .with_kube_client(client)
+            .with_token_review_client(review);
+        Self::serve(agg).await
+    }
+
     async fn serve(agg: Aggregator) -> Self {
         let (grpc_addr, http_addr, graph) = (agg.grpc_addr(), agg.http_addr(), agg.graph());
         let (stop, rx) = oneshot::channel::<()>();

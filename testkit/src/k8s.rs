@@ -7,3 +7,4 @@
 
 pub mod fixtures;
 pub mod mock_api;
+pub mod token_review;

@@ -8,6 +8,7 @@
 //! - [`aggregator`]: a real aggregator on `127.0.0.1:0`, stopped when its handle drops.
 //! - [`duplex`]: real gRPC over in-memory streams, for loops tested under paused time.
 //! - [`sim`]: a simulated agent over the real gRPC Session protocol.
+//! - [`tls`]: a CA and server certificate made at test time, for the TLS tests.
 //! - [`k8s`]: Node/Pod builders and a mocked Kubernetes API server for kube's real client.
 //! - [`http`]: a tiny HTTP/1.1 GET client for the aggregator's HTTP port.
 //! - [`mod@eventually`]: polling with a deadline and a panic that names what was awaited.
@@ -23,6 +24,7 @@ pub mod k8s;
 pub mod metrics;
 pub mod root;
 pub mod sim;
+pub mod tls;
 
 pub use aggregator::TestAggregator;
 pub use eventually::{SOON, eventually, soon};

@@ -55,6 +55,19 @@ pub struct SimAgent {
 impl SimAgent {
     /// Opens a session and sends `first` (usually a Hello; tests of refusals send anything).
     pub async fn open(ch: Channel, first: AgentMessage) -> Result<Self, tonic::Status> {
+        Self::open_with_token(ch, first, None).await
+    }
+
+    /// [`SimAgent::open`] sending `token` as `authorization: Bearer <token>`.
+    ///
+    /// # Panics
+    ///
+    /// When `token` is not a valid metadata value.
+    pub async fn open_with_token(
+        ch: Channel,
+        first: AgentMessage,
+        token: Option<&str>,
+    ) -> Result<Self, tonic::Status> {
         let (tx, rx) = mpsc::channel(64);
         tx.send(first)
             .await
@@ -62,7 +75,16 @@ impl SimAgent {
         let rx = AgentServiceClient::new(ch)
             .max_encoding_message_size(256 << 20)
             .max_decoding_message_size(256 << 20)
-            .session(ReceiverStream::new(rx))
+            .session({
+                let mut req = tonic::Request::new(ReceiverStream::new(rx));
+                if let Some(t) = token {
+                    req.metadata_mut().insert(
+                        "authorization",
+                        format!("Bearer {t}").parse().expect("token is metadata"),
+                    );
+                }
+                req
+            })
             .await?
             .into_inner();
         Ok(Self {

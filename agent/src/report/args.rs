@@ -16,7 +16,7 @@ pub const MAX_ADDRESSES: usize = 16;
 /// Arguments of `echomesh-agent run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Aggregator URL: http://HOST:PORT or unix:///path/to/socket.
+    /// Aggregator URL: http://HOST:PORT, https://HOST:PORT or unix:///path/to/socket.
     #[arg(long, env = "ECHOMESH_AGGREGATOR")]
     pub aggregator: String,
     /// This node's name (from the downward API in Kubernetes).
@@ -43,11 +43,24 @@ pub struct RunArgs {
     #[arg(long, env = "ECHOMESH_MAX_BACKOFF", value_name = "DURATION", default_value = "30s",
           value_parser = parse_duration)]
     pub max_backoff: Duration,
+    /// Send the token in this file on every session (`authorization: Bearer <token>`), re-read
+    /// at each connect: the shared token outside Kubernetes, the projected ServiceAccount token
+    /// (audience `echomesh`) inside it.
+    #[arg(long, env = "ECHOMESH_AGENT_TOKEN_FILE")]
+    pub agent_token_file: Option<std::path::PathBuf>,
+    /// Check an `https://` aggregator's certificate against this CA (PEM), re-read at every
+    /// connect; without it, `https://` uses the system's root certificates.
+    #[arg(long, env = "ECHOMESH_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Where to serve /metrics and /healthz.
     /// `:7072` is every interface of both address families.
     #[arg(long, env = "ECHOMESH_HTTP_LISTEN", default_value = ":7072",
           value_parser = echomesh_runtime::listen::parse_listen)]
     pub http_listen: SocketAddr,
+    /// What an assignment may make this agent probe (`--allow-cidr`, `--max-targets`,
+    /// `--max-pps`).
+    #[command(flatten)]
+    pub guard: super::guard::GuardArgs,
 }
 
 /// Why `run` stopped with an error.

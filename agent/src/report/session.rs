@@ -24,11 +24,12 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use super::args::RunError;
 use super::connect::Connector;
 use super::engine::{ProbeEngine, StartEngine};
+use super::guard::{Guard, Rejection};
 use super::replay::ReplayBuffer;
 use super::standby;
 use super::wire::{self, InForce};
 use crate::metrics::{AgentMetrics, ReplayStatus};
-use crate::prober::TargetFlip;
+use crate::prober::{EngineError, TargetFlip};
 use stream::Stream;
 
 /// First wait after a failed or lost session.
@@ -37,12 +38,14 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const DROP_WARN_EVERY: u64 = 60;
 
 /// Knobs of the loop that are not part of the Hello.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoopSettings {
     /// Reports kept for replay.
     pub replay_buffer: usize,
     /// Longest wait between reconnect attempts.
     pub max_backoff: Duration,
+    /// What an assignment may make the agent probe.
+    pub guard: Guard,
 }
 
 /// What woke the loop.
@@ -60,6 +63,7 @@ struct Reporter<S: StartEngine, C> {
     hello: v1::Hello,
     connector: C,
     starter: S,
+    guard: Guard,
     engine: Option<S::Engine>,
     metrics: AgentMetrics,
     backoff: Backoff,
@@ -86,6 +90,7 @@ pub async fn drive<S: StartEngine, C: Connector>(
         hello,
         connector,
         starter,
+        guard: settings.guard,
         engine: None,
         metrics,
         backoff: Backoff::new(MIN_BACKOFF, settings.max_backoff),
@@ -170,7 +175,10 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
 
     async fn reconnect(&mut self) {
         let opened = match self.connector.connect().await {
-            Ok(ch) => Stream::open(ch, self.hello.clone()).await,
+            Ok(ch) => match self.connector.authorization() {
+                Ok(auth) => Stream::open(ch, self.hello.clone(), auth).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match opened {
@@ -201,14 +209,28 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
     }
 
     fn on_assignment(&mut self, a: &v1::Assignment) -> Result<(), RunError> {
-        let (settings, targets) = wire::engine_input(a);
-        match self.engine.as_ref() {
-            Some(e) => {
-                if let Err(err) = e.assign(settings, targets) {
-                    tracing::warn!(error = %err, "assignment refused by the engine; keeping the old one");
-                }
+        let (settings, targets) = match self.guard.check(a) {
+            Ok(v) => v,
+            Err(why) => {
+                self.reject(a, &why.to_string());
+                return Ok(());
             }
-            None => self.engine = Some(self.starter.start(settings, targets)?),
+        };
+        let applied = match self.engine.as_ref() {
+            Some(e) => e.assign(settings, targets),
+            None => match self.starter.start(settings, targets) {
+                Ok(e) => {
+                    self.engine = Some(e);
+                    Ok(())
+                }
+                // Without sockets nothing can ever be probed: that is the process's end.
+                Err(e @ EngineError::Socket(_)) => return Err(e.into()),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(err) = applied {
+            self.reject(a, &Rejection::Settings(err.to_string()).to_string());
+            return Ok(());
         }
         let next = InForce::new(a);
         if self.tick.is_none() || self.current.report_interval != next.report_interval {
@@ -231,6 +253,26 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
         }
         self.flush();
         Ok(())
+    }
+
+    /// Refuses `a` as a whole: counted, logged, told to the aggregator; the last good assignment
+    /// keeps running (and its reports keep flowing on this stream).
+    fn reject(&mut self, a: &v1::Assignment, why: &str) {
+        self.metrics.assignment_rejected();
+        tracing::warn!(
+            generation = a.generation,
+            targets = a.targets.len(),
+            reason = why,
+            "assignment refused; keeping the last good one"
+        );
+        if let Some(s) = self.stream.as_mut() {
+            s.send_now(super::guard::rejected_msg(a.generation, why));
+            if self.engine.is_some() && !s.assigned {
+                s.assigned = true;
+                self.backoff.reset();
+            }
+        }
+        self.flush();
     }
 
     fn on_end(&mut self, end: Result<Option<AggregatorMessage>, tonic::Status>) {

@@ -19,6 +19,8 @@ pub struct Claim {
     pub pod: String,
     /// Process start, unix milliseconds (0: not sent).
     pub started_at_ms: u64,
+    /// The session passed agent authentication (always false when none is configured).
+    pub authenticated: bool,
 }
 
 impl Claim {
@@ -28,8 +30,16 @@ impl Claim {
         Self {
             pod: h.pod.chars().take(253).collect(),
             started_at_ms: h.started_at_unix_ms,
+            authenticated: false,
         }
     }
+}
+
+/// True when `new` may not take the place of `current` at all: an authenticated agent is never
+/// replaced (nor told to stand by) by a session that did not authenticate.
+#[must_use]
+pub fn takeover_refused(current: &Claim, new: &Claim) -> bool {
+    current.authenticated && !new.authenticated
 }
 
 /// True when `new` must stand by because `current` is a newer agent (a later start, or the same
@@ -62,7 +72,20 @@ mod tests {
         Claim {
             pod: pod.into(),
             started_at_ms: at,
+            authenticated: false,
         }
+    }
+
+    #[test]
+    fn an_unauthenticated_session_never_takes_an_authenticated_agents_place() {
+        let authed = Claim {
+            authenticated: true,
+            ..c("real", 1000)
+        };
+        assert!(takeover_refused(&authed, &c("impostor", 9000)));
+        assert!(!takeover_refused(&authed, &authed));
+        assert!(!takeover_refused(&c("old", 1000), &authed));
+        assert!(!takeover_refused(&c("old", 1000), &c("new", 2000)));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::admit;
 use super::claim::{self, Claim};
 use super::{Ingest, IngestErrorReason, validate_hello};
 use crate::graph::MergeOutcome;
@@ -40,8 +41,20 @@ pub(super) struct SessionHandle {
 }
 
 impl Ingest {
-    async fn run_session(self, mut inbound: Streaming<AgentMessage>, tx: Outbox) {
+    async fn run_session(
+        self,
+        mut inbound: Streaming<AgentMessage>,
+        tx: Outbox,
+        authorization: Option<String>,
+    ) {
         let inner = &self.inner;
+        let identity = match self.authenticate(authorization.as_deref()).await {
+            Ok(id) => id,
+            Err(status) => {
+                let _ = tx.send(Err(status)).await;
+                return;
+            }
+        };
         let first = tokio::time::timeout(inner.cfg.hello_timeout, inbound.message()).await;
         let hello = match first {
             Err(_) => {
@@ -84,16 +97,39 @@ impl Ingest {
                 return;
             }
         };
+        if let Err(status) = self.bind(identity.as_ref(), &key, &info) {
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
         let id = inner.next_session.fetch_add(1, Ordering::Relaxed);
+        let assigned = Arc::new(AtomicU64::new(0));
         let close = Arc::new(Notify::new());
-        let claim = Claim::of(&hello);
+        let claim = Claim {
+            authenticated: identity.is_some(),
+            ..Claim::of(&hello)
+        };
         let handle = SessionHandle {
             id,
             tx: tx.clone(),
             close: close.clone(),
-            sent: Arc::new(AtomicU64::new(0)),
+            sent: assigned.clone(),
             claim: claim.clone(),
         };
+        // A returning agent replaces its own session whatever the count; a new one needs room.
+        // (Counted before taking the entry's lock: `len` locks every shard. Hellos racing here
+        // may overshoot the cap by the few that pass together.)
+        if inner.sessions.len() >= inner.cfg.max_agents && !inner.sessions.contains_key(&key) {
+            self.count_error(IngestErrorReason::TooManyAgents);
+            tracing::warn!(agent = %key, max = inner.cfg.max_agents, "session refused: --max-agents reached");
+            let _ = tx
+                .send(Err(Status::resource_exhausted(format!(
+                    "the aggregator holds its maximum of {} agent sessions (--max-agents); \
+                     {key} was refused",
+                    inner.cfg.max_agents
+                ))))
+                .await;
+            return;
+        }
         // Decided under the entry's lock, so two Hellos racing cannot both win.
         let replaced = match inner.sessions.entry(key.clone()) {
             Entry::Vacant(v) => {
@@ -101,6 +137,16 @@ impl Ingest {
                 None
             }
             Entry::Occupied(mut o) => {
+                if claim::takeover_refused(&o.get().claim, &claim) {
+                    drop(o);
+                    let _ = tx
+                        .send(Err(Status::permission_denied(
+                            "an authenticated agent holds this node and network; an \
+                             unauthenticated session may not replace it",
+                        )))
+                        .await;
+                    return;
+                }
                 if claim::stands_by(&o.get().claim, &claim) {
                     let status = claim::standby_status(&o.get().claim);
                     drop(o);
@@ -113,6 +159,9 @@ impl Ingest {
             }
         };
         let agent = inner.graph.upsert_agent(key.clone(), info);
+        self.assignment_applied(&key, u64::MAX);
+        let bounds = admit::Bounds::new(&inner.cfg);
+        let mut was_assigned = false;
         let events = &inner.graph.events;
         if let Some(old) = replaced {
             // An older agent is told to stand by, so it does not come back to take over; the same
@@ -155,6 +204,17 @@ impl Ingest {
                     break;
                 }
             };
+            if let Some(agent_message::Msg::Report(r)) = &msg.msg {
+                // Latched: a later assignment that could not be delivered resets the fingerprint.
+                was_assigned |= assigned.load(Ordering::Relaxed) != 0;
+                if let Err(e) = admit::admit(&bounds, &agent, was_assigned, r) {
+                    self.count_error(IngestErrorReason::InadmissibleReport);
+                    tracing::warn!(agent = %key, error = %e, "report refused");
+                    let _ = tx.send(Err(e.status())).await;
+                    break;
+                }
+                self.assignment_applied(&key, r.generation);
+            }
             match msg.msg {
                 Some(agent_message::Msg::Report(r)) => match inner.graph.merge_report(&agent, &r) {
                     Ok(MergeOutcome::Merged { .. } | MergeOutcome::Duplicate) => {
@@ -173,6 +233,9 @@ impl Ingest {
                 },
                 Some(agent_message::Msg::Alert(a)) => {
                     inner.graph.apply_alert(&agent, &a);
+                }
+                Some(agent_message::Msg::AssignmentRejected(r)) => {
+                    self.assignment_rejected(&key, &r);
                 }
                 Some(agent_message::Msg::Hello(_)) => {
                     self.count_error(IngestErrorReason::RepeatedHello);
@@ -208,7 +271,15 @@ impl AgentService for Ingest {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let (tx, rx) = mpsc::channel(self.inner.cfg.session_buffer.max(4));
-        tokio::spawn(self.clone().run_session(request.into_inner(), tx));
+        // A value that is not visible ASCII is passed on as such, to be refused as malformed.
+        let authorization = request.metadata().get(crate::auth::AUTHORIZATION).map(|v| {
+            v.to_str()
+                .map_or_else(|_| "invalid".to_owned(), str::to_owned)
+        });
+        tokio::spawn(
+            self.clone()
+                .run_session(request.into_inner(), tx, authorization),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

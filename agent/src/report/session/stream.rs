@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::report::connect::ConnectError;
@@ -39,14 +40,23 @@ pub(super) struct Stream {
 
 impl Stream {
     /// Opens the Session call on `ch`, saying `hello` first.
-    pub(super) async fn open(ch: Channel, hello: v1::Hello) -> Result<Self, ConnectError> {
+    /// `authorization` (a bearer token) goes into the call's metadata.
+    pub(super) async fn open(
+        ch: Channel,
+        hello: v1::Hello,
+        authorization: Option<MetadataValue<Ascii>>,
+    ) -> Result<Self, ConnectError> {
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
         // The queue is empty: this cannot fail for lack of room.
         let _ = tx.try_send(wire::hello_msg(hello));
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        if let Some(v) = authorization {
+            request.metadata_mut().insert("authorization", v);
+        }
         let rx = AgentServiceClient::new(ch)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
-            .session(ReceiverStream::new(rx))
+            .session(request)
             .await?
             .into_inner();
         Ok(Self {

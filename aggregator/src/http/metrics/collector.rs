@@ -279,6 +279,18 @@ impl AggregatorCollector {
         }
         {
             let mut m = enc.encode_descriptor(
+                "echomesh_agent_auth_failures",
+                "Agent sessions refused by authentication or Hello binding, by reason.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, v) in self.ingest.auth_failures() {
+                let labels = [("reason", reason.label())];
+                ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
                 "echomesh_build",
                 "Build information.",
                 None,
@@ -345,6 +357,13 @@ impl Collector for AggregatorCollector {
         let started = Instant::now();
         let snap = gather(&self.graph, &self.cfg);
         self.encode_graph(&mut enc, &snap)?;
+        super::rare::encode(
+            &mut enc,
+            &self.graph,
+            snap.mtu_blackhole_edges,
+            &snap.mtu_blackholes,
+        )?;
+        super::diagnosis::encode(&mut enc, &self.graph)?;
         self.encode_ingest(&mut enc)?;
         encode_process(&mut enc)?;
         let g = ConstGauge::new(started.elapsed().as_secs_f64());
@@ -357,9 +376,3 @@ impl Collector for AggregatorCollector {
         Ok(())
     }
 }
-        super::rare::encode(
-            &mut enc,
-            &self.graph,
-            snap.mtu_blackhole_edges,
-            &snap.mtu_blackholes,
-        )?;
