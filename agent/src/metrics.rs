@@ -2,7 +2,7 @@
 //!
 //! Why no per-target series: every agent probes every node, so per-target labels would make the
 //! cluster's series count grow with nodes² — the aggregator already exports per-node and worst-edge
-//! figures from the reports. Here every series is per agent only, a fixed set (31) whatever
+//! figures from the reports. Here every series is per agent only, a fixed set (33) whatever
 //! the number of targets; Prometheus adds the pod and node labels from its scrape config.
 //!
 //! Two feeds, both cheap: [`AgentMetrics::record_windows`] adds each report window's per-target
@@ -63,6 +63,7 @@ struct State {
     engine: EngineCounters,
     targets: usize,
     replay: ReplayStatus,
+    assignments_rejected: u64,
 }
 
 /// The agent's metrics (cheap to clone; share one between the run loop and the HTTP server).
@@ -120,6 +121,17 @@ impl AgentMetrics {
         self.with(|s| s.replay = status);
     }
 
+    /// Counts an assignment the agent refused (it keeps its last good one).
+    pub fn assignment_rejected(&self) {
+        self.with(|s| s.assignments_rejected += 1);
+    }
+
+    /// Assignments refused so far.
+    #[must_use]
+    pub fn assignments_rejected(&self) -> u64 {
+        self.with(|s| s.assignments_rejected)
+    }
+
     /// The replay buffer's state as of the latest report tick, ack or reconnect.
     #[must_use]
     pub fn replay(&self) -> ReplayStatus {
@@ -172,7 +184,27 @@ fn labelled_counters(
 
 impl Collector for AgentMetrics {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
-        let (t, e, targets) = self.with(|s| (s.totals.clone(), s.engine.clone(), s.targets));
+        let (t, e, targets, rejected_assignments, replay) = self.with(|s| {
+            (
+                s.totals.clone(),
+                s.engine.clone(),
+                s.targets,
+                s.assignments_rejected,
+                s.replay,
+            )
+        });
+        counter(
+            &mut enc,
+            "echomesh_agent_assignments_rejected",
+            "Assignments refused as a whole (outside --allow-cidr, --max-targets, --max-pps, or settings the engine cannot run); the last good one kept running.",
+            rejected_assignments,
+        )?;
+        counter(
+            &mut enc,
+            "echomesh_agent_reports_dropped",
+            "Reports dropped unsent because the replay buffer was full (oldest first).",
+            replay.dropped,
+        )?;
         labelled_counters(
             &mut enc,
             "echomesh_agent_probes",
@@ -416,7 +448,7 @@ mod tests {
                 .count()
         };
         assert_eq!(count(1), count(5000));
-        assert_eq!(count(1), 31);
+        assert_eq!(count(1), 33);
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub struct Query {
     graph: Arc<Graph>,
     ingest: Ingest,
     started: tokio::time::Instant,
+    walks: crate::limit::WalkLimit,
 }
 
 impl Query {
@@ -51,6 +52,7 @@ impl Query {
             graph,
             ingest,
             started: tokio::time::Instant::now(),
+            walks: crate::limit::WalkLimit::default(),
         }
     }
 }
@@ -62,10 +64,18 @@ impl Query {
         &self,
         f: impl FnOnce(&Query) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let q = self.clone();
-        tokio::task::spawn_blocking(move || f(&q))
+        let slot = self
+            .walks
+            .enter()
             .await
-            .map_err(|e| Status::internal(format!("query task failed: {e}")))?
+            .map_err(|busy| Status::resource_exhausted(busy.to_string()))?;
+        let q = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            f(&q)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("query task failed: {e}")))?
     }
 }
 

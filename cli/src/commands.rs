@@ -121,7 +121,7 @@ fn client(ch: Channel) -> Client {
 }
 
 async fn once(cli: &Cli, timeout: Duration, out: &mut (dyn Write + Send)) -> Result<i32, CliError> {
-    let ch = crate::connect::channel(&cli.aggregator, timeout).await?;
+    let ch = crate::connect::channel_with(&cli.aggregator, cli.tls_ca.as_deref(), timeout).await?;
     let mut cx = Ctx {
         c: client(ch),
         url: &cli.aggregator,
@@ -167,6 +167,19 @@ async fn once(cli: &Cli, timeout: Duration, out: &mut (dyn Write + Send)) -> Res
             edges(&mut cx, req, cli.output, out, colour).await
         }
         Command::Watch { .. } => Ok(EXIT_OK),
+        Command::Diagnose { network, limit } => {
+            let req = v1::DiagnoseRequest {
+                network: net(*network),
+                limit: *limit,
+            };
+            let d =
+                cx.c.diagnose(req)
+                    .await
+                    .map_err(|e| cx.err(e))?
+                    .into_inner();
+            crate::diagnose::print(&d, cli.output, out)?;
+            Ok(crate::diagnose::exit_code(&d))
+        }
         Command::Check {
             max_loss,
             max_p99,
@@ -272,6 +285,7 @@ async fn nodes(
                     "edges_out": n.edges_out, "edges_up": n.edges_up, "edges_down": n.edges_down,
                     "edges_degraded": n.edges_degraded, "edges_unknown": n.edges_unknown,
                     "version": n.version, "generation": n.generation,
+                    "assignment_rejected": n.assignment_rejected,
                 })
             })
             .collect();
@@ -318,6 +332,16 @@ async fn nodes(
         })
         .collect();
     render::table(out, &header, &rows, Some(3), colour)?;
+    // An agent that refused its assignment keeps probing its last good one: say so and why.
+    for n in n.iter().filter(|n| !n.assignment_rejected.is_empty()) {
+        writeln!(
+            out,
+            "{}/{} refused its latest assignment: {}",
+            render::printable(&n.name),
+            network_name(n.network),
+            render::printable(&n.assignment_rejected)
+        )?;
+    }
     Ok(EXIT_OK)
 }
 
@@ -449,6 +473,9 @@ async fn edge(
             render::printable(&e.target_node_ready)
         )?;
     }
+    for (k, v) in render::rare_lines(&e) {
+        writeln!(out, "{k:<10} {v}")?;
+    }
     Ok(EXIT_OK)
 }
 
@@ -476,9 +503,6 @@ async fn matrix(
     if m.values.len() != n * n || m.states.len() != n * n {
         return Err(CliError::Rpc(tonic::Status::internal(
             "matrix size does not match its node list",
-    for (k, v) in render::rare_lines(&e) {
-        writeln!(out, "{k:<10} {v}")?;
-    }
         )));
     }
     if o == Output::Json {
@@ -580,7 +604,7 @@ async fn watch(
     }
     loop {
         let opened = async {
-            let ch = crate::connect::channel(url, timeout).await?;
+            let ch = crate::connect::channel_with(url, cli.tls_ca.as_deref(), timeout).await?;
             let mut c = client(ch);
             let call = c.watch_events(v1::WatchEventsRequest { snapshot });
             match tokio::time::timeout(timeout, call).await {

@@ -30,6 +30,10 @@ use crate::naming::{NodeName, Prefix};
 pub const MAX_NODES: u8 = 32;
 /// The IPv6 underlay (the hosts' `fd00:198:18::I/64`).
 pub const V6_UNDERLAY: &str = "fd00:198:18::/64";
+/// What the lab's agents may probe (`--allow-cidr`): the pod networks (`10.244.0.0/16`,
+/// `fd00:10:244::/48`) and the hosts' underlays (`198.18.0.0/24`, [`V6_UNDERLAY`]). The IPv4
+/// underlay is the benchmarking range, outside an agent's default private ranges.
+pub const AGENT_ALLOW_CIDRS: &str = "10.244.0.0/16,fd00:10:244::/48,198.18.0.0/24,fd00:198:18::/64";
 /// VXLAN network identifier and UDP port, as flannel uses them.
 pub const VNI: u32 = 1;
 /// VXLAN UDP port (flannel's).

@@ -40,6 +40,11 @@ impl Query {
                         - count(EdgeState::Degraded),
                     version: info.version,
                     generation: slab.generation,
+                    assignment_rejected: self
+                        .ingest
+                        .rejection(&a.key)
+                        .map(|r| r.reason)
+                        .unwrap_or_default(),
                 }
             })
             .collect();

@@ -30,11 +30,18 @@ pub enum IngestErrorReason {
     MessageTooLarge,
     /// The agent's stream failed otherwise.
     StreamError,
+    /// The agent refused an assignment (it keeps its last good one).
+    AssignmentRejected,
+    /// A Hello refused because `--max-agents` sessions are open.
+    TooManyAgents,
+    /// A report refused before the merge: counters that cannot be, more entries than assigned,
+    /// or no assignment yet.
+    InadmissibleReport,
 }
 
 impl IngestErrorReason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::HelloTimeout,
         Self::FirstNotHello,
         Self::BadHello,
@@ -43,6 +50,9 @@ impl IngestErrorReason {
         Self::BadReport,
         Self::MessageTooLarge,
         Self::StreamError,
+        Self::AssignmentRejected,
+        Self::TooManyAgents,
+        Self::InadmissibleReport,
     ];
 
     /// The metric label value.
@@ -57,6 +67,9 @@ impl IngestErrorReason {
             Self::BadReport => "bad_report",
             Self::MessageTooLarge => "message_too_large",
             Self::StreamError => "stream_error",
+            Self::AssignmentRejected => "assignment_rejected",
+            Self::TooManyAgents => "too_many_agents",
+            Self::InadmissibleReport => "inadmissible_report",
         }
     }
 }

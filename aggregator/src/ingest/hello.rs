@@ -21,6 +21,24 @@ pub enum HelloError {
     /// An address that does not parse.
     #[error("hello: {0:?} is not an IP address")]
     BadAddress(String),
+    /// An address peers must not be made to probe.
+    #[error("hello: {addr} is a {kind} address; agents announce unicast addresses peers can probe")]
+    NotUnicast {
+        /// The address.
+        addr: IpAddr,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// A version or pod name with control characters or too long.
+    #[error("hello: {field} must be at most {max} printable characters, got {got:?}")]
+    NotPrintable {
+        /// Which field.
+        field: &'static str,
+        /// Its bound.
+        max: usize,
+        /// What came (escaped, cut).
+        got: String,
+    },
     /// No addresses, or too many.
     #[error("hello: an agent announces 1..=16 addresses, got {0}")]
     AddressCount(usize),
@@ -68,11 +86,23 @@ pub fn validate_hello_at(h: &v1::Hello, now_ms: u64) -> Result<(AgentKey, AgentI
     if h.addresses.is_empty() || h.addresses.len() > 16 {
         return Err(HelloError::AddressCount(h.addresses.len()));
     }
+    for (field, v, max) in [("version", &h.version, 64), ("pod", &h.pod, 253)] {
+        if !super::text::printable(v, max) {
+            return Err(HelloError::NotPrintable {
+                field,
+                max,
+                got: super::text::escaped(v, 64),
+            });
+        }
+    }
     let mut addresses = Vec::with_capacity(h.addresses.len());
     for a in &h.addresses {
         let ip: IpAddr = a
             .parse()
             .map_err(|_| HelloError::BadAddress(a.chars().take(64).collect()))?;
+        if let Some(kind) = not_unicast(ip) {
+            return Err(HelloError::NotUnicast { addr: ip, kind });
+        }
         if !addresses.contains(&ip) {
             addresses.push(ip);
         }
@@ -91,6 +121,26 @@ pub fn validate_hello_at(h: &v1::Hello, now_ms: u64) -> Result<(AgentKey, AgentI
             disconnected_at: None,
         },
     ))
+}
+
+/// What kind of non-unicast address `ip` is, if it is one. In full-mesh mode every announced
+/// address becomes every agent's target, so these would aim the whole cluster at a multicast
+/// group, the broadcast address or nowhere. Loopback is allowed: the single-host lab and tests
+/// run agents on 127.0.0.x (the agents' own `--allow-cidr` still decides whether they probe it).
+#[must_use]
+pub fn not_unicast(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() || v4.octets()[0] == 0 => Some("unspecified"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("broadcast"),
+        IpAddr::V4(v4) if v4.is_multicast() => Some("multicast"),
+        IpAddr::V4(v4) if v4.is_link_local() => Some("link-local"),
+        IpAddr::V4(v4) if v4.octets()[0] >= 240 => Some("reserved"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("unspecified"),
+        IpAddr::V6(v6) if v6.is_multicast() => Some("multicast"),
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => Some("link-local"),
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Some("IPv4-mapped"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

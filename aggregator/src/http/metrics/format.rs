@@ -42,16 +42,33 @@ impl Format {
 /// `GET /metrics`: one scrape, rendered on the blocking pool (it walks the graph); OpenMetrics
 /// when the scraper accepts it, the Prometheus text format otherwise.
 pub fn router(metrics: Metrics) -> Router {
+    // Scrapes beyond these wait briefly, then get 429 (see `crate::limit`).
+    let walks = crate::limit::WalkLimit::new(2, crate::limit::DEFAULT_WAIT);
     Router::new().route(
         "/metrics",
         get(move |headers: axum::http::HeaderMap| {
             let metrics = metrics.clone();
+            let walks = walks.clone();
             async move {
+                let Ok(slot) = walks.enter().await else {
+                    return (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; charset=utf-8",
+                        )],
+                        "too many concurrent scrapes; retry later\n".to_string(),
+                    );
+                };
                 let accept = headers
                     .get(axum::http::header::ACCEPT)
                     .and_then(|v| v.to_str().ok());
                 let format = Format::from_accept(accept);
-                match tokio::task::spawn_blocking(move || metrics.render_as(format)).await {
+                let render = move || {
+                    let _slot = slot;
+                    metrics.render_as(format)
+                };
+                match tokio::task::spawn_blocking(render).await {
                     Ok(body) => (
                         StatusCode::OK,
                         [(axum::http::header::CONTENT_TYPE, format.content_type())],
