@@ -19,9 +19,29 @@ use crate::render::printable;
 /// [`CliError::Url`] for a URL of the wrong form, [`CliError::Connect`] saying why the
 /// connection failed.
 pub async fn channel(url: &str, timeout: Duration) -> Result<Channel, CliError> {
+    channel_with(url, None, timeout).await
+}
+
+/// [`channel`] checking an `https://` aggregator against the CA in `tls_ca` (`--tls-ca`).
+///
+/// # Errors
+/// As [`channel`]; a CA for a URL that is not `https://`, or an unreadable CA file, is
+/// [`CliError::Url`].
+pub async fn channel_with(
+    url: &str,
+    tls_ca: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<Channel, CliError> {
     let parsed = AggregatorUrl::parse(url).map_err(|e| CliError::Url(e.to_string()))?;
     parsed
-        .connect(timeout, None)
+        .check_ca(tls_ca.is_some())
+        .map_err(|e| CliError::Url(e.to_string()))?;
+    let pem = tls_ca
+        .map(echomesh_proto::url::read_ca)
+        .transpose()
+        .map_err(CliError::Url)?;
+    parsed
+        .connect_with(timeout, None, pem.as_deref())
         .await
         .map_err(|e| CliError::Connect {
             url: url.to_string(),

@@ -5,13 +5,14 @@
 //!   failures in words (refused, timed out, the HTTP port instead of the gRPC one).
 //! - [`render`]: tables, wide tables and JSON; colours only on a terminal.
 //! - [`commands`]: one function per subcommand, writing to any `io::Write` so tests read the output.
+//! - [`diagnose`]: `diagnose`, the aggregator's culprits as a table or JSON.
 //!
 //! Exit codes are part of the interface (made for cron and CI):
 //!
 //! | code | meaning |
 //! |---|---|
 //! | 0 | fine (also when stdout is closed early, as by `echomesh edges \| head`) |
-//! | 1 | `check` found edges outside the limits, or fewer agents or nodes than `--min-agents` / `--expect-nodes` |
+//! | 1 | `diagnose` found culprits; `check` found edges outside the limits, or fewer agents or nodes than `--min-agents` / `--expect-nodes` |
 //! | 2 | the aggregator could not be reached, refused the request or did not answer within `--timeout`; a bad flag; `check` with no agent connected |
 //! | 3 | the named node, agent or edge does not exist (the message lists the known agents) |
 //!
@@ -23,6 +24,7 @@
 
 pub mod commands;
 pub mod connect;
+pub mod diagnose;
 pub mod render;
 
 use std::io::Write;
@@ -49,6 +51,7 @@ Names: node, node/network or node/network/address, as the tables print them
 Exit codes:
   0  fine (also when stdout is closed early, as by `echomesh edges | head`)
   1  check: edges outside the limits, or fewer agents/nodes than --min-agents/--expect-nodes
+     diagnose: culprits found
   2  the aggregator is unreachable, refused the request or timed out; a bad flag;
      check with no agent connected
   3  the named node, agent or edge does not exist";
@@ -62,7 +65,7 @@ Exit codes:
     after_help = AFTER_HELP
 )]
 pub struct Cli {
-    /// Aggregator URL: http://HOST:PORT or unix:///path/to/socket.
+    /// Aggregator URL: http://HOST:PORT, https://HOST:PORT or unix:///path/to/socket.
     #[arg(
         long,
         global = true,
@@ -70,6 +73,10 @@ pub struct Cli {
         default_value = "http://127.0.0.1:7070"
     )]
     pub aggregator: String,
+    /// Check an `https://` aggregator's certificate against this CA (PEM); without it,
+    /// `https://` uses the system's root certificates.
+    #[arg(long, global = true, env = "ECHOMESH_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, global = true, env = "ECHOMESH_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -202,6 +209,17 @@ pub enum Command {
         /// Fail (exit 1) when fewer nodes than this have a connected agent, naming the others.
         #[arg(long, value_name = "N")]
         expect_nodes: Option<u32>,
+    },
+    /// What is broken and since when: the fewest culprits (a node, one node's pod or host
+    /// network, a zone, a link, a silent agent) explaining the failing edges. Exit 0 when healthy,
+    /// 1 when culprits were found.
+    Diagnose {
+        /// Only this network: pod, host or any.
+        #[arg(long, value_name = "pod|host|any")]
+        network: Option<Network>,
+        /// Most culprits to show (the rest are counted).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
 }
 
