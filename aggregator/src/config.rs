@@ -89,6 +89,14 @@ pub struct Config {
     #[arg(long, env = "ECHOMESH_MAX_AGENTS", default_value_t = 2000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_agents: u32,
+    /// Most open connections per port (gRPC, HTTP); more are closed at once.
+    #[arg(long, env = "ECHOMESH_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// A connection from which nothing was read for this long is closed (HTTP/2 peers answer
+    /// the aggregator's keepalive pings every 10s, so live ones never are).
+    #[arg(long, env = "ECHOMESH_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     /// Most concurrent WatchEvents subscribers.
     #[arg(long, env = "ECHOMESH_MAX_WATCHERS", default_value_t = 64)]
     pub max_watchers: usize,
@@ -210,6 +218,12 @@ impl Config {
                     max.as_secs()
                 ));
             }
+        }
+        if self.idle_timeout < Duration::from_secs(1) {
+            return Err(format!(
+                "--idle-timeout must be at least 1s, got {:?}",
+                self.idle_timeout
+            ));
         }
         if self.report_interval > Duration::from_secs(600) {
             return Err(format!(

@@ -22,6 +22,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod diagnose;
 pub mod discovery;
 pub mod graph;

@@ -299,6 +299,11 @@ impl Aggregator {
         });
 
         let routes = self.routes()?;
+        // One limit for the gRPC listeners (TCP and unix socket), one for HTTP.
+        let grpc_limit =
+            crate::conn::ConnLimit::new(self.cfg.max_connections as usize, self.cfg.idle_timeout);
+        let http_limit =
+            crate::conn::ConnLimit::new(self.cfg.max_connections as usize, self.cfg.idle_timeout);
         if let Some(certs) = self.tls.clone() {
             let cfg = crate::tls::server_config(certs)
                 .map_err(|e| ServerError::Auth(format!("TLS setup: {e}")))?;
@@ -307,7 +312,7 @@ impl Aggregator {
             let health = health.clone();
             let s = stopped(stop_rx.clone());
             tasks.spawn(async move {
-                tonic::transport::Server::builder()
+                crate::conn::grpc_server()
                     .add_routes(routes)
                     .add_service(health)
                     .serve_with_incoming_shutdown(incoming, s)
@@ -321,11 +326,12 @@ impl Aggregator {
                 }
                 s
             });
+            let tcp = grpc_limit.clone().incoming(tcp);
             let routes = routes.clone();
             let health = health.clone();
             let s = stopped(stop_rx.clone());
             tasks.spawn(async move {
-                tonic::transport::Server::builder()
+                crate::conn::grpc_server()
                     .add_routes(routes)
                     .add_service(health)
                     .serve_with_incoming_shutdown(tcp, s)
@@ -338,10 +344,13 @@ impl Aggregator {
             let health = health.clone();
             let s = stopped(stop_rx.clone());
             tasks.spawn(async move {
-                let r = tonic::transport::Server::builder()
+                let r = crate::conn::grpc_server()
                     .add_routes(routes)
                     .add_service(health)
-                    .serve_with_incoming_shutdown(UnixListenerStream::new(unix), s)
+                    .serve_with_incoming_shutdown(
+                        grpc_limit.clone().incoming(UnixListenerStream::new(unix)),
+                        s,
+                    )
                     .await
                     .map_err(ServerError::from);
                 let _ = std::fs::remove_file(&path);
@@ -356,7 +365,7 @@ impl Aggregator {
             let s = stopped(stop_rx.clone());
             let http = self.http;
             async move {
-                axum::serve(http, app)
+                axum::serve(http_limit.listener(http), app)
                     .with_graceful_shutdown(s)
                     .await
                     .map_err(ServerError::Http)
