@@ -70,6 +70,7 @@ ENTRY_POINTS = {
     "deploy/overlays/cilium": (DEPLOY / "overlays" / "cilium", "cilium"),
     "deploy/overlays/openshift": (DEPLOY / "overlays" / "openshift", "none"),
     "deploy/overlays/gke-autopilot": (DEPLOY / "overlays" / "gke-autopilot", "none"),
+    "deploy/overlays/tls": (DEPLOY / "overlays" / "tls", "none"),
 }
 # Entry points whose agents are only the pod-network DaemonSet (no hostNetwork on the platform).
 POD_NETWORK_ONLY = {"deploy/overlays/gke-autopilot"}
@@ -369,7 +370,8 @@ def check_agents(objs: list[Obj], pod_network_only: bool = False) -> list[str]:
             if env.get("ECHOMESH_HTTP_LISTEN", {}).get("value") != AGENT_LISTEN:
                 out.append(f"{cn}: ECHOMESH_HTTP_LISTEN is not {AGENT_LISTEN!r} (both address families)")
             url = env.get("ECHOMESH_AGGREGATOR", {}).get("value", "")
-            if url != f"http://{AGGREGATOR}.{NAMESPACE}.svc:{GRPC_PORT}":
+            scheme = "https" if uses_tls(objs) else "http"
+            if url != f"{scheme}://{AGGREGATOR}.{NAMESPACE}.svc:{GRPC_PORT}":
                 out.append(f"{cn}: ECHOMESH_AGGREGATOR {url!r} is not the aggregator Service's gRPC port")
             if AGENT_PORT not in {p.get("containerPort") for p in c.get("ports") or []}:
                 out.append(f"{cn}: no metrics port {AGENT_PORT}")
@@ -454,6 +456,12 @@ def check_aggregator(objs: list[Obj]) -> list[str]:
         if (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is not False:
             out.append(f"{cn}: allowPrivilegeEscalation is not false")
         for probe in ("livenessProbe", "readinessProbe"):
+            if uses_tls(objs):
+                # The kubelet's gRPC probe cannot speak TLS: /healthz on the HTTP port instead.
+                get = (c.get(probe) or {}).get("httpGet") or {}
+                if get.get("path") != "/healthz" or get.get("port") not in ("http", HTTP_PORT):
+                    out.append(f"{cn}: {probe} is not /healthz on the HTTP port (TLS on gRPC)")
+                continue
             port = ((c.get(probe) or {}).get("grpc") or {}).get("port")
             if port != GRPC_PORT:
                 out.append(f"{cn}: {probe} is not a gRPC health probe on port {GRPC_PORT}")
@@ -478,6 +486,49 @@ def check_aggregator(objs: list[Obj]) -> list[str]:
         ns_ref = env.get("ECHOMESH_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
         if ns_ref != "metadata.namespace":
             out.append(f"{cn}: ECHOMESH_NAMESPACE should come from the downward API metadata.namespace")
+    return out
+
+
+def uses_tls(objs: list[Obj]) -> bool:
+    """The render serves gRPC over TLS (components/tls): the aggregator has ECHOMESH_TLS_CERT."""
+    return any(
+        e.get("name") == "ECHOMESH_TLS_CERT"
+        for d in find(objs, "Deployment", AGGREGATOR)
+        for c in pod_spec(d).get("containers") or []
+        for e in c.get("env") or []
+    )
+
+
+def check_tls(objs: list[Obj]) -> list[str]:
+    """With TLS: the aggregator's certificate and key come read-only from a Secret; every agent
+    dials https:// and checks against ca.crt, mounted without the key."""
+    if not uses_tls(objs):
+        return []
+    out = []
+    for d in find(objs, "Deployment", AGGREGATOR):
+        pod, n = pod_spec(d), name_of(d)
+        secrets = {v["name"]: v["secret"] for v in pod.get("volumes") or [] if "secret" in v}
+        for c in pod.get("containers") or []:
+            env = {e["name"]: e.get("value", "") for e in c.get("env") or []}
+            mounts = {m["mountPath"]: m for m in c.get("volumeMounts") or []}
+            for var in ("ECHOMESH_TLS_CERT", "ECHOMESH_TLS_KEY"):
+                path = env.get(var, "")
+                m = mounts.get(path.rsplit("/", 1)[0])
+                if not m or m.get("name") not in secrets or m.get("readOnly") is not True:
+                    out.append(f"{n}: {var} {path!r} is not in a read-only Secret volume")
+            for v in secrets.values():
+                if (v.get("defaultMode") or 0o644) & 0o007:
+                    out.append(f"{n}: TLS Secret volume readable by others (defaultMode {oct(v.get('defaultMode') or 0o644)})")
+    for ds in find(objs, "DaemonSet"):
+        pod, n = pod_spec(ds), name_of(ds)
+        for v in pod.get("volumes") or []:
+            items = {i.get("key") for i in (v.get("secret") or {}).get("items") or []}
+            if "secret" in v and (not items or items - {"ca.crt"}):
+                out.append(f"{n}: mounts Secret {v['secret'].get('secretName')} beyond ca.crt (agents must never see the key)")
+        for c in pod.get("containers") or []:
+            env = {e["name"]: e.get("value", "") for e in c.get("env") or []}
+            if not env.get("ECHOMESH_TLS_CA", "").endswith("/ca.crt"):
+                out.append(f"{n}: ECHOMESH_TLS_CA does not point at the mounted ca.crt")
     return out
 
 
@@ -1117,6 +1168,7 @@ def check_objects(
     out += check_rbac(objs)
     out += check_agents(objs, pod_network_only=entry.platform == "pod-network-only")
     out += check_aggregator(objs)
+    out += check_tls(objs)
     out += check_wiring(objs)
     out += check_policy_choice(objs, entry.profile)
     out += check_network_policy(objs, entry.cidrs)
@@ -1484,6 +1536,36 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None], str]]:
             ocp,
         ),
         ("SCC missing on OpenShift", "SecurityContextConstraints", lambda o: o.remove(scc(o)), ocp),
+        (
+            "agents mount the aggregator's TLS key",
+            "never see the key",
+            lambda o: next(
+                v for v in pod_spec(find(o, "DaemonSet", "echomesh-agent-pod")[0])["volumes"] if "secret" in v
+            )["secret"].pop("items"),
+            "deploy/overlays/tls",
+        ),
+        (
+            "agents dial plaintext to a TLS aggregator",
+            "ECHOMESH_AGGREGATOR",
+            lambda o: env_of(_agent(o, "echomesh-agent-host"), "ECHOMESH_AGGREGATOR").__setitem__(
+                "value", f"http://{AGGREGATOR}.{NAMESPACE}.svc:{GRPC_PORT}"
+            ),
+            "deploy/overlays/tls",
+        ),
+        (
+            "TLS key world-readable",
+            "readable by others",
+            lambda o: next(
+                v for v in pod_spec(find(o, "Deployment", AGGREGATOR)[0])["volumes"] if "secret" in v
+            )["secret"].__setitem__("defaultMode", 0o644),
+            "deploy/overlays/tls",
+        ),
+        (
+            "gRPC probe on a TLS port",
+            "/healthz on the HTTP port",
+            lambda o: agg(o).__setitem__("livenessProbe", {"grpc": {"port": GRPC_PORT}}),
+            "deploy/overlays/tls",
+        ),
         (
             "host agent back on Autopilot",
             "want exactly",
