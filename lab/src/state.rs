@@ -279,6 +279,29 @@ mod tests {
     }
 
     #[test]
+    fn the_agent_token_is_random_private_and_kept_across_restarts() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let run = tmp_run_dir("token");
+        let p: Prefix = "emltest3".parse().expect("prefix");
+        let dir = LabDir::new(&run, &p);
+        dir.create().expect("create");
+        let path = dir.ensure_agent_token().expect("token");
+        let token = fs::read_to_string(&path).expect("read");
+        assert_eq!(token.len(), 64, "32 random bytes in hex");
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A restarted aggregator keeps the token its agents already hold.
+        assert_eq!(dir.ensure_agent_token().expect("again"), path);
+        assert_eq!(fs::read_to_string(&path).expect("read"), token);
+        let other = LabDir::new(&run, &"emltest4".parse().expect("prefix"));
+        other.create().expect("create");
+        let t2 = fs::read_to_string(other.ensure_agent_token().expect("token")).expect("read");
+        assert_ne!(t2, token, "each lab its own token");
+        let _ = fs::remove_dir_all(&run);
+    }
+
+    #[test]
     fn save_load_list_resolve_remove() {
         let run = tmp_run_dir("roundtrip");
         let p: Prefix = "emltest1".parse().expect("prefix");
