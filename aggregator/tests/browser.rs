@@ -171,6 +171,12 @@ async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     for cell in t["down_cells"].as_array().expect("cells") {
         assert!(cell["src"] == "d" || cell["dst"] == "d", "{cell}");
     }
+    // The diagnosis banner on top of the map names the node, not its six edges.
+    let diagnosis = t["diagnosis"].as_str().expect("a diagnosis banner");
+    assert!(
+        diagnosis.starts_with("DIAGNOSIS 1 culprit: node d: 6/6 edges both failing"),
+        "{diagnosis}"
+    );
     // The page hovered over and clicked its first DOWN cell (a -> d).
     let hover = t["hover"].as_str().expect("a tooltip on hover");
     assert!(

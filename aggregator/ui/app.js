@@ -529,6 +529,16 @@ function renderSummary(s) {
     down, `, ${s.edges_unknown} unknown`);
 }
 
+// The aggregator's diagnosis on top of the map: one line, healthy or the culprits it names.
+function renderDiagnosis(d) {
+  const box = $("diagnosis");
+  box.hidden = false;
+  box.className = d.healthy ? "diagnosis" : "diagnosis culprits";
+  $("diagnosis-badge").textContent = d.healthy ? "HEALTHY" : "DIAGNOSIS";
+  const more = d.culprits_omitted ? ` (and ${d.culprits_omitted} more)` : "";
+  $("diagnosis-text").textContent = d.summary + more;
+}
+
 function tick() {
   const age = view.lastOk ? Date.now() - view.lastOk : Infinity;
   const stale = view.failures > 0 || age > staleAfterMs();
@@ -781,14 +791,17 @@ async function poll() {
     if (view.auto && !view.chosen) await chooseNetwork();
     ensurePanels();
     const q = (net) => new URLSearchParams({ metric: view.metric, network: net });
-    const [sum, ...mats] = await Promise.all([
+    const diagNet = view.network === "both" ? "any" : view.network;
+    const [sum, diag, ...mats] = await Promise.all([
       getJSON("/api/v1/summary"),
+      getJSON(`/api/v1/diagnose?${new URLSearchParams({ network: diagNet, limit: "20" })}`),
       ...view.panels.map((p) => getJSON(`/api/v1/matrix?${q(p.network)}`)),
     ]);
     view.lastOk = Date.now();
     view.failures = 0;
     view.panels.forEach((p, i) => { p.matrix = mats[i]; });
     renderSummary(sum);
+    renderDiagnosis(diag);
     legend();
     const cells = draw();
     if (view.selected) showDetails();
@@ -895,6 +908,7 @@ async function runSelftest(cells) {
     window: [window.innerWidth, window.innerHeight],
     legend: $("legend").textContent,
     stale_banner_hidden: $("stale").hidden,
+    diagnosis: $("diagnosis").hidden ? null : $("diagnosis").textContent.replace(/\s+/g, " ").trim(),
     hover: null,
     details: null,
     details_rows: null,

@@ -593,6 +593,41 @@ async fn a_closed_stdout_ends_quietly_with_zero() {
     f.stop().await;
 }
 
+/// `diagnose` exits 0 with one line on a healthy cluster and 1 with a table of culprits, whose
+/// names are escaped like every other table's.
+#[tokio::test]
+async fn diagnose_says_healthy_or_names_the_culprits() {
+    let f = fixture(0).await;
+    let (code, out, err) = f.run(&["diagnose"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "healthy: 3 nodes, 6 edges UP");
+    f.stop().await;
+
+    let f = fixture(100).await;
+    let (code, out, err) = f.run(&["diagnose"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("KIND"), "{out}");
+    assert!(
+        out.contains("link") && out.contains("c -> a") && out.contains("c -> b"),
+        "{out}"
+    );
+    assert!(
+        out.contains("2 culprits explain 2 of 2 failing edges"),
+        "{out}"
+    );
+    let (code, out, _) = f.run(&["-o", "json", "diagnose", "--network", "pod"]).await;
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["healthy"], false);
+    assert_eq!(v["culprits"][0]["kind"], "link");
+    assert_eq!(v["culprits"][0]["node"], "c");
+    assert_eq!(v["unexplained_edges"], 0);
+    let (code, _, err) = f.run(&["diagnose", "--limit", "20000"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("limit must be at most 10000"), "{err}");
+    f.stop().await;
+}
+
 #[tokio::test]
 async fn help_documents_names_and_exit_codes() {
     let (code, out, _, _) = run_bin(&["--help"]).await;
@@ -601,6 +636,7 @@ async fn help_documents_names_and_exit_codes() {
         "Exit codes:",
         "0  fine",
         "1  check: edges outside the limits",
+        "diagnose: culprits found",
         "2  the aggregator is unreachable, refused the request or timed out; a bad flag;",
         "3  the named node, agent or edge does not exist",
         "node/network/address",

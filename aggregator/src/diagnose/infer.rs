@@ -150,7 +150,9 @@ pub fn diagnose(snap: &Snapshot, s: &Settings) -> Diagnosis {
             d.expected_down += u32::from(fail);
             continue;
         }
-        if silent_sources.contains(&(&*e.source, e.plane)) {
+        // A silent agent's edges say nothing now; an edge from a node to its own other network
+        // (a pod agent probing its node's host address) says nothing about the node's peers.
+        if silent_sources.contains(&(&*e.source, e.plane)) || src == dst {
             continue;
         }
         obs.push(Obs {
@@ -367,7 +369,10 @@ pub fn diagnose(snap: &Snapshot, s: &Settings) -> Diagnosis {
             continue;
         }
         c.frac = frac(c.failing, c.total);
-        let bg = frac(d.failing - c.incident_fail, obs_total - c.incident_total);
+        let bg = frac(
+            d.failing.saturating_sub(c.incident_fail),
+            obs_total.saturating_sub(c.incident_total),
+        );
         if c.frac < s.background_factor * bg {
             continue;
         }
@@ -408,7 +413,10 @@ pub fn diagnose(snap: &Snapshot, s: &Settings) -> Diagnosis {
             covered[oi] = true;
             since = since.min(snap.edges[obs[oi].edge].since_unix_ms);
         }
-        let bg = frac(d.failing - c.incident_fail, obs_total - c.incident_total);
+        let bg = frac(
+            d.failing.saturating_sub(c.incident_fail),
+            obs_total.saturating_sub(c.incident_total),
+        );
         let subject = if c.kind == Kind::Zone {
             blamed_zones.push((groups.len(), c.id));
             zone_names[c.id as usize].clone()
@@ -536,7 +544,10 @@ pub fn diagnose(snap: &Snapshot, s: &Settings) -> Diagnosis {
     let mut link_culprits: Vec<Culprit> = links
         .into_iter()
         .map(|((src, dst), l)| {
-            let bg = frac(d.failing - l.fail, obs_total - l.total);
+            let bg = frac(
+                d.failing.saturating_sub(l.fail),
+                obs_total.saturating_sub(l.total),
+            );
             d.explained += l.fail;
             Culprit {
                 kind: Kind::Link,

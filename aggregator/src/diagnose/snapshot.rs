@@ -25,8 +25,9 @@ pub fn take(graph: &Graph, network: Network) -> (Snapshot, u64) {
         if network != Network::Unspecified && a.key.network != network {
             continue;
         }
-        let slab = a.slab.lock();
+        // One lock at a time: never the info lock while holding the slab's.
         let connected = a.info.lock().connected;
+        let slab = a.slab.lock();
         snap.agents.push(AgentObs {
             node: a.key.node.clone(),
             plane: a.key.network,

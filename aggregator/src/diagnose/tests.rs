@@ -219,3 +219,22 @@ fn precision_and_recall_stay_above_the_floor_on_every_pattern() {
         );
     }
 }
+
+#[test]
+fn edges_between_the_networks_of_one_node_are_left_out() {
+    let (mut snap, _) = cluster(6).generate(&[Fault::NodeDown(2)], &mut Rng::new(10));
+    // A pod agent probing its own node's host address (failing, to make it count if it did).
+    snap.edges.push(EdgeObs {
+        source: Arc::from(node_name(1)),
+        target: Arc::from(node_name(1)),
+        plane: Network::Pod,
+        state: EdgeState::Down,
+        loss_pct: 100.0,
+        expected_down: false,
+        since_unix_ms: 1,
+    });
+    let d = diagnose(&snap, &Settings::default());
+    assert_eq!(d.culprits.len(), 1, "{:#?}", d.culprits);
+    assert_eq!(&*d.culprits[0].subject, "node02");
+    assert_eq!(d.unexplained(), 0);
+}

@@ -22,11 +22,13 @@
 //! - [`top_k`]: keeping the worst edges without sorting them all.
 //! - [`cumulative`]: growing Prometheus histograms from decaying sketches.
 //! - [`collector`]: encoding the snapshot, ingest counters and process figures.
+//! - [`diagnosis`]: the diagnosis's culprits per kind and the nodes it blames.
 //! - [`process`]: `process_*` series from `/proc`.
 //! - [`mod@format`]: OpenMetrics or classic text, and the `/metrics` route.
 
 pub mod collector;
 pub mod cumulative;
+pub mod diagnosis;
 pub mod format;
 pub mod process;
 pub mod rare;

@@ -364,6 +364,7 @@ impl Collector for AggregatorCollector {
             &snap.mtu_blackholes,
         )?;
         super::diagnosis::encode(&mut enc, &self.graph)?;
+        super::diagnosis::encode(&mut enc, &self.graph)?;
         self.encode_ingest(&mut enc)?;
         encode_process(&mut enc)?;
         let g = ConstGauge::new(started.elapsed().as_secs_f64());
