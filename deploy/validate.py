@@ -763,6 +763,10 @@ def check_cilium_policy(objs: list[Obj]) -> list[str]:
                             out.append(f"{where}: ICMP {f.get('family', 'IPv4')} type {f.get('type')} is not echo request")
                 if not ports and not rule.get("icmps"):
                     out.append(f"{where}: allows every protocol (no toPorts, no icmps)")
+                if direction == "ingress" and any(str(p.get("port")) == str(HTTP_PORT) for p in ports):
+                    for ep in rule.get("fromEndpoints") or [{}]:
+                        if not (ep.get("matchLabels") or {}).get("k8s:io.kubernetes.pod.namespace"):
+                            out.append(f"{where}: HTTP {HTTP_PORT} from {ep}; name the monitoring namespace")
     pod_sel = {"app.kubernetes.io/name": "echomesh-agent", "app.kubernetes.io/component": "agent-pod"}
     egress = [p for p in policies if selects((p["spec"].get("endpointSelector") or {}).get("matchLabels"), pod_sel)]
     if not any(
@@ -1463,6 +1467,14 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None], str]]:
             "opens TCP 443",
             lambda o: cnp(o, "echomesh-agent-pod-egress")["egress"].append(
                 {"toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}
+            ),
+            cil,
+        ),
+        (
+            "Cilium HTTP from every namespace",
+            "name the monitoring namespace",
+            lambda o: cnp(o, "echomesh-aggregator-ingress")["ingress"][2]["fromEndpoints"][0]["matchLabels"].pop(
+                "k8s:io.kubernetes.pod.namespace"
             ),
             cil,
         ),
