@@ -144,6 +144,9 @@ pub fn not_unicast(ip: IpAddr) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

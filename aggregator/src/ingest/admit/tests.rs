@@ -147,7 +147,7 @@ proptest! {
         generation in 3u64..8,
         assigned in any::<bool>(),
     ) {
-        let (_g, a) = agent(4);
+        let (g, a) = agent(4);
         let b = bounds();
         let targets: Vec<v1::TargetStats> = entries
             .iter()
@@ -169,6 +169,8 @@ proptest! {
             .collect();
         let r = v1::Report { seq: 1, generation, window_ms, targets, ..v1::Report::default() };
         if admit(&b, &a, assigned, &r).is_ok() {
+            // What is admitted merges without panicking, whatever its figures.
+            prop_assert!(g.merge_report(&a, &r).is_ok());
             prop_assert!(assigned && generation <= 5);
             if generation == 5 {
                 prop_assert!(r.targets.len() <= 4);
