@@ -3,8 +3,8 @@
 //! lifetime duplicate, reordered, late and ICMP error totals; plus the ICMP error and send-failure
 //! totals per source agent, by kind, for `/metrics`.
 //!
-//! Why beside the records and not in them: the edge record is fixed at 200 bytes for millions of
-//! edges, and these facts exist for a handful of broken edges. A report entry reaches this table
+//! Why beside the records and not in them: the edge record is a fixed few hundred bytes for
+//! millions of edges, and these facts exist for a handful of broken edges. A report entry reaches this table
 //! only when it carries an error, a refused send or a failing large probe ([`worth_noting`]), so
 //! the hot merge path of a healthy edge pays one branch. The record keeps one bit saying an entry
 //! exists ([`super::EdgeRecord::has_rare`]), so rendering a healthy edge never looks here.
