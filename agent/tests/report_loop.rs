@@ -500,9 +500,21 @@ async fn reconnects_back_off_more_each_time_and_start_over_after_a_good_session(
     let s2 = h.session().await;
     assert!(s2.opened - dropped_at >= Duration::from_millis(900));
 
-    // An assigned session was good: the next wait starts over at the minimum.
+    // A session ended right after its assignment (kicked by an impostor, say) keeps backing off.
     s2.assign(assignment(1, &[1], 1000)).await;
     h.settle().await;
+    let dropped_at = Instant::now();
+    drop(s2);
+    let s2 = h.session().await;
+    assert!(
+        s2.opened - dropped_at >= Duration::from_millis(200),
+        "waited {:?} after a session that did not last",
+        s2.opened - dropped_at
+    );
+
+    // An assigned session that lasted was good: the next wait starts over at the minimum.
+    s2.assign(assignment(2, &[1], 1000)).await;
+    tokio::time::sleep(report::session::STABLE_SESSION).await;
     let dropped_at = Instant::now();
     drop(s2);
     let s3 = h.session().await;

@@ -34,6 +34,8 @@ use stream::Stream;
 
 /// First wait after a failed or lost session.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// How long an assigned session must last before the reconnect backoff starts over.
+pub const STABLE_SESSION: Duration = Duration::from_secs(10);
 /// The replay buffer warns once per this many dropped reports (about a minute at 1 s reports).
 const DROP_WARN_EVERY: u64 = 60;
 
@@ -245,11 +247,8 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
             targets = a.targets.len(),
             "assignment applied"
         );
-        if let Some(s) = self.stream.as_mut()
-            && !s.assigned
-        {
+        if let Some(s) = self.stream.as_mut() {
             s.assigned = true;
-            self.backoff.reset();
         }
         self.flush();
         Ok(())
@@ -267,9 +266,8 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
         );
         if let Some(s) = self.stream.as_mut() {
             s.send_now(super::guard::rejected_msg(a.generation, why));
-            if self.engine.is_some() && !s.assigned {
+            if self.engine.is_some() {
                 s.assigned = true;
-                self.backoff.reset();
             }
         }
         self.flush();
@@ -289,7 +287,15 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
             }
             _ => tracing::warn!("session closed"),
         }
-        self.stream = None;
+        // Only a session that was assigned and lasted starts the backoff over: one kicked right
+        // after its assignment (a forged agent replacing it, a crash-looping aggregator) backs
+        // off from its first failure like any other.
+        if let Some(s) = self.stream.take()
+            && s.assigned
+            && s.opened.elapsed() >= STABLE_SESSION
+        {
+            self.backoff.reset();
+        }
         self.reconnect_at = Instant::now() + self.backoff.next_wait();
     }
 

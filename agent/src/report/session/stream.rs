@@ -35,7 +35,7 @@ pub(super) struct Stream {
     replayed: bool,
     /// Highest report sequence number handed to the transport on this stream.
     sent_upto: u64,
-    opened: Instant,
+    pub(super) opened: Instant,
 }
 
 impl Stream {
