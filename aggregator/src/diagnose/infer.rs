@@ -15,6 +15,11 @@
 //! times the failing fraction of every edge not touching it, so random gray loss over many links
 //! never adds up to a node: each node sees the same small fraction as the rest of the cluster.
 //!
+//! Once a node qualifies, it also explains its failing edges in a direction below the threshold
+//! when that direction's failing fraction stands out (at least `background_factor` times the
+//! background and a quarter): a flaky node that loses 60 % of its edges, unevenly, is one node, not
+//! a handful of links.
+//!
 //! The cover is greedy set cover (the classic ln(n)-approximation of the smallest cover): take
 //! the qualifying candidate explaining the most failing edges not yet explained (ties: the higher
 //! failing fraction, then node before network before zone), until no candidate explains
@@ -235,18 +240,33 @@ pub fn diagnose(snap: &Snapshot, s: &Settings) -> Diagnosis {
                 incident_total: 0,
                 covered: Vec::new(),
             };
+            for &p in &planes {
+                c.incident_fail += t[p].in_fail + t[p].out_fail;
+                c.incident_total += t[p].in_total + t[p].out_total;
+            }
+            // A direction that does not reach the threshold is still this node's when its failing
+            // fraction stands out from the background (a flaky node): its edges are explained by
+            // the node, not named as links one by one.
+            let bg = frac(
+                d.failing.saturating_sub(c.incident_fail),
+                obs_total.saturating_sub(c.incident_total),
+            );
+            let elevated = |f: u32, t: u32| {
+                f > 0 && frac(f, t) >= (s.background_factor * bg).max(s.threshold / 2.0)
+            };
+            let ok = planes.iter().all(|&p| {
+                qualifies(t[p].in_fail, t[p].in_total) || qualifies(t[p].out_fail, t[p].out_total)
+            });
+            if !ok {
+                continue;
+            }
             let mut dir = None;
-            let mut ok = true;
             for &p in &planes {
                 let t = t[p];
                 let (i, o) = (
-                    qualifies(t.in_fail, t.in_total),
-                    qualifies(t.out_fail, t.out_total),
+                    elevated(t.in_fail, t.in_total),
+                    elevated(t.out_fail, t.out_total),
                 );
-                if !i && !o {
-                    ok = false;
-                    break;
-                }
                 c.dirs[p] = (i, o);
                 if i {
                     dir = Some(Direction::union(dir, Direction::In));
@@ -258,10 +278,8 @@ pub fn diagnose(snap: &Snapshot, s: &Settings) -> Diagnosis {
                     c.failing += t.out_fail;
                     c.total += t.out_total;
                 }
-                c.incident_fail += t.in_fail + t.out_fail;
-                c.incident_total += t.in_total + t.out_total;
             }
-            if ok && let Some(dir) = dir {
+            if let Some(dir) = dir {
                 c.direction = dir;
                 cands.push(c);
             }

@@ -56,6 +56,9 @@ pub enum Fault {
     ZonePartition(usize),
     /// One directed link fails (in every network), DOWN or lossy.
     BadLink(usize, usize),
+    /// A flaky node: each of its edges (both ways, every network) is DEGRADED with probability
+    /// `percent` / 100, the others stay UP.
+    Flaky(usize, u8),
 }
 
 /// What the diagnosis should name for a fault.
@@ -151,6 +154,12 @@ impl Cluster {
                     target: Some(node_name(*t)),
                     direction: None,
                 },
+                Fault::Flaky(n, _) => Truth {
+                    kind: Kind::Node,
+                    subject: node_name(*n),
+                    target: None,
+                    direction: None,
+                },
             });
         }
         let silent = |n: usize| faults.contains(&Fault::NodeDown(n));
@@ -193,6 +202,15 @@ impl Cluster {
                                 (self.zone_of(s) == Some(z)) != (self.zone_of(t) == Some(z))
                             }
                             Fault::BadLink(..) => false,
+                            Fault::Flaky(n, pct) => {
+                                if (s == n || t == n)
+                                    && rng.below(100) < usize::from(pct)
+                                    && state.0 == EdgeState::Up
+                                {
+                                    state = (EdgeState::Degraded, 5.0 + 20.0 * rng.unit());
+                                }
+                                false
+                            }
                         };
                         if hit {
                             state = (EdgeState::Down, 100.0);
@@ -270,7 +288,7 @@ pub fn score(d: &Diagnosis, truth: &[Truth]) -> (usize, usize, usize, usize) {
 }
 
 /// The named fault patterns the tests and the accuracy example run.
-pub const PATTERNS: [&str; 8] = [
+pub const PATTERNS: [&str; 10] = [
     "node down",
     "cni broken",
     "one-way in",
@@ -279,6 +297,8 @@ pub const PATTERNS: [&str; 8] = [
     "single bad link",
     "gray loss",
     "several at once",
+    "node down + gray",
+    "flaky node",
 ];
 
 /// One case of `pattern` on a cluster of 20 to 50 nodes in 3 zones, from `seed`.
@@ -304,6 +324,17 @@ pub fn case(pattern: &str, seed: u64) -> (Snapshot, Vec<Truth>) {
             let k = 3 + rng.below(nodes / 2);
             random_links(nodes, k, &[], &mut rng)
         }
+        "node down + gray" => {
+            let mut f = vec![Fault::NodeDown(n)];
+            f.extend(random_links(
+                nodes,
+                3 + rng.below(nodes / 2),
+                &[n],
+                &mut rng,
+            ));
+            f
+        }
+        "flaky node" => vec![Fault::Flaky(n, 60 + rng.below(36) as u8)],
         _ => {
             let m = (n + 1 + rng.below(nodes - 1)) % nodes;
             let mut f = vec![Fault::NodeDown(n), Fault::CniBroken(m)];

@@ -238,3 +238,15 @@ fn edges_between_the_networks_of_one_node_are_left_out() {
     assert_eq!(&*d.culprits[0].subject, "node02");
     assert_eq!(d.unexplained(), 0);
 }
+
+#[test]
+fn a_flaky_node_is_one_node_not_its_links() {
+    let (snap, _) = cluster(30).generate(&[Fault::Flaky(4, 65)], &mut Rng::new(11));
+    let d = diagnose(&snap, &Settings::default());
+    assert_eq!(d.culprits.len(), 1, "{:#?}", d.culprits);
+    assert_eq!(
+        (d.culprits[0].kind, &*d.culprits[0].subject),
+        (Kind::Node, "node04")
+    );
+    assert_eq!(d.unexplained(), 0);
+}
