@@ -416,6 +416,7 @@ impl Discovery {
         self.graph
             .set_expected_down_nodes(model.expected_down_nodes());
         self.graph.set_not_ready_nodes(model.not_ready_nodes());
+        self.graph.set_node_zones(model.node_zones());
         self.graph.set_discovered_endpoints(model.endpoints());
         self.pinglist.publish(Arc::new(model));
         self.ingest.membership_changed();

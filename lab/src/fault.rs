@@ -16,6 +16,10 @@
 //!   (`echomesh-lab relay`, see [`crate::relay`]) reads each packet, waits MS, writes it back;
 //!   the kernel receives it on `dly0` (`ip rule 100: iif dly0 lookup main`, `accept_local=1`)
 //!   and forwards it out of `eth0`. Every round trip touching the node gets +MS once.
+//! - **mtu BYTES**: the node's port on the fabric bridge gets this MTU while the node's `eth0`
+//!   keeps 1500, like a switch port configured below the hosts' MTU: frames larger than BYTES to or
+//!   from the node are dropped in silence (the bridge and the veth drop them; nobody sends
+//!   fragmentation-needed), small ones pass. An MTU black hole.
 //! - **clear**: all of the above undone.
 
 use std::fs;
@@ -24,6 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cmd::{Cmd, CmdError, run_all};
+use crate::family::UNDERLAY_MTU;
 use crate::plan::{NodePlan, Plan, V6_UNDERLAY};
 use crate::procs::{GRACE, stop_child, stop_pid_in_ns};
 use crate::state::LabDir;
@@ -51,6 +56,9 @@ pub fn realtime_available() -> bool {
 /// Longest delay accepted.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
 
+/// Lowest MTU the `mtu` fault accepts: IPv6 needs 1280 on every link.
+pub const MIN_MTU: u32 = 1280;
+
 /// One fault to apply to a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -62,6 +70,8 @@ pub enum Fault {
     Loss(u8),
     /// Hold every packet the node sends on the underlay this long; zero removes the relay.
     Delay(Duration),
+    /// Lower the MTU of the node's fabric port to this many bytes (1500 restores it).
+    Mtu(u32),
     /// Undo every fault on the node.
     Clear,
 }
@@ -78,6 +88,9 @@ pub enum FaultError {
     /// Bad delay.
     #[error("delay must be a duration from 0ms to 10s, like 2ms or 1.5ms: {0}")]
     Delay(String),
+    /// Bad MTU.
+    #[error("mtu must be a whole number of bytes from 1280 to 1500, not {0}")]
+    Mtu(String),
     /// The relay did not come up.
     #[error("the delay relay on {node} did not start: {reason} (log: {log})")]
     Relay {
@@ -106,6 +119,22 @@ pub fn parse_delay(s: &str) -> Result<Duration, FaultError> {
         return Err(FaultError::Delay(format!("{s:?} is longer than 10s")));
     }
     Ok(d)
+}
+
+/// Parses an MTU in bytes, [`MIN_MTU`]..=[`UNDERLAY_MTU`].
+pub fn parse_mtu(s: &str) -> Result<u32, FaultError> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|m| (MIN_MTU..=UNDERLAY_MTU).contains(m))
+        .ok_or_else(|| FaultError::Mtu(s.to_string()))
+}
+
+/// Commands that set the MTU of node `n`'s fabric port.
+pub fn mtu_cmds(plan: &Plan, n: &NodePlan, bytes: u32) -> Vec<Cmd> {
+    vec![Cmd::ip(
+        Some(&plan.fabric_ns),
+        ["link", "set", &n.fabric_port, "mtu", &bytes.to_string()],
+    )]
 }
 
 /// Commands that cut node `n` from the fabric.
@@ -234,9 +263,11 @@ impl<'a> Injector<'a> {
                     return self.delay(n, d).map(Some);
                 }
             }
+            Fault::Mtu(bytes) => run_all(&mtu_cmds(self.plan, n, bytes))?,
             Fault::Clear => {
                 self.undelay(n, None);
                 Cmd::nft_script(&n.host_ns, loss_ruleset(0)).run()?;
+                run_all(&mtu_cmds(self.plan, n, UNDERLAY_MTU))?;
                 self.heal(n)?;
             }
         }
@@ -400,6 +431,24 @@ mod tests {
             heal_cmds(&plan, n)[0].to_string(),
             "ip -n eml1-fabric link set n3 up"
         );
+    }
+
+    #[test]
+    fn mtu_acts_on_the_fabric_port_within_1280_to_1500() {
+        let plan = plan();
+        let n = plan.node(3).expect("node3");
+        assert_eq!(
+            mtu_cmds(&plan, n, 1300)[0].to_string(),
+            "ip -n eml1-fabric link set n3 mtu 1300"
+        );
+        assert_eq!(parse_mtu("1300").expect("1300"), 1300);
+        assert_eq!(parse_mtu("1500").expect("1500"), 1500);
+        for bad in ["1279", "1501", "9000", "-1", "1.3k", ""] {
+            assert_eq!(
+                parse_mtu(bad).expect_err(bad).to_string(),
+                format!("mtu must be a whole number of bytes from 1280 to 1500, not {bad}")
+            );
+        }
     }
 
     #[test]

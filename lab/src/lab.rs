@@ -493,6 +493,8 @@ pub fn describe(prefix: &str, n: &NodePlan, fault: Fault) -> String {
         Fault::Loss(p) => format!("dropping {p}% of egress packets"),
         Fault::Delay(d) if d.is_zero() => "delay removed".to_string(),
         Fault::Delay(d) => format!("+{d:?} on every packet it sends"),
+        Fault::Mtu(b) if b >= crate::family::UNDERLAY_MTU => "fabric port MTU restored".to_string(),
+        Fault::Mtu(b) => format!("fabric port MTU {b}: larger frames are dropped in silence"),
         Fault::Clear => "all faults cleared".to_string(),
     };
     format!("{prefix} {}: {what}", n.name)

@@ -92,6 +92,13 @@ enum Command {
         /// How long, with its unit (`2ms`, `1.5ms`; `0s` removes the delay).
         delay: String,
     },
+    /// Lower the MTU of a node's fabric port: an MTU black hole (1500 restores it).
+    Mtu {
+        #[command(flatten)]
+        target: Target,
+        /// Bytes, 1280-1500.
+        bytes: String,
+    },
     /// Remove every fault from a node.
     Clear(Target),
     /// The delay relay (started by `delay` inside a node's host namespace).
@@ -224,6 +231,9 @@ fn main() -> ExitCode {
         }
         Command::Delay { target, delay } => {
             fault_cmd(target, fault::parse_delay(&delay).map(Fault::Delay))
+        }
+        Command::Mtu { target, bytes } => {
+            fault_cmd(target, fault::parse_mtu(&bytes).map(Fault::Mtu))
         }
         Command::Relay { tun, delay } => match relay::run(&tun, delay) {
             Ok(()) => ExitCode::SUCCESS,

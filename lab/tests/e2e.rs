@@ -1,5 +1,6 @@
-//! End-to-end: the real aggregator, CLI and agents in a lab, against real faults (tests 1-7:
-//! all edges UP, cut and heal, loss, delay, aggregator restart, agent killed, cleanup). Needs
+//! End-to-end: the real aggregator, CLI and agents in a lab, against real faults (tests 1-8:
+//! all edges UP, cut and heal, loss, delay, aggregator restart, agent killed, cleanup, an MTU
+//! black hole). Needs
 //! root; without it the tests say why and pass, except in CI, where they fail (the test kit's
 //! rule). When the echomesh binaries cannot be built they print SKIP and pass. Every test ends by
 //! checking that nothing of its lab is left (test 7).
@@ -669,5 +670,85 @@ fn t6_a_killed_agents_edges_go_unknown() {
     // Three 1 s report intervals; the measurement itself adds up to one 200 ms poll, the CLI's
     // round trip and the aggregator's staleness sweep, so allow 1 s on top.
     assert!(after <= Duration::from_secs(4), "UNKNOWN after {after:?}");
+    e.finish();
+}
+
+/// Each edge's `mtu_blackhole_payload` (0: none), keyed like [`Edge::key`] plus the address.
+fn mtu_marks(e: &E2e) -> BTreeMap<String, u64> {
+    let out = e.cli(&["edges", "-o", "json", "--limit", "10000"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    v["edges"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|j| {
+                    let x = Edge::from_json(j);
+                    let mark = j["mtu_blackhole_payload"].as_u64().unwrap_or(0);
+                    (format!("{} {}", x.key(), x.addr), mark)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn t8_an_mtu_black_hole_is_flagged_within_5s_and_clears() {
+    let _serial = serial();
+    let Some(mut e) = E2e::start("t8_mtu", 3, &[]) else {
+        return;
+    };
+    let edges = e
+        .wait_all_up(Duration::from_secs(20))
+        .unwrap_or_else(|m| panic!("{m}"));
+    let affected: BTreeSet<String> = edges
+        .iter()
+        .filter(|x| x.crosses("node2"))
+        .map(|x| format!("{} {}", x.key(), x.addr))
+        .collect();
+    assert!(!affected.is_empty());
+    // 1300 is below the 1372-byte probes' packets (1400 bytes, 1450 with VXLAN) and above the
+    // 56-byte ones.
+    let t0 = Instant::now();
+    e.lab().fault(NodeName(2), Fault::Mtu(1300)).expect("mtu");
+    let mut flagged_after = None;
+    while t0.elapsed() < Duration::from_secs(10) {
+        let marks = mtu_marks(&e);
+        for (k, m) in &marks {
+            if !affected.contains(k) {
+                assert_eq!(*m, 0, "{k} flagged, but it does not cross node2");
+            }
+        }
+        if affected.iter().all(|k| marks.get(k) == Some(&1372)) {
+            flagged_after = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "t8: all {} edges crossing node2 flagged after {flagged_after:?}",
+        affected.len()
+    );
+    let after = flagged_after.expect("never all flagged");
+    assert!(after <= Duration::from_secs(5), "flagged after {after:?}");
+    for x in e.edges().iter().filter(|x| x.crosses("node2")) {
+        assert_eq!(x.state, "UP", "{}: the small probes pass", x.key());
+    }
+    let out = e.cli(&["edge", "node1/host", "node2/host"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("BLACK HOLE: 1372-byte"), "{text}");
+
+    e.lab().fault(NodeName(2), Fault::Clear).expect("clear");
+    let t1 = Instant::now();
+    loop {
+        if mtu_marks(&e).values().all(|m| *m == 0) {
+            break;
+        }
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "marks left after clear"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("t8: cleared {:?} after the MTU was restored", t1.elapsed());
     e.finish();
 }

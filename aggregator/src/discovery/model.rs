@@ -256,6 +256,15 @@ impl ClusterModel {
             .collect()
     }
 
+    /// Node to zone, for the nodes whose zone label is set.
+    #[must_use]
+    pub fn node_zones(&self) -> BTreeMap<Arc<str>, Arc<str>> {
+        self.nodes
+            .values()
+            .filter_map(|n| Some((n.name.clone(), n.zone.clone()?)))
+            .collect()
+    }
+
     /// Every node whose Ready condition is not `True`, with the condition as one line of
     /// evidence (status, since when, reason) for readers of its edges.
     #[must_use]

@@ -114,6 +114,9 @@ pub struct NodeInfo {
     pub draining: bool,
     /// `metadata.deletionTimestamp` is set.
     pub deleting: bool,
+    /// The `topology.kubernetes.io/zone` label (or the deprecated
+    /// `failure-domain.beta.kubernetes.io/zone`), for the diagnosis to name a zone cut off.
+    pub zone: Option<Arc<str>>,
 }
 
 impl NodeInfo {
@@ -140,6 +143,21 @@ pub use crate::graph::first_per_family;
 
 pub(super) fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
+}
+
+/// Labels naming a node's zone, the current one first.
+pub(super) const ZONE_LABELS: [&str; 2] = [
+    "topology.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/zone",
+];
+
+/// The node's zone from [`ZONE_LABELS`] (an empty value counts as none).
+fn zone_label(node: &Node) -> Option<Arc<str>> {
+    let labels = node.metadata.labels.as_ref()?;
+    ZONE_LABELS
+        .iter()
+        .find_map(|k| labels.get(*k).filter(|v| !v.is_empty()))
+        .map(|v| Arc::from(truncate(v)))
 }
 
 /// Reads the model's view of a Node. `None` (with a warning) when it has no name.
@@ -221,5 +239,6 @@ pub fn node_info(node: &Node, warnings: &mut Vec<ModelWarning>) -> Option<NodeIn
         ready,
         draining,
         deleting: node.metadata.deletion_timestamp.is_some(),
+        zone: zone_label(node),
     })
 }

@@ -509,3 +509,26 @@ fn a_terminating_pod_agent_is_expected_down_but_its_host_address_is_not() {
     // The node itself is not expected down: its host address and its other edges still alarm.
     assert!(m.expected_down_nodes().is_empty());
 }
+
+#[test]
+fn zones_come_from_the_zone_label_the_deprecated_one_or_none() {
+    let labelled = |name: &str, key: &str, zone: &str| {
+        let mut n = fixtures::node(name, &["192.168.0.9"]);
+        n.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(key.to_string(), zone.to_string());
+        n
+    };
+    let nodes = vec![
+        labelled("a", "topology.kubernetes.io/zone", "eu-1a"),
+        labelled("b", "failure-domain.beta.kubernetes.io/zone", "eu-1b"),
+        labelled("c", "topology.kubernetes.io/zone", ""),
+        fixtures::node("d", &["192.168.0.4"]),
+    ];
+    let (m, _) = ClusterModel::build(&nodes, &[]);
+    let zones = m.node_zones();
+    assert_eq!(zones.len(), 2, "{zones:?}");
+    assert_eq!(zones.get("a").map(|z| &**z), Some("eu-1a"));
+    assert_eq!(zones.get("b").map(|z| &**z), Some("eu-1b"));
+}
