@@ -86,6 +86,7 @@ pub async fn run_over<S: StartEngine, C: Connector>(
 fn loop_settings(args: &RunArgs) -> LoopSettings {
     LoopSettings {
         replay_buffer: args.replay_buffer,
+        replay_buffer_bytes: args.replay_buffer_bytes,
         max_backoff: args.max_backoff,
         guard: Guard::new(&args.guard, &args.addresses),
     }

@@ -116,6 +116,7 @@ async fn a_forged_public_peer_cannot_aim_the_agent() {
         network: Network::Pod,
         addresses: vec!["10.0.0.1".parse().expect("ip")],
         replay_buffer: 100,
+        replay_buffer_bytes: 64 << 20,
         max_backoff: Duration::from_millis(200),
         http_listen: "127.0.0.1:0".parse().expect("addr"),
         guard: GuardArgs::default(),

@@ -234,6 +234,7 @@ fn args(replay_buffer: usize, max_backoff: Duration) -> RunArgs {
             "fd00::1".parse().expect("ip"),
         ],
         replay_buffer,
+        replay_buffer_bytes: 64 << 20,
         max_backoff,
         http_listen: "127.0.0.1:0".parse().expect("addr"),
         guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),

@@ -42,6 +42,7 @@ fn start_agent(url: &str, node: &str, addr: &str) -> Agent {
         network: Network::Pod,
         addresses: vec![addr.parse().expect("ip")],
         replay_buffer: 1000,
+        replay_buffer_bytes: 64 << 20,
         max_backoff: Duration::from_millis(200),
         http_listen: "127.0.0.1:0".parse().expect("addr"),
         guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),

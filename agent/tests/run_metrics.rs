@@ -31,6 +31,7 @@ fn args(url: &str, node: &str, addr: &str) -> RunArgs {
         network: Network::Pod,
         addresses: vec![addr.parse().expect("ip")],
         replay_buffer: 100,
+        replay_buffer_bytes: 64 << 20,
         max_backoff: Duration::from_millis(200),
         http_listen: "127.0.0.1:0".parse().expect("addr"),
         guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),

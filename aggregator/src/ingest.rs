@@ -90,6 +90,9 @@ struct Inner {
     errors: [AtomicU64; IngestErrorReason::ALL.len()],
     /// The latest assignment each agent refused ([`rejected`]).
     rejected: DashMap<AgentKey, rejected::Rejected>,
+    /// Reports an agent numbered but that never arrived (sequence gaps: its replay buffer
+    /// overflowed, or it died with reports unsent).
+    reports_lost: AtomicU64,
     /// Agent authentication (`None`: every session is accepted, the pre-auth behaviour).
     auth: Option<Arc<dyn AgentAuth>>,
     auth_failures: AuthCounters,
@@ -135,6 +138,7 @@ impl Ingest {
                 closing: tokio::sync::watch::Sender::new(false),
                 errors: Default::default(),
                 rejected: DashMap::new(),
+                reports_lost: AtomicU64::new(0),
                 auth,
                 auth_failures: AuthCounters::default(),
             }),

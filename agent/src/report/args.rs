@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// Unacknowledged reports kept for replay (oldest dropped first).
     #[arg(long, env = "ECHOMESH_REPLAY_BUFFER", default_value_t = 300)]
     pub replay_buffer: usize,
+    /// Most encoded bytes of unacknowledged reports kept for replay (oldest dropped first;
+    /// reports grow with the pinglist, so the count alone does not bound memory).
+    #[arg(long, env = "ECHOMESH_REPLAY_BUFFER_BYTES", default_value_t = 64 << 20)]
+    pub replay_buffer_bytes: usize,
     /// Longest wait between reconnect attempts, e.g. `30s` (at least 100ms).
     #[arg(long, env = "ECHOMESH_MAX_BACKOFF", value_name = "DURATION", default_value = "30s",
           value_parser = parse_duration)]

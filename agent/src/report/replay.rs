@@ -1,8 +1,9 @@
 //! The bounded buffer of unacknowledged reports and the rule for when a new session may replay it.
 //!
 //! Why a buffer: the aggregator may restart (rolling update) while probing goes on, so windows
-//! keep being taken on schedule while disconnected and wait here, bounded (the oldest are dropped
-//! first, and counted).
+//! keep being taken on schedule while disconnected and wait here, bounded by count and by encoded
+//! bytes (a report's size grows with the pinglist, so a count alone does not bound memory); the
+//! oldest are dropped first, and counted (the aggregator sees the gap in sequence numbers too).
 //!
 //! Why the rule: a restarted aggregator has no edges for this agent until it assigned them, and
 //! its first assignments hold only the peers that reconnected so far, so replaying too early would
@@ -16,6 +17,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use echomesh_proto::v1;
+use prost::Message as _;
 
 use super::wire::InForce;
 
@@ -24,8 +26,13 @@ use super::wire::InForce;
 pub struct ReplayBuffer {
     reports: VecDeque<v1::Report>,
     cap: usize,
+    max_bytes: usize,
+    bytes: usize,
     dropped: u64,
 }
+
+/// Default bound on the encoded bytes of the buffered reports.
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 
 impl ReplayBuffer {
     /// A buffer holding at most `cap` reports (at least 1).
@@ -34,24 +41,49 @@ impl ReplayBuffer {
         Self {
             reports: VecDeque::new(),
             cap: cap.max(1),
+            max_bytes: DEFAULT_MAX_BYTES,
+            bytes: 0,
             dropped: 0,
         }
     }
 
-    /// Adds a report, dropping the oldest when full.
+    /// The same buffer holding at most `max_bytes` of encoded reports (the newest is always kept).
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Adds a report, dropping the oldest while the count or the bytes are over the bound.
     pub fn push(&mut self, r: v1::Report) {
-        if self.reports.len() == self.cap {
-            self.reports.pop_front();
+        let size = r.encoded_len();
+        while !self.reports.is_empty()
+            && (self.reports.len() >= self.cap || self.bytes + size > self.max_bytes)
+        {
+            self.pop_front();
             self.dropped += 1;
         }
+        self.bytes += size;
         self.reports.push_back(r);
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(r) = self.reports.pop_front() {
+            self.bytes = self.bytes.saturating_sub(r.encoded_len());
+        }
     }
 
     /// Forgets every report up to and including `seq` (the aggregator merges in order).
     pub fn ack(&mut self, seq: u64) {
         while self.reports.front().is_some_and(|r| r.seq <= seq) {
-            self.reports.pop_front();
+            self.pop_front();
         }
+    }
+
+    /// Encoded bytes waiting.
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Reports waiting for an ack, oldest first.

@@ -44,6 +44,8 @@ const DROP_WARN_EVERY: u64 = 60;
 pub struct LoopSettings {
     /// Reports kept for replay.
     pub replay_buffer: usize,
+    /// Encoded bytes of reports kept for replay.
+    pub replay_buffer_bytes: usize,
     /// Longest wait between reconnect attempts.
     pub max_backoff: Duration,
     /// What an assignment may make the agent probe.
@@ -96,7 +98,8 @@ pub async fn drive<S: StartEngine, C: Connector>(
         engine: None,
         metrics,
         backoff: Backoff::new(MIN_BACKOFF, settings.max_backoff),
-        buffer: ReplayBuffer::new(settings.replay_buffer),
+        buffer: ReplayBuffer::new(settings.replay_buffer)
+            .with_max_bytes(settings.replay_buffer_bytes),
         current: InForce::default(),
         stream: None,
         reconnect_at: Instant::now(),

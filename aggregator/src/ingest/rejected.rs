@@ -54,6 +54,25 @@ impl Ingest {
         }
     }
 
+    /// Reports numbered by agents that never arrived (gaps in their sequence numbers).
+    #[must_use]
+    pub fn reports_lost(&self) -> u64 {
+        self.inner
+            .reports_lost
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts the gap before report `seq` of `agent`, if any.
+    pub(super) fn count_gap(&self, key: &AgentKey, last_merged: u64, seq: u64) {
+        if last_merged > 0 && seq > last_merged + 1 {
+            let lost = seq - last_merged - 1;
+            self.inner
+                .reports_lost
+                .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(agent = %key, lost, after = last_merged, "reports never arrived (the agent's replay buffer overflowed?)");
+        }
+    }
+
     /// Why `key` refused its latest assignment, if it did.
     #[must_use]
     pub fn rejection(&self, key: &AgentKey) -> Option<Rejected> {

@@ -214,6 +214,8 @@ impl Ingest {
                     break;
                 }
                 self.assignment_applied(&key, r.generation);
+                let last = agent.slab.lock().last_seq();
+                self.count_gap(&key, last, r.seq);
             }
             match msg.msg {
                 Some(agent_message::Msg::Report(r)) => match inner.graph.merge_report(&agent, &r) {

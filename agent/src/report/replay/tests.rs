@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use echomesh_proto::v1;
 
+use prost::Message as _;
+
 use super::*;
 
 fn rep(seq: u64) -> v1::Report {
@@ -28,6 +30,31 @@ fn buffer_is_bounded_and_acks_are_cumulative() {
     assert_eq!(b.len(), 1);
     b.ack(9);
     assert!(b.is_empty());
+}
+
+#[test]
+fn the_buffer_is_bounded_in_bytes_too() {
+    let big = |seq: u64| v1::Report {
+        seq,
+        targets: vec![v1::TargetStats::default(); 100],
+        ..v1::Report::default()
+    };
+    let one = big(1).encoded_len();
+    let mut b = ReplayBuffer::new(1000).with_max_bytes(one * 3 + one / 2);
+    for s in 1..=10 {
+        b.push(big(s));
+    }
+    assert_eq!(b.len(), 3, "three reports fit in the bytes");
+    assert_eq!(b.dropped(), 7);
+    assert!(b.bytes() <= one * 3 + one / 2);
+    b.ack(10);
+    assert_eq!(b.bytes(), 0);
+    // A report larger than the whole bound is still kept (alone): the newest window always is.
+    let mut tiny = ReplayBuffer::new(10).with_max_bytes(1);
+    tiny.push(big(1));
+    tiny.push(big(2));
+    assert_eq!(tiny.pending().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(tiny.dropped(), 1);
 }
 
 #[test]

@@ -233,13 +233,14 @@ impl AggregatorCollector {
         {
             let mut m = enc.encode_descriptor(
                 "echomesh_reports",
-                "Agent reports received (result: merged, or duplicate = a replay already merged).",
+                "Agent reports by result: merged; duplicate (a replay already merged); lost (numbered by the agent, never received: gaps in its sequence).",
                 None,
                 MetricType::Counter,
             )?;
             for (result, v) in [
                 ("merged", c.reports_merged.load(Ordering::Relaxed)),
                 ("duplicate", c.reports_duplicate.load(Ordering::Relaxed)),
+                ("lost", self.ingest.reports_lost()),
             ] {
                 let labels = [("result", result)];
                 ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
@@ -363,7 +364,6 @@ impl Collector for AggregatorCollector {
             snap.mtu_blackhole_edges,
             &snap.mtu_blackholes,
         )?;
-        super::diagnosis::encode(&mut enc, &self.graph)?;
         super::diagnosis::encode(&mut enc, &self.graph)?;
         self.encode_ingest(&mut enc)?;
         encode_process(&mut enc)?;
