@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Cut -> DOWN in the namespace lab: how long after `echomesh-lab cut` every edge crossing the cut
+# node is DOWN, over repeated cuts (p50, p99, max), and how long after `heal` they are all UP.
+#
+# Times come from the aggregator's own state-change events (`echomesh watch -o json`, `at_unix_ms`)
+# against the wall clock read just before each `echomesh-lab cut` starts, so the figure includes
+# the cut command itself (a few ms) and never flatters. Everything runs in the lab's own network
+# namespaces (created here, removed on exit, also on failure); the root namespace is not touched.
+# Results: bench/README.md, "Cut to DOWN".
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+BIN_DIR=${BIN_DIR:-$REPO_ROOT/target/release}
+CUTS=${CUTS:-20}
+NODES=${NODES:-3}
+NODE=${NODE:-node$NODES}
+PREFIX="emc$(printf '%04x' $((RANDOM)))"
+LAB="$BIN_DIR/echomesh-lab"
+CLI="$BIN_DIR/echomesh"
+WORK=$(mktemp -d)
+DEMO_PID=""
+WATCH_PID=""
+
+usage() {
+  cat <<EOF
+Usage: sudo bench/cut_down.sh [--cuts N] [--nodes N]
+
+Starts a lab of N nodes (default $NODES) with the aggregator and agents at their defaults (10 Hz,
+1 s reports), cuts the last node's underlay link N times (default $CUTS), each time until every
+edge crossing it is DOWN, heals it until every edge is UP again, and prints the cut -> DOWN and
+heal -> UP times. Needs root and release binaries in $BIN_DIR
+(cargo build --release -p echomesh-agent -p echomesh-aggregator -p echomesh-cli -p echomesh-lab).
+EOF
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cuts) CUTS=$2; shift 2 ;;
+    --nodes) NODES=$2; NODE=node$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "cut_down.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+cleanup() {
+  [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null || true
+  if [ -n "$DEMO_PID" ]; then
+    kill -INT "$DEMO_PID" 2>/dev/null || true
+    wait "$DEMO_PID" 2>/dev/null || true
+  fi
+  "$LAB" down --prefix "$PREFIX" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+[ "$(id -u)" = 0 ] || { echo "cut_down.sh: needs root (network namespaces)" >&2; exit 2; }
+for b in "$LAB" "$CLI" "$BIN_DIR/echomesh-agent" "$BIN_DIR/echomesh-aggregator"; do
+  [ -x "$b" ] || { echo "cut_down.sh: $b is missing; build the release binaries first" >&2; exit 2; }
+done
+command -v python3 >/dev/null || { echo "cut_down.sh: needs python3" >&2; exit 2; }
+
+"$LAB" demo --nodes "$NODES" --prefix "$PREFIX" --refresh 0s >"$WORK/demo.log" 2>&1 &
+DEMO_PID=$!
+URL=""
+for _ in $(seq 1 300); do
+  URL=$("$LAB" list 2>/dev/null | awk -v p="$PREFIX" '$1 == p && $NF ~ /^http/ {print $NF}')
+  [ -n "$URL" ] && break
+  sleep 0.1
+done
+[ -n "$URL" ] || { echo "cut_down.sh: the lab did not start; its log:" >&2; cat "$WORK/demo.log" >&2; exit 1; }
+
+# Edges of a full mesh: 2 agents per node, each probing every other agent (IPv4 lab: one address).
+WANT=$(( NODES * 2 * (NODES * 2 - 1) ))
+count() { # count STATE: edges in STATE; with "cross", only those with exactly one end on $NODE
+  "$CLI" --aggregator "$URL" edges -o json --limit 10000 2>/dev/null | python3 -c '
+import json, sys
+state, node, cross = sys.argv[1], sys.argv[2], sys.argv[3] == "cross"
+try:
+    edges = json.load(sys.stdin)["edges"]
+except Exception:
+    print(-1); sys.exit()
+sel = [e for e in edges if not cross or ((e["source_node"] == node) != (e["target_node"] == node))]
+print(sum(1 for e in sel if e["state"] == state))' "$1" "$NODE" "${2:-all}"
+}
+wait_for() { # wait_for STATE N [cross]: until N edges are in STATE (60 s at most)
+  for _ in $(seq 1 600); do
+    [ "$(count "$1" "${3:-all}")" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "cut_down.sh: not $2 edges $1 after 60 s" >&2
+  return 1
+}
+wait_for up "$WANT"
+CROSSING=$(( 2 * 2 * (NODES - 1) * 2 ))   # the node's 2 agents <-> the others' 2(N-1), both ways
+
+"$CLI" --aggregator "$URL" watch -o json >"$WORK/events.jsonl" 2>/dev/null &
+WATCH_PID=$!
+sleep 1
+: >"$WORK/cuts.txt"
+for i in $(seq 1 "$CUTS"); do
+  sleep "0.$(( RANDOM % 10 ))"   # spread the cut's phase over the 100 ms probe interval
+  t_cut=$(date +%s%3N)
+  "$LAB" cut --prefix "$PREFIX" "$NODE" >/dev/null
+  wait_for down "$CROSSING" cross
+  t_heal=$(date +%s%3N)
+  "$LAB" heal --prefix "$PREFIX" "$NODE" >/dev/null
+  wait_for up "$WANT"
+  echo "$t_cut $t_heal" >>"$WORK/cuts.txt"
+  sleep 2   # a healthy stretch before the next cut
+done
+sleep 1
+
+python3 - "$WORK/cuts.txt" "$WORK/events.jsonl" "$NODE" "$CROSSING" <<'EOF'
+import json, math, sys
+cuts = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
+events = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+node, crossing = sys.argv[3], int(sys.argv[4])
+edges = [e for e in events if e.get("kind") == "edge_state"
+         and (e["source_node"] == node) != (e["target_node"] == node)]
+def key(e):
+    return (e["source_node"], e["source_network"], e["target_address"])
+down, up = [], []
+for i, (t_cut, t_heal) in enumerate(cuts):
+    end = cuts[i + 1][0] if i + 1 < len(cuts) else math.inf
+    first_down, first_up = {}, {}
+    for e in edges:
+        at = e["at_unix_ms"]
+        if t_cut <= at < t_heal and e["to"] == "down":
+            first_down.setdefault(key(e), at)
+        if t_heal <= at < end and e["to"] == "up":
+            first_up[key(e)] = at
+    if len(first_down) == crossing:
+        down.append(max(first_down.values()) - t_cut)
+    if len(first_up) == crossing:
+        up.append(max(first_up.values()) - t_heal)
+def q(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, math.ceil(p * len(xs)) - 1)]
+for name, xs in (("cut -> every crossing edge DOWN", down), ("heal -> every crossing edge UP", up)):
+    if not xs:
+        print(f"{name}: no complete sample"); continue
+    print(f"{name}: n={len(xs)}/{len(cuts)} p50={q(xs, .5)} ms p99={q(xs, .99)} ms "
+          f"max={max(xs)} ms min={min(xs)} ms")
+EOF
