@@ -422,6 +422,18 @@ fn t2_cut_turns_the_nodes_edges_down_and_heal_brings_them_back() {
     );
     let check = e.cli(&["check"]);
     assert_eq!(check.status.code(), Some(1), "check during the cut");
+    // The diagnosis names the node, not its edges one by one.
+    let diag = e.cli(&["diagnose", "-o", "json"]);
+    let text = String::from_utf8_lossy(&diag.stdout);
+    assert_eq!(
+        diag.status.code(),
+        Some(1),
+        "diagnose during the cut: {text}"
+    );
+    let v: Value = serde_json::from_str(&text).expect("diagnose json");
+    assert_eq!(v["culprits"][0]["kind"], "node", "{text}");
+    assert_eq!(v["culprits"][0]["node"], "node3", "{text}");
+    eprintln!("t2: diagnose: {}", v["summary"]);
 
     let t1 = Instant::now();
     e.lab().fault(NodeName(3), Fault::Heal).expect("heal");
@@ -434,6 +446,13 @@ fn t2_cut_turns_the_nodes_edges_down_and_heal_brings_them_back() {
         Some(0),
         "check after heal: {}",
         String::from_utf8_lossy(&check.stdout)
+    );
+    let diag = e.cli(&["diagnose"]);
+    assert_eq!(
+        diag.status.code(),
+        Some(0),
+        "diagnose after heal: {}",
+        String::from_utf8_lossy(&diag.stdout)
     );
 
     std::thread::sleep(Duration::from_millis(500));
