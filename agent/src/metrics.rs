@@ -64,6 +64,7 @@ struct State {
     targets: usize,
     replay: ReplayStatus,
     assignments_rejected: u64,
+    engine_stopped: bool,
 }
 
 /// The agent's metrics (cheap to clone; share one between the run loop and the HTTP server).
@@ -119,6 +120,17 @@ impl AgentMetrics {
     /// the series set stays fixed).
     pub fn set_replay(&self, status: ReplayStatus) {
         self.with(|s| s.replay = status);
+    }
+
+    /// Marks the probe engine as stopped on its own: `/healthz` fails from then on.
+    pub fn set_engine_stopped(&self) {
+        self.with(|s| s.engine_stopped = true);
+    }
+
+    /// True once the probe engine stopped on its own.
+    #[must_use]
+    pub fn engine_stopped(&self) -> bool {
+        self.with(|s| s.engine_stopped)
     }
 
     /// Counts an assignment the agent refused (it keeps its last good one).
@@ -324,8 +336,24 @@ pub async fn serve(
 /// `GET /metrics` (OpenMetrics when the scraper accepts it) and `GET /healthz` for the agent's
 /// HTTP port.
 pub fn router(metrics: AgentMetrics) -> Router {
+    let health = metrics.clone();
     Router::new()
-        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route(
+            "/healthz",
+            get(move || {
+                let stopped = health.engine_stopped();
+                async move {
+                    if stopped {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the probe engine stopped\n",
+                        )
+                    } else {
+                        (StatusCode::OK, "ok\n")
+                    }
+                }
+            }),
+        )
         .route(
             "/metrics",
             get(move |headers: HeaderMap| {

@@ -20,6 +20,8 @@ struct Log {
     /// Every target list the engine was given (start and reassignments).
     given: Vec<Vec<TargetSpec>>,
     targets: Vec<TargetSpec>,
+    /// Set to play an engine that died (its task ended).
+    stopped: bool,
 }
 
 type Shared = Arc<Mutex<Log>>;
@@ -72,6 +74,10 @@ impl ProbeEngine for Engine {
     }
 
     async fn shutdown(self) {}
+
+    fn is_running(&self) -> bool {
+        !lock(&self.log).stopped
+    }
 }
 
 struct Starter(Shared);
@@ -230,5 +236,95 @@ async fn a_forged_public_peer_cannot_aim_the_agent() {
     );
     let _ = stop.send(());
     agent.await.expect("join").expect("clean stop");
+    agg.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_engine_died_turns_its_edges_unknown_and_fails_healthz() {
+    let agg = TestAggregator::start(|c| {
+        c.report_interval = Duration::from_millis(200);
+        c.assign_debounce = Duration::from_millis(20);
+    })
+    .await;
+    let metrics = AgentMetrics::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let health_addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(echomesh_agent::metrics::serve(listener, metrics.clone()));
+    let args = RunArgs {
+        aggregator: agg.url(),
+        node: "dying".into(),
+        pod: String::new(),
+        network: Network::Pod,
+        addresses: vec!["10.0.0.1".parse().expect("ip")],
+        replay_buffer: 100,
+        replay_buffer_bytes: 64 << 20,
+        max_backoff: Duration::from_millis(200),
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
+        guard: GuardArgs::default(),
+        agent_token_file: None,
+        tls_ca: None,
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let log = Shared::default();
+    let agent = tokio::spawn({
+        let (log, metrics, url) = (log.clone(), metrics.clone(), agg.url());
+        async move {
+            report::run_over(
+                &args,
+                UrlConnector::new(&url).expect("url"),
+                Starter(log),
+                metrics,
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+        }
+    });
+    let mut peer = SimAgent::connect(agg.channel().await, "peer", "10.0.0.2").await;
+    peer.wait_assignment(1).await;
+    let state = || async {
+        agg.graph_client()
+            .await
+            .list_edges(v1::ListEdgesRequest {
+                source_node: "dying".into(),
+                ..v1::ListEdgesRequest::default()
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().edges.first().map(|e| e.state))
+    };
+    eventually(
+        "the edge UP",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async { state().await == Some(EdgeState::Up as i32) },
+    )
+    .await;
+    assert_eq!(
+        echomesh_testkit::http::get(health_addr, "/healthz")
+            .await
+            .status,
+        200
+    );
+
+    lock(&log).stopped = true;
+    eventually(
+        "the edge UNKNOWN",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async { state().await == Some(EdgeState::Unknown as i32) },
+    )
+    .await;
+    let r = echomesh_testkit::http::get(health_addr, "/healthz").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (503, "the probe engine stopped\n")
+    );
+    let _ = stop.send(());
+    agent.await.expect("join").expect("clean stop");
+    server.abort();
     agg.shutdown().await;
 }

@@ -198,6 +198,12 @@ pub fn start(
 }
 
 impl EngineHandle {
+    /// False once the engine's task has ended (a socket error it could not survive, a panic).
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
     /// Replaces the targets and settings; stats of ids still present carry over.
     pub fn assign(
         &self,

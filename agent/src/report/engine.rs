@@ -25,6 +25,10 @@ pub trait ProbeEngine: Send + Sync + Sized {
     fn flips(&mut self) -> &mut mpsc::Receiver<TargetFlip>;
     /// Stops the engine and waits for it.
     fn shutdown(self) -> impl Future<Output = ()> + Send;
+    /// False once the engine stopped on its own: its windows would be empty from then on.
+    fn is_running(&self) -> bool {
+        true
+    }
 }
 
 /// Starts an engine on the first assignment (the real one opens its sockets then).
@@ -74,5 +78,9 @@ impl ProbeEngine for EngineHandle {
 
     fn shutdown(self) -> impl Future<Output = ()> + Send {
         EngineHandle::shutdown(self)
+    }
+
+    fn is_running(&self) -> bool {
+        EngineHandle::is_running(self)
     }
 }

@@ -322,6 +322,15 @@ impl<S: StartEngine, C: Connector> Reporter<S, C> {
         let Some(e) = self.engine.as_ref() else {
             return;
         };
+        if !e.is_running() {
+            // Reports would claim empty windows as measurements: send none, so the aggregator
+            // turns this agent's edges UNKNOWN, and fail /healthz so the agent is restarted.
+            if !self.metrics.engine_stopped() {
+                tracing::error!("the probe engine stopped; no more reports, /healthz fails");
+                self.metrics.set_engine_stopped();
+            }
+            return;
+        }
         let windows = e.take_window().await;
         self.metrics.record_windows(&windows);
         self.metrics.set_engine(e.counters().await);
