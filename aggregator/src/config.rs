@@ -81,8 +81,11 @@ pub struct Config {
     /// Quiet time after agents join or leave before pinglists are recomputed.
     #[arg(long, env = "ECHOMESH_ASSIGN_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
     pub assign_debounce: Duration,
-    /// Largest gRPC message accepted from an agent, in bytes (larger: RESOURCE_EXHAUSTED).
-    #[arg(long, env = "ECHOMESH_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    /// Largest gRPC message accepted from an agent, in bytes (larger: RESOURCE_EXHAUSTED). A
+    /// message is decoded whole before it can be checked, and a report of empty entries takes
+    /// about 100 times its wire size in memory, so keep this near the largest real report (about
+    /// 100 bytes per target: 4 MiB is 40,000 targets).
+    #[arg(long, env = "ECHOMESH_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
     /// Most agent sessions at once (two per node: pod and host network); a Hello beyond it is
     /// refused with RESOURCE_EXHAUSTED. Memory grows with the square of the agents.

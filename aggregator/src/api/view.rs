@@ -2,7 +2,7 @@
 //!
 //! Why one place: ListEdges, GetEdge, the WatchEvents snapshot and (through GetEdge) the JSON API
 //! all show edges; if each rendered records itself, units, rounding and the "never seen" cases
-//! would drift apart. Readers choose how much to pay: the per-minute history is only built for a
+//! would drift apart. Readers choose how much to pay: the two-minute history is only built for a
 //! single edge.
 
 use echomesh_proto::v1;
@@ -15,7 +15,7 @@ use crate::graph::{AgentKey, EdgeRecord, Graph};
 pub enum Detail {
     /// The figures every listing shows.
     Summary,
-    /// Also the p99.9 and the per-minute history (GetEdge).
+    /// Also the p99.9 and the two-minute history (GetEdge).
     Full,
 }
 
