@@ -307,7 +307,10 @@ impl Aggregator {
         if let Some(certs) = self.tls.clone() {
             let cfg = crate::tls::server_config(certs)
                 .map_err(|e| ServerError::Auth(format!("TLS setup: {e}")))?;
-            let incoming = crate::tls::incoming(self.grpc, cfg);
+            // Connections count against the limit once their TLS handshake is done.
+            let incoming = grpc_limit
+                .clone()
+                .incoming(crate::tls::incoming(self.grpc, cfg));
             let routes = routes.clone();
             let health = health.clone();
             let s = stopped(stop_rx.clone());
