@@ -536,6 +536,21 @@ fn t3_t4_loss_and_delay_show_on_the_nodes_edges_only() {
     eprintln!(
         "t3: loss 10% on node2: affected edges within ±{worst_affected:.2} points, others at most {worst_other:.2}%; aggregator loss_1m on node2's edges: {loss_1m:?}"
     );
+    // The diagnosis blames node2 (every edge in and out of it is lossy), not 12 links.
+    let mut said = String::new();
+    let named = eventually(Duration::from_secs(30), || {
+        let out = e.cli(&["diagnose", "-o", "json"]);
+        said = String::from_utf8_lossy(&out.stdout).into_owned();
+        serde_json::from_str::<Value>(&said).is_ok_and(|v| {
+            out.status.code() == Some(1)
+                && v["culprits"].as_array().map(Vec::len) == Some(1)
+                && v["culprits"][0]["kind"] == "node"
+                && v["culprits"][0]["node"] == "node2"
+        })
+    });
+    assert!(named, "diagnose under 10 % loss on node2: {said}");
+    let summary = serde_json::from_str::<Value>(&said).map(|v| v["summary"].clone());
+    eprintln!("t3: diagnose: {summary:?}");
     e.lab()
         .fault(NodeName(2), Fault::Loss(0))
         .expect("loss off");
@@ -581,6 +596,14 @@ fn t3_t4_loss_and_delay_show_on_the_nodes_edges_only() {
     eprintln!("t4: p50 change on node2's edges as the aggregator reports it: {added:?} ms");
     eprintln!("t4: delay 2 ms settled after {:?}", t0.elapsed());
     assert!(ok, "p50 not +2 ± 0.3 ms on node2's edges only: {last}");
+    // 2 ms is far below the DEGRADED p99 threshold: no culprit.
+    let diag = e.cli(&["diagnose"]);
+    assert_eq!(
+        diag.status.code(),
+        Some(0),
+        "diagnose with 2 ms of delay: {}",
+        String::from_utf8_lossy(&diag.stdout)
+    );
     e.finish();
 }
 
