@@ -70,4 +70,23 @@ fn main() {
         all_c as f64 / all_n.max(1) as f64,
         all_f as f64 / all_t.max(1) as f64
     );
+    // What one diagnosis costs on a large cluster (each /metrics scrape and Diagnose runs one).
+    for nodes in [200, 500] {
+        let cluster = scenarios::Cluster {
+            nodes,
+            zones: 3,
+            both_planes: true,
+            dual_stack: false,
+        };
+        let mut rng = scenarios::Rng::new(7);
+        let (snap, _) = cluster.generate(&[scenarios::Fault::NodeDown(1)], &mut rng);
+        let t = Instant::now();
+        let d = diagnose(&snap, &Settings::default());
+        println!(
+            "scale: {nodes} nodes, {} edges: {:.0} ms per diagnosis ({} culprit)",
+            snap.edges.len(),
+            1000.0 * t.elapsed().as_secs_f64(),
+            d.culprits.len()
+        );
+    }
 }
