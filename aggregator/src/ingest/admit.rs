@@ -2,7 +2,7 @@
 //!
 //! Why before the merge: a Report is the agent's word about what it measured, and the graph turns
 //! it into loss ratios, percentiles and states that operators act on. A report that cannot be a
-//! measurement (more entries than the agent was assigned, a generation never sent, more replies
+//! measurement (more entries than the agent was assigned, none assigned yet, more replies
 //! than probes, more probes than its window can hold) is refused as a whole with the first reason
 //! found, counted, and the session is closed, so a forged stream cannot drive an edge's figures
 //! past 100 % or pin its counters. The bounds leave room for what real windows do: a probe sent at
@@ -34,16 +34,6 @@ pub enum Inadmissible {
     BeforeAssignment {
         /// The report's sequence number.
         seq: u64,
-    },
-    /// A generation newer than any assignment sent to this agent.
-    #[error("report {seq} names generation {got}, newer than the latest assignment ({latest})")]
-    FutureGeneration {
-        /// The report's sequence number.
-        seq: u64,
-        /// The generation it names.
-        got: u64,
-        /// The latest sent.
-        latest: u64,
     },
     /// More entries than targets.
     #[error("report {seq} has {got} entries, more than its assignment's {max} targets")]
@@ -96,7 +86,9 @@ impl Bounds {
         Self {
             probe_interval_ms: u64::try_from(interval).unwrap_or(u64::MAX),
             in_flight: u64::try_from(in_flight).unwrap_or(u64::MAX),
-            max_replay_entries: cfg.max_agents.saturating_mul(4).max(64),
+            // Four targets per agent (two networks, two families) or an agent's default
+            // --max-targets, whichever is larger.
+            max_replay_entries: cfg.max_agents.saturating_mul(4).max(10_000),
         }
     }
 
@@ -176,13 +168,9 @@ pub fn admit(
         let slab = agent.slab.lock();
         (slab.generation, slab.records.len())
     };
-    if r.generation > latest {
-        return Err(Inadmissible::FutureGeneration {
-            seq,
-            got: r.generation,
-            latest,
-        });
-    }
+    // Another generation is a replay from before a reassignment, or from a previous aggregator
+    // (whose generations may even lie ahead of ours when clocks differ): it is matched by target
+    // id, and bounded by the replay cap rather than today's size.
     let max = if r.generation == latest {
         size
     } else {

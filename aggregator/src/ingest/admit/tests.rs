@@ -89,10 +89,6 @@ fn forged_reports_are_refused_with_the_reason() {
         tonic::Code::FailedPrecondition
     );
     assert_eq!(
-        refusal(&a, true, &report(6, vec![])),
-        "report 3 names generation 6, newer than the latest assignment (5)"
-    );
-    assert_eq!(
         refusal(
             &a,
             true,
@@ -171,7 +167,7 @@ proptest! {
         if admit(&b, &a, assigned, &r).is_ok() {
             // What is admitted merges without panicking, whatever its figures.
             prop_assert!(g.merge_report(&a, &r).is_ok());
-            prop_assert!(assigned && generation <= 5);
+            prop_assert!(assigned);
             if generation == 5 {
                 prop_assert!(r.targets.len() <= 4);
             }
