@@ -1,4 +1,4 @@
-//! The fixed-size per-edge RTT sketch: 2 % relative error in 82 bytes.
+//! The fixed-size per-edge RTT sketch: 2 % relative error in 81 bytes.
 //!
 //! Why not keep the agents' [`Histogram`]: it is sparse and exact to 1 %, but a merged histogram
 //! can hold up to 1038 buckets, and the aggregator must hold millions of edges in memory. So each
@@ -11,17 +11,23 @@
 //!   agent's buckets matters: a sketch bucket that split an agent bucket would add the agent's 1 %
 //!   on top. The bucket space ([`SKETCH_BUCKETS`] = 300) runs from ~9 µs to ~1.4 s; values outside
 //!   clamp to the end buckets.
-//! - **A sliding window of [`WINDOW_BUCKETS`] (54) counters.** 300 counters would not fit a record;
-//!   RTTs of one edge cluster, so the sketch keeps 54 consecutive buckets (a span of
-//!   γ^108 ≈ 8.7×) starting at `lo`. A value above the window slides it up and the buckets that
+//! - **A sliding window of [`WINDOW_BUCKETS`] (53) counters.** 300 counters would not fit a record;
+//!   RTTs of one edge cluster, so the sketch keeps 53 consecutive buckets (a span of
+//!   γ^106 ≈ 8.3×) starting at `lo`. A value above the window slides it up and the buckets that
 //!   fall off the bottom are added into the new lowest bucket (collapsed); a value below it slides
 //!   it down if everything held still fits, else it is counted in the lowest bucket. So the upper
 //!   quantiles (p90, p99, p99.9: what alarms read) stay within 2 %, and a quantile is only wrong
-//!   when it lies more than ~8.7× below the largest recent sample: then it reads as the lowest
-//!   bucket's value, too high. With p99.9 at most 8.7× the p50, all four stay within 2 %.
+//!   when it lies more than ~8.3× below the largest recent sample: then it reads as the lowest
+//!   bucket's value, too high. With p99.9 at most 8.3× the p50, all four stay within 2 %.
+//!   Two exceptions keep a single spike from wrecking the median: a value above the window that
+//!   is beyond the p99.9 (with the values clamped before it, at most 0.1 % of the samples, counted
+//!   in a 4-bit counter) while sliding would collapse the median is counted in the top bucket
+//!   instead (it reads too low); and when only the lowest bucket holds anything and a value
+//!   arrives a window below it, that mass was collapsed by a spike now decayed, and the window
+//!   moves back to the new value, taking the mass along.
 //! - **12-bit counters**, two in three bytes. Why not `u8`: the p99.9 needs the tail's share of the
 //!   total to ~1/1000, which a fullest bucket of 255 cannot express; `u16` would cost 27 more
-//!   bytes (13 fewer buckets, a 5.7× span). When a merge would overflow 4095, old and new counts are
+//!   bytes (13 fewer buckets, a 5.5× span). When a merge would overflow 4095, old and new counts are
 //!   halved together before storing, which keeps the proportions.
 //! - **Decay.** The owner halves the counts once per minute the clock passes, so the sketch
 //!   describes roughly the last one to two minutes (a sample two minutes old weighs at most a
@@ -41,8 +47,9 @@ pub type Tick = u32;
 pub const TICKS_PER_SEC: u32 = 100;
 /// Buckets of the whole sketch space (an absolute bucket index is below this).
 pub const SKETCH_BUCKETS: usize = 300;
-/// Consecutive buckets one edge keeps (even: two counters share three bytes).
-pub const WINDOW_BUCKETS: usize = 54;
+/// Consecutive buckets one edge keeps (two counters share three bytes; the odd last one leaves
+/// a nibble for the count of clamped spikes).
+pub const WINDOW_BUCKETS: usize = 53;
 /// Bound on the relative error of a sketch quantile inside the window (see the module docs).
 pub const SKETCH_RELATIVE_ERROR: f64 = 0.02;
 /// The agent bucket where sketch bucket 0 starts: values up to ~9 µs land in bucket 0.
@@ -52,7 +59,9 @@ const WIRE_PER_BUCKET: u32 = 2;
 /// Largest value of one 12-bit counter.
 const COUNT_MAX: u64 = 4095;
 /// Bytes of packed counters.
-const PACKED: usize = WINDOW_BUCKETS / 2 * 3;
+const PACKED: usize = WINDOW_BUCKETS.div_ceil(2) * 3 - 1;
+// The clamped-spike counter lives in the last byte's high nibble.
+const _: () = assert!(WINDOW_BUCKETS % 2 == 1);
 // The window's lowest bucket is kept in a byte.
 const _: () = assert!(SKETCH_BUCKETS - WINDOW_BUCKETS <= u8::MAX as usize);
 
@@ -94,7 +103,8 @@ pub fn pair_value_ns(code: u8) -> Option<f64> {
     Some(union_value_ns(WIRE_BASE + 2 * WIRE_PER_BUCKET * pair, 4))
 }
 
-/// A decaying RTT sketch of fixed size (82 bytes): 54 12-bit counters from bucket `lo` up.
+/// A decaying RTT sketch of fixed size (81 bytes): 53 12-bit counters from bucket `lo` up and a
+/// 4-bit count of spikes clamped into the top bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RttSketch {
     lo: u8,
@@ -144,10 +154,25 @@ impl RttSketch {
     fn merge_slow(&mut self, indices: &[u32], counts: &[u32]) {
         let mut wide = self.unpack().map(u64::from);
         let mut lo = usize::from(self.lo);
+        let mut clamped = self.clamped();
         for (&i, &c) in indices.iter().zip(counts) {
             let mut k = bucket_of_wire(i);
             match wide.iter().rposition(|&n| n > 0) {
-                None => lo = usize::from(centred(k)),
+                None => {
+                    lo = usize::from(centred(k));
+                    clamped = 0;
+                }
+                Some(0) if k + WINDOW_BUCKETS <= lo => {
+                    // Only the lowest bucket holds anything and the value is a window below it:
+                    // that mass was collapsed there by an earlier slide up (or is stale). Follow
+                    // the new value, taking that mass along, so a collapse does not outlive the
+                    // sample that caused it.
+                    let held = wide[0];
+                    wide = [0; WINDOW_BUCKETS];
+                    lo = usize::from(centred(k));
+                    wide[k - lo] = held;
+                    clamped = 0;
+                }
                 Some(top_rel) if k < lo => {
                     let top = lo + top_rel;
                     if top - k < WINDOW_BUCKETS {
@@ -156,14 +181,28 @@ impl RttSketch {
                         let new_lo = k - room.min(k);
                         slide(&mut wide, lo, new_lo);
                         lo = new_lo;
+                        clamped = 0;
                     } else {
                         k = lo; // too far below what the window holds: collapsed
                     }
                 }
                 Some(_) if k >= lo + WINDOW_BUCKETS => {
                     let new_lo = k + 1 - WINDOW_BUCKETS;
-                    slide(&mut wide, lo, new_lo);
-                    lo = new_lo;
+                    let total: u64 = wide.iter().sum::<u64>() + u64::from(c);
+                    let below: u64 = wide[..(new_lo - lo).min(WINDOW_BUCKETS)].iter().sum();
+                    let spikes = u64::from(clamped) + u64::from(c);
+                    if spikes * 1000 <= total && below * 2 > total {
+                        // A spike beyond the p99.9 that would collapse the median: counted in
+                        // the top bucket instead (it reads too low; p50 to p99.9 stay exact).
+                        // Once the spikes make 0.1 % of the samples the tail is real and the
+                        // window follows it.
+                        k = lo + WINDOW_BUCKETS - 1;
+                        clamped = spikes.min(15) as u8;
+                    } else {
+                        slide(&mut wide, lo, new_lo);
+                        lo = new_lo;
+                        clamped = 0;
+                    }
                 }
                 Some(_) => {}
             }
@@ -178,6 +217,7 @@ impl RttSketch {
         for (i, w) in wide.iter().enumerate() {
             self.set(i, (w >> shift) as u16);
         }
+        self.set_clamped(clamped >> shift.min(7));
     }
 
     /// Halves every count (the decay step).
@@ -185,6 +225,16 @@ impl RttSketch {
         for i in 0..WINDOW_BUCKETS {
             self.set(i, self.get(i) >> 1);
         }
+        self.set_clamped(self.clamped() >> 1);
+    }
+
+    /// Spikes counted in the top bucket since the window last moved (saturating at 15).
+    fn clamped(&self) -> u8 {
+        self.packed[PACKED - 1] >> 4
+    }
+
+    fn set_clamped(&mut self, n: u8) {
+        self.packed[PACKED - 1] = (self.packed[PACKED - 1] & 0x0F) | (n.min(15) << 4);
     }
 
     /// Adds this sketch's counts into an accumulator over the whole bucket space (for node and
@@ -217,15 +267,11 @@ impl RttSketch {
 
     fn get(&self, i: usize) -> u16 {
         let j = i / 2 * 3;
-        let (a, b, c) = (
-            u16::from(self.packed[j]),
-            u16::from(self.packed[j + 1]),
-            u16::from(self.packed[j + 2]),
-        );
+        let b = u16::from(self.packed[j + 1]);
         if i.is_multiple_of(2) {
-            a | (b & 0x0F) << 8
+            u16::from(self.packed[j]) | (b & 0x0F) << 8
         } else {
-            b >> 4 | c << 4
+            b >> 4 | u16::from(self.packed[j + 2]) << 4
         }
     }
 

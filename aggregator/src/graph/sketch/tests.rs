@@ -145,6 +145,58 @@ fn upper_quantiles_stay_exact_when_the_spread_exceeds_the_window() {
     assert!(p50 <= 5e6 / 8.0, "{p50}");
 }
 
+/// The exact nearest-rank quantiles of `samples`.
+fn exact(samples: &[u64], q: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    sorted[nearest_rank(q, sorted.len() as u64) as usize] as f64
+}
+
+#[test]
+fn a_rare_spike_does_not_collapse_the_median() {
+    let mut rng = Rng(11);
+    let mut samples: Vec<u64> = (0..5_000)
+        .map(|_| (100_000.0 * (0.2 * rng.normal()).exp()) as u64)
+        .collect();
+    samples[2_550] = 400_000_000; // one 400 ms reply among 100 µs ones
+    let s = sketch_of(&samples);
+    for q in QUANTILES {
+        let want = exact(&samples, q);
+        let got = s.quantile_ns(q).expect("samples");
+        assert!(
+            (got - want).abs() / want <= SKETCH_RELATIVE_ERROR,
+            "{q}: {got} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn a_far_tail_of_more_than_a_thousandth_is_followed() {
+    // 0.3 % of the replies at 50x the median: the p99.9 lies in that tail.
+    let samples: Vec<u64> = (0..10_000)
+        .map(|i| if i % 333 == 0 { 5_000_000 } else { 100_000 })
+        .collect();
+    let s = sketch_of(&samples);
+    let p999 = s.quantile_ns(0.999).expect("samples");
+    assert!((p999 - 5e6).abs() / 5e6 <= SKETCH_RELATIVE_ERROR, "{p999}");
+}
+
+#[test]
+fn a_collapse_caused_by_a_first_report_spike_is_undone_after_the_spike_decays() {
+    let mut s = RttSketch::default();
+    let mut first = vec![100u64; 9];
+    first.push(400_000);
+    s.merge(&hist_us(&first));
+    s.merge(&hist_us(&[100; 50]));
+    // The spike moved the window: the median is collapsed into its lowest bucket.
+    assert!(s.quantile_ns(0.5).expect("samples") > 1e6);
+    // A minute later the spike's count has decayed to 0; the next report moves the window back.
+    s.halve();
+    s.merge(&hist_us(&[100; 50]));
+    let p50 = s.quantile_ns(0.5).expect("samples");
+    assert!((p50 - 1e5).abs() / 1e5 <= SKETCH_RELATIVE_ERROR, "{p50}");
+}
+
 #[test]
 fn the_window_slides_down_when_everything_fits() {
     let mut s = sketch_of(&[1_000_000; 10]);
@@ -198,6 +250,17 @@ fn packed_counters_do_not_disturb_their_neighbours() {
     }
     s.set(7, 4095);
     s.set(8, 0);
+    s.set_clamped(15);
+    s.set(WINDOW_BUCKETS - 1, 4095);
+    assert_eq!(
+        s.clamped(),
+        15,
+        "the last counter leaves the spike nibble alone"
+    );
+    s.set(
+        WINDOW_BUCKETS - 1,
+        ((WINDOW_BUCKETS - 1) as u16 * 73) & 0x0FFF,
+    );
     for i in 0..WINDOW_BUCKETS {
         let want = match i {
             7 => 4095,
