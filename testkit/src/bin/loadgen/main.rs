@@ -6,6 +6,7 @@
 //! - `fixed`: the same agents at one report per second; prints server CPU, ack latency, GetEdge
 //!   latency, Matrix time, with `--watchers` WatchEvents subscribers attached and 10 targets per
 //!   agent flapping so there are state changes to deliver.
+//! - `--secure` (throughput): the same over TLS with a shared agent token on every session.
 //! - `memory`: builds `--mem-agents` × `--mem-targets` edges in this process's graph store and
 //!   prints RSS growth per edge and the merge cost per edge update.
 //!
@@ -22,6 +23,7 @@ mod codec;
 mod memory;
 mod network;
 mod readers;
+mod secure;
 mod server;
 mod session;
 mod stats;
@@ -74,6 +76,9 @@ struct Args {
     /// Targets per agent in memory mode.
     #[arg(long, default_value_t = 5000)]
     mem_targets: usize,
+    /// TLS on the gRPC port and a shared agent token on every session (throughput mode).
+    #[arg(long)]
+    secure: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +88,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.agents < 2 {
         bail!("--agents must be at least 2");
+    }
+    if args.secure && args.mode != Mode::Throughput {
+        bail!("--secure is for --mode throughput (the fixed mode's readers dial plaintext)");
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -21,11 +21,19 @@ use crate::{Args, Mode};
 
 /// The `throughput` and `fixed` modes.
 pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
-    let mut server = start_server(args.server_bin.as_deref()).await?;
+    let secure = args
+        .secure
+        .then(crate::secure::Secure::new)
+        .transpose()?
+        .map(Arc::new);
+    let mut server = start_server(args.server_bin.as_deref(), secure.as_deref()).await?;
     let rss_idle = rss_bytes(Proc::Pid(server.pid))?;
     let t0 = Instant::now();
-    let sessions = connect_all(&server.url, args.agents).await?;
+    let sessions = connect_all(&server.url, args.agents, secure.clone()).await?;
     let edges = sessions.iter().map(|s| s.targets).sum::<usize>();
+    if secure.is_some() {
+        println!("secure: TLS on the gRPC port, every session authenticated with the agent token");
+    }
     println!(
         "setup: {} agents x {} targets = {} edges connected and assigned in {:.1}s",
         args.agents,

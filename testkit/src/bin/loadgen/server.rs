@@ -23,7 +23,10 @@ pub(crate) struct Server {
 
 /// Starts `server_bin` (default: `echomesh-aggregator` next to this binary) on a free loopback
 /// port and waits until it listens.
-pub(crate) async fn start_server(server_bin: Option<&Path>) -> anyhow::Result<Server> {
+pub(crate) async fn start_server(
+    server_bin: Option<&Path>,
+    secure: Option<&crate::secure::Secure>,
+) -> anyhow::Result<Server> {
     let bin = match server_bin {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe()?
@@ -48,13 +51,19 @@ pub(crate) async fn start_server(server_bin: Option<&Path>) -> anyhow::Result<Se
             "--agent-ttl",
             "1h",
         ])
+        .args(
+            secure
+                .map(crate::secure::Secure::server_args)
+                .unwrap_or_default(),
+        )
         .env("ECHOMESH_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("start {}", bin.display()))?;
     let pid = child.id().context("server pid")?;
-    let url = format!("http://{addr}");
+    let scheme = if secure.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Ok(Server { child, pid, url });

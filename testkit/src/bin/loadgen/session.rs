@@ -16,9 +16,9 @@ use prost::Message as _;
 use prost::bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 use crate::codec::{Out, RawCodec};
+use crate::secure::Secure;
 use crate::workload::{FLAPPING, node_addr, node_name, window_histogram};
 
 /// One agent's Session stream with its pre-encoded reports.
@@ -41,10 +41,14 @@ async fn open_session(
     i: usize,
     agents: usize,
     permit: tokio::sync::OwnedSemaphorePermit,
+    secure: Option<&Secure>,
 ) -> anyhow::Result<Session> {
-    let ch = Channel::from_shared(url.to_string())?
-        .tcp_nodelay(true)
-        .connect()
+    let ch = echomesh_proto::url::AggregatorUrl::parse(url)?
+        .connect_with(
+            Duration::from_secs(30),
+            None,
+            secure.map(|s| s.ca_pem.as_slice()),
+        )
         .await
         .context("connect")?;
     let mut grpc = tonic::client::Grpc::new(ch)
@@ -60,10 +64,13 @@ async fn open_session(
     tx.send(Out::Raw(hello.encode_to_vec().into())).await?;
     let path =
         tonic::codegen::http::uri::PathAndQuery::from_static("/echomesh.v1.AgentService/Session");
-    let mut rx_stream = grpc
-        .streaming(tonic::Request::new(ReceiverStream::new(rx)), path, RawCodec)
-        .await?
-        .into_inner();
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let Some(s) = secure {
+        request
+            .metadata_mut()
+            .insert("authorization", s.authorization.parse()?);
+    }
+    let mut rx_stream = grpc.streaming(request, path, RawCodec).await?.into_inner();
     // Connected: let the next agents connect while this one waits for the full pinglist.
     drop(permit);
     let want = agents - 1;
@@ -115,16 +122,23 @@ async fn open_session(
 }
 
 /// Connects `n` agents (at most 64 handshakes at a time), in index order.
-pub(crate) async fn connect_all(url: &str, n: usize) -> anyhow::Result<Vec<Session>> {
+pub(crate) async fn connect_all(
+    url: &str,
+    n: usize,
+    secure: Option<Arc<Secure>>,
+) -> anyhow::Result<Vec<Session>> {
     let mut set = tokio::task::JoinSet::new();
     // Connect in batches so the handshakes do not all time out together.
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
     for i in 0..n {
         let url = url.to_string();
         let sem = sem.clone();
+        let secure = secure.clone();
         set.spawn(async move {
             let permit = sem.acquire_owned().await?;
-            open_session(&url, i, n, permit).await.map(|s| (i, s))
+            open_session(&url, i, n, permit, secure.as_deref())
+                .await
+                .map(|s| (i, s))
         });
     }
     let mut out = Vec::with_capacity(n);
