@@ -482,6 +482,48 @@ async fn nodes_tell_the_agent_from_its_edges() {
 }
 
 #[tokio::test]
+async fn nodes_say_which_agent_refused_its_assignment_and_why_escaped() {
+    let mut f = fixture(0).await;
+    let generation = f._agents[0]
+        .assignment
+        .as_ref()
+        .expect("assigned")
+        .generation;
+    f._agents[0]
+        .send(v1::AgentMessage {
+            msg: Some(v1::agent_message::Msg::AssignmentRejected(
+                v1::AssignmentRejected {
+                    generation,
+                    reason: "target 198.51.100.7 is outside --allow-cidr\u{1b}]0;x\u{7}".into(),
+                },
+            )),
+        })
+        .await;
+    let mut out = String::new();
+    for _ in 0..100 {
+        out = f.run(&["nodes"]).await.1;
+        if out.contains("refused") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        out.contains(
+            "a/pod refused its latest assignment: target 198.51.100.7 is outside \
+             --allow-cidr\\u{1b}]0;x\\u{7}"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    let (_, json, _) = f.run(&["-o", "json", "nodes"]).await;
+    assert!(
+        json.contains("\"assignment_rejected\": \"target 198.51.100.7"),
+        "{json}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
 async fn check_needs_connected_agents_and_counts_what_is_missing() {
     let empty = TestAggregator::start(|_| {}).await;
     let (code, out, err, _) = run_bin(&["--aggregator", &empty.url(), "check"]).await;

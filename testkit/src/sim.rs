@@ -211,6 +211,15 @@ impl SimAgent {
             .expect("send");
     }
 
+    /// Sends any message (tests of refusals and of `AssignmentRejected`).
+    ///
+    /// # Panics
+    ///
+    /// When the outgoing stream is closed.
+    pub async fn send(&mut self, m: AgentMessage) {
+        self.tx.send(m).await.expect("send");
+    }
+
     /// Waits for the ack of `seq` (assignments met on the way are kept).
     ///
     /// # Panics
