@@ -10,8 +10,9 @@
 //!
 //! Reachability is judged faster than loss. A probe counts as *lost* only at its timeout (the
 //! loss figures stay exact), but a target flips to unreachable as soon as `down_after` probes in a
-//! row are each unanswered for [`miss_after`] (a floor of [`MISS_FLOOR`], raised on slow paths to
-//! [`MISS_RTT_FACTOR`] × their recent worst RTT, never above the timeout). Why: a cut is certain
+//! row are each unanswered for [`miss_after`]: the target's retransmission timeout as TCP
+//! estimates it (SRTT + 4·RTTVAR, RFC 6298) with TCP's Linux floor of [`MISS_FLOOR`], never above
+//! the probe timeout. Why: a cut is certain
 //! long before a one-second timeout runs out, and waiting for it made detection take
 //! `timeout + (down_after − 1) × interval`. The rule's false-alarm probability is in
 //! docs/aggregator.md.
@@ -84,8 +85,9 @@ struct Target {
     unanswered: u32,
     /// When (monotonic) the `down_after`-th of those was sent.
     nth_unanswered_ns: u64,
-    /// A slowly decaying maximum of recent RTTs, for [`miss_after`].
-    rtt_hi_ns: u64,
+    /// Smoothed RTT and its mean deviation (RFC 6298), for [`miss_after`]; 0 before a sample.
+    srtt_ns: u64,
+    rttvar_ns: u64,
     reach: Reach,
 }
 
@@ -99,7 +101,8 @@ impl Target {
             consecutive_losses: 0,
             unanswered: 0,
             nth_unanswered_ns: 0,
-            rtt_hi_ns: 0,
+            srtt_ns: 0,
+            rttvar_ns: 0,
             reach: Reach::Unknown,
         }
     }
@@ -145,24 +148,25 @@ fn ring_size(settings: &ProbeSettings, targets: usize) -> usize {
     (need as usize).next_power_of_two()
 }
 
-/// The shortest time a probe must go unanswered to count towards a reachability flip: well above
-/// any healthy in-cluster RTT, short enough that a cut is seen within a second at 10 Hz.
+/// The shortest time a probe must go unanswered to count towards a reachability flip: Linux TCP's
+/// minimum retransmission timeout, well above any healthy in-cluster RTT, short enough that a cut
+/// is seen within a second at 10 Hz.
 pub const MISS_FLOOR: Duration = Duration::from_millis(200);
-
-/// On a slow path a probe counts as missing only after this many times its recent worst RTT.
-pub const MISS_RTT_FACTOR: u64 = 3;
 
 /// Slack for a wall-clock RTT over the monotonic time the probe has been out (the two clocks may
 /// run at rates that differ by up to 500 ppm while NTP slews).
 const CLOCK_SLACK_NS: u64 = 1_000_000;
 
-/// How long a probe to a target whose recent worst RTT is `rtt_hi_ns` must go unanswered before it
-/// counts as missing: `max(MISS_FLOOR, MISS_RTT_FACTOR × rtt_hi)`, at most the timeout.
+/// How long a probe to a target with smoothed RTT `srtt_ns` and mean deviation `rttvar_ns` must go
+/// unanswered before it counts as missing: TCP's retransmission timeout `SRTT + 4·RTTVAR` (RFC
+/// 6298), at least [`MISS_FLOOR`], at most the probe timeout. One slow reply raises it for a few
+/// probes only (the deviation decays by a quarter per sample), so it cannot hold detection back
+/// for long.
 #[must_use]
-pub fn miss_after(rtt_hi_ns: u64, timeout: Duration) -> u64 {
+pub fn miss_after(srtt_ns: u64, rttvar_ns: u64, timeout: Duration) -> u64 {
     let floor = MISS_FLOOR.as_nanos() as u64;
     floor
-        .max(rtt_hi_ns.saturating_mul(MISS_RTT_FACTOR))
+        .max(srtt_ns.saturating_add(rttvar_ns.saturating_mul(4)))
         .min(timeout.as_nanos() as u64)
 }
 
@@ -386,7 +390,8 @@ impl Core {
         if target.reach == Reach::Down || target.unanswered < down_after {
             return;
         }
-        if now_ns.saturating_sub(target.nth_unanswered_ns) < miss_after(target.rtt_hi_ns, timeout) {
+        let miss = miss_after(target.srtt_ns, target.rttvar_ns, timeout);
+        if now_ns.saturating_sub(target.nth_unanswered_ns) < miss {
             return;
         }
         target.reach = Reach::Down;
@@ -553,7 +558,12 @@ impl Core {
                 } else {
                     let rtt = rx_ns - sent_ns;
                     t.stats.rtt.record_ns(rtt);
-                    t.rtt_hi_ns = rtt.max(t.rtt_hi_ns - t.rtt_hi_ns / 32);
+                    if t.srtt_ns == 0 {
+                        (t.srtt_ns, t.rttvar_ns) = (rtt.max(1), rtt / 2);
+                    } else {
+                        t.rttvar_ns = (3 * t.rttvar_ns + t.srtt_ns.abs_diff(rtt)) / 4;
+                        t.srtt_ns = (7 * t.srtt_ns + rtt) / 8;
+                    }
                     if slot.tx_ns == 0 {
                         self.counters.user_send_stamps += 1;
                     }

@@ -279,9 +279,41 @@ fn a_slow_path_waits_longer_before_a_probe_counts_as_missing() {
         core.expire(now);
         assert_eq!(core.drain_flips().count(), 0, "probe {k}");
     }
-    assert_eq!(miss_after(ms(150), Duration::from_secs(1)), ms(450));
-    assert_eq!(miss_after(0, Duration::from_secs(1)), ms(200));
-    assert_eq!(miss_after(ms(900), Duration::from_secs(1)), ms(1000));
+    let second = Duration::from_secs(1);
+    assert_eq!(miss_after(ms(150), 0, second), ms(200));
+    assert_eq!(miss_after(ms(150), ms(50), second), ms(350));
+    assert_eq!(miss_after(0, 0, second), ms(200));
+    assert_eq!(miss_after(ms(900), ms(100), second), ms(1000));
+}
+
+#[test]
+fn one_slow_reply_does_not_hold_detection_back() {
+    // A reply 900 ms late (an ARP wait after a heal, a stalled node) raises the miss time to the
+    // timeout for a moment; one second of ordinary replies later a cut is again DOWN within 0.8 s.
+    let mut core = Core::new(ten_hz(), specs(1), 0, None);
+    let slow = send_all(&mut core, 0)[0];
+    let mut flips = Vec::new();
+    for k in 1..60u64 {
+        let now = ms(100 * k);
+        if k == 9 {
+            reply(&mut core, &slow, 0, ms(900));
+        }
+        for d in send_all(&mut core, now) {
+            if k < 20 {
+                reply(&mut core, &d, now, now + ms(1));
+            }
+        }
+        core.expire(now);
+        flips.extend(core.drain_flips().map(|f| (now, f.reachable)));
+    }
+    // The cut: probes from 2 s on are lost.
+    assert_eq!(flips.len(), 1, "{flips:?}");
+    assert!(!flips[0].1);
+    assert!(
+        flips[0].0 - ms(2_000) <= ms(800),
+        "DOWN at {} ms",
+        flips[0].0 / 1_000_000
+    );
 }
 
 #[test]
