@@ -247,6 +247,7 @@ mod tests {
         let e = v1::Edge {
             source_network: Network::Pod as i32,
             target_id: u64::MAX,
+            loss_10s_pct: 20.0,
             p999_us: 12.5,
             history: vec![v1::EdgeMinute {
                 minutes_ago: 0,
@@ -259,6 +260,7 @@ mod tests {
         let plain = edge_json(&e);
         assert_eq!(plain["source_network"], "pod");
         assert_eq!(plain["target_id"], u64::MAX.to_string());
+        assert_eq!(plain["loss_10s_pct"], 20.0);
         assert!(plain.get("history").is_none());
         assert_eq!(plain["target_node_ready"], "");
         let full = edge_detail_json(&e);
