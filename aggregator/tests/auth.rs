@@ -206,7 +206,7 @@ async fn a_reviewed_token_binds_the_hello_to_its_pod_node_network_and_addresses(
         (
             hello_as("a", "echomesh-agent-pod-a", Network::Pod, "10.99.0.1"),
             "tok-pod-a",
-            "pod \"echomesh-agent-pod-a\": announced 10.99.0.1 but the API server lists [10.244.0.10]",
+            "pod \"echomesh-agent-pod-a\" announced 10.99.0.1 but the API server lists [10.244.0.10] for it",
             "foreign_address",
         ),
     ];

@@ -174,6 +174,9 @@ pub struct ClusterModel {
     pub nodes: BTreeMap<Arc<str>, NodeInfo>,
     /// One agent pod per (node, network): the live one when a rollout briefly runs two.
     pub agents: BTreeMap<AgentKey, AgentPod>,
+    /// Every agent pod by name, both of a rollout's pair included: who an agent token may name
+    /// (agent authentication binds a session to its own pod, not to the one chosen above).
+    pub agent_pods: BTreeMap<String, AgentPod>,
     /// Which node address type is a host address.
     pub host_address_type: HostAddressType,
     /// Every node's targets, sorted, computed once per model: an agent's pinglist is this list
@@ -220,6 +223,7 @@ impl ClusterModel {
             (a.deleting, a.ips.is_empty(), &a.name).cmp(&(b.deleting, b.ips.is_empty(), &b.name))
         });
         for p in pods {
+            m.agent_pods.insert(p.name.clone(), p.clone());
             let key = p.key();
             if let Some(kept) = m.agents.get(&key) {
                 warnings.push(ModelWarning::DuplicateAgent {

@@ -174,7 +174,7 @@ pub fn bind_to_model(
     info: &AgentInfo,
 ) -> Result<(), AuthError> {
     let pod = who.pod.as_deref().unwrap_or_default();
-    let Some(agent) = model.agents.values().find(|a| a.name == pod) else {
+    let Some(agent) = model.agent_pods.get(pod) else {
         return Err(AuthError::new(
             AuthFailure::NotAgentPod,
             format!("pod {pod:?} is not an echomesh agent pod known to discovery"),
@@ -200,10 +200,26 @@ pub fn bind_to_model(
             ),
         ));
     }
-    if let Some(why) = model.hello_mismatch(key, &info.addresses) {
+    // The pod's own addresses; a host-network agent may also announce any of its node's.
+    let mut known = agent.ips.clone();
+    if agent.network == echomesh_proto::v1::Network::Host
+        && let Some(n) = model.nodes.get(&agent.node)
+    {
+        known.extend(n.internal_ips.iter().chain(&n.external_ips));
+    }
+    let foreign: Vec<String> = info
+        .addresses
+        .iter()
+        .filter(|a| !known.contains(a))
+        .map(ToString::to_string)
+        .collect();
+    if !foreign.is_empty() {
         return Err(AuthError::new(
             AuthFailure::ForeignAddress,
-            format!("pod {pod:?}: {why}"),
+            format!(
+                "pod {pod:?} announced {} but the API server lists {known:?} for it",
+                foreign.join(", ")
+            ),
         ));
     }
     Ok(())
@@ -408,6 +424,44 @@ mod tests {
         );
         assert_eq!(
             reason(&a_pod, key("a", Network::Pod), &["10.244.1.10"]),
+            Err(AuthFailure::ForeignAddress)
+        );
+        // A pod agent may not announce its node's address; a host agent may.
+        assert_eq!(
+            reason(&a_pod, key("a", Network::Pod), &["192.168.0.1"]),
+            Err(AuthFailure::ForeignAddress)
+        );
+    }
+
+    #[test]
+    fn during_a_rollout_both_pods_of_a_node_may_authenticate_as_themselves() {
+        let (nodes, mut pods) = fixtures::three_nodes();
+        let mut surge = fixtures::agent_pod("a", false, &["10.244.0.11"]);
+        surge.metadata.name = Some("echomesh-agent-pod-a-new".into());
+        pods.push(surge);
+        let (model, _) = ClusterModel::build(&nodes, &pods);
+        let new = Identity {
+            pod: Some("echomesh-agent-pod-a-new".into()),
+            node: Some("a".into()),
+        };
+        assert_eq!(
+            bind_to_model(
+                &model,
+                &new,
+                &key("a", Network::Pod),
+                &info(&["10.244.0.11"])
+            ),
+            Ok(())
+        );
+        // Each speaks only for its own addresses.
+        assert_eq!(
+            bind_to_model(
+                &model,
+                &new,
+                &key("a", Network::Pod),
+                &info(&["10.244.0.10"])
+            )
+            .map_err(|e| e.reason),
             Err(AuthFailure::ForeignAddress)
         );
     }
