@@ -456,6 +456,29 @@ mod tests {
     }
 
     #[test]
+    fn auth_and_tls_flags_come_in_valid_combinations() {
+        let ok = Config::try_parse_from(["x", "--kubernetes", "--agent-token-review"]).expect("ok");
+        assert!(ok.agent_token_review);
+        for bad in [
+            &["x", "--agent-token-review"][..],
+            &[
+                "x",
+                "--kubernetes",
+                "--agent-token-review",
+                "--agent-token-file",
+                "/t",
+            ],
+            &["x", "--tls-cert", "/c.pem"],
+            &["x", "--tls-key", "/k.pem"],
+        ] {
+            let e = Config::try_parse_from(bad).expect_err("refused");
+            assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");
+        }
+        let c = Config::try_parse_from(["x", "--tls-cert", "/c", "--tls-key", "/k"]).expect("ok");
+        assert_eq!(c.tls_cert.as_deref(), Some(std::path::Path::new("/c")));
+    }
+
+    #[test]
     fn bad_flag_is_a_usage_error_with_the_reason() {
         let e = Config::try_parse_from(["x", "--report-interval", "soon"]).expect_err("bad");
         assert_eq!(e.exit_code(), 2);
