@@ -249,3 +249,25 @@ async fn a_reviewed_token_binds_the_hello_to_its_pod_node_network_and_addresses(
     assert_eq!(review.reviews(), before, "cached verdict reused");
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_agent_socket_is_private_to_the_aggregators_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("echomesh-sock-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sock = dir.join("agg.sock");
+    // A stale socket file from an earlier run is replaced.
+    std::fs::write(&sock, "stale").expect("stale");
+    let path = sock.clone();
+    let s = TestAggregator::start(move |c| c.agent_socket = Some(path)).await;
+    let meta = std::fs::metadata(&sock).expect("socket exists");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("agg.sock")]);
+    s.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
