@@ -45,7 +45,9 @@ pub fn take(graph: &Graph, network: Network) -> (Snapshot, u64) {
                 plane: a.key.network,
                 state: rec.state(),
                 loss_pct: rec.loss_1m_pct(now).unwrap_or(0.0),
-                expected_down: expected_down.contains(&ep.node),
+                // Either end planned down (drained, cordoned, deleting) explains the edge.
+                expected_down: expected_down.contains(&ep.node)
+                    || expected_down.contains(&a.key.node),
                 since_unix_ms: now_ms.saturating_sub(Graph::age_ms(now, rec.state_since)),
             });
         }
