@@ -8,3 +8,4 @@
 pub mod fixtures;
 pub mod mock_api;
 pub mod token_review;
+pub mod write_api;
