@@ -235,7 +235,7 @@ async fn bad_url_and_bad_flag_exit_two_with_the_reason() {
         .await
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("aggregator URL \"ftp://x\": must start with http:// (http://HOST:PORT) or unix:// (unix:///path)"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aggregator URL \"ftp://x\": must start with http:// (http://HOST:PORT), https:// (https://HOST:PORT) or unix:// (unix:///path)"));
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
         .args(["matrix", "--metric", "bogus"])
         .output()
