@@ -102,11 +102,12 @@ for i in $(seq 1 "$CUTS"); do
   sleep "0.$(( RANDOM % 10 ))"   # spread the cut's phase over the 100 ms probe interval
   t_cut=$(date +%s%3N)
   "$LAB" cut --prefix "$PREFIX" "$NODE" >/dev/null
+  t_cut_done=$(date +%s%3N)
   wait_for down "$CROSSING" cross
   t_heal=$(date +%s%3N)
   "$LAB" heal --prefix "$PREFIX" "$NODE" >/dev/null
   wait_for up "$WANT"
-  echo "$t_cut $t_heal" >>"$WORK/cuts.txt"
+  echo "$t_cut $t_heal $t_cut_done" >>"$WORK/cuts.txt"
   sleep 2   # a healthy stretch before the next cut
 done
 sleep 1
@@ -120,8 +121,9 @@ edges = [e for e in events if e.get("kind") == "edge_state"
          and (e["source_node"] == node) != (e["target_node"] == node)]
 def key(e):
     return (e["source_node"], e["source_network"], e["target_address"])
-down, up = [], []
-for i, (t_cut, t_heal) in enumerate(cuts):
+down, up, cmd = [], [], []
+for i, (t_cut, t_heal, t_cut_done) in enumerate(cuts):
+    cmd.append(t_cut_done - t_cut)
     end = cuts[i + 1][0] if i + 1 < len(cuts) else math.inf
     first_down, first_up = {}, {}
     for e in edges:
@@ -137,7 +139,8 @@ for i, (t_cut, t_heal) in enumerate(cuts):
 def q(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, math.ceil(p * len(xs)) - 1)]
-for name, xs in (("cut -> every crossing edge DOWN", down), ("heal -> every crossing edge UP", up)):
+for name, xs in (("cut -> every crossing edge DOWN", down), ("heal -> every crossing edge UP", up),
+                 ("the cut command itself (included above)", cmd)):
     if not xs:
         print(f"{name}: no complete sample"); continue
     print(f"{name}: n={len(xs)}/{len(cuts)} p50={q(xs, .5)} ms p99={q(xs, .99)} ms "

@@ -83,7 +83,7 @@ struct Target {
     consecutive_losses: u32,
     /// Probes sent since the newest answered one (see [`Core::check_down`]).
     unanswered: u32,
-    /// When (monotonic) the `down_after`-th of those was sent.
+    /// When (monotonic) the `down_after`-th of those was due to be sent.
     nth_unanswered_ns: u64,
     /// Smoothed RTT and its mean deviation (RFC 6298), for [`miss_after`]; 0 before a sample.
     srtt_ns: u64,
@@ -369,7 +369,9 @@ impl Core {
         t.next_seq = due.seq.wrapping_add(1);
         t.unanswered = t.unanswered.saturating_add(1);
         if t.unanswered == down_after {
-            t.nth_unanswered_ns = now_ns;
+            // Its scheduled time, not when the loop got to it: the probe that checks it is then
+            // never a few microseconds short of the miss time, which would cost a whole interval.
+            t.nth_unanswered_ns = due.due_ns.min(now_ns);
         }
         self.schedule.advance();
     }
