@@ -2,14 +2,18 @@
 //!
 //! Behind a trait so the source of truth can change without touching ingest: without Kubernetes
 //! (the default) the pinglist is the full mesh of connected agents ([`full_mesh`]); Kubernetes
-//! discovery supplies a second implementation from nodes, readiness and draining.
+//! discovery supplies a second implementation from nodes, readiness and draining. Either is the
+//! full list the probe budget ([`budget`], `--pinglist budget`) selects from.
 
+pub mod budget;
 pub mod full_mesh;
 
+pub use budget::{Budget, BudgetConfig, Coverage};
 pub use full_mesh::FullMesh;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use echomesh_proto::v1::Network;
 
@@ -43,4 +47,39 @@ pub struct PlannedTarget {
 pub trait PinglistSource: Send + Sync + std::fmt::Debug + 'static {
     /// The targets of `agent`, in a stable order (the order is the slot order).
     fn targets(&self, agent: &AgentKey, peers: &[Peer]) -> Vec<PlannedTarget>;
+
+    /// When the lists change by themselves (a rotation), the time until the next change: the
+    /// assigner recomputes them then, even without a membership change.
+    fn refresh_in(&self) -> Option<Duration> {
+        None
+    }
+
+    /// What the lists guarantee, for `/metrics` (`None`: every pair all the time).
+    fn coverage(&self) -> Option<Coverage> {
+        None
+    }
+}
+
+/// `--pinglist`: which policy turns the full list into an agent's pinglist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyName {
+    /// Every agent probes every other agent.
+    FullMesh,
+    /// Full mesh while it fits in `--probe-budget-pps`; beyond, fast probers plus a rotation.
+    #[default]
+    Budget,
+}
+
+/// The pinglist source `name` says over `inner` (the full mesh or the Kubernetes model).
+#[must_use]
+pub fn select(
+    name: PolicyName,
+    cfg: &BudgetConfig,
+    inner: Arc<dyn PinglistSource>,
+    zones: budget::ZoneSource,
+) -> Arc<dyn PinglistSource> {
+    match name {
+        PolicyName::FullMesh => inner,
+        PolicyName::Budget => Arc::new(Budget::new(cfg.clone(), inner, zones)),
+    }
 }

@@ -27,8 +27,17 @@ impl Ingest {
     pub async fn run_assigner(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            // A rotating policy changes its lists by itself at epoch boundaries.
+            let refresh = self.inner.pinglist.refresh_in();
+            let rotate = async move {
+                match refresh {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = self.inner.changed.notified() => {}
+                () = rotate => {}
                 () = &mut shutdown => return,
             }
             loop {

@@ -1,0 +1,435 @@
+//! The budget pinglist (`--pinglist budget`, the default): full mesh while it fits in an agent's
+//! probe budget, and beyond that a fast set that detects a node's failure in seconds plus a
+//! rotating slow set that still probes every directed pair once per coverage period.
+//!
+//! Why: a full mesh costs every agent (2N - 1) × 10 probes/s; at 5,000 nodes that is ~100,000
+//! probes/s per agent, far beyond any node. Sampling a fixed number of peers (the usual answer)
+//! loses the guarantee that every pair is ever measured; stretching the interval loses detection
+//! time. This policy keeps both, within `--probe-budget-pps`:
+//!
+//! - **Fast set.** Every agent is probed at the full rate by at least `k` (`--fast-probers`)
+//!   agents of its own network on other nodes. They are chosen per target by rendezvous (HRW)
+//!   hashing — the top scores of `hash(prober, target)` — so adding or removing a node moves only
+//!   the choices that involved it. When zones are known, three quarters of them are same-zone
+//!   peers (the same failure domain, and the cheaper path) and the rest come from other zones, one
+//!   per zone before a second from any, so a zone partition is seen from both sides at once.
+//!   A prober already at its budget is skipped for the next-ranked one, so the budget holds.
+//! - **Slow set.** The assignment message has one probe interval for all its targets, so a lower
+//!   rate is made by time-sharing: the rest of the budget is a window over the agent's other
+//!   targets (all pairs of every network combination) that moves every epoch; after
+//!   `ceil(others / window)` epochs it has covered them all. The epoch is the coverage period
+//!   (`--coverage-period`) divided by the largest number of epochs any agent needs, but at least
+//!   [`MIN_EPOCH`] so a slow pair is measured for a few reports; when that floor binds, the real
+//!   cycle is longer than asked and [`Coverage::cycle`] says so. Epochs count wall-clock time, and
+//!   the assigner's fingerprint keeps an agent whose list did not change from being sent it again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use echomesh_proto::v1::Network;
+use parking_lot::Mutex;
+
+use super::{Peer, PinglistSource, PlannedTarget};
+use crate::graph::{AgentKey, first_per_family};
+
+/// Shortest epoch: a slow pair is measured for at least this long (five reports at the default
+/// report interval) before the window moves on.
+pub const MIN_EPOCH: Duration = Duration::from_secs(5);
+
+/// The policy's numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetConfig {
+    /// Probes per second one agent may send.
+    pub budget_pps: u32,
+    /// Fast probers every agent has on its own network.
+    pub fast_probers: u32,
+    /// Time between probes to one target (the assignment's probe interval).
+    pub probe_interval: Duration,
+    /// Every directed pair is probed at least once within this.
+    pub coverage_period: Duration,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            budget_pps: 2000,
+            fast_probers: 8,
+            probe_interval: Duration::from_millis(100),
+            coverage_period: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl BudgetConfig {
+    /// Targets one agent may have: the budget at one probe per interval each.
+    #[must_use]
+    pub fn slots(&self) -> usize {
+        (f64::from(self.budget_pps) * self.probe_interval.as_secs_f64()).floor() as usize
+    }
+
+    /// Targets one agent needs so that every agent gets `k` fast probers whatever the cluster
+    /// looks like: `k` dual-stack peers cost `2k` targets, a prober may carry twice the average
+    /// fast load, and one target stays for the slow rotation.
+    #[must_use]
+    pub fn min_slots(&self) -> usize {
+        4 * self.fast_probers as usize + 1
+    }
+
+    /// [`BudgetConfig::min_slots`] in probes per second.
+    #[must_use]
+    pub fn min_budget_pps(&self) -> u32 {
+        let per_target = 1.0 / self.probe_interval.as_secs_f64().max(1e-3);
+        (self.min_slots() as f64 * per_target).ceil() as u32
+    }
+
+    /// Refuses numbers the policy cannot keep, naming the minimum.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=64).contains(&self.fast_probers) {
+            return Err(format!(
+                "--fast-probers must be within 1..=64, got {}",
+                self.fast_probers
+            ));
+        }
+        if self.coverage_period < MIN_EPOCH {
+            return Err(format!(
+                "--coverage-period must be at least {MIN_EPOCH:?}, got {:?}",
+                self.coverage_period
+            ));
+        }
+        if self.slots() < self.min_slots() {
+            return Err(format!(
+                "--probe-budget-pps {} is too small for --fast-probers {} at --probe-interval {:?}: \
+                 the minimum is {} ({} targets: {} fast probers of dual-stack peers at twice the \
+                 average load, plus one rotating target)",
+                self.budget_pps,
+                self.fast_probers,
+                self.probe_interval,
+                self.min_budget_pps(),
+                self.min_slots(),
+                self.fast_probers
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the current plan guarantees, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Per network: the fewest fast probers any agent of it has, and how many agents it has.
+    pub fast_probers_min: BTreeMap<Network, (u32, usize)>,
+    /// Time in which every agent's slow window has passed over all its targets (zero while every
+    /// list fits: then nothing rotates and every pair is probed all the time).
+    pub cycle: Duration,
+    /// The epoch: how long the slow window stays put.
+    pub epoch: Duration,
+}
+
+/// The fast sets of one membership.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Fingerprint of the membership and zones it was computed from.
+    key: u64,
+    /// Prober -> the nodes it probes fast (on its own network).
+    fast: HashMap<AgentKey, HashSet<Arc<str>>>,
+    /// Target agent -> how many fast probers it got.
+    probers: HashMap<AgentKey, u32>,
+    /// Epochs for the largest agent to cover all its targets.
+    cycles: u64,
+    epoch: Duration,
+    /// Some agent's full list is larger than the budget.
+    rotating: bool,
+}
+
+/// Where the zones of nodes come from (the graph, set by discovery).
+pub type ZoneSource = Arc<dyn Fn() -> BTreeMap<Arc<str>, Arc<str>> + Send + Sync>;
+
+/// The budget policy over `inner`'s full lists (the full mesh of connected agents, or the
+/// Kubernetes model's).
+pub struct Budget {
+    cfg: BudgetConfig,
+    slots: usize,
+    inner: Arc<dyn PinglistSource>,
+    zones: ZoneSource,
+    plan: Mutex<Arc<Plan>>,
+}
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget")
+            .field("cfg", &self.cfg)
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Budget {
+    /// A policy with `cfg` (checked with [`BudgetConfig::validate`] first) over `inner`.
+    #[must_use]
+    pub fn new(cfg: BudgetConfig, inner: Arc<dyn PinglistSource>, zones: ZoneSource) -> Self {
+        Self {
+            slots: cfg.slots().max(1),
+            cfg,
+            inner,
+            zones,
+            plan: Mutex::new(Arc::new(Plan::default())),
+        }
+    }
+
+    /// The targets of `agent` at wall-clock time `now` (since the Unix epoch).
+    #[must_use]
+    pub fn targets_at(
+        &self,
+        agent: &AgentKey,
+        peers: &[Peer],
+        now: Duration,
+    ) -> Vec<PlannedTarget> {
+        let full = self.inner.targets(agent, peers);
+        if full.len() <= self.slots {
+            return full;
+        }
+        let plan = self.plan(peers);
+        let epoch = epoch_index(now, plan.epoch);
+        select(agent, full, plan.fast.get(agent), self.slots, epoch)
+    }
+
+    /// What the current plan guarantees.
+    #[must_use]
+    pub fn coverage(&self) -> Coverage {
+        let plan = self.plan.lock().clone();
+        let mut min: BTreeMap<Network, (u32, usize)> = BTreeMap::new();
+        for (key, &n) in &plan.probers {
+            let e = min.entry(key.network).or_insert((u32::MAX, 0));
+            e.0 = e.0.min(n);
+            e.1 += 1;
+        }
+        Coverage {
+            fast_probers_min: min,
+            cycle: if plan.rotating {
+                plan.epoch * u32::try_from(plan.cycles).unwrap_or(u32::MAX)
+            } else {
+                Duration::ZERO
+            },
+            epoch: plan.epoch,
+        }
+    }
+
+    /// The plan of this membership, computed once per change.
+    fn plan(&self, peers: &[Peer]) -> Arc<Plan> {
+        let zones = (self.zones)();
+        let key = membership_key(peers, &zones);
+        let mut cur = self.plan.lock();
+        if cur.key != key || cur.epoch.is_zero() {
+            *cur = Arc::new(build_plan(&self.cfg, self.slots, peers, &zones, key));
+        }
+        cur.clone()
+    }
+}
+
+impl PinglistSource for Budget {
+    fn targets(&self, agent: &AgentKey, peers: &[Peer]) -> Vec<PlannedTarget> {
+        self.targets_at(agent, peers, wall_clock())
+    }
+
+    fn refresh_in(&self) -> Option<Duration> {
+        let plan = self.plan.lock().clone();
+        if !plan.rotating || plan.epoch.is_zero() {
+            return None;
+        }
+        let into = wall_clock().as_millis() % plan.epoch.as_millis().max(1);
+        Some(plan.epoch - Duration::from_millis(u64::try_from(into).unwrap_or(0)))
+    }
+
+    fn coverage(&self) -> Option<Coverage> {
+        Some(Budget::coverage(self))
+    }
+}
+
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn epoch_index(now: Duration, epoch: Duration) -> u64 {
+    u64::try_from(now.as_millis() / epoch.as_millis().max(1)).unwrap_or(0)
+}
+
+/// One agent's list: its fast targets, then a window of `slots - fast` over the rest that moves
+/// by its own length every epoch, starting at a point of the agent's own (so the slow probes of
+/// all agents spread over all targets), in the inner list's order.
+fn select(
+    agent: &AgentKey,
+    full: Vec<PlannedTarget>,
+    fast_nodes: Option<&HashSet<Arc<str>>>,
+    slots: usize,
+    epoch: u64,
+) -> Vec<PlannedTarget> {
+    let is_fast = |t: &PlannedTarget| {
+        t.network == agent.network && fast_nodes.is_some_and(|f| f.contains(&t.node))
+    };
+    let (mut fast, rest): (Vec<_>, Vec<_>) = full.into_iter().partition(is_fast);
+    // The plan counted the peers' addresses; an inner list with more keeps the slow slot.
+    fast.truncate(slots.saturating_sub(1));
+    let window = slots - fast.len();
+    if rest.len() <= window {
+        fast.extend(rest);
+    } else {
+        let len = rest.len() as u64;
+        let cycles = len.div_ceil(window as u64);
+        let start = (h64(&(agent.node.as_ref(), agent.network as i32)) % len)
+            + (epoch % cycles) * window as u64;
+        let mut rest: Vec<Option<PlannedTarget>> = rest.into_iter().map(Some).collect();
+        for i in 0..window as u64 {
+            let at = ((start + i) % len) as usize;
+            if let Some(t) = rest[at].take() {
+                fast.push(t);
+            }
+        }
+    }
+    fast.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
+    fast
+}
+
+fn h64<T: std::hash::Hash>(v: &T) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.hash(&mut h);
+    h.finish()
+}
+
+/// splitmix64 finaliser: the HRW score of a (prober, target) pair from their name hashes.
+fn score(prober: u64, target: u64) -> u64 {
+    let mut z = prober ^ target.rotate_left(29).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn membership_key(peers: &[Peer], zones: &BTreeMap<Arc<str>, Arc<str>>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in peers {
+        (&p.key, first_per_family(&p.addresses).len()).hash(&mut h);
+    }
+    zones.hash(&mut h);
+    h.finish().max(1)
+}
+
+/// Fast sets for every agent of `peers`, network by network.
+fn build_plan(
+    cfg: &BudgetConfig,
+    slots: usize,
+    peers: &[Peer],
+    zones: &BTreeMap<Arc<str>, Arc<str>>,
+    key: u64,
+) -> Plan {
+    let k = cfg.fast_probers as usize;
+    let cap = slots.saturating_sub(1);
+    let mut plan = Plan {
+        key,
+        ..Plan::default()
+    };
+    let mut load: HashMap<&AgentKey, usize> = HashMap::new();
+    let mut streams = 0usize;
+    for net in [Network::Pod, Network::Host] {
+        let mut members: Vec<&Peer> = peers.iter().filter(|p| p.key.network == net).collect();
+        members.sort_by(|a, b| a.key.cmp(&b.key));
+        members.dedup_by(|a, b| a.key == b.key);
+        let names: Vec<u64> = members.iter().map(|p| h64(&p.key.node.as_ref())).collect();
+        let zone_of: Vec<Option<&Arc<str>>> =
+            members.iter().map(|p| zones.get(&p.key.node)).collect();
+        let cost: Vec<usize> = members
+            .iter()
+            .map(|p| first_per_family(&p.addresses).len().max(1))
+            .collect();
+        streams += cost.iter().sum::<usize>();
+        // Targets in a stable order of their own, so which target meets a full prober first does
+        // not depend on names sorting next to each other.
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by_key(|&t| score(names[t], 0x5EED));
+        for t in order {
+            let chosen = choose(t, &members, &names, &zone_of, k, |p| {
+                load.get(&members[p].key).copied().unwrap_or(0) + cost[t] <= cap
+            });
+            for &p in &chosen {
+                *load.entry(&members[p].key).or_default() += cost[t];
+                plan.fast
+                    .entry(members[p].key.clone())
+                    .or_default()
+                    .insert(members[t].key.node.clone());
+            }
+            plan.probers.insert(
+                members[t].key.clone(),
+                u32::try_from(chosen.len()).unwrap_or(0),
+            );
+        }
+    }
+    // Largest full list: every stream but one's own; smallest window: the budget less the
+    // heaviest fast load.
+    let window = slots
+        .saturating_sub(load.values().copied().max().unwrap_or(0))
+        .max(1);
+    let largest = streams.saturating_sub(1);
+    plan.rotating = largest > slots;
+    plan.cycles = (largest as u64).div_ceil(window as u64).max(1);
+    let epoch = cfg.coverage_period / u32::try_from(plan.cycles).unwrap_or(u32::MAX);
+    plan.epoch = epoch.max(MIN_EPOCH);
+    plan
+}
+
+/// Candidates as (HRW score, index).
+type Ranked = Vec<(u64, usize)>;
+
+/// The fast probers of target `t` among `members` (one network): rendezvous-ranked, three
+/// quarters from `t`'s zone when zones are known, the rest from other zones one per zone first;
+/// `fits(p)` says whether prober `p` still has room.
+fn choose(
+    t: usize,
+    members: &[&Peer],
+    names: &[u64],
+    zone_of: &[Option<&Arc<str>>],
+    k: usize,
+    fits: impl Fn(usize) -> bool,
+) -> Vec<usize> {
+    let node = &members[t].key.node;
+    let zoned = zone_of[t].is_some();
+    let (mut local, remote): (Ranked, Ranked) = (0..members.len())
+        .filter(|&p| &members[p].key.node != node)
+        .map(|p| (score(names[p], names[t]), p))
+        .partition(|&(_, p)| !zoned || zone_of[p] == zone_of[t]);
+    local.sort_unstable_by(|a, b| b.cmp(a));
+    let mut remote = remote;
+    remote.sort_unstable_by(|a, b| b.cmp(a));
+    // One per zone before a second from any: rank within its zone first, then score.
+    let mut seen: HashMap<Option<&Arc<str>>, usize> = HashMap::new();
+    let mut remote: Vec<(usize, u64, usize)> = remote
+        .into_iter()
+        .map(|(s, p)| {
+            let r = seen.entry(zone_of[p]).or_default();
+            *r += 1;
+            (*r, u64::MAX - s, p)
+        })
+        .collect();
+    remote.sort_unstable();
+    let want_local = if zoned { k - k / 4 } else { k };
+    let mut out: Vec<usize> = Vec::with_capacity(k);
+    let take = |out: &mut Vec<usize>, it: &mut dyn Iterator<Item = usize>, upto: usize| {
+        for p in it {
+            if out.len() >= upto {
+                break;
+            }
+            if !out.contains(&p) && fits(p) {
+                out.push(p);
+            }
+        }
+    };
+    take(&mut out, &mut local.iter().map(|&(_, p)| p), want_local);
+    take(&mut out, &mut remote.iter().map(|&(_, _, p)| p), k);
+    // Too few on one side: the other fills in.
+    take(&mut out, &mut local.iter().map(|&(_, p)| p), k);
+    out
+}
+
+#[cfg(test)]
+mod tests;

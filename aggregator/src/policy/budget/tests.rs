@@ -1,0 +1,342 @@
+//! Properties of the budget policy over seeded random clusters: the budget holds, every agent
+//! has its fast probers, full mesh while it fits, stable under churn, every pair covered.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use echomesh_proto::v1::Network;
+
+use super::*;
+use crate::policy::FullMesh;
+
+/// A tiny deterministic generator (xorshift64*), so failures replay.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+fn node(i: usize) -> Arc<str> {
+    format!("node{i:04}").into()
+}
+
+/// Both agents of `nodes`, dual-stack where `dual(i)`.
+fn cluster(nodes: &[usize], dual: impl Fn(usize) -> bool) -> Vec<Peer> {
+    let mut out = Vec::new();
+    for &i in nodes {
+        for (net, base) in [(Network::Pod, 10u8), (Network::Host, 192u8)] {
+            let v4 = IpAddr::V4(Ipv4Addr::new(base, (i >> 8) as u8, i as u8, 1));
+            let mut addresses = vec![v4];
+            if dual(i) {
+                addresses.push(IpAddr::V6(Ipv6Addr::new(
+                    0xfd00,
+                    base.into(),
+                    i as u16,
+                    0,
+                    0,
+                    0,
+                    0,
+                    1,
+                )));
+            }
+            out.push(Peer {
+                key: AgentKey {
+                    node: node(i),
+                    network: net,
+                },
+                addresses,
+            });
+        }
+    }
+    out
+}
+
+fn zones_of(nodes: &[usize], zones: usize) -> ZoneSource {
+    let map: BTreeMap<Arc<str>, Arc<str>> = if zones == 0 {
+        BTreeMap::new()
+    } else {
+        nodes
+            .iter()
+            .map(|&i| (node(i), Arc::from(format!("zone-{}", i % zones))))
+            .collect()
+    };
+    Arc::new(move || map.clone())
+}
+
+fn cfg(budget_pps: u32, k: u32) -> BudgetConfig {
+    BudgetConfig {
+        budget_pps,
+        fast_probers: k,
+        ..BudgetConfig::default()
+    }
+}
+
+fn policy(c: &BudgetConfig, nodes: &[usize], zones: usize) -> Budget {
+    c.validate().expect("valid");
+    Budget::new(c.clone(), Arc::new(FullMesh), zones_of(nodes, zones))
+}
+
+/// Agent -> target ids, at wall-clock `now`.
+fn lists(
+    p: &Budget,
+    peers: &[Peer],
+    now: Duration,
+) -> HashMap<AgentKey, BTreeSet<(Arc<str>, i32, IpAddr)>> {
+    peers
+        .iter()
+        .map(|a| {
+            let t = p.targets_at(&a.key, peers, now);
+            (
+                a.key.clone(),
+                t.into_iter()
+                    .map(|t| (t.node, t.network as i32, t.addr))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn defaults_give_200_targets_and_the_minimum_is_named() {
+    let c = BudgetConfig::default();
+    assert_eq!(c.slots(), 200);
+    assert_eq!(c.validate(), Ok(()));
+    assert_eq!(c.min_budget_pps(), 330);
+    let err = cfg(329, 8).validate().expect_err("too small");
+    assert!(err.contains("the minimum is 330"), "{err}");
+    assert_eq!(cfg(330, 8).validate(), Ok(()));
+    // At 1 Hz the same targets cost a tenth.
+    let slow = BudgetConfig {
+        probe_interval: Duration::from_secs(1),
+        ..cfg(33, 8)
+    };
+    assert_eq!(slow.validate(), Ok(()));
+    assert!(
+        cfg(2000, 0)
+            .validate()
+            .expect_err("k=0")
+            .contains("--fast-probers")
+    );
+    let short = BudgetConfig {
+        coverage_period: Duration::from_secs(1),
+        ..BudgetConfig::default()
+    };
+    assert!(
+        short
+            .validate()
+            .expect_err("period")
+            .contains("--coverage-period")
+    );
+}
+
+#[test]
+fn equals_full_mesh_while_it_fits() {
+    // 100 single-stack nodes: 199 targets each, within 200.
+    let nodes: Vec<usize> = (0..100).collect();
+    let peers = cluster(&nodes, |_| false);
+    let p = policy(&BudgetConfig::default(), &nodes, 4);
+    for a in &peers {
+        assert_eq!(
+            p.targets_at(&a.key, &peers, Duration::ZERO),
+            FullMesh.targets(&a.key, &peers)
+        );
+    }
+    assert_eq!(p.refresh_in(), None);
+}
+
+/// The properties over one random cluster; returns the number of epochs checked.
+fn check_cluster(seed: u64) {
+    let mut rng = Rng(seed | 1);
+    let n = 2 + rng.below(70) as usize;
+    let k = 1 + rng.below(10) as u32;
+    let dual_every = rng.below(4) as usize; // 0: none dual-stack
+    let zones = rng.below(5) as usize;
+    let c = cfg(0, k);
+    let min = c.min_budget_pps();
+    let c = cfg(min + rng.below(u64::from(min)) as u32, k);
+    let nodes: Vec<usize> = (0..n).collect();
+    let peers = cluster(&nodes, |i| dual_every != 0 && i % dual_every == 0);
+    let p = policy(&c, &nodes, zones);
+    let ctx = format!(
+        "seed {seed}: n={n} k={k} dual_every={dual_every} zones={zones} budget={}",
+        c.budget_pps
+    );
+
+    let first = lists(&p, &peers, Duration::ZERO);
+    let cov = p.coverage();
+    let epochs = if cov.cycle.is_zero() {
+        1
+    } else {
+        (cov.cycle.as_millis() / cov.epoch.as_millis()) as u64
+    };
+    if cov.epoch > MIN_EPOCH {
+        assert!(
+            cov.cycle <= c.coverage_period,
+            "{ctx}: cycle {:?}",
+            cov.cycle
+        );
+    }
+    let mut always = first.clone();
+    let mut ever = first.clone();
+    for e in 0..epochs {
+        let now = cov.epoch * u32::try_from(e).expect("epochs");
+        for (a, l) in lists(&p, &peers, now) {
+            // The budget holds.
+            assert!(
+                l.len() <= c.slots(),
+                "{ctx}: {a} has {} targets at epoch {e}",
+                l.len()
+            );
+            always.get_mut(&a).expect("a").retain(|t| l.contains(t));
+            ever.get_mut(&a).expect("a").extend(l);
+        }
+    }
+    // Coverage: over one cycle every agent probed its whole full list.
+    for a in &peers {
+        let full: BTreeSet<_> = FullMesh
+            .targets(&a.key, &peers)
+            .into_iter()
+            .map(|t| (t.node, t.network as i32, t.addr))
+            .collect();
+        assert_eq!(ever[&a.key], full, "{ctx}: {} not covered", a.key);
+    }
+    // Fast probers: agents of the same network on other nodes that probe it in every epoch.
+    for t in &peers {
+        let probers = peers
+            .iter()
+            .filter(|a| a.key.network == t.key.network && a.key.node != t.key.node)
+            .filter(|a| {
+                always[&a.key]
+                    .iter()
+                    .any(|x| x.0 == t.key.node && x.1 == t.key.network as i32)
+            })
+            .count();
+        let want = (k as usize).min(n - 1);
+        assert!(
+            probers >= want,
+            "{ctx}: {} has {probers} fast probers",
+            t.key
+        );
+    }
+    for (net, (min, agents)) in &cov.fast_probers_min {
+        assert_eq!(*agents, n, "{ctx}: {net:?}");
+        assert!(
+            *min as usize >= (k as usize).min(n - 1),
+            "{ctx}: {net:?} min {min}"
+        );
+    }
+}
+
+#[test]
+fn budget_fast_probers_and_coverage_hold_on_random_clusters() {
+    for seed in 0..100 {
+        check_cluster(seed * 7919 + 3);
+    }
+}
+
+#[test]
+fn a_large_cluster_rotates_within_the_coverage_period() {
+    // 600 nodes: 1,199 targets per agent against 200 slots.
+    let nodes: Vec<usize> = (0..600).collect();
+    let peers = cluster(&nodes, |_| false);
+    let c = BudgetConfig::default();
+    let p = policy(&c, &nodes, 6);
+    let l = p.targets_at(&peers[0].key, &peers, Duration::ZERO);
+    assert!(l.len() <= 200 && l.len() > 150, "{}", l.len());
+    let cov = p.coverage();
+    assert!(
+        cov.cycle <= c.coverage_period && !cov.cycle.is_zero(),
+        "{cov:?}"
+    );
+    assert!(cov.epoch >= MIN_EPOCH);
+    let r = p.refresh_in().expect("rotating");
+    assert!(r <= cov.epoch && !r.is_zero());
+    for (net, (min, agents)) in &cov.fast_probers_min {
+        assert_eq!(*agents, 600, "{net:?}");
+        assert!(*min >= 8, "{net:?}: {min}");
+    }
+}
+
+#[test]
+fn fast_sets_prefer_the_zone_and_spread_over_the_others() {
+    let nodes: Vec<usize> = (0..400).collect();
+    let peers = cluster(&nodes, |_| false);
+    let p = policy(&BudgetConfig::default(), &nodes, 4);
+    let _ = p.targets_at(&peers[0].key, &peers, Duration::ZERO);
+    let plan = p.plan.lock().clone();
+    let zone = |n: &str| n.trim_start_matches("node").parse::<usize>().expect("n") % 4;
+    let mut probers: HashMap<&AgentKey, Vec<&AgentKey>> = HashMap::new();
+    for (a, targets) in &plan.fast {
+        for t in targets {
+            let tk = peers
+                .iter()
+                .find(|p| &p.key.node == t && p.key.network == a.network)
+                .expect("t");
+            probers.entry(&tk.key).or_default().push(a);
+        }
+    }
+    for (t, ps) in probers {
+        let same = ps.iter().filter(|a| zone(&a.node) == zone(&t.node)).count();
+        let other_zones: BTreeSet<usize> = ps
+            .iter()
+            .map(|a| zone(&a.node))
+            .filter(|&z| z != zone(&t.node))
+            .collect();
+        assert_eq!(same, 6, "{t}: {ps:?}");
+        assert_eq!(other_zones.len(), 2, "{t}: {ps:?}");
+    }
+}
+
+/// Target -> its fast probers, from the plan.
+fn fast_sets(p: &Budget, peers: &[Peer]) -> BTreeMap<(Arc<str>, i32), BTreeSet<Arc<str>>> {
+    let _ = p.targets_at(&peers[0].key, peers, Duration::ZERO);
+    let plan = p.plan.lock().clone();
+    let mut out: BTreeMap<(Arc<str>, i32), BTreeSet<Arc<str>>> = BTreeMap::new();
+    for (a, targets) in &plan.fast {
+        for t in targets {
+            out.entry((t.clone(), a.network as i32))
+                .or_default()
+                .insert(a.node.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn one_node_joining_or_leaving_moves_few_fast_sets() {
+    for zones in [0, 5] {
+        let nodes: Vec<usize> = (0..300).collect();
+        let before = fast_sets(
+            &policy(&BudgetConfig::default(), &nodes, zones),
+            &cluster(&nodes, |_| false),
+        );
+        for change in [300usize, 17] {
+            let after_nodes: Vec<usize> = if change == 300 {
+                (0..=300).collect()
+            } else {
+                (0..300).filter(|&i| i != change).collect()
+            };
+            let after = fast_sets(
+                &policy(&BudgetConfig::default(), &after_nodes, zones),
+                &cluster(&after_nodes, |_| false),
+            );
+            let changed = before
+                .iter()
+                .filter(|(t, s)| t.0 != node(change) && after.get(*t) != Some(*s))
+                .count();
+            // Each target has the changed node among its k of ~300 with probability ~k/300:
+            // about 16 of 600 sets; allow three times that.
+            assert!(
+                changed <= 48,
+                "zones {zones}, node {change}: {changed} of {} fast sets moved",
+                before.len()
+            );
+        }
+    }
+}
