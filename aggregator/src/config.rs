@@ -146,6 +146,12 @@ pub struct Config {
     /// names. Needs --kubernetes.
     #[arg(long, env = "ECHOMESH_AGENT_TOKEN_REVIEW", requires = "kubernetes")]
     pub agent_token_review: bool,
+    /// A node the diagnosis blames (the node, its pod or its host network) continuously for this
+    /// long gets the Node condition `EchomeshNetworkProblem=True` and a Warning Event; False again
+    /// when healed. Unset: nothing is written. Within 10s..=24h, e.g. `5m`. Needs --kubernetes and
+    /// the RBAC of deploy/components/node-conditions.
+    #[arg(long, env = "ECHOMESH_NODE_CONDITION_AFTER", requires = "kubernetes", value_parser = crate::discovery::node_conditions::parse_after)]
+    pub node_condition_after: Option<Duration>,
     /// Serve gRPC over TLS with this certificate chain (PEM); reloaded when the file changes.
     /// Needs --tls-key. Agents and the CLI then use `https://` and --tls-ca.
     #[arg(long, env = "ECHOMESH_TLS_CERT", requires = "tls_key")]
@@ -553,6 +559,22 @@ mod tests {
         }
         for bad in ["a=b,", "a in (b", "a==b=c", "=x", "a in b"] {
             assert!(parse_selector(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn node_conditions_are_off_by_default_and_need_kubernetes_and_a_sane_threshold() {
+        assert_eq!(Config::local().node_condition_after, None);
+        let c = Config::try_parse_from(["x", "--kubernetes", "--node-condition-after", "5m"])
+            .expect("ok");
+        assert_eq!(c.node_condition_after, Some(Duration::from_secs(300)));
+        let e = Config::try_parse_from(["x", "--node-condition-after", "5m"]).expect_err("alone");
+        assert!(e.to_string().contains("--kubernetes"), "{e}");
+        for bad in ["0s", "2s", "48h", "later"] {
+            let e = Config::try_parse_from(["x", "--kubernetes", "--node-condition-after", bad])
+                .expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("--node-condition-after"), "{e}");
         }
     }
 }

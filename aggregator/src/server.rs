@@ -251,7 +251,18 @@ impl Aggregator {
         let ready = self.readiness.clone();
         let mut tasks = tokio::task::JoinSet::new();
 
+        let node_condition_counters = discovery::node_conditions::WriteCounters::default();
         if let Some(setup) = self.discovery.take() {
+            if let Some(after) = self.cfg.node_condition_after {
+                tasks.spawn(node_conditions(
+                    after,
+                    setup.client.clone(),
+                    self.graph.clone(),
+                    setup.pinglist.clone(),
+                    node_condition_counters.clone(),
+                    stopped(stop_rx.clone()),
+                ));
+            }
             let d = discovery::Discovery::new(
                 self.cfg.discovery(),
                 setup.pinglist,
@@ -361,8 +372,11 @@ impl Aggregator {
             });
         }
         tasks.spawn({
-            let metrics =
+            let mut metrics =
                 http::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics());
+            if self.cfg.node_condition_after.is_some() {
+                metrics = metrics.with_collector(Box::new(node_condition_counters));
+            }
             let api = http::JsonApi::new(api::Query::new(self.graph.clone(), self.ingest.clone()));
             let app = http::router(ready.clone(), metrics, api);
             let s = stopped(stop_rx.clone());
@@ -404,6 +418,32 @@ impl Aggregator {
         }
         result
     }
+}
+
+/// The node-conditions writer over `graph`'s diagnosis, writing only nodes of the cluster model.
+async fn node_conditions(
+    after: Duration,
+    client: Option<kube::Client>,
+    graph: Arc<Graph>,
+    pinglist: Arc<discovery::ModelPinglist>,
+    counters: discovery::node_conditions::WriteCounters,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
+    use discovery::node_conditions::{NodeConditionConfig, NodeConditions, now_unix_ms};
+    let w = NodeConditions::new(
+        NodeConditionConfig::new(after),
+        client,
+        Arc::new(move || {
+            let (snap, _) =
+                crate::diagnose::snapshot::take(&graph, echomesh_proto::v1::Network::Unspecified);
+            let d = crate::diagnose::diagnose(&snap, &crate::diagnose::Settings::default());
+            (d, now_unix_ms())
+        }),
+        Arc::new(move |node| pinglist.model().is_some_and(|m| m.nodes.contains_key(node))),
+        counters,
+    );
+    w.run(shutdown).await;
+    Ok(())
 }
 
 /// Binds a unix socket that only this user can connect to (mode 0600): the socket is created

@@ -108,10 +108,10 @@ pub enum Outcome {
     Error = 2,
 }
 
-/// Write counters, exported as `echomesh_node_condition_writes_total`.
-#[derive(Debug, Default)]
+/// Write counters, exported as `echomesh_node_condition_writes_total`; clones share them.
+#[derive(Debug, Clone, Default)]
 pub struct WriteCounters {
-    counts: [[AtomicU64; 3]; 2],
+    counts: Arc<[[AtomicU64; 3]; 2]>,
 }
 
 impl WriteCounters {
@@ -161,7 +161,7 @@ pub struct NodeConditions {
     client: Option<kube::Client>,
     diagnose: DiagnosisSource,
     known: KnownNode,
-    counters: Arc<WriteCounters>,
+    counters: WriteCounters,
     forbidden_logged: AtomicBool,
 }
 
@@ -183,7 +183,7 @@ impl NodeConditions {
         client: Option<kube::Client>,
         diagnose: DiagnosisSource,
         known: KnownNode,
-        counters: Arc<WriteCounters>,
+        counters: WriteCounters,
     ) -> Self {
         Self {
             cfg,

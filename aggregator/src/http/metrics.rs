@@ -90,6 +90,21 @@ impl Metrics {
         }
     }
 
+    /// Adds `collector`'s series to every scrape (call before the first clone).
+    #[must_use]
+    pub fn with_collector(
+        mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) -> Self {
+        match Arc::get_mut(&mut self.registry) {
+            Some(r) => r.register_collector(collector),
+            None => tracing::error!(
+                "metrics: a collector was added after the registry was shared; its series are missing"
+            ),
+        }
+        self
+    }
+
     /// One scrape in OpenMetrics text (walks the whole graph: call it off the async runtime).
     #[must_use]
     pub fn render(&self) -> String {

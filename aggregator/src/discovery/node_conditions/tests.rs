@@ -33,7 +33,7 @@ fn culprit(kind: Kind, node: &str) -> Culprit {
 struct Harness {
     api: WriteApi,
     verdict: Arc<Mutex<Diagnosis>>,
-    counters: Arc<WriteCounters>,
+    counters: WriteCounters,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -42,7 +42,7 @@ impl Harness {
     fn start(nodes: Vec<k8s_openapi::api::core::v1::Node>, known: &[&'static str]) -> Self {
         let (api, client) = WriteApi::start(nodes);
         let verdict = Arc::new(Mutex::new(Diagnosis::default()));
-        let counters = Arc::new(WriteCounters::default());
+        let counters = WriteCounters::default();
         let v = verdict.clone();
         let known: Vec<&'static str> = known.to_vec();
         let w = NodeConditions::new(
@@ -258,7 +258,7 @@ fn the_threshold_flag_refuses_zero_and_absurd_values() {
         let e = parse_after(bad).expect_err(bad);
         assert!(!e.is_empty(), "{bad}");
     }
-    assert!(parse_after("1s").unwrap_err().contains("10s..=24h"));
+    assert!(parse_after("1s").expect_err("1s").contains("10s..=24h"));
 }
 
 #[test]
