@@ -110,6 +110,19 @@ mod tests {
         N.fetch_add(1, Ordering::Relaxed)
     }
 
+    proptest::proptest! {
+        /// Whatever the file holds, reading it never panics, and what is accepted is always a
+        /// usable metadata value: 1..=16 KiB of visible ASCII.
+        #[test]
+        fn any_content_is_read_or_refused(content in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let (p, _g) = file(&content);
+            if let Ok(t) = read_token_file(&p) {
+                proptest::prop_assert!(!t.is_empty() && t.len() <= MAX_TOKEN_BYTES);
+                proptest::prop_assert!(t.bytes().all(|b| b.is_ascii_graphic()));
+            }
+        }
+    }
+
     #[test]
     fn a_token_is_trimmed_visible_ascii() {
         let (p, _g) = file(b"  s3cret-token\n");
