@@ -4,7 +4,9 @@
 What a pass means:
   * every kustomize entry point renders, and every built-in object is valid against the Kubernetes
     OpenAPI schemas (strict: unknown fields are errors) of the oldest and newest supported versions;
-  * the security posture the docs promise holds: RBAC is get/list/watch on nodes and pods only, agents
+  * the security posture the docs promise holds: RBAC is get/list/watch on nodes and pods only (plus
+    `create` tokenreviews, and `patch` nodes/status with `create`/`patch` events exactly when the
+    aggregator runs with components/node-conditions' ECHOMESH_NODE_CONDITION_AFTER), agents
     carry no capability but NET_RAW and drop ALL, every pod is non-root with a read-only root
     filesystem and seccomp RuntimeDefault, agents mount no API token and tolerate every taint;
   * the objects are wired to each other (selectors, ports, Service names, priority class, monitors);
@@ -71,6 +73,7 @@ ENTRY_POINTS = {
     "deploy/overlays/openshift": (DEPLOY / "overlays" / "openshift", "none"),
     "deploy/overlays/gke-autopilot": (DEPLOY / "overlays" / "gke-autopilot", "none"),
     "deploy/overlays/tls": (DEPLOY / "overlays" / "tls", "none"),
+    "deploy/overlays/node-conditions": (DEPLOY / "overlays" / "node-conditions", "none"),
 }
 # Entry points whose agents are only the pod-network DaemonSet (no hostNetwork on the platform).
 POD_NETWORK_ONLY = {"deploy/overlays/gke-autopilot"}
@@ -102,6 +105,13 @@ READ_VERBS = {"get", "list", "watch"}
 READ_RESOURCES = {"nodes", "pods"}
 # The one write the aggregator may make: TokenReviews, to verify the agents' projected tokens.
 TOKENREVIEW_RULE = {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+# The writes of components/node-conditions (--node-condition-after), allowed only with that flag: the
+# Node status condition and Events about Nodes (in namespace default, hence a ClusterRole).
+NODE_CONDITION_ENV = "ECHOMESH_NODE_CONDITION_AFTER"
+NODE_CONDITION_RULES = (
+    {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+)
 # Where the agent's projected token is mounted, and for whom it is issued.
 AGENT_TOKEN_DIR, AGENT_TOKEN_PATH, AGENT_TOKEN_AUDIENCE = "/var/run/secrets/echomesh", "token", "echomesh"
 AGENT_TOKEN_MAX_SECONDS = 3600
@@ -198,6 +208,7 @@ def check_schema(objs: list[Obj], versions: Iterable[str] = K8S_VERSIONS) -> lis
 
 def check_rbac(objs: list[Obj]) -> list[str]:
     out = []
+    node_conditions = uses_node_conditions(objs)
     roles = find(objs, "ClusterRole") + find(objs, "Role")
     scc_grants: dict[str, str] = {}  # Role name -> the SCC it lets use
     for role in roles:
@@ -213,6 +224,18 @@ def check_rbac(objs: list[Obj]) -> list[str]:
                     )
                 else:
                     scc_grants[role["metadata"]["name"]] = names[0]
+                continue
+            if {"nodes/status", "events"} & set(rule.get("resources") or []):
+                if rule not in NODE_CONDITION_RULES or role["kind"] != "ClusterRole":
+                    out.append(
+                        f"{name_of(role)}: node-conditions RBAC must be exactly `patch` on nodes/status and "
+                        f"`create`, `patch` on events, in a ClusterRole; got {rule}"
+                    )
+                elif not node_conditions:
+                    out.append(
+                        f"{name_of(role)}: {rule['resources'][0]} writes without {NODE_CONDITION_ENV} "
+                        f"(use components/node-conditions whole)"
+                    )
                 continue
             if "tokenreviews" in (rule.get("resources") or []):
                 if rule != TOKENREVIEW_RULE or role["kind"] != "ClusterRole":
@@ -269,6 +292,41 @@ def check_rbac(objs: list[Obj]) -> list[str]:
         out.append(f"Role: the aggregator needs get/list/watch on pods in {NAMESPACE}")
     if not any(r == TOKENREVIEW_RULE for role in roles for r in role.get("rules") or []):
         out.append("ClusterRole: the aggregator needs `create` on tokenreviews (agent authentication)")
+    for want in NODE_CONDITION_RULES if node_conditions else ():
+        if not any(r == want for role in find(objs, "ClusterRole") for r in role.get("rules") or []):
+            out.append(
+                f"ClusterRole: {NODE_CONDITION_ENV} needs {want['verbs']} on {want['resources'][0]} "
+                f"(components/node-conditions)"
+            )
+    return out
+
+
+def uses_node_conditions(objs: list[Obj]) -> bool:
+    """The render enables node conditions (components/node-conditions): the aggregator has the env."""
+    return any(
+        e.get("name") == NODE_CONDITION_ENV
+        for d in find(objs, "Deployment", AGGREGATOR)
+        for c in pod_spec(d).get("containers") or []
+        for e in c.get("env") or []
+    )
+
+
+def check_node_conditions(objs: list[Obj]) -> list[str]:
+    """With node conditions: the threshold is a duration the aggregator accepts (10s..24h)."""
+    out = []
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for d in find(objs, "Deployment", AGGREGATOR):
+        for c in pod_spec(d).get("containers") or []:
+            for e in c.get("env") or []:
+                if e.get("name") != NODE_CONDITION_ENV:
+                    continue
+                m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", str(e.get("value", "")))
+                secs = float(m.group(1)) * scale[m.group(2)] if m else -1
+                if not 10 <= secs <= 24 * 3600:
+                    out.append(
+                        f"{name_of(d)}: {NODE_CONDITION_ENV} {e.get('value')!r} is not a duration within "
+                        f"10s..24h (the aggregator would refuse to start)"
+                    )
     return out
 
 
@@ -1173,6 +1231,7 @@ def check_objects(
     out += check_agents(objs, pod_network_only=entry.platform == "pod-network-only")
     out += check_aggregator(objs)
     out += check_tls(objs)
+    out += check_node_conditions(objs)
     out += check_wiring(objs)
     out += check_policy_choice(objs, entry.profile)
     out += check_network_policy(objs, entry.cidrs)
@@ -1579,6 +1638,32 @@ def _mutations() -> list[tuple[str, str, Callable[[list[Obj]], None], str]]:
             "deploy/overlays/tls",
         ),
         (
+            "nodes/status writes without the node-conditions flag",
+            f"without {NODE_CONDITION_ENV}",
+            lambda o: find(o, "ClusterRole")[0]["rules"].append(copy.deepcopy(NODE_CONDITION_RULES[0])),
+            MONITORING_ENTRY,
+        ),
+        (
+            "node-conditions flag without its events RBAC",
+            "needs ['create', 'patch'] on events",
+            lambda o: find(o, "ClusterRole", "echomesh-aggregator-node-conditions")[0]["rules"].pop(1),
+            "deploy/overlays/node-conditions",
+        ),
+        (
+            "nodes/status beyond patch",
+            "must be exactly",
+            lambda o: find(o, "ClusterRole", "echomesh-aggregator-node-conditions")[0]["rules"][0][
+                "verbs"
+            ].append("update"),
+            "deploy/overlays/node-conditions",
+        ),
+        (
+            "node-conditions threshold of 0",
+            "within 10s..24h",
+            lambda o: env_of(agg(o), NODE_CONDITION_ENV).__setitem__("value", "0s"),
+            "deploy/overlays/node-conditions",
+        ),
+        (
             "host agent back on Autopilot",
             "want exactly",
             lambda o: o.append(copy.deepcopy(find(_RENDERS[MONITORING_ENTRY], "DaemonSet", "echomesh-agent-host")[0])),
@@ -1921,7 +2006,7 @@ def main() -> int:
     panels = sum(1 for p in _panels(dashboard["panels"]) if p.get("type") != "row")
     print(
         f"deploy manifests OK: {len(renders)} renders, {objects} objects valid for k8s "
-        f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC read-only (pods namespaced) + create tokenreviews, agents with projected tokens, "
+        f"{' and '.join(v.rsplit('.', 1)[0] for v in K8S_VERSIONS)} (strict), RBAC read-only (pods namespaced) + create tokenreviews (+ nodes/status, events with node-conditions only), agents with projected tokens, "
         f"agents NET_RAW only, {alerts} alert rules, {records} recording rules, {promtool_note}, "
         f"dashboard {panels} panels with {len(dashboard_queries(dashboard))} queries "
         f"({'parsed by promtool' if args.promtool else 'not parsed: no promtool'}), "

@@ -15,7 +15,7 @@
 # What it checks: deploy/validate.py's docstring. In short: deploy/ and every overlay render; every
 # object is schema-valid (strict) for the oldest and newest supported Kubernetes, CiliumNetworkPolicy
 # against Cilium's CRD schema (deploy/testdata/); RBAC is get/list/watch on nodes and pods only (plus
-# OpenShift's `use` of our SCC); agents add no capability but NET_RAW and drop ALL, run on Linux and
+# OpenShift's `use` of our SCC, and nodes/status + events writes only with components/node-conditions); agents add no capability but NET_RAW and drop ALL, run on Linux and
 # never on virtual nodes; non-root, read-only root filesystems, seccomp, token mounts, tolerations,
 # [::] listeners, dual-stack Service, wiring, and the policy each overlay chose (none, standard with its
 # CIDRs, Cilium); the alert and recording rules pass `promtool check rules` and `promtool test rules`;
