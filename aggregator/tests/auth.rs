@@ -109,6 +109,24 @@ async fn shared_token_impersonators_are_refused_and_the_real_agents_edges_stay()
     let r = a.report(100, 0, &echomesh_proto::Histogram::default());
     a.send_report(r).await;
     a.wait_ack(2).await;
+    // Its edge carries exactly what it reported: nothing of the impersonators reached the graph.
+    let edge = s
+        .graph_client()
+        .await
+        .get_edge(v1::GetEdgeRequest {
+            source_node: "a".into(),
+            target: "b".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("edge a -> b")
+        .into_inner();
+    assert_eq!(edge.source_node, "a");
+    assert_eq!(edge.target_node, "b");
+    assert_eq!(
+        edge.sent_total, 200,
+        "a's two reports of 100 probes, nothing else"
+    );
     let key = echomesh_aggregator::graph::AgentKey {
         node: "a".into(),
         network: Network::Pod,
