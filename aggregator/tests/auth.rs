@@ -248,6 +248,16 @@ async fn a_reviewed_token_binds_the_hello_to_its_pod_node_network_and_addresses(
         "{}",
         st.message()
     );
+    // A refused token is remembered for a while: presenting it again costs the API server nothing.
+    let reviewed = review.reviews();
+    let st = refused(
+        &s,
+        hello_as("a", "echomesh-agent-pod-a", Network::Pod, "10.244.0.10"),
+        Some("stolen-or-expired"),
+    )
+    .await;
+    assert_eq!(st.code(), Code::Unauthenticated);
+    assert_eq!(review.reviews(), reviewed, "refused verdict reused");
 
     // The real agent kept its session throughout.
     let r = a.report(10, 0, &echomesh_proto::Histogram::default());

@@ -5,8 +5,10 @@
 //! still exists and whether the token was revoked, and no signing key has to be distributed. Why
 //! a cache: every reconnect of every agent would otherwise be one API call; a verdict is kept for
 //! the token's own lifetime (its `exp` claim, at most [`MAX_CACHE_TTL`]) in a bounded table keyed
-//! by a keyed hash of the token, so the token itself is not kept. Only positive verdicts are
-//! cached: a refused token costs a review each time, which the agent's backoff bounds.
+//! by a keyed hash of the token, so the token itself is not kept. A refused token is remembered
+//! for [`REFUSED_TTL`], and at most [`MAX_CONCURRENT_REVIEWS`] reviews run at once: anything that
+//! reaches the gRPC port can present tokens, and must not turn the aggregator into a way to flood
+//! the API server.
 //!
 //! Binding ([`bind_to_model`], a pure function): the token's pod (the review's
 //! `authentication.kubernetes.io/pod-name` extra) must be an agent pod of the cluster model, on
@@ -39,14 +41,24 @@ pub const NODE_NAME_EXTRA: &str = "authentication.kubernetes.io/node-name";
 pub const MAX_CACHE_TTL: Duration = Duration::from_secs(10 * 60);
 /// Most cached verdicts (a few per agent are enough).
 pub const MAX_CACHED: usize = 20_000;
+/// How long a refused token's verdict is remembered (a new token is reviewed at once).
+pub const REFUSED_TTL: Duration = Duration::from_secs(10);
+/// Most TokenReviews in flight; further sessions wait up to [`REVIEW_WAIT`] for a slot.
+pub const MAX_CONCURRENT_REVIEWS: usize = 32;
+/// Longest a session waits for a review slot before it is told to retry (`UNAVAILABLE`).
+pub const REVIEW_WAIT: Duration = Duration::from_secs(5);
+
+/// A verdict, until when it holds.
+type Verdict = (Result<Identity, AuthError>, Instant);
 
 /// Verifies agent tokens with TokenReviews and binds them to the cluster model.
 pub struct TokenReviewAuth {
     client: tokio::sync::OnceCell<kube::Client>,
     model: Arc<ModelPinglist>,
     namespace: String,
-    cache: Mutex<HashMap<u64, (Identity, Instant)>>,
+    cache: Mutex<HashMap<u64, Verdict>>,
     hasher: std::collections::hash_map::RandomState,
+    slots: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for TokenReviewAuth {
@@ -70,6 +82,7 @@ impl TokenReviewAuth {
             namespace: namespace.to_string(),
             cache: Mutex::new(HashMap::new()),
             hasher: std::collections::hash_map::RandomState::new(),
+            slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_REVIEWS),
         }
     }
 
@@ -248,17 +261,32 @@ impl AgentAuth for TokenReviewAuth {
             ));
         };
         let key = self.key(token);
-        let now = Instant::now();
-        if let Some((id, until)) = self.cache.lock().get(&key)
-            && *until > now
+        if let Some((verdict, until)) = self.cache.lock().get(&key)
+            && *until > Instant::now()
         {
-            return Ok(id.clone());
+            return verdict.clone();
         }
-        let id = self.review(token).await?;
-        let ttl = token_expiry(token)
-            .and_then(|exp| exp.duration_since(SystemTime::now()).ok())
-            .unwrap_or(Duration::from_secs(60))
-            .min(MAX_CACHE_TTL);
+        let _slot = tokio::time::timeout(REVIEW_WAIT, self.slots.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                AuthError::new(
+                    AuthFailure::ReviewUnavailable,
+                    "too many agent tokens are under review; retry shortly",
+                )
+            })?;
+        let verdict = self.review(token).await;
+        let ttl = match &verdict {
+            Ok(_) => token_expiry(token)
+                .and_then(|exp| exp.duration_since(SystemTime::now()).ok())
+                .unwrap_or(Duration::from_secs(60))
+                .min(MAX_CACHE_TTL),
+            // The API server could not be asked: nothing is known, nothing is remembered.
+            Err(e) if e.reason == AuthFailure::ReviewUnavailable => return verdict,
+            Err(_) => REFUSED_TTL,
+        };
+        let now = Instant::now();
         let mut cache = self.cache.lock();
         if cache.len() >= MAX_CACHED {
             cache.retain(|_, (_, until)| *until > now);
@@ -266,8 +294,8 @@ impl AgentAuth for TokenReviewAuth {
                 cache.clear();
             }
         }
-        cache.insert(key, (id.clone(), now + ttl));
-        Ok(id)
+        cache.insert(key, (verdict.clone(), now + ttl));
+        verdict
     }
 
     fn bind(&self, who: &Identity, key: &AgentKey, info: &AgentInfo) -> Result<(), AuthError> {
