@@ -121,6 +121,35 @@ impl ConnLimit {
     }
 }
 
+/// The connection counters of both ports on `/metrics`:
+/// `echomesh_connections_closed_total{port="grpc|http", reason="limit|idle"}`.
+#[derive(Debug, Clone)]
+pub struct ConnCollector {
+    /// The gRPC port's limit (TCP, TLS and the unix socket).
+    pub grpc: ConnLimit,
+    /// The HTTP port's limit.
+    pub http: ConnLimit,
+}
+
+impl prometheus_client::collector::Collector for ConnCollector {
+    fn encode(&self, mut enc: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric as _;
+        let mut m = enc.encode_descriptor(
+            "echomesh_connections_closed",
+            "Connections the aggregator closed: reason=limit (the port held --max-connections), idle (nothing read for --idle-timeout).",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (port, l) in [("grpc", &self.grpc), ("http", &self.http)] {
+            for (reason, n) in [("limit", l.refused()), ("idle", l.idle_closed())] {
+                prometheus_client::metrics::counter::ConstCounter::new(n)
+                    .encode(m.encode_family(&[("port", port), ("reason", reason)])?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A connection holding one of its port's slots, closed when idle.
 #[derive(Debug)]
 pub struct Guarded<T> {

@@ -354,6 +354,7 @@ impl Aggregator {
             });
         }
         if let Some((unix, path)) = self.unix {
+            let grpc_limit = grpc_limit.clone();
             let routes = routes.clone();
             let health = health.clone();
             let s = stopped(stop_rx.clone());
@@ -373,7 +374,11 @@ impl Aggregator {
         }
         tasks.spawn({
             let mut metrics =
-                http::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics());
+                http::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics())
+                    .with_collector(Box::new(crate::conn::ConnCollector {
+                        grpc: grpc_limit.clone(),
+                        http: http_limit.clone(),
+                    }));
             if self.cfg.node_condition_after.is_some() {
                 metrics = metrics.with_collector(Box::new(node_condition_counters));
             }

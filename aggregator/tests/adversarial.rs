@@ -415,5 +415,15 @@ async fn idle_and_surplus_connections_are_closed_on_both_ports() {
         || async { http::get(s.http_addr, "/healthz").await.status == 200 },
     )
     .await;
+    let text = http::get(s.http_addr, "/metrics").await.body;
+    let count = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
+    };
+    assert!(count(r#"echomesh_connections_closed_total{port="http",reason="limit"} "#) >= 1);
+    assert!(count(r#"echomesh_connections_closed_total{port="grpc",reason="idle"} "#) >= 1);
+    assert!(count(r#"echomesh_connections_closed_total{port="http",reason="idle"} "#) >= 1);
     s.shutdown().await;
 }
