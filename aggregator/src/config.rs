@@ -150,7 +150,7 @@ pub struct Config {
     /// long gets the Node condition `EchomeshNetworkProblem=True` and a Warning Event; False again
     /// when healed. Unset: nothing is written. Within 10s..=24h, e.g. `5m`. Needs --kubernetes and
     /// the RBAC of deploy/components/node-conditions.
-    #[arg(long, env = "ECHOMESH_NODE_CONDITION_AFTER", requires = "kubernetes", value_parser = crate::discovery::node_conditions::parse_after)]
+    #[arg(long, env = "ECHOMESH_NODE_CONDITION_AFTER", requires = "kubernetes", value_parser = crate::node_conditions::parse_after)]
     pub node_condition_after: Option<Duration>,
     /// Serve gRPC over TLS with this certificate chain (PEM); reloaded when the file changes.
     /// Needs --tls-key. Agents and the CLI then use `https://` and --tls-ca.

@@ -23,7 +23,6 @@
 //! aggregator whose API server is unreachable at start still measures what connects to it.
 
 pub mod model;
-pub mod node_conditions;
 pub mod token_review;
 
 use std::collections::BTreeSet;

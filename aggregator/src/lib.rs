@@ -8,6 +8,8 @@
 //! - [`ingest`]: `AgentService.Session`: hello, sessions, pinglist assignments, refusal counters.
 //! - [`discovery`]: with `--kubernetes`, Node and agent-Pod watches -> cluster model -> pinglists.
 //! - [`diagnose`]: from a snapshot of the graph, the fewest culprits explaining its failing edges.
+//! - [`node_conditions`]: with `--node-condition-after`, the Node condition and Event for a node
+//!   the diagnosis blames too long (the only writer of cluster objects; above `diagnose`).
 //! - [`api`]: the `GraphService` implementation and the one edge view every reader uses.
 //! - [`tls`]: the gRPC port's optional TLS, its certificate reloaded when the files change.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`, the heatmap page and the JSON API.
@@ -29,6 +31,7 @@ pub mod graph;
 pub mod http;
 pub mod ingest;
 pub mod limit;
+pub mod node_conditions;
 pub mod policy;
 pub mod readiness;
 pub mod server;

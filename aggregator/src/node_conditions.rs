@@ -4,10 +4,11 @@
 //! Event; when it is no longer blamed the condition goes `False` (reason `NetworkHealthy`) with a
 //! Normal Event.
 //!
-//! Why in the aggregator and beside discovery: the diagnosis needs the whole graph, which only the
-//! aggregator has, and discovery already holds the Kubernetes client and the cluster model; like
-//! discovery it sits above `graph` and `diagnose` and nothing below depends on it. Why off by
-//! default: it is the only part of echomesh that writes to the API, and it needs RBAC
+//! Why in the aggregator, beside discovery: the diagnosis needs the whole graph, which only the
+//! aggregator has, and discovery already holds the Kubernetes client and the cluster model (only
+//! nodes of the model are written). It is a layer of its own above `diagnose` (which sits above
+//! `discovery`), so nothing below it depends on it and `api`/`http` do not either. Why off by
+//! default: it is the only part of echomesh that changes cluster objects, and it needs RBAC
 //! (`patch` on `nodes/status`, `create` on `events`) that the base manifests do not grant.
 //!
 //! How it writes: every [`NodeConditionConfig::every`] the diagnosis runs (off the async

@@ -251,7 +251,7 @@ impl Aggregator {
         let ready = self.readiness.clone();
         let mut tasks = tokio::task::JoinSet::new();
 
-        let node_condition_counters = discovery::node_conditions::WriteCounters::default();
+        let node_condition_counters = crate::node_conditions::WriteCounters::default();
         if let Some(setup) = self.discovery.take() {
             if let Some(after) = self.cfg.node_condition_after {
                 tasks.spawn(node_conditions(
@@ -431,10 +431,10 @@ async fn node_conditions(
     client: Option<kube::Client>,
     graph: Arc<Graph>,
     pinglist: Arc<discovery::ModelPinglist>,
-    counters: discovery::node_conditions::WriteCounters,
+    counters: crate::node_conditions::WriteCounters,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    use discovery::node_conditions::{NodeConditionConfig, NodeConditions, now_unix_ms};
+    use crate::node_conditions::{NodeConditionConfig, NodeConditions, now_unix_ms};
     let w = NodeConditions::new(
         NodeConditionConfig::new(after),
         client,
