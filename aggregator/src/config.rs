@@ -13,6 +13,7 @@ use echomesh_runtime::telemetry::LogFormat;
 use crate::discovery::model::HostAddressType;
 use crate::graph::{GraphConfig, Thresholds};
 use crate::ingest::IngestConfig;
+use crate::policy::{BudgetConfig, PolicyName};
 
 /// `echomesh-aggregator` flags.
 #[derive(Debug, Clone, clap::Parser)]
@@ -81,6 +82,23 @@ pub struct Config {
     /// Quiet time after agents join or leave before pinglists are recomputed.
     #[arg(long, env = "ECHOMESH_ASSIGN_DEBOUNCE", default_value = "200ms", value_parser = parse_duration)]
     pub assign_debounce: Duration,
+    /// Who probes whom: `budget` is the full mesh while an agent's list fits in
+    /// --probe-budget-pps, and beyond it --fast-probers full-rate probers per agent and network
+    /// plus a rotation that probes every pair once per --coverage-period; `full-mesh` always
+    /// probes every pair (N² probes).
+    #[arg(long, env = "ECHOMESH_PINGLIST", value_enum, default_value_t = PolicyName::Budget)]
+    pub pinglist: PolicyName,
+    /// Probes per second one agent may send (--pinglist budget); its targets are this times
+    /// --probe-interval (2000 at 100ms: 200 targets).
+    #[arg(long, env = "ECHOMESH_PROBE_BUDGET_PPS", default_value_t = 2000)]
+    pub probe_budget_pps: u32,
+    /// Agents of its own network on other nodes that probe each agent at the full rate
+    /// (--pinglist budget), three quarters in its zone when zones are known.
+    #[arg(long, env = "ECHOMESH_FAST_PROBERS", default_value_t = 8)]
+    pub fast_probers: u32,
+    /// Every directed pair is probed at least once within this (--pinglist budget).
+    #[arg(long, env = "ECHOMESH_COVERAGE_PERIOD", default_value = "15m", value_parser = parse_duration)]
+    pub coverage_period: Duration,
     /// Largest gRPC message accepted from an agent, in bytes (larger: RESOURCE_EXHAUSTED). A
     /// message is decoded whole before it can be checked, and a report of empty entries takes
     /// about 100 times its wire size in memory, so keep this near the largest real report (about
@@ -247,6 +265,9 @@ impl Config {
             ));
         }
         check_payload_sizes(&self.payload_sizes)?;
+        if self.pinglist == PolicyName::Budget {
+            self.budget().validate()?;
+        }
         if self.max_message_bytes < 1024 {
             return Err("--max-message-bytes must be at least 1024".into());
         }
@@ -287,6 +308,17 @@ impl Config {
             agent_selector: self.agent_selector.clone(),
             debounce: self.discovery_debounce,
             host_address_type: self.host_address_type,
+        }
+    }
+
+    /// The budget pinglist's numbers.
+    #[must_use]
+    pub fn budget(&self) -> BudgetConfig {
+        BudgetConfig {
+            budget_pps: self.probe_budget_pps,
+            fast_probers: self.fast_probers,
+            probe_interval: self.probe_interval,
+            coverage_period: self.coverage_period,
         }
     }
 
@@ -492,6 +524,23 @@ mod tests {
         let e = Config::try_parse_from(["x", "--agent-selector", "app in ("]).expect_err("bad");
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("not a label selector"), "{e}");
+    }
+
+    #[test]
+    fn pinglist_policy_and_budget_flags() {
+        let c = Config::try_parse_from(["x"]).expect("parses");
+        assert_eq!(c.pinglist, PolicyName::Budget);
+        assert_eq!(c.budget().slots(), 200);
+        let e = Config::try_parse_from(["x", "--pinglist", "ring"]).expect_err("unknown");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("full-mesh, budget"), "{e}");
+        let c = Config::try_parse_from(["x", "--probe-budget-pps", "100"]).expect("parses");
+        let err = c.validate().expect_err("too small");
+        assert!(err.contains("the minimum is 330"), "{err}");
+        // Full mesh has no budget to check.
+        let c = Config::try_parse_from(["x", "--pinglist", "full-mesh", "--probe-budget-pps", "1"])
+            .expect("parses");
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

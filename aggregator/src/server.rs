@@ -69,6 +69,8 @@ pub struct Aggregator {
 struct DiscoverySetup {
     pinglist: Arc<discovery::ModelPinglist>,
     client: Option<kube::Client>,
+    /// Where node conditions are written, when not through `client` (tests).
+    node_condition_client: Option<kube::Client>,
 }
 
 impl std::fmt::Debug for DiscoverySetup {
@@ -76,8 +78,28 @@ impl std::fmt::Debug for DiscoverySetup {
         f.debug_struct("DiscoverySetup")
             .field("pinglist", &self.pinglist)
             .field("injected_client", &self.client.is_some())
+            .field(
+                "node_condition_client",
+                &self.node_condition_client.is_some(),
+            )
             .finish()
     }
+}
+
+/// The `--pinglist` policy over `full` (the full mesh, or the Kubernetes model), with the zones
+/// discovery set on the graph.
+fn policy_over(
+    cfg: &Config,
+    graph: &Arc<Graph>,
+    full: Arc<dyn policy::PinglistSource>,
+) -> Arc<dyn policy::PinglistSource> {
+    let g = graph.clone();
+    policy::select(
+        cfg.pinglist,
+        &cfg.budget(),
+        full,
+        Arc::new(move || g.node_zones()),
+    )
 }
 
 impl Aggregator {
@@ -118,7 +140,7 @@ impl Aggregator {
             ingest: Ingest::with_auth(
                 graph.clone(),
                 cfg.ingest(),
-                Arc::new(policy::FullMesh),
+                policy_over(&cfg, &graph, Arc::new(policy::FullMesh)),
                 auth.clone(),
             ),
             auth,
@@ -161,9 +183,20 @@ impl Aggregator {
             self.ingest = Ingest::with_auth(
                 self.graph.clone(),
                 self.cfg.ingest(),
-                pinglist,
+                policy_over(&self.cfg, &self.graph, pinglist),
                 self.auth.clone(),
             );
+        }
+        self
+    }
+
+    /// Writes node conditions through `client` (a mocked API server in tests) instead of the
+    /// discovery client. Call after [`Aggregator::with_kube_client`] and before serve; it has an
+    /// effect only with `--node-condition-after`.
+    #[must_use]
+    pub fn with_node_condition_client(mut self, client: kube::Client) -> Self {
+        if let Some(setup) = &mut self.discovery {
+            setup.node_condition_client = Some(client);
         }
         self
     }
@@ -181,10 +214,14 @@ impl Aggregator {
         self.ingest = Ingest::with_auth(
             self.graph.clone(),
             self.cfg.ingest(),
-            pinglist.clone(),
+            policy_over(&self.cfg, &self.graph, pinglist.clone()),
             self.auth.clone(),
         );
-        self.discovery = Some(DiscoverySetup { pinglist, client });
+        self.discovery = Some(DiscoverySetup {
+            pinglist,
+            client,
+            node_condition_client: None,
+        });
     }
 
     /// Readiness (what `/readyz` reports).
@@ -256,7 +293,10 @@ impl Aggregator {
             if let Some(after) = self.cfg.node_condition_after {
                 tasks.spawn(node_conditions(
                     after,
-                    setup.client.clone(),
+                    setup
+                        .node_condition_client
+                        .clone()
+                        .or_else(|| setup.client.clone()),
                     self.graph.clone(),
                     setup.pinglist.clone(),
                     node_condition_counters.clone(),

@@ -50,6 +50,9 @@ pub(crate) async fn start_server(
             "1s",
             "--agent-ttl",
             "1h",
+            // The sessions wait for the whole mesh: the figures are the full mesh's load.
+            "--pinglist",
+            "full-mesh",
         ])
         .args(
             secure

@@ -1,0 +1,75 @@
+//! The budget pinglist over real gRPC: with a budget smaller than the mesh, every agent's
+//! assignment stays within it and every agent is still probed by at least the fast probers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use echomesh_proto::v1;
+use echomesh_testkit::{SimAgent, TestAggregator};
+
+/// The last assignment an agent gets before the stream goes quiet.
+async fn settled(a: &mut SimAgent) -> v1::Assignment {
+    let mut last = None;
+    while let Some(m) = a.next_within(Duration::from_secs(1)).await {
+        if let Some(v1::aggregator_message::Msg::Assignment(x)) =
+            m.expect("stream ok").expect("stream open").msg
+        {
+            last = Some(x);
+        }
+    }
+    last.expect("an assignment")
+}
+
+async fn assignments(budget_pps: u32, nodes: usize) -> Vec<(String, v1::Assignment)> {
+    let s = TestAggregator::start(|c| {
+        c.probe_budget_pps = budget_pps;
+        c.fast_probers = 2;
+    })
+    .await;
+    let mut agents = Vec::new();
+    for i in 0..nodes {
+        let name = format!("n{i:02}");
+        let a = SimAgent::connect(s.channel().await, &name, &format!("127.0.1.{}", i + 1)).await;
+        agents.push((name, a));
+    }
+    // Every session stays open until all have settled (a closed one would change the others').
+    let mut out = Vec::new();
+    for (name, a) in &mut agents {
+        out.push((name.clone(), settled(a).await));
+    }
+    out
+}
+
+#[tokio::test]
+async fn each_assignment_respects_a_small_budget_and_keeps_the_fast_probers() {
+    // 100 probes/s at 10 Hz: 10 targets, against 19 peers each.
+    let got = assignments(100, 20).await;
+    let mut probed_by: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, a) in &got {
+        assert!(
+            (9..=10).contains(&a.targets.len()),
+            "{name}: {} targets",
+            a.targets.len()
+        );
+        assert_eq!(a.probe_interval_ms, 100);
+        for t in &a.targets {
+            assert_ne!(&t.node, name, "{name} probes itself");
+            *probed_by.entry(t.node.clone()).or_default() += 1;
+        }
+    }
+    for (name, _) in &got {
+        let n = probed_by.get(name).copied().unwrap_or(0);
+        assert!(
+            n >= 2,
+            "{name} is probed by {n} agents, fewer than --fast-probers 2"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_budget_the_mesh_fits_in_is_the_full_mesh() {
+    let got = assignments(200, 12).await;
+    for (name, a) in &got {
+        assert_eq!(a.targets.len(), 11, "{name}");
+    }
+}
