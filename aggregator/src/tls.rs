@@ -6,7 +6,8 @@
 //! modification times at most once per [`RECHECK`] and re-reads them when either changed; a pair
 //! that does not load (half-written, key not matching) is logged and the previous one kept, so a
 //! renewal in progress never takes the port down. Handshakes run off the accept loop, each bounded
-//! by [`HANDSHAKE_TIMEOUT`], so a client that connects and says nothing holds only its own socket.
+//! by [`HANDSHAKE_TIMEOUT`] and at most [`MAX_HANDSHAKES`] at once, so clients that connect and
+//! say nothing hold only their own sockets, and not many of them.
 //!
 //! rustls with the ring provider: no OpenSSL in the images.
 
@@ -30,6 +31,9 @@ use tokio_rustls::server::TlsStream;
 pub const RECHECK: Duration = Duration::from_secs(1);
 /// Longest a TLS handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most handshakes in progress; a connection beyond it is closed at once (it counts against no
+/// other limit until its handshake is done, so this bounds what silent clients can hold).
+pub const MAX_HANDSHAKES: usize = 512;
 
 /// A certificate and key pair that cannot be used, with the reason.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +159,7 @@ pub fn incoming(
 ) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> + Send + 'static {
     let acceptor = TlsAcceptor::from(Arc::new(cfg));
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -168,9 +173,14 @@ pub fn incoming(
                 },
                 () = tx.closed() => return,
             };
+            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                tracing::debug!(%peer, "too many TLS handshakes in progress; connection closed");
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
+                let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;

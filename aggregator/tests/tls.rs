@@ -121,3 +121,30 @@ async fn unusable_certificate_files_stop_the_aggregator_at_start_with_the_reason
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn clients_that_connect_and_say_nothing_do_not_hold_up_the_others() {
+    let pki = TestPki::new("silent");
+    let (cert, key) = (pki.cert.clone(), pki.key.clone());
+    let s = TestAggregator::start(move |c| {
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(
+            tokio::net::TcpStream::connect(s.grpc_addr)
+                .await
+                .expect("tcp"),
+        );
+    }
+    let https = format!("https://127.0.0.1:{}", s.grpc_addr.port());
+    let ca = std::fs::read(&pki.ca).expect("ca");
+    let ch = dial(&https, Some(&ca))
+        .await
+        .expect("TLS connect beside silent clients");
+    status_ok(ch).await.expect("served");
+    drop(silent);
+    s.shutdown().await;
+}
