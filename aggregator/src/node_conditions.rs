@@ -78,12 +78,13 @@ pub struct NodeConditionConfig {
 }
 
 impl NodeConditionConfig {
-    /// Raises after `after`, diagnosing every 10 s, writing at most 10 nodes per cycle.
+    /// Raises after `after`, diagnosing every 10 s (or every `after` when shorter, which only
+    /// tests set: the flag's minimum is 10 s), writing at most 10 nodes per cycle.
     #[must_use]
     pub fn new(after: Duration) -> Self {
         Self {
             after,
-            every: Duration::from_secs(10),
+            every: after.clamp(Duration::from_millis(100), Duration::from_secs(10)),
             max_writes_per_cycle: 10,
         }
     }

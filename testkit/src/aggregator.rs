@@ -68,6 +68,31 @@ impl TestAggregator {
         Self::serve(agg).await
     }
 
+    /// [`TestAggregator::start_with_kube`] with node conditions after `after`, written to
+    /// `writes` (a [`crate::k8s::write_api::WriteApi`] client).
+    ///
+    /// # Panics
+    ///
+    /// When a listener cannot be bound.
+    pub async fn start_with_node_conditions(
+        client: kube::Client,
+        writes: kube::Client,
+        after: Duration,
+    ) -> Self {
+        let mut cfg = test_config();
+        cfg.discovery_debounce = Duration::from_millis(20);
+        cfg.kubernetes = true;
+        cfg.node_condition_after = Some(after);
+        // Edges must not go stale while the test waits for the writes.
+        cfg.report_interval = Duration::from_secs(600);
+        let agg = Aggregator::bind(cfg)
+            .await
+            .expect("bind")
+            .with_kube_client(client)
+            .with_node_condition_client(writes);
+        Self::serve(agg).await
+    }
+
     /// [`TestAggregator::start_with_kube`] with `--agent-token-review`, reviews going to
     /// `review` (a [`crate::k8s::token_review::MockTokenReview`] client).
     ///
