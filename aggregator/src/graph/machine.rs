@@ -86,7 +86,8 @@ pub struct EdgeMachine {
     pending_n: u8,
     /// Consecutive clean probes seen while DEGRADED, in units of [`CLEAN_UNIT`] (saturating).
     clean: u8,
-    /// [`MTU_MARK`], [`RARE_MARK`] and the run of agreeing MTU windows (low bits).
+    /// [`MTU_MARK`], [`RARE_MARK`], the windows of grace after an UP alert ([`GRACE`]) and the run
+    /// of agreeing MTU windows (low bits).
     marks: u8,
 }
 
@@ -97,7 +98,16 @@ pub const MTU_RAISE_AFTER: u8 = 2;
 pub const MTU_CLEAR_AFTER: u8 = 3;
 const MTU_MARK: u8 = 0x80;
 const RARE_MARK: u8 = 0x40;
-const MTU_RUN: u8 = 0x0f;
+const MTU_RUN: u8 = 0x07;
+/// Windows left in which a just-recovered edge may not get worse (see [`AFTER_UP_GRACE`]).
+const GRACE: u8 = 0x30;
+const GRACE_ONE: u8 = 0x10;
+
+/// Report windows after an agent's UP alert in which the edge may not get worse: they still
+/// carry the outage's losses (a probe is counted lost at its timeout, up to a second after it
+/// was sent), already reported as DOWN. Without it a 1 s cut left a healed edge DEGRADED for the
+/// 30 s the rule of three needs to clear it.
+pub const AFTER_UP_GRACE: u8 = 2;
 
 /// What one window's payload sizes say about the path MTU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +211,7 @@ impl EdgeMachine {
             MTU_RAISE_AFTER
         };
         if run >= need {
-            self.marks = (self.marks & RARE_MARK) | if marked { 0 } else { MTU_MARK };
+            self.marks = (self.marks & (RARE_MARK | GRACE)) | if marked { 0 } else { MTU_MARK };
             return Some(!marked);
         }
         self.marks = (self.marks & !MTU_RUN) | run;
@@ -227,6 +237,12 @@ impl EdgeMachine {
     /// Feeds one report window.
     pub fn observe(&mut self, t: &Thresholds, w: &Window) -> Option<Transition> {
         let seen = Self::classify(t, w)?;
+        if self.marks & GRACE != 0 {
+            self.marks -= GRACE_ONE;
+            if rank(seen) > rank(self.state()) {
+                return None;
+            }
+        }
         let cur = self.state();
         if cur == EdgeState::Unknown {
             // First evidence (or evidence after staleness) is taken at face value.
@@ -268,7 +284,11 @@ impl EdgeMachine {
         match (reachable, self.state()) {
             (false, EdgeState::Down) => None,
             (false, _) => self.set(EdgeState::Down),
-            (true, EdgeState::Down | EdgeState::Unknown) => self.set(EdgeState::Up),
+            (true, EdgeState::Down | EdgeState::Unknown) => {
+                let tr = self.set(EdgeState::Up);
+                self.marks = (self.marks & !GRACE) | (AFTER_UP_GRACE * GRACE_ONE);
+                tr
+            }
             (true, _) => None,
         }
     }
@@ -370,6 +390,27 @@ mod tests {
         assert_eq!(m.alert(true), Some((EdgeState::Down, EdgeState::Up)));
         assert_eq!(m.stale(), Some((EdgeState::Up, EdgeState::Unknown)));
         assert_eq!(m.stale(), None);
+    }
+
+    #[test]
+    fn a_healed_edge_is_not_degraded_by_the_outages_own_losses() {
+        let t = Thresholds::default();
+        let mut m = EdgeMachine::default();
+        m.observe(&t, &w(10, 0));
+        m.observe_mtu(MtuEvidence::BlackHole);
+        assert_eq!(m.alert(false), Some((EdgeState::Up, EdgeState::Down)));
+        assert_eq!(m.alert(true), Some((EdgeState::Down, EdgeState::Up)));
+        // The two windows after the heal still count the cut's probes as they time out.
+        assert_eq!(m.observe(&t, &w(10, 6)), None);
+        assert_eq!(m.observe(&t, &w(10, 10)), None);
+        assert_eq!(m.state(), EdgeState::Up);
+        assert_eq!(m.marks & MTU_RUN, 1, "the MTU run is kept apart");
+        // Loss after that is new evidence again.
+        assert_eq!(m.observe(&t, &w(10, 3)), None);
+        assert_eq!(
+            m.observe(&t, &w(10, 3)),
+            Some((EdgeState::Up, EdgeState::Degraded))
+        );
     }
 
     #[test]
