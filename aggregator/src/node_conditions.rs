@@ -297,7 +297,10 @@ impl NodeConditions {
             Change::Raise(_, b) => Some(b),
             Change::Clear(_) => None,
         };
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        // Whole seconds, as Kubernetes writes its own times.
+        let now = k8s_openapi::jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
         let nodes: Api<Node> = Api::all(client.clone());
         let pp = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),

@@ -129,11 +129,14 @@ async fn blamed_past_the_threshold_gets_one_patch_and_one_event_then_false_when_
         msg.contains("pod-network n1: 6/6 edges both failing") && msg.contains("confidence 90 %"),
         "{msg}"
     );
+    let t = c["lastTransitionTime"]
+        .as_str()
+        .expect("lastTransitionTime");
     assert!(
-        c["lastTransitionTime"]
-            .as_str()
-            .is_some_and(|t| t.ends_with('Z'))
+        t.len() == 20 && t.ends_with('Z'),
+        "RFC 3339, whole seconds: {t}"
     );
+    assert_eq!(e[0].body["lastTimestamp"].as_str(), Some(t));
     assert_eq!(e[0].path, "/api/v1/namespaces/default/events");
     assert_eq!(e[0].body["involvedObject"]["kind"], "Node");
     assert_eq!(e[0].body["involvedObject"]["name"], "n1");
