@@ -175,4 +175,10 @@ impl Ingest {
     pub fn membership_changed(&self) {
         self.inner.changed.notify_one();
     }
+
+    /// What the pinglist policy guarantees (`None`: no policy figures, every pair all the time).
+    #[must_use]
+    pub fn coverage(&self) -> Option<crate::policy::Coverage> {
+        self.inner.pinglist.coverage()
+    }
 }

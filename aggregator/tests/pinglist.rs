@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use echomesh_proto::v1;
+use echomesh_testkit::http::get;
 use echomesh_testkit::{SimAgent, TestAggregator};
 
 /// The last assignment an agent gets before the stream goes quiet.
@@ -20,7 +21,10 @@ async fn settled(a: &mut SimAgent) -> v1::Assignment {
     last.expect("an assignment")
 }
 
-async fn assignments(budget_pps: u32, nodes: usize) -> Vec<(String, v1::Assignment)> {
+async fn assignments(
+    budget_pps: u32,
+    nodes: usize,
+) -> (TestAggregator, Vec<SimAgent>, Vec<(String, v1::Assignment)>) {
     let s = TestAggregator::start(|c| {
         c.probe_budget_pps = budget_pps;
         c.fast_probers = 2;
@@ -37,13 +41,13 @@ async fn assignments(budget_pps: u32, nodes: usize) -> Vec<(String, v1::Assignme
     for (name, a) in &mut agents {
         out.push((name.clone(), settled(a).await));
     }
-    out
+    (s, agents.into_iter().map(|(_, a)| a).collect(), out)
 }
 
 #[tokio::test]
 async fn each_assignment_respects_a_small_budget_and_keeps_the_fast_probers() {
     // 100 probes/s at 10 Hz: 10 targets, against 19 peers each.
-    let got = assignments(100, 20).await;
+    let (s, _agents, got) = assignments(100, 20).await;
     let mut probed_by: BTreeMap<String, usize> = BTreeMap::new();
     for (name, a) in &got {
         assert!(
@@ -64,11 +68,22 @@ async fn each_assignment_respects_a_small_budget_and_keeps_the_fast_probers() {
             "{name} is probed by {n} agents, fewer than --fast-probers 2"
         );
     }
+    // The guarantee is on /metrics.
+    let m = get(s.http_addr, "/metrics").await.body;
+    let value = |series: &str| -> f64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{m}"))
+    };
+    assert!(value("echomesh_pinglist_fast_probers_min{network=\"pod\"}") >= 2.0);
+    assert_eq!(value("echomesh_pinglist_agents{network=\"pod\"}"), 20.0);
+    let cycle = value("echomesh_pinglist_coverage_cycle_seconds");
+    assert!(cycle > 0.0 && cycle <= 900.0, "{cycle}");
 }
 
 #[tokio::test]
 async fn a_budget_the_mesh_fits_in_is_the_full_mesh() {
-    let got = assignments(200, 12).await;
+    let (_s, _agents, got) = assignments(200, 12).await;
     for (name, a) in &got {
         assert_eq!(a.targets.len(), 11, "{name}");
     }

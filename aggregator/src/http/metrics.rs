@@ -23,6 +23,7 @@
 //! - [`cumulative`]: growing Prometheus histograms from decaying sketches.
 //! - [`collector`]: encoding the snapshot, ingest counters and process figures.
 //! - [`diagnosis`]: the diagnosis's culprits per kind and the nodes it blames.
+//! - [`pinglist`]: what the pinglist policy guarantees (fast probers, coverage cycle).
 //! - [`process`]: `process_*` series from `/proc`.
 //! - [`mod@format`]: OpenMetrics or classic text, and the `/metrics` route.
 
@@ -30,6 +31,7 @@ pub mod collector;
 pub mod cumulative;
 pub mod diagnosis;
 pub mod format;
+pub mod pinglist;
 pub mod process;
 pub mod rare;
 pub mod snapshot;

@@ -187,10 +187,11 @@ impl Budget {
         now: Duration,
     ) -> Vec<PlannedTarget> {
         let full = self.inner.targets(agent, peers);
+        // Planned even when it fits, so the coverage figures follow the membership.
+        let plan = self.plan(peers);
         if full.len() <= self.slots {
             return full;
         }
-        let plan = self.plan(peers);
         let epoch = epoch_index(now, plan.epoch);
         select(agent, full, plan.fast.get(agent), self.slots, epoch)
     }
@@ -331,7 +332,13 @@ fn build_plan(
         ..Plan::default()
     };
     let mut load: HashMap<&AgentKey, usize> = HashMap::new();
-    let mut streams = 0usize;
+    let streams: usize = peers
+        .iter()
+        .map(|p| first_per_family(&p.addresses).len().max(1))
+        .sum();
+    // Largest full list: every stream but one's own.
+    let largest = streams.saturating_sub(1);
+    plan.rotating = largest > slots;
     for net in [Network::Pod, Network::Host] {
         let mut members: Vec<&Peer> = peers.iter().filter(|p| p.key.network == net).collect();
         members.sort_by(|a, b| a.key.cmp(&b.key));
@@ -343,7 +350,15 @@ fn build_plan(
             .iter()
             .map(|p| first_per_family(&p.addresses).len().max(1))
             .collect();
-        streams += cost.iter().sum::<usize>();
+        if !plan.rotating {
+            // The full mesh: every other agent of the network probes it all the time.
+            for p in &members {
+                let others = members.iter().filter(|o| o.key.node != p.key.node).count();
+                plan.probers
+                    .insert(p.key.clone(), u32::try_from(others).unwrap_or(u32::MAX));
+            }
+            continue;
+        }
         // Targets in a stable order of their own, so which target meets a full prober first does
         // not depend on names sorting next to each other.
         let mut order: Vec<usize> = (0..members.len()).collect();
@@ -365,13 +380,10 @@ fn build_plan(
             );
         }
     }
-    // Largest full list: every stream but one's own; smallest window: the budget less the
-    // heaviest fast load.
+    // Smallest window: the budget less the heaviest fast load.
     let window = slots
         .saturating_sub(load.values().copied().max().unwrap_or(0))
         .max(1);
-    let largest = streams.saturating_sub(1);
-    plan.rotating = largest > slots;
     plan.cycles = (largest as u64).div_ceil(window as u64).max(1);
     let epoch = cfg.coverage_period / u32::try_from(plan.cycles).unwrap_or(u32::MAX);
     plan.epoch = epoch.max(MIN_EPOCH);

@@ -366,6 +366,7 @@ impl Collector for AggregatorCollector {
         )?;
         super::diagnosis::encode(&mut enc, &self.graph)?;
         self.encode_ingest(&mut enc)?;
+        super::pinglist::encode(&mut enc, &self.ingest)?;
         encode_process(&mut enc)?;
         let g = ConstGauge::new(started.elapsed().as_secs_f64());
         g.encode(enc.encode_descriptor(
