@@ -396,6 +396,10 @@ type Ranked = Vec<(u64, usize)>;
 /// The fast probers of target `t` among `members` (one network): rendezvous-ranked, three
 /// quarters from `t`'s zone when zones are known, the rest from other zones one per zone first;
 /// `fits(p)` says whether prober `p` still has room.
+///
+/// Only the best `4k` of each side are ranked (linear selection, not a sort of all N), which is
+/// what keeps a plan for 5,000 nodes quick; when full probers leave too few of those, it ranks
+/// them all.
 fn choose(
     t: usize,
     members: &[&Peer],
@@ -406,16 +410,41 @@ fn choose(
 ) -> Vec<usize> {
     let node = &members[t].key.node;
     let zoned = zone_of[t].is_some();
-    let (mut local, remote): (Ranked, Ranked) = (0..members.len())
+    let (local, remote): (Ranked, Ranked) = (0..members.len())
         .filter(|&p| &members[p].key.node != node)
         .map(|p| (score(names[p], names[t]), p))
         .partition(|&(_, p)| !zoned || zone_of[p] == zone_of[t]);
-    local.sort_unstable_by(|a, b| b.cmp(a));
-    let mut remote = remote;
-    remote.sort_unstable_by(|a, b| b.cmp(a));
+    let want_local = if zoned { k - k / 4 } else { k };
+    let quick = pick(&local, &remote, zone_of, 4 * k, want_local, k, &fits);
+    if quick.len() >= k || (local.len() <= 4 * k && remote.len() <= 4 * k) {
+        return quick;
+    }
+    pick(&local, &remote, zone_of, usize::MAX, want_local, k, &fits)
+}
+
+/// [`choose`] over the best `m` of each side.
+fn pick(
+    local: &Ranked,
+    remote: &Ranked,
+    zone_of: &[Option<&Arc<str>>],
+    m: usize,
+    want_local: usize,
+    k: usize,
+    fits: &impl Fn(usize) -> bool,
+) -> Vec<usize> {
+    let best = |v: &Ranked| -> Ranked {
+        let mut v = v.clone();
+        if v.len() > m {
+            v.select_nth_unstable_by(m - 1, |a, b| b.cmp(a));
+            v.truncate(m);
+        }
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v
+    };
+    let local = best(local);
     // One per zone before a second from any: rank within its zone first, then score.
     let mut seen: HashMap<Option<&Arc<str>>, usize> = HashMap::new();
-    let mut remote: Vec<(usize, u64, usize)> = remote
+    let mut remote: Vec<(usize, u64, usize)> = best(remote)
         .into_iter()
         .map(|(s, p)| {
             let r = seen.entry(zone_of[p]).or_default();
@@ -424,7 +453,6 @@ fn choose(
         })
         .collect();
     remote.sort_unstable();
-    let want_local = if zoned { k - k / 4 } else { k };
     let mut out: Vec<usize> = Vec::with_capacity(k);
     let take = |out: &mut Vec<usize>, it: &mut dyn Iterator<Item = usize>, upto: usize| {
         for p in it {
