@@ -8,12 +8,14 @@
 //!   (`AgentService`, `GraphService`), generated at build time without a system `protoc`.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, served by gRPC reflection so `grpcurl`
 //!   works without the proto files.
+//! - [`bound`]: counting a message's repeated entries on its wire bytes, before decoding.
 //! - [`wire`]: conversions between the wire histogram and [`Histogram`].
 //! - [`url`]: the aggregator URL (`http://` or `unix://`) every client checks and dials.
 //! - [`network`]: the names of [`v1::Network`] (`pod`, `host`, `any`) used by every tool.
 //! - [`view`]: the one JSON rendering of a [`v1::Edge`], shared by the JSON API and the CLI.
 #![forbid(unsafe_code)]
 
+pub mod bound;
 pub mod histogram;
 pub mod network;
 pub mod token;
