@@ -79,6 +79,9 @@ pub enum LabError {
     /// The aggregator did not come up.
     #[error("the aggregator did not start: {0}")]
     Aggregator(String),
+    /// A restart could not be done.
+    #[error("cannot restart: {0}")]
+    Restart(String),
 }
 
 impl LabError {

@@ -21,6 +21,7 @@
 //! - [`lab`]: a running lab (topology + aggregator + agents) and the commands on it
 //! - [`demo`]: the interactive demo
 //! - [`down`]: removing a lab or its leftovers by prefix
+//! - [`restart`]: restarting one of a running lab's echomesh processes as it ran
 #![forbid(unsafe_code)]
 
 pub mod cmd;
@@ -34,5 +35,6 @@ pub mod plan;
 pub mod preflight;
 pub mod procs;
 pub mod relay;
+pub mod restart;
 pub mod state;
 pub mod topology;

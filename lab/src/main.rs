@@ -11,6 +11,7 @@ use echomesh_lab::family::IpFamily;
 use echomesh_lab::fault::{self, Fault};
 use echomesh_lab::lab::{self, LabConfig, LabError};
 use echomesh_lab::naming::{NodeName, Prefix};
+use echomesh_lab::restart::{self, Process};
 use echomesh_lab::{down, preflight, relay, state};
 use echomesh_runtime::{parse_duration, shutdown, telemetry};
 
@@ -101,6 +102,15 @@ enum Command {
     },
     /// Remove every fault from a node.
     Clear(Target),
+    /// Stop one echomesh process of the lab and start it again as it ran (same command line,
+    /// namespace and log; the aggregator keeps its ports and socket).
+    Restart {
+        /// The lab (needed only when several run).
+        #[arg(long, env = "ECHOMESH_LAB_PREFIX")]
+        prefix: Option<Prefix>,
+        /// `aggregator`, or an agent: `node3-pod`, `node3-host`.
+        process: Process,
+    },
     /// The delay relay (started by `delay` inside a node's host namespace).
     #[command(hide = true)]
     Relay {
@@ -234,6 +244,15 @@ fn main() -> ExitCode {
         }
         Command::Mtu { target, bytes } => {
             fault_cmd(target, fault::parse_mtu(&bytes).map(Fault::Mtu))
+        }
+        Command::Restart { prefix, process } => {
+            match restart::restart(&run_dir, prefix.as_ref(), process) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
         }
         Command::Relay { tun, delay } => match relay::run(&tun, delay) {
             Ok(()) => ExitCode::SUCCESS,
