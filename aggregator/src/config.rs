@@ -110,6 +110,13 @@ pub struct Config {
     #[arg(long, env = "ECHOMESH_MAX_AGENTS", default_value_t = 2000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_agents: u32,
+    /// Most entries a Report may carry (default: `--max-agents` × 16, the largest assignment:
+    /// every other agent's addresses, at most 16 each). Counted on the wire bytes before the
+    /// Report is decoded, so decoding memory stays bounded by this times one entry rather than by
+    /// the message size; more: RESOURCE_EXHAUSTED.
+    #[arg(long, env = "ECHOMESH_MAX_REPORT_ENTRIES",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_report_entries: Option<u32>,
     /// Most open connections per port (gRPC, HTTP); more are closed at once.
     #[arg(long, env = "ECHOMESH_MAX_CONNECTIONS", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -272,6 +279,16 @@ impl Config {
             return Err("--max-message-bytes must be at least 1024".into());
         }
         Ok(())
+    }
+
+    /// The most entries a Report may carry: `--max-report-entries`, or `--max-agents` × the most
+    /// addresses a Hello may announce.
+    #[must_use]
+    pub fn report_entry_cap(&self) -> usize {
+        self.max_report_entries.map_or(
+            self.max_agents as usize * crate::ingest::hello::MAX_ADDRESSES,
+            |n| n as usize,
+        )
     }
 
     /// The graph part.

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use echomesh_proto::bound::body::{Check, CheckedService};
+use echomesh_proto::bound::{AgentMessageLimits, check_agent_message};
 use echomesh_proto::v1::agent_service_server::AgentServiceServer;
 use echomesh_proto::v1::graph_service_server::GraphServiceServer;
 use echomesh_runtime::listen::bind_tcp;
@@ -257,6 +259,11 @@ impl Aggregator {
             .build_v1alpha()?;
         let agent = AgentServiceServer::new(self.ingest.clone())
             .max_decoding_message_size(self.cfg.max_message_bytes);
+        let agent = CheckedService::new(
+            agent,
+            agent_message_check(&self.cfg),
+            self.cfg.max_message_bytes,
+        );
         let graph =
             GraphServiceServer::new(api::Query::new(self.graph.clone(), self.ingest.clone()))
                 .max_encoding_message_size(256 * 1024 * 1024);
@@ -516,4 +523,15 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     Aggregator::bind(cfg).await?.serve(shutdown).await
+}
+
+/// The check every agent message passes before it is decoded: at most the largest assignment's
+/// entries (see `echomesh_proto::bound`), so a small message cannot decode into a huge one.
+fn agent_message_check(cfg: &Config) -> Check {
+    let limits = AgentMessageLimits {
+        report_targets: cfg.report_entry_cap(),
+        sizes_per_target: cfg.payload_sizes.len().max(1),
+        hello_addresses: crate::ingest::hello::MAX_ADDRESSES,
+    };
+    Arc::new(move |m: &[u8]| check_agent_message(m, &limits).map_err(|e| e.to_status()))
 }

@@ -62,6 +62,23 @@ pub enum BoundError {
     },
 }
 
+/// How every refusal's message begins, so a handler can tell it from other stream errors.
+pub const REFUSED: &str = "refused before decoding: ";
+
+impl BoundError {
+    /// The gRPC status: RESOURCE_EXHAUSTED for too many entries, INVALID_ARGUMENT for malformed
+    /// bytes; the message starts with [`REFUSED`].
+    #[must_use]
+    pub fn to_status(&self) -> tonic::Status {
+        match self {
+            Self::TooMany { .. } => tonic::Status::resource_exhausted(format!(
+                "{REFUSED}{self} (more than the largest assignment this peer hands out)"
+            )),
+            Self::Malformed { .. } => tonic::Status::invalid_argument(format!("{REFUSED}{self}")),
+        }
+    }
+}
+
 /// Checks an encoded `AgentMessage` against `limits`.
 pub fn check_agent_message(buf: &[u8], limits: &AgentMessageLimits) -> Result<(), BoundError> {
     let mut targets = 0;

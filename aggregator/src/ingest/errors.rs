@@ -37,11 +37,13 @@ pub enum IngestErrorReason {
     /// A report refused before the merge: counters that cannot be, more entries than assigned,
     /// or no assignment yet.
     InadmissibleReport,
+    /// A message refused before decoding: more repeated entries than the largest assignment.
+    TooManyEntries,
 }
 
 impl IngestErrorReason {
     /// Every reason, in label order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::HelloTimeout,
         Self::FirstNotHello,
         Self::BadHello,
@@ -53,6 +55,7 @@ impl IngestErrorReason {
         Self::AssignmentRejected,
         Self::TooManyAgents,
         Self::InadmissibleReport,
+        Self::TooManyEntries,
     ];
 
     /// The metric label value.
@@ -70,6 +73,7 @@ impl IngestErrorReason {
             Self::AssignmentRejected => "assignment_rejected",
             Self::TooManyAgents => "too_many_agents",
             Self::InadmissibleReport => "inadmissible_report",
+            Self::TooManyEntries => "too_many_entries",
         }
     }
 }
@@ -90,7 +94,10 @@ impl Ingest {
     /// Counts a failed inbound stream and maps it with [`map_inbound_error`].
     pub(super) fn map_inbound_error(&self, status: Status) -> Status {
         let mapped = map_inbound_error(status);
-        self.count_error(if mapped.code() == Code::ResourceExhausted {
+        let refused = mapped.message().starts_with(echomesh_proto::bound::REFUSED);
+        self.count_error(if refused && mapped.code() == Code::ResourceExhausted {
+            IngestErrorReason::TooManyEntries
+        } else if mapped.code() == Code::ResourceExhausted {
             IngestErrorReason::MessageTooLarge
         } else {
             IngestErrorReason::StreamError

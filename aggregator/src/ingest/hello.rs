@@ -60,6 +60,9 @@ pub enum HelloError {
 /// start in the far future and keep the real agent standing by.
 pub const MAX_START_AHEAD_MS: u64 = 5 * 60 * 1000;
 
+/// The most addresses a Hello may announce.
+pub const MAX_ADDRESSES: usize = 16;
+
 /// Checks a Hello against the wall clock and turns it into the graph's types.
 pub fn validate_hello(h: &v1::Hello) -> Result<(AgentKey, AgentInfo), HelloError> {
     let now_ms = std::time::SystemTime::now()
@@ -83,7 +86,7 @@ pub fn validate_hello_at(h: &v1::Hello, now_ms: u64) -> Result<(AgentKey, AgentI
         Ok(n @ (Network::Pod | Network::Host)) => n,
         _ => return Err(HelloError::BadNetwork(h.network)),
     };
-    if h.addresses.is_empty() || h.addresses.len() > 16 {
+    if h.addresses.is_empty() || h.addresses.len() > MAX_ADDRESSES {
         return Err(HelloError::AddressCount(h.addresses.len()));
     }
     for (field, v, max) in [("version", &h.version, 64), ("pod", &h.pod, 253)] {

@@ -145,6 +145,57 @@ where
     }
 }
 
+/// A gRPC service whose every request body is a [`CheckedBody`] (wraps a generated server).
+#[derive(Clone)]
+pub struct CheckedService<S> {
+    inner: S,
+    check: Check,
+    max_message: usize,
+}
+
+impl<S> std::fmt::Debug for CheckedService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedService")
+            .field("max_message", &self.max_message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> CheckedService<S> {
+    /// Checks every inbound message of `inner` with `check`; `max_message` as in
+    /// [`CheckedBody::new`].
+    pub fn new(inner: S, check: Check, max_message: usize) -> Self {
+        Self {
+            inner,
+            check,
+            max_message,
+        }
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for CheckedService<S>
+where
+    S: tower::Service<http::Request<CheckedBody<B>>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let (check, max) = (self.check.clone(), self.max_message);
+        self.inner
+            .call(req.map(|b| CheckedBody::new(b, check, max)))
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for CheckedService<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
