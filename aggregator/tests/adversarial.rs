@@ -8,8 +8,10 @@ use std::time::Duration;
 use echomesh_aggregator::Config;
 use echomesh_proto::v1::{self, AgentMessage, EdgeState, Network, agent_message};
 use echomesh_testkit::http;
-use echomesh_testkit::sim::hello;
+use echomesh_testkit::raw::{RawAgent, empty_entries_report};
+use echomesh_testkit::sim::{hello, hello_message};
 use echomesh_testkit::{SimAgent, TestAggregator};
+use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
@@ -153,13 +155,13 @@ async fn a_report_larger_than_its_assignment_is_refused_before_the_merge() {
     }
     let mut big = evil.make_report(10, 0, 100);
     let filler = big.targets[0].clone();
-    big.targets = vec![filler; 50_000];
+    big.targets = vec![filler; 5_000];
     evil.send_report(big).await;
     let st = evil.wait_error().await;
     assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
     assert_eq!(
         st.message(),
-        "report 1 has 50000 entries, more than its assignment's 2 targets"
+        "report 1 has 5000 entries, more than its assignment's 2 targets"
     );
     assert_eq!(counter(&s, "inadmissible_report").await, 1);
     let sum = s
@@ -176,6 +178,74 @@ async fn a_report_larger_than_its_assignment_is_refused_before_the_merge() {
         a.send_report(r).await;
         a.wait_ack(seq).await;
     }
+    s.shutdown().await;
+}
+
+/// Peak resident memory of this process so far (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM")
+        * 1024
+}
+
+/// Sends a Report of `entries` empty entries (2 bytes each, within the 4 MiB message limit)
+/// from a raw client and returns the refusal and how much this process's peak RSS grew.
+async fn send_empty_entries(s: &TestAggregator, entries: usize) -> (tonic::Status, u64) {
+    let bytes = empty_entries_report(1, 1, entries);
+    assert!(bytes.len() < 4 * 1024 * 1024, "in the message limit");
+    let before = peak_rss();
+    let hello = hello_message("evil", Network::Pod, "10.0.0.66").encode_to_vec();
+    let mut evil = RawAgent::open(s.channel().await, hello.into())
+        .await
+        .expect("open");
+    evil.send(bytes).await;
+    let st = evil.wait_error().await;
+    (st, peak_rss().saturating_sub(before))
+}
+
+#[tokio::test]
+async fn a_report_of_millions_of_empty_entries_is_refused_before_it_is_decoded() {
+    let s = TestAggregator::start(|_| {}).await;
+    let mut good = two_good_agents(&s).await;
+    let (st, grown) = send_empty_entries(&s, 2_000_000).await;
+    assert_eq!(st.code(), Code::ResourceExhausted, "{st:?}");
+    assert_eq!(
+        st.message(),
+        "refused before decoding: Report.targets carries more than 32000 entries (more than the \
+         largest assignment this peer hands out)"
+    );
+    // Decoded, 2,000,000 empty entries take hundreds of MB; refused on the wire bytes, the
+    // message is held about twice (the check's frame and tonic's buffer).
+    assert!(grown < 200 << 20, "peak RSS grew by {} MB", grown >> 20);
+    assert_eq!(counter(&s, "too_many_entries").await, 1);
+    report_ok(&mut good).await;
+    assert_good_edges(&s, 2).await;
+    s.shutdown().await;
+}
+
+/// The figure in docs/security.md (bench/decode_bound.sh): peak RSS growth for the worst
+/// in-limit message with the default cap, and with `ECHOMESH_BENCH_MAX_REPORT_ENTRIES` (a cap
+/// above the message's entries shows the decode the check prevents). Run alone, one process
+/// per figure, so nothing else moves the peak.
+#[tokio::test]
+#[ignore = "a figure, not a test: run by bench/decode_bound.sh"]
+async fn decode_bound_figure() {
+    let cap = std::env::var("ECHOMESH_BENCH_MAX_REPORT_ENTRIES")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse::<u32>().expect("a number"));
+    let s = TestAggregator::start(|c| c.max_report_entries = cap).await;
+    let (st, grown) = send_empty_entries(&s, 2_000_000).await;
+    println!(
+        "cap={} status={:?} peak_rss_growth_mb={}",
+        cap.map_or_else(|| "default".to_string(), |c| c.to_string()),
+        st.code(),
+        grown >> 20
+    );
     s.shutdown().await;
 }
 

@@ -22,6 +22,7 @@ pub mod eventually;
 pub mod http;
 pub mod k8s;
 pub mod metrics;
+pub mod raw;
 pub mod root;
 pub mod sim;
 pub mod tls;
