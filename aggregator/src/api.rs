@@ -11,8 +11,10 @@
 //! - [`names`]: the `node[/network[/address]]` names every request accepts, parsed once.
 //! - [`summary`], [`nodes`], [`edges`], [`matrix`], [`percentiles`], [`watch`]: one per request.
 //! - [`diagnose`]: `Diagnose`, the verdict of [`crate::diagnose`] as `v1` messages.
+//! - [`coverage`]: `Coverage`, what the pinglist policy guarantees.
 //! - [`view`]: the one place an edge record becomes a `v1::Edge`.
 
+pub mod coverage;
 pub mod diagnose;
 pub mod edges;
 pub mod matrix;
@@ -58,6 +60,14 @@ impl Query {
 }
 
 impl Query {
+    /// Shares `walks` as this service's limit on concurrent whole-graph walks (so its refusals
+    /// can be counted on `/metrics`).
+    #[must_use]
+    pub fn with_walk_limit(mut self, walks: crate::limit::WalkLimit) -> Self {
+        self.walks = walks;
+        self
+    }
+
     /// Runs a whole-graph walk on the blocking pool, so a 1M-edge Matrix never stalls the runtime
     /// threads that serve agent sessions.
     async fn blocking<T: Send + 'static>(

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use echomesh_proto::v1;
+use echomesh_proto::v1::graph_service_client::GraphServiceClient;
 use echomesh_testkit::http::get;
 use echomesh_testkit::{SimAgent, TestAggregator};
 
@@ -79,12 +80,50 @@ async fn each_assignment_respects_a_small_budget_and_keeps_the_fast_probers() {
     assert_eq!(value("echomesh_pinglist_agents{network=\"pod\"}"), 20.0);
     let cycle = value("echomesh_pinglist_coverage_cycle_seconds");
     assert!(cycle > 0.0 && cycle <= 900.0, "{cycle}");
+    // And in the Coverage query: fewest fast probers first, bounded by the limit.
+    let mut q = GraphServiceClient::new(s.channel().await);
+    let c = q
+        .coverage(v1::CoverageRequest { limit: 5 })
+        .await
+        .expect("coverage")
+        .into_inner();
+    assert_eq!(c.policy, "budget");
+    assert_eq!((c.fast_probers_wanted, c.agents_total), (2, 20), "{c:?}");
+    assert_eq!(c.agents.len(), 5, "{c:?}");
+    assert!(c.agents.iter().all(|a| a.fast_probers >= 2), "{c:?}");
+    assert!(
+        c.agents
+            .windows(2)
+            .all(|w| w[0].fast_probers <= w[1].fast_probers)
+    );
+    assert!(
+        c.cycle_ms > 0 && c.cycle_ms <= 900_000 && c.epoch_ms >= 5000,
+        "{c:?}"
+    );
+    let e = q
+        .coverage(v1::CoverageRequest { limit: 10_001 })
+        .await
+        .expect_err("too many");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("at most 10000"), "{e}");
 }
 
 #[tokio::test]
 async fn a_budget_the_mesh_fits_in_is_the_full_mesh() {
-    let (_s, _agents, got) = assignments(200, 12).await;
+    let (s, _agents, got) = assignments(200, 12).await;
     for (name, a) in &got {
         assert_eq!(a.targets.len(), 11, "{name}");
     }
+    // Full mesh: everyone is a fast prober of everyone, and there is no rotation.
+    let c = GraphServiceClient::new(s.channel().await)
+        .coverage(v1::CoverageRequest::default())
+        .await
+        .expect("coverage")
+        .into_inner();
+    assert_eq!(
+        (c.cycle_ms, c.epoch_ms, c.agents_total),
+        (0, 0, 12),
+        "{c:?}"
+    );
+    assert!(c.agents.iter().all(|a| a.fast_probers == 11), "{c:?}");
 }

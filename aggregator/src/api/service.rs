@@ -62,6 +62,13 @@ impl GraphService for Query {
         self.blocking(move |q| q.diagnose_blocking(req)).await
     }
 
+    async fn coverage(
+        &self,
+        req: Request<v1::CoverageRequest>,
+    ) -> Result<Response<v1::CoverageResponse>, Status> {
+        self.coverage_inner(req)
+    }
+
     async fn watch_events(
         &self,
         req: Request<v1::WatchEventsRequest>,

@@ -125,6 +125,10 @@ pub struct Coverage {
     pub cycle: Duration,
     /// The epoch: how long the slow window stays put.
     pub epoch: Duration,
+    /// `--fast-probers`.
+    pub fast_probers_wanted: u32,
+    /// Every agent of the plan with its fast probers, fewest first.
+    pub agents: Vec<(AgentKey, u32)>,
 }
 
 /// The fast sets of one membership.
@@ -206,7 +210,12 @@ impl Budget {
             e.0 = e.0.min(n);
             e.1 += 1;
         }
+        let mut agents: Vec<(AgentKey, u32)> =
+            plan.probers.iter().map(|(k, &n)| (k.clone(), n)).collect();
+        agents.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
         Coverage {
+            fast_probers_wanted: self.cfg.fast_probers,
+            agents,
             fast_probers_min: min,
             cycle: if plan.rotating {
                 plan.epoch * u32::try_from(plan.cycles).unwrap_or(u32::MAX)
