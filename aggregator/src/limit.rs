@@ -72,6 +72,28 @@ impl WalkLimit {
     }
 }
 
+/// The refusals of each reader's [`WalkLimit`] on `/metrics`:
+/// `echomesh_queries_refused_total{kind="grpc|json|metrics"}`.
+#[derive(Debug, Clone)]
+pub struct RefusedCollector(pub Vec<(&'static str, WalkLimit)>);
+
+impl prometheus_client::collector::Collector for RefusedCollector {
+    fn encode(&self, mut enc: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric as _;
+        let mut m = enc.encode_descriptor(
+            "echomesh_queries_refused",
+            "Whole-graph queries refused because every slot stayed busy: kind=grpc (GraphService), json (the JSON API and the page), metrics (scrapes).",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (kind, l) in &self.0 {
+            prometheus_client::metrics::counter::ConstCounter::new(l.refused())
+                .encode(m.encode_family(&[("kind", *kind)])?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for WalkLimit {
     fn default() -> Self {
         Self::new(DEFAULT_WALKS, DEFAULT_WAIT)
@@ -96,5 +118,29 @@ mod tests {
         assert_eq!(l.refused(), 1);
         drop(a);
         assert!(l.enter().await.is_ok(), "a freed slot is taken at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_counted_per_reader_on_metrics() {
+        let grpc = WalkLimit::new(1, Duration::from_secs(1));
+        let json = WalkLimit::new(1, Duration::from_secs(1));
+        let _held = grpc.enter().await.expect("slot");
+        grpc.enter().await.expect_err("busy");
+        grpc.enter().await.expect_err("busy");
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(RefusedCollector(vec![
+            ("grpc", grpc),
+            ("json", json),
+        ])));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        assert!(
+            text.contains("echomesh_queries_refused_total{kind=\"grpc\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("echomesh_queries_refused_total{kind=\"json\"} 0\n"),
+            "{text}"
+        );
     }
 }

@@ -248,7 +248,10 @@ impl Aggregator {
         self.graph.clone()
     }
 
-    fn routes(&self) -> Result<tonic::service::Routes, ServerError> {
+    fn routes(
+        &self,
+        walks: crate::limit::WalkLimit,
+    ) -> Result<tonic::service::Routes, ServerError> {
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(echomesh_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -264,9 +267,10 @@ impl Aggregator {
             agent_message_check(&self.cfg),
             self.cfg.max_message_bytes,
         );
-        let graph =
-            GraphServiceServer::new(api::Query::new(self.graph.clone(), self.ingest.clone()))
-                .max_encoding_message_size(256 * 1024 * 1024);
+        let graph = GraphServiceServer::new(
+            api::Query::new(self.graph.clone(), self.ingest.clone()).with_walk_limit(walks),
+        )
+        .max_encoding_message_size(256 * 1024 * 1024);
         let mut b = tonic::service::Routes::builder();
         b.add_service(agent)
             .add_service(graph)
@@ -356,7 +360,9 @@ impl Aggregator {
             }
         });
 
-        let routes = self.routes()?;
+        let grpc_walks = crate::limit::WalkLimit::default();
+        let json_walks = crate::limit::WalkLimit::default();
+        let routes = self.routes(grpc_walks.clone())?;
         // One limit for the gRPC listeners (TCP and unix socket), one for HTTP.
         let grpc_limit =
             crate::conn::ConnLimit::new(self.cfg.max_connections as usize, self.cfg.idle_timeout);
@@ -429,7 +435,16 @@ impl Aggregator {
             if self.cfg.node_condition_after.is_some() {
                 metrics = metrics.with_collector(Box::new(node_condition_counters));
             }
-            let api = http::JsonApi::new(api::Query::new(self.graph.clone(), self.ingest.clone()));
+            let scrapes = metrics.scrape_limit().clone();
+            metrics = metrics.with_collector(Box::new(crate::limit::RefusedCollector(vec![
+                ("grpc", grpc_walks),
+                ("json", json_walks.clone()),
+                ("metrics", scrapes),
+            ])));
+            let api = http::JsonApi::new(
+                api::Query::new(self.graph.clone(), self.ingest.clone())
+                    .with_walk_limit(json_walks),
+            );
             let app = http::router(ready.clone(), metrics, api);
             let s = stopped(stop_rx.clone());
             let http = self.http;

@@ -346,3 +346,22 @@ async fn a_drained_node_leaves_the_loss_series_and_a_partitioned_one_stays() {
     }
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn refused_queries_and_pre_decode_refusals_are_exported_per_kind() {
+    let s = TestAggregator::start(|_| {}).await;
+    let text = get(s.http_addr, "/metrics").await.body;
+    for kind in ["grpc", "json", "metrics"] {
+        let series = format!("echomesh_queries_refused_total{{kind=\"{kind}\"}}");
+        assert_eq!(value(&text, &series), Some(0.0), "{series}:\n{text}");
+    }
+    assert_eq!(
+        value(
+            &text,
+            "echomesh_ingest_errors_total{reason=\"too_many_entries\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    s.shutdown().await;
+}

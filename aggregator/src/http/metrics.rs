@@ -79,6 +79,8 @@ impl Default for MetricsConfig {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    /// How many scrapes may walk the graph at once (see `crate::limit`).
+    scrapes: crate::limit::WalkLimit,
 }
 
 impl Metrics {
@@ -89,7 +91,16 @@ impl Metrics {
         registry.register_collector(Box::new(AggregatorCollector::new(graph, ingest, cfg)));
         Self {
             registry: Arc::new(registry),
+            // Scrapes beyond these wait briefly, then get 429.
+            scrapes: crate::limit::WalkLimit::new(2, crate::limit::DEFAULT_WAIT),
         }
+    }
+
+    /// The limit on concurrent scrapes (its refusals are `kind="metrics"` of
+    /// `echomesh_queries_refused_total`).
+    #[must_use]
+    pub fn scrape_limit(&self) -> &crate::limit::WalkLimit {
+        &self.scrapes
     }
 
     /// Adds `collector`'s series to every scrape (call before the first clone).

@@ -42,8 +42,8 @@ impl Format {
 /// `GET /metrics`: one scrape, rendered on the blocking pool (it walks the graph); OpenMetrics
 /// when the scraper accepts it, the Prometheus text format otherwise.
 pub fn router(metrics: Metrics) -> Router {
-    // Scrapes beyond these wait briefly, then get 429 (see `crate::limit`).
-    let walks = crate::limit::WalkLimit::new(2, crate::limit::DEFAULT_WAIT);
+    // Scrapes beyond the limit wait briefly, then get 429 (see `crate::limit`).
+    let walks = metrics.scrape_limit().clone();
     Router::new().route(
         "/metrics",
         get(move |headers: axum::http::HeaderMap| {
