@@ -180,6 +180,15 @@ async fn once(cli: &Cli, timeout: Duration, out: &mut (dyn Write + Send)) -> Res
             crate::diagnose::print(&d, cli.output, out)?;
             Ok(crate::diagnose::exit_code(&d))
         }
+        Command::Coverage { limit } => {
+            let c =
+                cx.c.coverage(v1::CoverageRequest { limit: *limit })
+                    .await
+                    .map_err(|e| cx.err(e))?
+                    .into_inner();
+            crate::coverage::print(&c, cli.output, out)?;
+            Ok(EXIT_OK)
+        }
         Command::Check {
             max_loss,
             max_p99,

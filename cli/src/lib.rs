@@ -24,6 +24,7 @@
 
 pub mod commands;
 pub mod connect;
+pub mod coverage;
 pub mod diagnose;
 pub mod render;
 
@@ -219,6 +220,13 @@ pub enum Command {
         network: Option<Network>,
         /// Most culprits to show (the rest are counted).
         #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// What the pinglist policy guarantees: the time in which every directed pair is probed, and
+    /// the agents with the fewest full-rate probers first.
+    Coverage {
+        /// Most agents to list (fewest fast probers first), 1..=10000.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
     },
 }
