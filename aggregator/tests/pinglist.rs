@@ -127,3 +127,44 @@ async fn a_budget_the_mesh_fits_in_is_the_full_mesh() {
     );
     assert!(c.agents.iter().all(|a| a.fast_probers == 11), "{c:?}");
 }
+
+#[tokio::test]
+async fn the_rotation_sends_new_lists_at_epoch_boundaries_without_membership_changes() {
+    // 12 agents, 10 targets each: the slow part moves every 5 s (the shortest epoch).
+    let s = TestAggregator::start(|c| {
+        c.probe_budget_pps = 100;
+        c.fast_probers = 2;
+        c.coverage_period = Duration::from_secs(10);
+    })
+    .await;
+    let mut agents = Vec::new();
+    for i in 0..12 {
+        let a = SimAgent::connect(
+            s.channel().await,
+            &format!("r{i:02}"),
+            &format!("127.0.3.{}", i + 1),
+        )
+        .await;
+        agents.push(a);
+    }
+    let first = agents[11].wait_assignment(10).await;
+    let ids = |a: &v1::Assignment| a.targets.iter().map(|t| t.id).collect::<Vec<_>>();
+    // Nobody joins or leaves; within three epochs a new list must come by itself.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = agents[11]
+            .next_within(left)
+            .await
+            .unwrap_or_else(|| panic!("no new assignment within 15 s of {:?}", ids(&first)));
+        if let Some(v1::aggregator_message::Msg::Assignment(a)) =
+            m.expect("stream ok").expect("stream open").msg
+        {
+            assert!(a.targets.len() <= 10, "{}", a.targets.len());
+            if ids(&a) != ids(&first) {
+                assert!(a.generation > first.generation);
+                break;
+            }
+        }
+    }
+}
