@@ -196,6 +196,58 @@ impl<S: tonic::server::NamedService> tonic::server::NamedService for CheckedServ
     const NAME: &'static str = S::NAME;
 }
 
+/// A gRPC client transport whose every response body is a [`CheckedBody`] (wraps a channel).
+#[derive(Clone)]
+pub struct CheckedClient<S> {
+    inner: S,
+    check: Check,
+    max_message: usize,
+}
+
+impl<S> std::fmt::Debug for CheckedClient<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedClient")
+            .field("max_message", &self.max_message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> CheckedClient<S> {
+    /// Checks every message the peer sends on `inner` with `check`; `max_message` as in
+    /// [`CheckedBody::new`].
+    pub fn new(inner: S, check: Check, max_message: usize) -> Self {
+        Self {
+            inner,
+            check,
+            max_message,
+        }
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for CheckedClient<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<CheckedBody<R>>;
+    type Error = S::Error;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let (check, max) = (self.check.clone(), self.max_message);
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            fut.await
+                .map(|r| r.map(|b| CheckedBody::new(b, check, max)))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +307,50 @@ mod tests {
         let s = e.downcast::<Status>().expect("a Status");
         assert_eq!(s.code(), tonic::Code::ResourceExhausted);
         assert!(b.frame().await.is_none(), "nothing after a refusal");
+    }
+
+    #[tokio::test]
+    async fn a_client_refuses_an_assignment_over_the_cap_before_decoding_it() {
+        use prost::Message as _;
+
+        use crate::v1::{self, aggregator_message};
+        let assignment = v1::AggregatorMessage {
+            msg: Some(aggregator_message::Msg::Assignment(v1::Assignment {
+                targets: vec![v1::Target::default(); 6],
+                ..v1::Assignment::default()
+            })),
+        }
+        .encode_to_vec();
+        let wire = Bytes::from(frame(&assignment));
+        let peer = tower::service_fn(move |_: http::Request<tonic::body::Body>| {
+            let wire = wire.clone();
+            async move {
+                http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(http_body_util::Full::new(wire))
+            }
+        });
+        let check: Check = Arc::new(|m: &[u8]| {
+            crate::bound::check_aggregator_message(m, 5).map_err(|e| e.to_status())
+        });
+        let mut grpc = tonic::client::Grpc::new(CheckedClient::new(peer, check, 1 << 20));
+        grpc.ready().await.expect("ready");
+        let mut replies = grpc
+            .server_streaming(
+                tonic::Request::new(v1::Ack::default()),
+                http::uri::PathAndQuery::from_static("/echomesh.v1.AgentService/Session"),
+                tonic_prost::ProstCodec::<v1::Ack, v1::AggregatorMessage>::default(),
+            )
+            .await
+            .expect("a response")
+            .into_inner();
+        let e = replies.message().await.expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            e.message(),
+            "refused before decoding: Assignment.targets carries more than 5 entries (more than \
+             the largest assignment this peer hands out)"
+        );
     }
 
     #[tokio::test]

@@ -8,6 +8,10 @@
 use echomesh_proto::v1::{
     self, AgentMessage, AggregatorMessage, agent_service_client::AgentServiceClient,
 };
+use std::sync::Arc;
+
+use echomesh_proto::bound::body::{Check, CheckedClient};
+use echomesh_proto::bound::check_aggregator_message;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -15,6 +19,7 @@ use tonic::Streaming;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
+use crate::probe::targets::MAX_TARGETS;
 use crate::report::connect::ConnectError;
 use crate::report::replay::{ReplayBuffer, may_replay};
 use crate::report::wire::{self, InForce};
@@ -53,7 +58,14 @@ impl Stream {
         if let Some(v) = authorization {
             request.metadata_mut().insert("authorization", v);
         }
-        let rx = AgentServiceClient::new(ch)
+        // A message is checked on its wire bytes before it is decoded: an assignment of millions
+        // of empty targets (2 bytes each) is refused instead of decoded into gigabytes. Within
+        // the most targets the agent can run at all, `--max-targets` is enforced after the
+        // decode by the guard, which keeps the last good assignment and tells the aggregator.
+        let check: Check = Arc::new(|m: &[u8]| {
+            check_aggregator_message(m, MAX_TARGETS).map_err(|e| e.to_status())
+        });
+        let rx = AgentServiceClient::new(CheckedClient::new(ch, check, MAX_MESSAGE))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE)
             .session(request)
