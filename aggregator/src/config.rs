@@ -99,10 +99,9 @@ pub struct Config {
     /// Every directed pair is probed at least once within this (--pinglist budget).
     #[arg(long, env = "ECHOMESH_COVERAGE_PERIOD", default_value = "15m", value_parser = parse_duration)]
     pub coverage_period: Duration,
-    /// Largest gRPC message accepted from an agent, in bytes (larger: RESOURCE_EXHAUSTED). A
-    /// message is decoded whole before it can be checked, and a report of empty entries takes
-    /// about 100 times its wire size in memory, so keep this near the largest real report (about
-    /// 100 bytes per target: 4 MiB is 40,000 targets).
+    /// Largest gRPC message accepted from an agent, in bytes (larger: RESOURCE_EXHAUSTED). Keep
+    /// it near the largest real report (about 100 bytes per target: 4 MiB is 40,000 targets);
+    /// what a message may decode into is bounded by `--max-report-entries`.
     #[arg(long, env = "ECHOMESH_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
     /// Most agent sessions at once (two per node: pod and host network); a Hello beyond it is
@@ -641,6 +640,20 @@ mod tests {
                 .expect_err(bad);
             assert_eq!(e.exit_code(), 2, "{bad}");
             assert!(e.to_string().contains("--node-condition-after"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_report_entry_cap_is_the_largest_assignment_unless_given() {
+        assert_eq!(Config::local().report_entry_cap(), 2000 * 16);
+        let c = Config::try_parse_from(["x", "--max-agents", "10"]).expect("ok");
+        assert_eq!(c.report_entry_cap(), 160);
+        let c = Config::try_parse_from(["x", "--max-report-entries", "500"]).expect("ok");
+        assert_eq!(c.report_entry_cap(), 500);
+        for bad in ["0", "4294967296", "many"] {
+            let e = Config::try_parse_from(["x", "--max-report-entries", bad]).expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("--max-report-entries"), "{e}");
         }
     }
 }
