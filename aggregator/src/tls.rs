@@ -157,9 +157,20 @@ pub fn incoming(
     listener: TcpListener,
     cfg: ServerConfig,
 ) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> + Send + 'static {
+    incoming_limited(listener, cfg, MAX_HANDSHAKES, HANDSHAKE_TIMEOUT)
+}
+
+/// [`incoming`] with at most `max_handshakes` in progress, each within `timeout` (tests set
+/// small limits to fill them).
+pub fn incoming_limited(
+    listener: TcpListener,
+    cfg: ServerConfig,
+    max_handshakes: usize,
+    timeout: Duration,
+) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> + Send + 'static {
     let acceptor = TlsAcceptor::from(Arc::new(cfg));
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(max_handshakes));
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -181,7 +192,7 @@ pub fn incoming(
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
                 let _permit = permit;
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }
@@ -193,3 +204,6 @@ pub fn incoming(
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
+
+#[cfg(test)]
+mod tests;
