@@ -59,6 +59,8 @@ pub struct TokenReviewAuth {
     cache: Mutex<HashMap<u64, Verdict>>,
     hasher: std::collections::hash_map::RandomState,
     slots: tokio::sync::Semaphore,
+    review_wait: Duration,
+    refused_ttl: Duration,
 }
 
 impl std::fmt::Debug for TokenReviewAuth {
@@ -83,7 +85,24 @@ impl TokenReviewAuth {
             cache: Mutex::new(HashMap::new()),
             hasher: std::collections::hash_map::RandomState::new(),
             slots: tokio::sync::Semaphore::new(MAX_CONCURRENT_REVIEWS),
+            review_wait: REVIEW_WAIT,
+            refused_ttl: REFUSED_TTL,
         }
+    }
+
+    /// Other limits than [`MAX_CONCURRENT_REVIEWS`], [`REVIEW_WAIT`] and [`REFUSED_TTL`]
+    /// (tests fill small ones).
+    #[must_use]
+    pub fn with_limits(
+        mut self,
+        max_reviews: usize,
+        review_wait: Duration,
+        refused_ttl: Duration,
+    ) -> Self {
+        self.slots = tokio::sync::Semaphore::new(max_reviews.max(1));
+        self.review_wait = review_wait;
+        self.refused_ttl = refused_ttl;
+        self
     }
 
     fn key(&self, token: &str) -> u64 {
@@ -266,7 +285,7 @@ impl AgentAuth for TokenReviewAuth {
         {
             return verdict.clone();
         }
-        let _slot = tokio::time::timeout(REVIEW_WAIT, self.slots.acquire())
+        let _slot = tokio::time::timeout(self.review_wait, self.slots.acquire())
             .await
             .ok()
             .and_then(Result::ok)
@@ -284,7 +303,7 @@ impl AgentAuth for TokenReviewAuth {
                 .min(MAX_CACHE_TTL),
             // The API server could not be asked: nothing is known, nothing is remembered.
             Err(e) if e.reason == AuthFailure::ReviewUnavailable => return verdict,
-            Err(_) => REFUSED_TTL,
+            Err(_) => self.refused_ttl,
         };
         let now = Instant::now();
         let mut cache = self.cache.lock();
@@ -314,6 +333,7 @@ mod tests {
     use super::*;
     use echomesh_proto::v1::Network;
     use echomesh_testkit::k8s::fixtures;
+    use echomesh_testkit::k8s::token_review::MockTokenReview;
 
     /// A TokenReview answer as a 1.34 API server sends it (testkit's recorded JSON).
     fn recorded(pod: &str, node: &str) -> TokenReview {
@@ -346,6 +366,68 @@ mod tests {
             node: node.into(),
             network,
         }
+    }
+
+    fn reviewer(
+        max: usize,
+        wait: Duration,
+        refused_ttl: Duration,
+    ) -> (MockTokenReview, Arc<TokenReviewAuth>) {
+        let (mock, client) = MockTokenReview::start();
+        let auth = TokenReviewAuth::new(Some(client), Arc::default(), "echomesh").with_limits(
+            max,
+            wait,
+            refused_ttl,
+        );
+        (mock, Arc::new(auth))
+    }
+
+    #[tokio::test]
+    async fn beyond_the_concurrent_reviews_a_session_waits_then_is_told_to_retry() {
+        let (mock, auth) = reviewer(1, Duration::from_millis(100), REFUSED_TTL);
+        mock.issue("tok-a", "agent-a", "a");
+        // Far longer than the second review's wait.
+        mock.set_latency(Duration::from_secs(1));
+        let first = tokio::spawn({
+            let auth = auth.clone();
+            async move { auth.authenticate(Some("tok-a")).await }
+        });
+        echomesh_testkit::eventually(
+            "the first review holds the slot",
+            echomesh_testkit::SOON,
+            Duration::from_millis(5),
+            || {
+                let auth = auth.clone();
+                async move { auth.slots.available_permits() == 0 }
+            },
+        )
+        .await;
+        let e = auth.authenticate(Some("tok-b")).await.expect_err("no slot");
+        assert_eq!(e.reason, AuthFailure::ReviewUnavailable);
+        assert_eq!(
+            e.message,
+            "too many agent tokens are under review; retry shortly"
+        );
+        first.await.expect("task").expect("the first review passes");
+        assert_eq!(mock.reviews(), 1, "the refused session sent no review");
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_remembered_for_the_refused_ttl_only() {
+        let (mock, auth) = reviewer(4, REVIEW_WAIT, Duration::from_secs(1));
+        for _ in 0..3 {
+            let e = auth
+                .authenticate(Some("forged"))
+                .await
+                .expect_err("refused");
+            assert_eq!(e.reason, AuthFailure::BadToken);
+        }
+        assert_eq!(mock.reviews(), 1, "one review, then the cached verdict");
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        auth.authenticate(Some("forged"))
+            .await
+            .expect_err("refused");
+        assert_eq!(mock.reviews(), 2, "reviewed again once the verdict expired");
     }
 
     #[test]
