@@ -67,6 +67,8 @@ fn main() {
     let t0 = Instant::now();
     let first = budget.targets_at(&agent, &peers, Duration::ZERO);
     let plan_time = t0.elapsed();
+    // As the assigner does: one prepare per round, then every agent's list.
+    budget.prepare(&peers);
     let t1 = Instant::now();
     let _ = budget.targets_at(&peers[1].key, &peers, Duration::ZERO);
     let list_time = t1.elapsed();

@@ -48,6 +48,12 @@ pub trait PinglistSource: Send + Sync + std::fmt::Debug + 'static {
     /// The targets of `agent`, in a stable order (the order is the slot order).
     fn targets(&self, agent: &AgentKey, peers: &[Peer]) -> Vec<PlannedTarget>;
 
+    /// Called once per assignment round with the round's peers, before `targets` for each agent
+    /// with the same slice: a policy may do its per-membership work here once.
+    fn prepare(&self, peers: &[Peer]) {
+        let _ = peers;
+    }
+
     /// When the lists change by themselves (a rotation), the time until the next change: the
     /// assigner recomputes them then, even without a membership change.
     fn refresh_in(&self) -> Option<Duration> {

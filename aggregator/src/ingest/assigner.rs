@@ -78,6 +78,7 @@ impl Ingest {
                 })
             })
             .collect();
+        inner.pinglist.prepare(&peers);
         for (key, tx, sent) in live {
             let Some(agent) = inner.graph.agent(&key) else {
                 continue;

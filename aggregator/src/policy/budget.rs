@@ -158,6 +158,9 @@ pub struct Budget {
     inner: Arc<dyn PinglistSource>,
     zones: ZoneSource,
     plan: Mutex<Arc<Plan>>,
+    /// The peer list [`PinglistSource::prepare`] planned for this round: its address, length and
+    /// first and last keys, so the round's calls skip fingerprinting the membership again.
+    prepared: Mutex<Option<(usize, usize, AgentKey, AgentKey)>>,
 }
 
 impl std::fmt::Debug for Budget {
@@ -179,6 +182,7 @@ impl Budget {
             inner,
             zones,
             plan: Mutex::new(Arc::new(Plan::default())),
+            prepared: Mutex::new(None),
         }
     }
 
@@ -228,6 +232,15 @@ impl Budget {
 
     /// The plan of this membership, computed once per change.
     fn plan(&self, peers: &[Peer]) -> Arc<Plan> {
+        let round = round_of(peers);
+        if round.is_some() && *self.prepared.lock() == round {
+            return self.plan.lock().clone();
+        }
+        self.replan(peers)
+    }
+
+    /// Fingerprints the membership and zones, planning again when they changed.
+    fn replan(&self, peers: &[Peer]) -> Arc<Plan> {
         let zones = (self.zones)();
         let key = membership_key(peers, &zones);
         let mut cur = self.plan.lock();
@@ -243,6 +256,11 @@ impl PinglistSource for Budget {
         self.targets_at(agent, peers, wall_clock())
     }
 
+    fn prepare(&self, peers: &[Peer]) {
+        self.replan(peers);
+        *self.prepared.lock() = round_of(peers);
+    }
+
     fn refresh_in(&self) -> Option<Duration> {
         let plan = self.plan.lock().clone();
         if !plan.rotating || plan.epoch.is_zero() {
@@ -255,6 +273,16 @@ impl PinglistSource for Budget {
     fn coverage(&self) -> Option<Coverage> {
         Some(Budget::coverage(self))
     }
+}
+
+/// What identifies one round's peer list (see [`Budget::prepare`](PinglistSource::prepare)).
+fn round_of(peers: &[Peer]) -> Option<(usize, usize, AgentKey, AgentKey)> {
+    Some((
+        peers.as_ptr() as usize,
+        peers.len(),
+        peers.first()?.key.clone(),
+        peers.last()?.key.clone(),
+    ))
 }
 
 fn wall_clock() -> Duration {

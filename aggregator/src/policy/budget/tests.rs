@@ -340,3 +340,30 @@ fn one_node_joining_or_leaving_moves_few_fast_sets() {
         }
     }
 }
+
+#[test]
+fn a_prepared_round_gives_the_same_lists_and_the_next_round_plans_again() {
+    let nodes: Vec<usize> = (0..150).collect();
+    let peers = cluster(&nodes, |_| false);
+    let p = policy(&BudgetConfig::default(), &nodes, 3);
+    let fresh = || policy(&BudgetConfig::default(), &nodes, 3);
+    p.prepare(&peers);
+    let q = fresh();
+    for a in &peers {
+        assert_eq!(
+            p.targets_at(&a.key, &peers, Duration::ZERO),
+            q.targets_at(&a.key, &peers, Duration::ZERO)
+        );
+    }
+    // The next round has one node fewer, in a list of its own.
+    let fewer = cluster(&nodes[1..], |_| false);
+    p.prepare(&fewer);
+    let q = fresh();
+    for a in &fewer {
+        assert_eq!(
+            p.targets_at(&a.key, &fewer, Duration::ZERO),
+            q.targets_at(&a.key, &fewer, Duration::ZERO)
+        );
+    }
+    assert_eq!(p.coverage(), q.coverage());
+}
