@@ -1,6 +1,6 @@
 //! End-to-end: the real aggregator, CLI and agents in a lab, against real faults (tests 1-8:
 //! all edges UP, cut and heal, loss, delay, aggregator restart, agent killed, cleanup, an MTU
-//! black hole). Needs
+//! black hole; test 9: counters, windows and `probe` held to an injected loss). Needs
 //! root; without it the tests say why and pass, except in CI, where they fail (the test kit's
 //! rule). When the echomesh binaries cannot be built they print SKIP and pass. Every test ends by
 //! checking that nothing of its lab is left (test 7).
@@ -34,6 +34,7 @@ struct Edge {
     dst: (String, String),
     addr: String,
     state: String,
+    loss_10s: f64,
     loss_1m: f64,
     p50_ms: f64,
     sent: u64,
@@ -49,6 +50,7 @@ impl Edge {
             addr: s("target_address"),
             // JSON states are lower-case; the assertions below read like the tables.
             state: s("state").to_uppercase(),
+            loss_10s: v["loss_10s_pct"].as_f64().unwrap_or(f64::NAN),
             loss_1m: v["loss_1m_pct"].as_f64().unwrap_or(f64::NAN),
             p50_ms: v["p50_us"].as_f64().map_or(f64::NAN, |us| us / 1000.0),
             sent: v["sent_total"].as_u64().unwrap_or(0),
@@ -797,5 +799,166 @@ fn t8_an_mtu_black_hole_is_flagged_within_5s_and_clears() {
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!("t8: cleared {:?} after the MTU was restored", t1.elapsed());
+    e.finish();
+}
+
+/// Five binomial standard deviations, in percentage points, of a loss rate `q` (0-1) estimated
+/// from `n` independent probes: the tolerance of test 9. A 5σ miss happens about once in 1.7
+/// million checks, so the test does not flake, while 6000 probes still resolve about ±2.5 points.
+fn five_sigma_points(q: f64, n: f64) -> f64 {
+    5.0 * 100.0 * (q * (1.0 - q) / n.max(1.0)).sqrt()
+}
+
+#[test]
+fn t9_counters_windows_and_probe_hold_to_loss_injected_each_way() {
+    let _serial = serial();
+    // 100 Hz per target, so one minute holds ~6000 probes per edge (the default 10 Hz gives 600,
+    // too few to resolve a point).
+    let Some(mut e) = E2e::start(
+        "t9_accuracy",
+        4,
+        &["--probe-interval", "10ms", "--pinglist", "full-mesh"],
+    ) else {
+        return;
+    };
+    e.wait_all_up(Duration::from_secs(20))
+        .unwrap_or_else(|m| panic!("{m}"));
+
+    // 10 % each way on node4's uplink: the lab's loss fault drops 10 % of what leaves eth0, and a
+    // matching ingress chain in the same table drops 10 % of what arrives, so every round trip
+    // across the uplink is lost with probability 1 - 0.9² = 19 %. `clear` deletes the table.
+    const P: f64 = 0.10;
+    let truth = 1.0 - (1.0 - P) * (1.0 - P);
+    e.lab().fault(NodeName(4), Fault::Loss(10)).expect("loss");
+    let host_ns = e.lab().node(NodeName(4)).expect("node4").host_ns.clone();
+    for args in [
+        &[
+            "add",
+            "chain",
+            "inet",
+            "echomesh_lab",
+            "ingress",
+            "{ type filter hook prerouting priority 0; policy accept; }",
+        ][..],
+        &[
+            "add",
+            "rule",
+            "inet",
+            "echomesh_lab",
+            "ingress",
+            "iifname",
+            "\"eth0\"",
+            "numgen",
+            "random",
+            "mod",
+            "100",
+            "<",
+            "10",
+            "counter",
+            "drop",
+        ][..],
+    ] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &host_ns, "nft"])
+            .args(args)
+            .output()
+            .expect("run nft");
+        assert!(
+            out.status.success(),
+            "nft {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let t_fault = Instant::now();
+    let before: BTreeMap<String, Edge> = e.edges().into_iter().map(|x| (x.key(), x)).collect();
+
+    // `probe` on the same impaired path in the same minute: node4's pod to node1's pod.
+    let pod_ns = e.lab().node(NodeName(4)).expect("node4").pod_ns.clone();
+    let target = e
+        .lab()
+        .plan()
+        .node(1)
+        .expect("node1")
+        .addresses(Network::Pod)[0];
+    let prober = std::thread::spawn(move || probe(&pod_ns, &[target], 6000, 10));
+
+    // One window after the change (the 1-minute window covers 48-60 s and starts after now - 60 s),
+    // plus two report intervals for the last reports to land.
+    let window = Duration::from_secs(62);
+    std::thread::sleep(window.saturating_sub(t_fault.elapsed()));
+    let after: Vec<Edge> = e
+        .edges()
+        .into_iter()
+        .filter(|x| x.crosses("node4"))
+        .collect();
+    let probed = prober.join().expect("probe thread").remove(0);
+    assert_eq!(after.len(), 24, "node4's crossing edges: {after:?}");
+
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut worst_1m: f64 = 0.0;
+    for x in &after {
+        let b = &before[&x.key()];
+        let s = x.sent - b.sent;
+        sent += s;
+        received += x.received - b.received;
+        // The window holds at least 48 of the last 60 s of this edge's probes.
+        let tol = five_sigma_points(truth, 0.8 * s as f64);
+        worst_1m = worst_1m.max((x.loss_1m - 100.0 * truth).abs());
+        assert!(
+            (x.loss_1m - 100.0 * truth).abs() <= tol,
+            "{}: loss_1m {:.2}% vs truth {:.2}% ± {tol:.2} (5σ of {s} probes)",
+            x.key(),
+            x.loss_1m,
+            100.0 * truth
+        );
+    }
+    let counters = 100.0 * (sent - received) as f64 / sent as f64;
+    let tol_counters = five_sigma_points(truth, sent as f64);
+    let tol_probe = five_sigma_points(truth, probed.sent as f64);
+    eprintln!(
+        "t9: truth {:.2}%; aggregator counters {counters:.2}% over {sent} probes (±{tol_counters:.2}); \
+         loss_1m at most {worst_1m:.2} points off; probe {:.2}% over {} probes (±{tol_probe:.2})",
+        100.0 * truth,
+        probed.loss_pct,
+        probed.sent
+    );
+    assert!(
+        (counters - 100.0 * truth).abs() <= tol_counters,
+        "aggregator counters {counters:.2}% over {sent} probes vs truth {:.2}% ± {tol_counters:.2}",
+        100.0 * truth
+    );
+    assert!(
+        probed.sent >= 5900,
+        "probe sent only {} of 6000",
+        probed.sent
+    );
+    assert!(
+        (probed.loss_pct - 100.0 * truth).abs() <= tol_probe,
+        "probe {:.2}% over {} probes vs truth {:.2}% ± {tol_probe:.2}",
+        probed.loss_pct,
+        probed.sent,
+        100.0 * truth
+    );
+
+    // Clear: one window later (the 10-second window: 10 s, plus a report interval and the probe
+    // timeout for the last losses of the fault to be reported), the window reads 0 exactly.
+    e.lab().fault(NodeName(4), Fault::Clear).expect("clear");
+    let t_clear = Instant::now();
+    std::thread::sleep(Duration::from_secs(13));
+    let cleared: Vec<(String, f64)> = e
+        .edges()
+        .into_iter()
+        .filter(|x| x.crosses("node4"))
+        .map(|x| (x.key(), x.loss_10s))
+        .collect();
+    eprintln!(
+        "t9: loss_10s {:?} after clear: {cleared:?}",
+        t_clear.elapsed()
+    );
+    assert_eq!(cleared.len(), 24);
+    assert!(
+        cleared.iter().all(|(_, l)| *l == 0.0),
+        "loss_10s not 0 one window after clear: {cleared:?}"
+    );
     e.finish();
 }
