@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Randomized input tests, long run: the same proptests CI runs with a few hundred cases each
-# (packet parser, Hello validation, Report admission and merge, assignment intake, text escaping),
+# (packet parser, the pre-decode entry walker, Hello validation, Report admission and merge, assignment intake, text escaping),
 # here with PROPTEST_CASES inputs each. Prints, per test, the inputs tried, the time and whether a
 # failing input was found (proptest shrinks it and prints it; a regression file is written next
 # to the test). No network traffic.
@@ -20,9 +20,10 @@ tests=(
     "echomesh-aggregator ingest::hello::fuzz::accepted_hellos_are_bounded_printable_and_unicast"
     "echomesh-aggregator ingest::admit::tests::admitted_counters_are_bounded"
     "echomesh-aggregator ingest::text::tests::escaped_text_is_printable_and_bounded"
+    "echomesh-proto bound::tests::arbitrary_bytes_never_panic_and_never_pass_over_the_caps"
 )
-cargo test --locked -p echomesh-agent -p echomesh-aggregator --lib --no-run >/dev/null 2>&1 ||
-    cargo test --locked -p echomesh-agent -p echomesh-aggregator --lib --no-run
+cargo test --locked -p echomesh-agent -p echomesh-aggregator -p echomesh-proto --lib --no-run >/dev/null 2>&1 ||
+    cargo test --locked -p echomesh-agent -p echomesh-aggregator -p echomesh-proto --lib --no-run
 printf '%-82s %10s %9s  %s\n' test inputs seconds result
 failed=0
 total=0
