@@ -56,6 +56,7 @@ while [ $# -gt 0 ]; do
 done
 case "$LOSS" in ''|*[!0-9]*) echo "accuracy.sh: --loss wants a whole percentage 1-99, not '$LOSS'" >&2; exit 2 ;; esac
 [ "$LOSS" -ge 1 ] && [ "$LOSS" -le 99 ] || { echo "accuracy.sh: --loss wants 1-99, not $LOSS" >&2; exit 2; }
+[[ "$DELAY" =~ ^[0-9]+(\.[0-9]+)?(us|ms|s)$ ]] || { echo "accuracy.sh: --delay wants a duration like 3ms or 1.5ms, not '$DELAY'" >&2; exit 2; }
 [ "$NODES" -ge 2 ] 2>/dev/null || { echo "accuracy.sh: --nodes wants at least 2" >&2; exit 2; }
 
 cleanup() {
@@ -94,7 +95,7 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 [ "$up" -ge "$WANT" ] || { echo "accuracy.sh: only $up of $WANT edges UP after 60 s" >&2; exit 1; }
-# A full clean window before the faults, so loss_1m starts from 0.
+# Let the first reports land before the faults start.
 sleep 2
 
 N="${NODE#node}"; P="${PEER#node}"
@@ -156,12 +157,13 @@ cleared = [e["loss_1m_pct"] for e in load("cleared.json") if crosses(e)]
 print(f"{len(after)} edges cross {node}'s uplink; {p*100:.0f} % loss each way and +{delay} on it for {window} s")
 print(f"{'source':46} {'probes':>8} {'loss %':>8}")
 print(f"{'injected truth 1-(1-p)^2':46} {'':>8} {truth:8.2f}")
-print(f"{'aggregator counters (crossing edges, pooled)':46} {sent:8d} {counters:8.2f}   (binomial sd {sd:.2f})")
+print(f"{'aggregator counters (crossing edges, pooled)':46} {sent:8d} {counters:8.2f}   ({recv}/{sent} received; binomial sd {sd:.2f})")
 print(f"{'aggregator loss_1m_pct, one window after':46} {'':>8} {statistics.mean(l1m):8.2f}   (min {min(l1m):.2f}, max {max(l1m):.2f})")
 print(f"{'echomesh-agent probe (pod -> ' + peer + ' pod)':46} {probe['sent']:8d} {probe['loss_pct']:8.2f}")
 print(f"{'fping -C (same path, same minute)':46} {len(fl):8d} {f_loss:8.2f}")
 print(f"p50: aggregator {agg_p50:.3f} ms, fping median {f_p50:.3f} ms, probe {probe['rtt_us']['p50']/1000:.3f} ms; "
-      f"aggregator vs fping {100*(agg_p50-f_p50)/f_p50:+.2f} %")
+      f"aggregator vs fping {100*(agg_p50-f_p50)/f_p50:+.2f} % "
+      f"(goal within 2 %: {'met' if abs(agg_p50-f_p50) <= 0.02*f_p50 else 'NOT met'})")
 print(f"after clear, one window later: loss_1m_pct on the crossing edges max {max(cleared):.2f} "
       f"(all {len(cleared)} at 0: {'yes' if max(cleared) == 0 else 'NO'})")
 EOF
