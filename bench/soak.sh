@@ -36,6 +36,9 @@ AGENT_SLOPE_MAX=${AGENT_SLOPE_MAX:-64}
 PREFIX="ems$(printf '%04x' $((RANDOM)))"
 RUN_DIR=${ECHOMESH_LAB_RUN_DIR:-/run/echomesh-lab}
 OUT=${SOAK_OUT:-$REPO_ROOT/bench/out/soak-$(date -u +%Y%m%dT%H%M%SZ)}
+# The lab runs private copies of the binaries (made below), so a rebuild of target/release during
+# the soak neither changes what a restart starts nor hides a process from the sampler.
+BIN_COPY=""
 LAB="$BIN_DIR/echomesh-lab"
 CLI="$BIN_DIR/echomesh"
 DEMO_PID=""
@@ -82,6 +85,7 @@ cleanup() {
     kill -INT "$DEMO_PID" 2>/dev/null || true
   fi
   [ -n "$DEMO_PID" ] && wait "$DEMO_PID" 2>/dev/null || true
+  [ -n "$BIN_COPY" ] && rm -rf "$BIN_COPY"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -95,6 +99,10 @@ for c in python3 curl ip; do
 done
 "$LAB" restart --help >/dev/null 2>&1 || {
   echo "soak.sh: $LAB has no restart command; rebuild it" >&2; exit 2; }
+BIN_COPY=$(mktemp -d /tmp/echomesh-soak-bin.XXXXXX)
+cp "$BIN_DIR/echomesh-lab" "$BIN_DIR/echomesh" "$BIN_DIR/echomesh-agent" "$BIN_DIR/echomesh-aggregator" "$BIN_COPY/"
+LAB="$BIN_COPY/echomesh-lab"
+CLI="$BIN_COPY/echomesh"
 mkdir -p "$OUT"
 STATE="$RUN_DIR/$PREFIX/state.json"
 {
@@ -126,7 +134,7 @@ rss_of() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo NA; 
 
 # samples.tsv: unix time, kind, name, pid, VmRSS KiB, lost-report counter of that process.
 sample() {
-  local now agg http ns pid rss val
+  local now agg http ns pid rss val exe
   now=$(date +%s.%N)
   read -r agg http < <(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["aggregator"]; print(a["pid"], a["http"])' "$STATE" 2>/dev/null || echo "NA NA")
   if [ "$agg" != NA ]; then
@@ -136,7 +144,8 @@ sample() {
   fi
   for ns in "${NAMESPACES[@]}"; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do
-      [ "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null)" 2>/dev/null)" = echomesh-agent ] || continue
+      exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+      [ "$(basename "${exe% (deleted)}")" = echomesh-agent ] || continue
       rss=$(rss_of "$pid")
       val=$(ip netns exec "$ns" curl -s -m 5 http://127.0.0.1:7072/metrics 2>/dev/null \
         | metric echomesh_agent_reports_dropped_total || echo NA)

@@ -7,7 +7,8 @@
 //! process is found by the PID the lab recorded (the aggregator) or as the only `echomesh-agent`
 //! in the node's namespace (an agent), its command line and environment are read from `/proc`,
 //! it is stopped (SIGTERM, SIGKILL after the grace period), and the same command line is started
-//! again in the same namespace, in its own process group, appending to the same log. A restarted
+//! again in the same namespace, in its own process group, appending to the same log (so it runs
+//! the binary now at that path: a soak copies its binaries first). A restarted
 //! aggregator's new PID goes into `state.json`, so `echomesh-lab down` still finds it. Nothing is
 //! ever found or signalled by name alone: the PID's executable is checked first.
 
@@ -98,10 +99,17 @@ pub fn relaunch_command(argv: &[OsString], env: &[OsString], ns: Option<&str>) -
     Some(cmd)
 }
 
+/// The file name of `pid`'s executable. A binary replaced on disk while the process runs (a
+/// rebuild) reads as `name (deleted)`; it is still the same program.
 fn exe_name(pid: u32) -> Option<String> {
     std::fs::read_link(format!("/proc/{pid}/exe"))
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|n| strip_deleted(&n).to_string())
+}
+
+fn strip_deleted(name: &str) -> &str {
+    name.strip_suffix(" (deleted)").unwrap_or(name)
 }
 
 fn read_proc(pid: u32, what: &str) -> Result<Vec<OsString>, LabError> {
@@ -282,6 +290,12 @@ mod tests {
             assert!(err.contains("is not a lab process"), "{bad}: {err}");
             assert!(err.contains("node3-pod"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_rebuilt_binary_is_still_the_same_program() {
+        assert_eq!(strip_deleted("echomesh-agent (deleted)"), "echomesh-agent");
+        assert_eq!(strip_deleted("echomesh-agent"), "echomesh-agent");
     }
 
     #[test]
