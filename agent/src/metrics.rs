@@ -2,7 +2,7 @@
 //!
 //! Why no per-target series: every agent probes every node, so per-target labels would make the
 //! cluster's series count grow with nodes² — the aggregator already exports per-node and worst-edge
-//! figures from the reports. Here every series is per agent only, a fixed set (33) whatever
+//! figures from the reports. Here every series is per agent only, a fixed set (35) whatever
 //! the number of targets; Prometheus adds the pod and node labels from its scrape config.
 //!
 //! Two feeds, both cheap: [`AgentMetrics::record_windows`] adds each report window's per-target
@@ -249,6 +249,7 @@ impl Collector for AgentMetrics {
                 ("frag_needed", i.frag_needed),
                 ("admin_prohibited", i.admin_prohibited),
                 ("time_exceeded", i.time_exceeded),
+                ("parameter_problem", i.parameter_problem),
                 ("other", i.other),
             ],
         )?;
@@ -286,6 +287,12 @@ impl Collector for AgentMetrics {
             "echomesh_agent_socket_drops",
             "Datagrams the kernel dropped because the raw socket's receive queue was full (SO_RXQ_OVFL).",
             e.socket_drops,
+        )?;
+        counter(
+            &mut enc,
+            "echomesh_agent_clock_steps",
+            "Replies whose wall-clock RTT disagreed with the monotonic clock (the wall clock was stepped): counted received, their RTT dropped.",
+            e.clock_steps,
         )?;
         counter(
             &mut enc,
@@ -476,7 +483,7 @@ mod tests {
                 .count()
         };
         assert_eq!(count(1), count(5000));
-        assert_eq!(count(1), 33);
+        assert_eq!(count(1), 35);
     }
 
     #[test]
