@@ -569,7 +569,7 @@ fn t3_t4_loss_and_delay_show_on_the_nodes_edges_only() {
         .expect("delay");
     let t0 = Instant::now();
     let mut last = String::new();
-    // The aggregator reports p50 from its per-edge sketch (within 9 %, graph/sketch.rs), which is
+    // The aggregator reports p50 from its per-edge sketch (within 2 %, graph/sketch.rs), which is
     // fine enough to check a 2 ms delay to ±0.3 ms.
     let tolerance = |_p50: f64| 0.3;
     let ok = eventually(Duration::from_secs(150), || {

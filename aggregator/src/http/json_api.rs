@@ -49,7 +49,7 @@ fn json_reply(v: &Value) -> ([(header::HeaderName, &'static str); 2], String) {
 
 type ApiResult = Result<([(header::HeaderName, &'static str); 2], String), ApiError>;
 
-/// Rounds to 4 significant digits (keeps matrix replies small; the sketch is within 9% anyway).
+/// Rounds to 4 significant digits (keeps matrix replies small; the sketch is within 2 % anyway).
 fn round4(v: f64) -> Value {
     if !v.is_finite() {
         return Value::Null;

@@ -15,7 +15,7 @@
 //! quantiles from `rate()` over `_bucket` counters, so the counts must only grow. Each scrape adds
 //! the replies received since the previous scrape (the growth of the edges' `received_total`),
 //! spread over the buckets in the shape of the edges' current sketches (the last minute or two).
-//! `_count` therefore counts real replies exactly; the bucket shape carries the sketch's 9%
+//! `_count` therefore counts real replies exactly; the bucket shape carries the sketch's 2 %
 //! error and lags by a minute or two, which is fine for alerts that wait 10 minutes.
 //!
 //! - [`snapshot`]: the one pass over the graph ([`gather`]).
