@@ -204,6 +204,30 @@ fn describe_status(verb: &str, resource: &str, code: u16, reason: &str, message:
     }
 }
 
+/// Objects per LIST page (`limit`): 5,000 Nodes are ten requests and 10,000 agent Pods twenty.
+pub const LIST_PAGE_SIZE: u32 = 500;
+
+/// How both watchers list and watch, spelled out rather than left to kube-runtime's defaults
+/// (which today are the same) because each setting is what keeps a large cluster cheap:
+///
+/// - **Paged lists** of [`LIST_PAGE_SIZE`], client-go's page size: an unpaged list of 5,000 Nodes
+///   is one response of tens of megabytes that the API server must build in memory at once (and
+///   that times out on a busy control plane); pages of 500 bound every response while costing
+///   only ten round trips.
+/// - **Watch bookmarks**: the API server tells an idle watch the current resourceVersion now and
+///   then, so when the watch ends (it does every few minutes) the watcher resumes from a recent
+///   version instead of one etcd has compacted away, which would be a `410 Gone` and a full
+///   re-list of every page.
+/// - **List then watch, not streaming lists**: `sendInitialEvents` needs the API server's
+///   WatchList feature, which clusters do not all enable, and kube-runtime does not fall back
+///   when it is missing.
+fn watch_config() -> watcher::Config {
+    let mut c = watcher::Config::default().page_size(LIST_PAGE_SIZE);
+    c.bookmarks = true;
+    c.initial_list_strategy = watcher::InitialListStrategy::ListWatch;
+    c
+}
+
 /// The discovery loop's handles.
 #[derive(Debug, Clone)]
 pub struct Discovery {
@@ -279,21 +303,18 @@ impl Discovery {
         };
         let (node_store, node_writer) = reflector::store::<Node>();
         let (pod_store, pod_writer) = reflector::store::<Pod>();
-        let nodes = watcher(nodes_api, watcher::Config::default())
+        let nodes = watcher(nodes_api, watch_config())
             .default_backoff()
             .modify(|n: &mut Node| n.managed_fields_mut().clear())
             .reflect(node_writer)
             .map(|e| (Kind::Nodes, e.map(|e| Step::of(&e))))
             .boxed();
-        let pods = watcher(
-            pods_api,
-            watcher::Config::default().labels(&self.cfg.agent_selector),
-        )
-        .default_backoff()
-        .modify(|p: &mut Pod| p.managed_fields_mut().clear())
-        .reflect(pod_writer)
-        .map(|e| (Kind::Pods, e.map(|e| Step::of(&e))))
-        .boxed();
+        let pods = watcher(pods_api, watch_config().labels(&self.cfg.agent_selector))
+            .default_backoff()
+            .modify(|p: &mut Pod| p.managed_fields_mut().clear())
+            .reflect(pod_writer)
+            .map(|e| (Kind::Pods, e.map(|e| Step::of(&e))))
+            .boxed();
         let mut events = futures::stream::select(nodes, pods);
 
         let mut status = [KindStatus::default(), KindStatus::default()];

@@ -106,6 +106,14 @@ struct Running {
 impl Running {
     fn start(prepare: impl FnOnce(&MockApi)) -> Self {
         let (nodes, pods) = fixtures::three_nodes();
+        Self::start_with(nodes, pods, prepare)
+    }
+
+    fn start_with(
+        nodes: Vec<k8s_openapi::api::core::v1::Node>,
+        pods: Vec<k8s_openapi::api::core::v1::Pod>,
+        prepare: impl FnOnce(&MockApi),
+    ) -> Self {
         let (api, client) = MockApi::start(nodes, pods);
         prepare(&api);
         let graph = Arc::new(Graph::new(GraphConfig::default(), EventHub::new(16, 4)));
@@ -307,3 +315,5 @@ async fn forbidden_list_logs_the_missing_permission_and_retries_with_backoff() {
     assert_eq!(r.readiness.check(), Ok(()));
     r.stop().await;
 }
+
+mod scale;

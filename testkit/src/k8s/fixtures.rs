@@ -236,3 +236,35 @@ pub fn three_nodes() -> (Vec<Node>, Vec<Pod>) {
     }
     (nodes, pods)
 }
+
+/// The name of node `i` of [`cluster`].
+#[must_use]
+pub fn cluster_node_name(i: u32) -> String {
+    format!("node-{i:05}")
+}
+
+/// The host (InternalIP) and pod-agent addresses of node `i` of [`cluster`]: 172.16.0.0/12 and
+/// 10.128.0.0/9, distinct up to a million nodes.
+#[must_use]
+pub fn cluster_addresses(i: u32) -> (std::net::Ipv4Addr, std::net::Ipv4Addr) {
+    let host = std::net::Ipv4Addr::from(0xAC10_0000 + i + 1);
+    let pod = std::net::Ipv4Addr::from(0x0A80_0000 + (i << 8) + 10);
+    (host, pod)
+}
+
+/// A large cluster: `n` Ready nodes ([`cluster_node_name`], [`cluster_addresses`]), each with
+/// a pod agent and a host agent — 2·`n` agent pods.
+#[must_use]
+pub fn cluster(n: u32) -> (Vec<Node>, Vec<Pod>) {
+    let mut nodes = Vec::with_capacity(n as usize);
+    let mut pods = Vec::with_capacity(2 * n as usize);
+    for i in 0..n {
+        let name = cluster_node_name(i);
+        let (host, pod) = cluster_addresses(i);
+        let (host, pod) = (host.to_string(), pod.to_string());
+        nodes.push(node(&name, &[&host]));
+        pods.push(agent_pod(&name, false, &[&pod]));
+        pods.push(agent_pod(&name, true, &[&host]));
+    }
+    (nodes, pods)
+}

@@ -7,6 +7,12 @@
 //! the two resources, the agent label selector on pods. Faults are switched per resource: a
 //! status code for the next lists/watches (403, 500), "unreachable" (transport errors), and
 //! `expire_watches` (a `410 Gone` ERROR event on the open watch, which forces a re-list).
+//!
+//! Lists page like the real API server's (`limit` and `continue`, sorted by name, one
+//! resourceVersion for every page of a list, each page recorded in [`MockApi::pages`]), and
+//! watches can be sent a `BOOKMARK` ([`MockApi::bookmark`]) and closed cleanly
+//! ([`MockApi::close_watches`]), so the cost of a large cluster's first list and of a watch that
+//! resumes instead of re-listing can be checked, not assumed.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -56,6 +62,138 @@ struct State {
     faults: BTreeMap<Res, Fault>,
     /// "GET /api/v1/nodes?..." for every request, in order.
     requests: Vec<String>,
+    /// Every LIST answered, in order.
+    pages: Vec<ListPage>,
+}
+
+/// One LIST request as the mock answered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// Which resource.
+    pub res: Res,
+    /// The `limit` it asked for (`None`: everything at once).
+    pub limit: Option<usize>,
+    /// The `continue` token it sent (`None`: the first page).
+    pub continue_in: Option<String>,
+    /// The `continue` token answered (`None`: the last page).
+    pub continue_out: Option<String>,
+    /// Objects in the page.
+    pub items: usize,
+    /// The list's `resourceVersion` (the same on every page of one list).
+    pub resource_version: String,
+}
+
+/// The paging part of a LIST query.
+struct Page {
+    limit: Option<usize>,
+    token: Option<String>,
+}
+
+impl Page {
+    fn of_query(query: &str) -> Self {
+        let get = |key: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            limit: get("limit").map(|v| v.parse().expect("limit is a number")),
+            token: get("continue").map(str::to_string),
+        }
+    }
+}
+
+/// A continue token as a real API server makes one: opaque to the client, here the list's
+/// resourceVersion and the hex of the last name served (names sort, so the next page starts
+/// after it).
+fn continue_token(rv: &str, last: &str) -> String {
+    let hex: String = last.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{rv}-{hex}")
+}
+
+fn parse_token(token: &str) -> (String, String) {
+    let (rv, hex) = token
+        .split_once('-')
+        .expect("a continue token this mock made");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    (
+        rv.to_string(),
+        String::from_utf8(bytes).expect("utf-8 name"),
+    )
+}
+
+impl State {
+    /// One page of `res` (everything without a limit), the way the API server pages: sorted by
+    /// name, at most `limit` objects, a continue token while more remain, and the first page's
+    /// resourceVersion on every page of the list.
+    fn list_page(&self, res: Res, page: &Page) -> (serde_json::Value, ListPage) {
+        let (rv, after) = match &page.token {
+            Some(t) => {
+                let (rv, last) = parse_token(t);
+                (rv, Some(last))
+            }
+            None => (self.rv.to_string(), None),
+        };
+        let objects: Vec<(&String, serde_json::Value)> = match res {
+            Res::Nodes => self
+                .nodes
+                .iter()
+                .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
+                .take(page.limit.unwrap_or(usize::MAX))
+                .map(|(k, n)| (k, serde_json::to_value(n).expect("json")))
+                .collect(),
+            Res::Pods => self
+                .pods
+                .iter()
+                .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
+                .take(page.limit.unwrap_or(usize::MAX))
+                .map(|(k, p)| (k, serde_json::to_value(p).expect("json")))
+                .collect(),
+        };
+        let remaining = match res {
+            Res::Nodes => self
+                .nodes
+                .keys()
+                .filter(|k| after.as_ref().is_none_or(|a| *k > a))
+                .count(),
+            Res::Pods => self
+                .pods
+                .keys()
+                .filter(|k| after.as_ref().is_none_or(|a| *k > a))
+                .count(),
+        };
+        let continue_out = (remaining > objects.len())
+            .then(|| objects.last().map(|(k, _)| continue_token(&rv, k)))
+            .flatten();
+        let kind = match res {
+            Res::Nodes => "NodeList",
+            Res::Pods => "PodList",
+        };
+        let mut metadata = serde_json::json!({"resourceVersion": rv});
+        if let Some(c) = &continue_out {
+            metadata["continue"] = serde_json::json!(c);
+            metadata["remainingItemCount"] = serde_json::json!(remaining - objects.len());
+        }
+        let served = ListPage {
+            res,
+            limit: page.limit,
+            continue_in: page.token.clone(),
+            continue_out,
+            items: objects.len(),
+            resource_version: rv,
+        };
+        let body = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": metadata,
+            "items": objects.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        });
+        (body, served)
+    }
 }
 
 /// The fake API server; cheap to clone.
@@ -169,28 +307,9 @@ impl MockApi {
                     .expect("response"),
             );
         } else {
-            let (kind, items) = match res {
-                Res::Nodes => (
-                    "NodeList",
-                    s.nodes
-                        .values()
-                        .map(|n| serde_json::to_value(n).expect("json"))
-                        .collect::<Vec<_>>(),
-                ),
-                Res::Pods => (
-                    "PodList",
-                    s.pods
-                        .values()
-                        .map(|p| serde_json::to_value(p).expect("json"))
-                        .collect(),
-                ),
-            };
-            let body = serde_json::json!({
-                "apiVersion": "v1",
-                "kind": kind,
-                "metadata": {"resourceVersion": s.rv.to_string()},
-                "items": items,
-            });
+            let page = Page::of_query(&query);
+            let (body, served) = s.list_page(res, &page);
+            s.pages.push(served);
             send.send_response(json_response(StatusCode::OK, &body));
         }
     }
@@ -288,6 +407,40 @@ impl MockApi {
             }
         });
         s.log.retain(|(r, _, _)| *r != res);
+    }
+
+    /// Sends a `BOOKMARK` at the current resourceVersion on every open watch of `res`, as the API
+    /// server does about once a minute to a watch that asked for them (`allowWatchBookmarks`);
+    /// returns that resourceVersion. The version moves on first, as if other resources had
+    /// changed, so a watcher that resumes from the bookmark asks for a version no event carried.
+    pub fn bookmark(&self, res: Res) -> String {
+        let rv = self.bump().to_string();
+        let kind = match res {
+            Res::Nodes => "Node",
+            Res::Pods => "Pod",
+        };
+        let mut line = serde_json::to_vec(&serde_json::json!({
+            "type": "BOOKMARK",
+            "object": {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": rv}},
+        }))
+        .expect("json");
+        line.push(b'\n');
+        let line = Bytes::from(line);
+        let mut s = self.state.lock();
+        s.watches
+            .retain(|(r, tx)| *r != res || tx.send(line.clone()).is_ok());
+        rv
+    }
+
+    /// Ends every open watch of `res` cleanly, as the API server does when a watch's timeout
+    /// passes; the watcher then watches again from the last resourceVersion it saw.
+    pub fn close_watches(&self, res: Res) {
+        self.state.lock().watches.retain(|(r, _)| *r != res);
+    }
+
+    /// Every LIST answered so far, in order.
+    pub fn pages(&self) -> Vec<ListPage> {
+        self.state.lock().pages.clone()
     }
 
     /// Injects `fault` into every later request for `res`; `None` clears it.
