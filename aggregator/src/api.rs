@@ -12,6 +12,7 @@
 //! - [`summary`], [`nodes`], [`edges`], [`matrix`], [`percentiles`], [`watch`]: one per request.
 //! - [`diagnose`]: `Diagnose`, the verdict of [`crate::diagnose`] as `v1` messages.
 //! - [`coverage`]: `Coverage`, what the pinglist policy guarantees.
+//! - [`rollup`]: `NodeSummary` and `ZoneMatrix`, the graph summed per node and per zone.
 //! - [`view`]: the one place an edge record becomes a `v1::Edge`.
 
 pub mod coverage;
@@ -22,6 +23,7 @@ pub mod names;
 pub mod nodes;
 pub mod pagination;
 pub mod percentiles;
+pub mod rollup;
 pub mod service;
 pub mod summary;
 pub mod view;

@@ -63,6 +63,7 @@ async fn graph_fills_from_reports() {
         .matrix(v1::MatrixRequest {
             metric: v1::MatrixMetric::P50 as i32,
             network: 0,
+            zone: None,
         })
         .await
         .expect("matrix")

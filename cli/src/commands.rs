@@ -504,6 +504,7 @@ async fn matrix(
                 Metric::P99 => MatrixMetric::P99,
             }) as i32,
             network: net(network),
+            zone: None,
         })
         .await
         .map_err(|e| cx.err(e))?

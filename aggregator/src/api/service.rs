@@ -69,6 +69,20 @@ impl GraphService for Query {
         self.coverage_inner(req)
     }
 
+    async fn node_summary(
+        &self,
+        req: Request<v1::NodeSummaryRequest>,
+    ) -> Result<Response<v1::NodeSummaryResponse>, Status> {
+        self.blocking(move |q| q.node_summary_blocking(req)).await
+    }
+
+    async fn zone_matrix(
+        &self,
+        req: Request<v1::ZoneMatrixRequest>,
+    ) -> Result<Response<v1::ZoneMatrixResponse>, Status> {
+        self.blocking(move |q| q.zone_matrix_blocking(req)).await
+    }
+
     async fn watch_events(
         &self,
         req: Request<v1::WatchEventsRequest>,

@@ -109,8 +109,8 @@ async fn forward(
                         from: e.state,
                         to: e.state,
                         message: "snapshot".into(),
-                        missed: 0,
                         expected_down: e.expected_down,
+                        ..v1::Event::default()
                     };
                     if tx.send(Ok(ev)).await.is_err() {
                         return;

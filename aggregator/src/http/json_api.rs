@@ -13,7 +13,9 @@
 //! | `GET /api/v1/nodes` | `ListNodes` (with `agents_by_network`) |
 //! | `GET /api/v1/edges?source=&target=&network=&state=&min_loss_pct=&min_p99_us=&sort=&limit=&page_token=` | `ListEdges` |
 //! | `GET /api/v1/edge?source=&target=&source_network=&target_network=` | `GetEdge` (with its p99.9 and per-minute history) |
-//! | `GET /api/v1/matrix?metric=loss\|p50\|p99&network=pod\|host\|any` | `Matrix` |
+//! | `GET /api/v1/matrix?metric=loss\|p50\|p99&network=pod\|host\|any&zone=` | `Matrix` (one zone's nodes; required above 1,000 nodes) |
+//! | `GET /api/v1/node-summary?network=&zone=&sort=badness\|name&limit=&page_token=` | `NodeSummary` |
+//! | `GET /api/v1/zones?network=` | `ZoneMatrix` |
 //! | `GET /api/v1/percentiles?scope=cluster\|node\|edge&node=&target=&network=&q=0.5,0.99` | `Percentiles` |
 //! | `GET /api/v1/diagnose?network=pod\|host\|any&limit=` | `Diagnose` (the page's banner) |
 
@@ -25,7 +27,7 @@ use axum::extract::RawQuery;
 use axum::http::header;
 use axum::routing::get;
 use echomesh_proto::v1::{
-    self, EdgeSort, EdgeState, MatrixMetric, Scope, graph_service_server::GraphService,
+    self, EdgeSort, EdgeState, MatrixMetric, NodeSort, Scope, graph_service_server::GraphService,
 };
 use echomesh_proto::view::{diagnosis_json, edge_detail_json, edge_json, network_name, state_name};
 use serde_json::{Value, json};
@@ -35,7 +37,7 @@ pub use error::ApiError;
 pub use params::{Params, percent_decode};
 
 use crate::api::Query;
-use params::{METRICS, SCOPES, SORTS, choice, network};
+use params::{METRICS, NODE_SORTS, SCOPES, SORTS, choice, network};
 
 fn json_reply(v: &Value) -> ([(header::HeaderName, &'static str); 2], String) {
     (
@@ -59,6 +61,30 @@ fn round4(v: f64) -> Value {
     }
     let mag = 10f64.powi(3 - v.abs().log10().floor() as i32);
     json!((v * mag).round() / mag)
+}
+
+/// The `zone` parameter: absent or empty means every zone, `-` the nodes whose zone is unknown
+/// (the zone the replies name "").
+fn zone_param(p: &Params) -> Option<String> {
+    match p.str("zone") {
+        "" => None,
+        "-" => Some(String::new()),
+        z => Some(z.to_string()),
+    }
+}
+
+/// One direction of a node summary row.
+fn direction_json(d: Option<&v1::NodeDirection>) -> Value {
+    let d = d.cloned().unwrap_or_default();
+    json!({
+        "up": d.up,
+        "degraded": d.degraded,
+        "down": d.down,
+        "unknown": d.unknown,
+        "loss_pct": round4(d.loss_pct),
+        "loss_10s_pct": round4(d.loss_10s_pct),
+        "p99_us": round4(d.p99_us),
+    })
 }
 
 /// The JSON API (cheap to clone).
@@ -186,7 +212,7 @@ impl JsonApi {
     }
 
     async fn matrix(&self, raw: Option<String>) -> ApiResult {
-        let p = Params::parse(raw.as_deref(), &["metric", "network"])?;
+        let p = Params::parse(raw.as_deref(), &["metric", "network", "zone"])?;
         let metric = choice("metric", p.str("metric"), &METRICS, MatrixMetric::Loss)?;
         let net = network(&p, "network")?;
         let r = self
@@ -194,6 +220,7 @@ impl JsonApi {
             .matrix(Request::new(v1::MatrixRequest {
                 metric: metric as i32,
                 network: net as i32,
+                zone: zone_param(&p),
             }))
             .await?
             .into_inner();
@@ -208,6 +235,80 @@ impl JsonApi {
             "nodes": r.nodes,
             "values": r.values.iter().map(|&v| round4(v)).collect::<Vec<_>>(),
             "states": r.states.iter().map(|&s| state_name(s)).collect::<Vec<_>>(),
+        })))
+    }
+
+    async fn node_summary(&self, raw: Option<String>) -> ApiResult {
+        let p = Params::parse(
+            raw.as_deref(),
+            &["network", "zone", "sort", "limit", "page_token"],
+        )?;
+        let net = network(&p, "network")?;
+        let req = v1::NodeSummaryRequest {
+            network: net as i32,
+            zone: zone_param(&p),
+            limit: p.num("limit", "a whole number")?,
+            page_token: p.str("page_token").to_string(),
+            sort: choice("sort", p.str("sort"), &NODE_SORTS, NodeSort::Badness)? as i32,
+        };
+        let r = self
+            .query
+            .node_summary(Request::new(req))
+            .await?
+            .into_inner();
+        let nodes: Vec<Value> = r
+            .nodes
+            .iter()
+            .map(|n| {
+                json!({
+                    "node": n.node,
+                    "zone": n.zone,
+                    "probers": n.probers,
+                    "in": direction_json(n.r#in.as_ref()),
+                    "out": direction_json(n.out.as_ref()),
+                    "badness": round4(n.badness),
+                })
+            })
+            .collect();
+        Ok(json_reply(&json!({
+            "network": net.name(),
+            "nodes": nodes,
+            "total": r.total,
+            "next_page_token": r.next_page_token,
+        })))
+    }
+
+    async fn zones(&self, raw: Option<String>) -> ApiResult {
+        let p = Params::parse(raw.as_deref(), &["network"])?;
+        let net = network(&p, "network")?;
+        let r = self
+            .query
+            .zone_matrix(Request::new(v1::ZoneMatrixRequest {
+                network: net as i32,
+            }))
+            .await?
+            .into_inner();
+        let cells: Vec<Value> = r
+            .cells
+            .iter()
+            .map(|c| {
+                json!({
+                    "from_zone": c.from_zone,
+                    "to_zone": c.to_zone,
+                    "edges": c.edges,
+                    "up": c.up,
+                    "degraded": c.degraded,
+                    "down": c.down,
+                    "unknown": c.unknown,
+                    "loss_pct": round4(c.loss_pct),
+                    "p99_us": round4(c.p99_us),
+                })
+            })
+            .collect();
+        Ok(json_reply(&json!({
+            "network": net.name(),
+            "zones": r.zones,
+            "cells": cells,
         })))
     }
 
@@ -272,6 +373,8 @@ impl JsonApi {
             .route("/api/v1/matrix", api!(matrix))
             .route("/api/v1/percentiles", api!(percentiles))
             .route("/api/v1/diagnose", api!(diagnose))
+            .route("/api/v1/node-summary", api!(node_summary))
+            .route("/api/v1/zones", api!(zones))
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use echomesh_proto::v1::{EdgeSort, EdgeState, MatrixMetric, Network, Scope};
+use echomesh_proto::v1::{EdgeSort, EdgeState, MatrixMetric, Network, NodeSort, Scope};
 use echomesh_proto::view::state_name;
 
 use super::ApiError;
@@ -134,6 +134,8 @@ pub(super) const SORTS: [(&str, EdgeSort); 5] = [
     ("p99", EdgeSort::P99),
     ("state", EdgeSort::State),
 ];
+pub(super) const NODE_SORTS: [(&str, NodeSort); 2] =
+    [("badness", NodeSort::Badness), ("name", NodeSort::Name)];
 pub(super) const SCOPES: [(&str, Scope); 3] = [
     ("cluster", Scope::Cluster),
     ("node", Scope::Node),

@@ -91,6 +91,7 @@ pub(crate) fn spawn(
                 .matrix(v1::MatrixRequest {
                     metric: v1::MatrixMetric::P99 as i32,
                     network: 0,
+                    zone: None,
                 })
                 .await?
                 .into_inner();
