@@ -15,7 +15,9 @@ use echomesh_proto::view::{
 use echomesh_runtime::Backoff;
 
 use crate::render::{self, EDGE_STATE_COL, age, edge_header, edge_row, ms, state_label};
-use crate::{Cli, CliError, Command, EXIT_OK, EXIT_VIOLATIONS, Metric, Output, StateArg};
+use crate::{
+    Cli, CliError, Command, EXIT_OK, EXIT_VIOLATIONS, Metric, NodeOrder, Output, StateArg,
+};
 
 type Client = GraphServiceClient<Channel>;
 
@@ -130,7 +132,43 @@ async fn once(cli: &Cli, timeout: Duration, out: &mut (dyn Write + Send)) -> Res
     let colour = cli.output != Output::Json && render::colour();
     match &cli.command {
         Command::Status => status(&mut cx, cli.output, out).await,
-        Command::Nodes => nodes(&mut cx, cli.output, out, colour).await,
+        Command::Nodes { summary: false, .. } => nodes(&mut cx, cli.output, out, colour).await,
+        Command::Nodes {
+            summary: true,
+            zone,
+            network,
+            sort,
+            limit,
+        } => {
+            let req = v1::NodeSummaryRequest {
+                network: net(*network),
+                zone: crate::summary::zone_arg(zone.as_deref()),
+                limit: *limit,
+                page_token: String::new(),
+                sort: (match sort {
+                    NodeOrder::Badness => v1::NodeSort::Badness,
+                    NodeOrder::Name => v1::NodeSort::Name,
+                }) as i32,
+            };
+            let r =
+                cx.c.node_summary(req)
+                    .await
+                    .map_err(|e| cx.err(e))?
+                    .into_inner();
+            crate::summary::print_nodes(&r, cli.output, out)?;
+            Ok(EXIT_OK)
+        }
+        Command::Zones { network } => {
+            let r =
+                cx.c.zone_matrix(v1::ZoneMatrixRequest {
+                    network: net(*network),
+                })
+                .await
+                .map_err(|e| cx.err(e))?
+                .into_inner();
+            crate::summary::print_zones(&r, cli.output, out, colour)?;
+            Ok(EXIT_OK)
+        }
         Command::Edges {
             from,
             to,
@@ -155,8 +193,13 @@ async fn once(cli: &Cli, timeout: Duration, out: &mut (dyn Write + Send)) -> Res
             edges(&mut cx, req, cli.output, out, colour).await
         }
         Command::Edge { src, dst } => edge(&mut cx, src, dst, cli.output, out).await,
-        Command::Matrix { metric, network } => {
-            matrix(&mut cx, *metric, *network, cli.output, out, colour).await
+        Command::Matrix {
+            metric,
+            network,
+            zone,
+        } => {
+            let zone = crate::summary::zone_arg(zone.as_deref());
+            matrix(&mut cx, (*metric, *network, zone), cli.output, out, colour).await
         }
         Command::Top { n, by } => {
             let req = v1::ListEdgesRequest {
@@ -490,8 +533,7 @@ async fn edge(
 
 async fn matrix(
     cx: &mut Ctx<'_>,
-    metric: Metric,
-    network: Option<Network>,
+    (metric, network, zone): (Metric, Option<Network>, Option<String>),
     o: Output,
     out: &mut (dyn Write + Send),
     colour: bool,
@@ -504,7 +546,7 @@ async fn matrix(
                 Metric::P99 => MatrixMetric::P99,
             }) as i32,
             network: net(network),
-            zone: None,
+            zone,
         })
         .await
         .map_err(|e| cx.err(e))?

@@ -27,6 +27,7 @@ pub mod connect;
 pub mod coverage;
 pub mod diagnose;
 pub mod render;
+pub mod summary;
 
 use std::io::Write;
 
@@ -113,6 +114,15 @@ pub enum Metric {
     P99,
 }
 
+/// `nodes --summary` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeOrder {
+    /// Worst first: DOWN edges, then loss, then p99.
+    Badness,
+    /// By node name.
+    Name,
+}
+
 /// Edge states for filtering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StateArg {
@@ -131,8 +141,34 @@ pub enum StateArg {
 pub enum Command {
     /// Cluster summary: agents, edges per state.
     Status,
-    /// Agents (node and network): whether each is connected, and how its edges are.
-    Nodes,
+    /// Agents (node and network): whether each is connected, and how its edges are. With
+    /// `--summary`, one row per node instead, worst first: its zone, fast probers, inbound and
+    /// outbound edges DOWN, loss and p99, and the badness they rank by.
+    Nodes {
+        /// One row per node, worst first (the view for large clusters).
+        #[arg(long)]
+        summary: bool,
+        /// With --summary: only the nodes of this zone (`-`: the nodes whose zone is unknown).
+        #[arg(long, requires = "summary")]
+        zone: Option<String>,
+        /// With --summary: only this network's edges: pod, host or any.
+        #[arg(long, value_name = "pod|host|any", requires = "summary")]
+        network: Option<Network>,
+        /// With --summary: worst first (badness) or by name.
+        #[arg(long, value_enum, default_value_t = NodeOrder::Badness, requires = "summary")]
+        sort: NodeOrder,
+        /// With --summary: most nodes to show, 1..=10000.
+        #[arg(long, default_value_t = 50, requires = "summary",
+              value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+    },
+    /// The zone-by-zone grid: per source and target zone, the edges DOWN or the loss; `-o wide`
+    /// adds every cell's counts and p99. Nodes whose zone is unknown form the zone `-`.
+    Zones {
+        /// Only this network: pod, host or any.
+        #[arg(long, value_name = "pod|host|any")]
+        network: Option<Network>,
+    },
     /// Edges, filtered and sorted.
     Edges {
         /// Source: node, node/network or node/network/address.
@@ -177,6 +213,10 @@ pub enum Command {
         /// Only this network: pod, host or any.
         #[arg(long, value_name = "pod|host|any")]
         network: Option<Network>,
+        /// Only the nodes of this zone as rows and columns (`-`: the nodes whose zone is
+        /// unknown); needed above 1,000 nodes.
+        #[arg(long)]
+        zone: Option<String>,
     },
     /// The worst edges.
     Top {
