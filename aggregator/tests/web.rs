@@ -184,6 +184,7 @@ async fn the_page_and_its_files_are_served() {
     assert!(page.body.contains("<div id=\"maps\""));
     for (path, ctype) in [
         ("/ui/app.js", "text/javascript"),
+        ("/ui/zones.js", "text/javascript"),
         ("/ui/style.css", "text/css"),
     ] {
         let r = get(s.http_addr, path).await;

@@ -24,8 +24,9 @@ const STRIP = 12; // px, the per-node strip along each axis when names do not fi
 const MARK_MIN = 6; // px, smallest cell that carries a state mark (below it the strips do)
 const MAX_CELL = 160;
 const POLL_MS = 2000;
-// A 500-node matrix is ~3 MB of JSON: big clusters are polled less often.
-const pollMs = () => (largest() > 200 ? 3 * POLL_MS : POLL_MS);
+// A 500-node matrix is ~3 MB of JSON, and each roll-up of a large cluster walks every edge: big
+// clusters are polled less often.
+const pollMs = () => (view.large || largest() > 200 ? 3 * POLL_MS : POLL_MS);
 const MAX_BACKOFF_MS = 15000;
 const staleAfterMs = () => 3 * pollMs() + 1000;
 const FETCH_TIMEOUT_MS = 5000;
@@ -56,6 +57,19 @@ const view = {
   selftestDone: false,
   pollLog: [],
   history: null, // what the last history charts drew (axes, labels), for the self-test
+  // At scale (zones.js): the zone grid and node table instead of one N x N matrix.
+  large: false,
+  force: params.get("view"), // "zones" or "matrix" overrides the choice by size
+  refused: false, // the aggregator refused the whole matrix (too many nodes): zones it is
+  zone: params.has("zone") ? params.get("zone") : null, // the zone zoomed into ("" = unknown zone)
+  focus: null, // a node outlined in its zone's matrix (clicked in the table)
+  zoneMatrix: null,
+  zoneGrid: null,
+  nodeSummary: null,
+  pageTokens: [""], // the node table's pages so far: the last is shown, "‹ worse" pops it
+  loadedMs: null, // performance.now() when the first node table was on screen
+  agentsKnown: null,
+  recount: false,
 };
 
 function largest() {
@@ -381,6 +395,7 @@ function drawPanel(p) {
   }
   const sel = view.selected;
   if (sel && (sel.network || view.panels[0].network) === p.network) outlineSelected(ctx, p);
+  outlineFocus(ctx, p);
   return cells;
 }
 
@@ -392,13 +407,17 @@ function drawStrips(ctx, m, n, p) {
   const summarise = (cells) => {
     let down = 0;
     let unknown = 0;
+    let edges = 0;
     const vals = [];
     for (const k of cells) {
+      // Only cells with an edge count: under a probe budget most pairs have none.
+      if (m.states[k] === "none" || m.states[k] === undefined) continue;
+      edges++;
       if (m.states[k] === "down") down++;
       else if (m.states[k] === "unknown") unknown++;
       else if (m.values[k] !== null && m.values[k] !== undefined) vals.push(m.values[k]);
     }
-    const total = cells.length || 1;
+    const total = edges || 1;
     if (down * 2 >= total) return { colour: ALARM, loud: true };
     if (unknown * 2 >= total) return { colour: UNKNOWN, loud: true };
     if (!vals.length) return { colour: NODATA, loud: false };
@@ -770,12 +789,15 @@ function drawHistory(canvas, slots, spec) {
 
 // ---- the loop -------------------------------------------------------------------------------
 
-// Without ?network=, open on the networks that have agents: both when both have, else the one
-// that has (pod when none has yet, until one has).
-async function chooseNetwork() {
+// Agents per network: the page opens on the networks that have agents (without ?network=: both
+// when both have, else the one that has; pod when none has yet, until one has) and chooses the
+// zone view when a network shown has more nodes than a readable grid.
+async function countAgents() {
   const r = await getJSON("/api/v1/nodes");
   const a = r.agents_by_network || {};
   view.agents = { pod: a.pod || 0, host: a.host || 0 };
+  view.recount = false;
+  if (!view.auto || view.chosen) return;
   const pick = view.agents.pod && view.agents.host ? "both" : view.agents.host ? "host" : "pod";
   view.chosen = view.agents.pod > 0 || view.agents.host > 0;
   if (pick !== view.network) {
@@ -784,30 +806,61 @@ async function chooseNetwork() {
   }
 }
 
+// The summary line; a change in the number of agents counts them again (the cluster may have
+// grown past the size where the zone view takes over, or shrunk below it).
+function onSummary(s) {
+  if (view.agentsKnown !== null && s.agents_known !== view.agentsKnown) view.recount = true;
+  view.agentsKnown = s.agents_known;
+  renderSummary(s);
+}
+
+// One poll. Each answer is drawn as soon as it arrives (a slow diagnosis does not hold the node
+// table back); the poll counts as good when every request of it succeeded.
 async function poll() {
   clearTimeout(view.timer);
   let ok = false;
   try {
-    if (view.auto && !view.chosen) await chooseNetwork();
+    if (!view.agents || view.recount || (view.auto && !view.chosen)) await countAgents();
     ensurePanels();
-    const q = (net) => new URLSearchParams({ metric: view.metric, network: net });
+    view.large = isLarge();
+    showMode();
+    const zoomed = view.large && view.zone !== null;
+    const withMaps = !view.large || zoomed;
+    const q = (net) => {
+      const o = { metric: view.metric, network: net };
+      if (zoomed) o.zone = view.zone;
+      return new URLSearchParams(o);
+    };
     const diagNet = view.network === "both" ? "any" : view.network;
-    const [sum, diag, ...mats] = await Promise.all([
-      getJSON("/api/v1/summary"),
-      getJSON(`/api/v1/diagnose?${new URLSearchParams({ network: diagNet, limit: "20" })}`),
-      ...view.panels.map((p) => getJSON(`/api/v1/matrix?${q(p.network)}`)),
+    const matrix = (p) => getJSON(`/api/v1/matrix?${q(p.network)}`).catch((err) => {
+      // Too many nodes for one grid: the aggregator asks for a zone.
+      if (!view.large && err.status === 400 && /zone/i.test(err.message)) err.refused = true;
+      throw err;
+    });
+    const [mats] = await Promise.all([
+      withMaps ? Promise.all(view.panels.map(matrix)) : Promise.resolve([]),
+      getJSON("/api/v1/summary").then(onSummary),
+      getJSON(`/api/v1/diagnose?${new URLSearchParams({ network: diagNet, limit: "20" })}`).then(renderDiagnosis),
+      view.large ? loadOverview() : null,
     ]);
     view.lastOk = Date.now();
     view.failures = 0;
-    view.panels.forEach((p, i) => { p.matrix = mats[i]; });
-    renderSummary(sum);
-    renderDiagnosis(diag);
     legend();
-    const cells = draw();
-    if (view.selected) showDetails();
+    let cells = 0;
+    if (withMaps) {
+      view.panels.forEach((p, i) => { p.matrix = mats[i]; });
+      cells = draw();
+      if (view.selected) showDetails();
+    }
     if (selftest === "1" && !view.selftestDone && largest() > 0) runSelftest(cells);
+    if (selftest === "scale" && !view.selftestDone && view.large && view.zone === null && view.zoneGrid) runScaleSelftest();
     ok = true;
   } catch (err) {
+    if (err.refused) {
+      view.refused = true;
+      view.timer = setTimeout(poll, 0);
+      return;
+    }
     if (err.status >= 400 && err.status < 500) {
       // The request itself is wrong (e.g. ?metric=bogus): retrying will not help.
       $("status").textContent = `error: ${err.message}`;
@@ -953,6 +1006,7 @@ function init() {
       view.network = $("network").value;
       view.auto = false;
       view.selected = null;
+      view.pageTokens = [""];
       replace($("details"), el("p", { class: "hint" }, "Click a cell for the edge's details."));
       u.searchParams.delete("src");
       u.searchParams.delete("dst");
@@ -971,7 +1025,8 @@ function init() {
     pending = true;
     requestAnimationFrame(() => {
       pending = false;
-      draw();
+      if (!$("maps").hidden) draw();
+      if (!$("overview").hidden) drawZoneGrid();
     });
   });
   setInterval(tick, 1000);
