@@ -46,6 +46,7 @@ pub struct Query {
     ingest: Ingest,
     started: tokio::time::Instant,
     walks: crate::limit::WalkLimit,
+    verdicts: crate::diagnose::Verdicts,
 }
 
 impl Query {
@@ -57,6 +58,7 @@ impl Query {
             ingest,
             started: tokio::time::Instant::now(),
             walks: crate::limit::WalkLimit::default(),
+            verdicts: crate::diagnose::Verdicts::default(),
         }
     }
 }
@@ -67,6 +69,13 @@ impl Query {
     #[must_use]
     pub fn with_walk_limit(mut self, walks: crate::limit::WalkLimit) -> Self {
         self.walks = walks;
+        self
+    }
+
+    /// Shares `verdicts` as this service's diagnosis (one verdict a second for every reader).
+    #[must_use]
+    pub fn with_verdicts(mut self, verdicts: crate::diagnose::Verdicts) -> Self {
+        self.verdicts = verdicts;
         self
     }
 

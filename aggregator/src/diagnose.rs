@@ -12,7 +12,9 @@
 //! - [`infer`]: the rule: which groups of edges qualify as a culprit, and the greedy cover.
 //! - [`snapshot`]: taking a [`Snapshot`] from the live [`crate::graph::Graph`].
 //! - [`scenarios`]: generated clusters with known faults, for the tests and the accuracy example.
+//! - [`cache`]: the verdict every reader shares, computed at most once a second.
 
+pub mod cache;
 pub mod infer;
 pub mod model;
 pub mod scenarios;
@@ -21,5 +23,6 @@ pub mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use cache::{Verdict, Verdicts};
 pub use infer::{Settings, diagnose};
 pub use model::{AgentObs, Culprit, Diagnosis, Direction, EdgeObs, Kind, Snapshot};

@@ -65,6 +65,8 @@ pub struct Aggregator {
     discovery: Option<DiscoverySetup>,
     auth: Option<Arc<dyn AgentAuth>>,
     tls: Option<Arc<crate::tls::ReloadingCert>>,
+    /// The diagnosis every reader shares (RPC, JSON API, `/metrics`, node conditions).
+    verdicts: crate::diagnose::Verdicts,
 }
 
 /// Kubernetes discovery wiring: the model-backed pinglist and, in tests, an injected client.
@@ -139,6 +141,7 @@ impl Aggregator {
         };
         let mut agg = Self {
             tls,
+            verdicts: crate::diagnose::Verdicts::default(),
             ingest: Ingest::with_auth(
                 graph.clone(),
                 cfg.ingest(),
@@ -268,7 +271,9 @@ impl Aggregator {
             self.cfg.max_message_bytes,
         );
         let graph = GraphServiceServer::new(
-            api::Query::new(self.graph.clone(), self.ingest.clone()).with_walk_limit(walks),
+            api::Query::new(self.graph.clone(), self.ingest.clone())
+                .with_walk_limit(walks)
+                .with_verdicts(self.verdicts.clone()),
         )
         .max_encoding_message_size(256 * 1024 * 1024);
         let mut b = tonic::service::Routes::builder();
@@ -309,6 +314,7 @@ impl Aggregator {
                         .clone()
                         .or_else(|| setup.client.clone()),
                     self.graph.clone(),
+                    self.verdicts.clone(),
                     setup.pinglist.clone(),
                     node_condition_counters.clone(),
                     stopped(stop_rx.clone()),
@@ -426,12 +432,16 @@ impl Aggregator {
             });
         }
         tasks.spawn({
-            let mut metrics =
-                http::Metrics::new(self.graph.clone(), self.ingest.clone(), self.cfg.metrics())
-                    .with_collector(Box::new(crate::conn::ConnCollector {
-                        grpc: grpc_limit.clone(),
-                        http: http_limit.clone(),
-                    }));
+            let mut metrics = http::Metrics::sharing(
+                self.graph.clone(),
+                self.ingest.clone(),
+                self.cfg.metrics(),
+                self.verdicts.clone(),
+            )
+            .with_collector(Box::new(crate::conn::ConnCollector {
+                grpc: grpc_limit.clone(),
+                http: http_limit.clone(),
+            }));
             if self.cfg.node_condition_after.is_some() {
                 metrics = metrics.with_collector(Box::new(node_condition_counters));
             }
@@ -443,7 +453,8 @@ impl Aggregator {
             ])));
             let api = http::JsonApi::new(
                 api::Query::new(self.graph.clone(), self.ingest.clone())
-                    .with_walk_limit(json_walks),
+                    .with_walk_limit(json_walks)
+                    .with_verdicts(self.verdicts.clone()),
             );
             let app = http::router(ready.clone(), metrics, api);
             let s = stopped(stop_rx.clone());
@@ -492,6 +503,7 @@ async fn node_conditions(
     after: Duration,
     client: Option<kube::Client>,
     graph: Arc<Graph>,
+    verdicts: crate::diagnose::Verdicts,
     pinglist: Arc<discovery::ModelPinglist>,
     counters: crate::node_conditions::WriteCounters,
     shutdown: impl std::future::Future<Output = ()>,
@@ -501,10 +513,8 @@ async fn node_conditions(
         NodeConditionConfig::new(after),
         client,
         Arc::new(move || {
-            let (snap, _) =
-                crate::diagnose::snapshot::take(&graph, echomesh_proto::v1::Network::Unspecified);
-            let d = crate::diagnose::diagnose(&snap, &crate::diagnose::Settings::default());
-            (d, now_unix_ms())
+            let v = verdicts.get(&graph, echomesh_proto::v1::Network::Unspecified);
+            (v.diagnosis.clone(), now_unix_ms())
         }),
         Arc::new(move |node| pinglist.model().is_some_and(|m| m.nodes.contains_key(node))),
         counters,

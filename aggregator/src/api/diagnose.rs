@@ -2,13 +2,13 @@
 //!
 //! Why here and not in the diagnosis layer: this file only takes the snapshot, applies the
 //! request's network and limit, and renders the verdict as `v1` messages; the rule itself stays
-//! pure and is shared with `/metrics`.
+//! pure, and its verdict (at most a second old) is shared with `/metrics` and node conditions.
 
 use echomesh_proto::v1::{self, Network};
 use tonic::{Request, Response, Status};
 
 use super::{Query, enum_arg};
-use crate::diagnose::{self, Culprit, Diagnosis, Direction, Kind, Settings};
+use crate::diagnose::{Culprit, Diagnosis, Direction, Kind};
 
 /// Culprits returned when the request sets no limit.
 pub const DEFAULT_CULPRITS: u32 = 100;
@@ -33,9 +33,8 @@ impl Query {
         } else {
             r.limit
         } as usize;
-        let (snap, now_ms) = diagnose::snapshot::take(&self.graph, network);
-        let d = diagnose::diagnose(&snap, &Settings::default());
-        Ok(Response::new(response(&d, now_ms, limit)))
+        let v = self.verdicts.get(&self.graph, network);
+        Ok(Response::new(response(&v.diagnosis, v.at_unix_ms, limit)))
     }
 }
 

@@ -87,8 +87,22 @@ impl Metrics {
     /// Metrics over `graph` and `ingest`.
     #[must_use]
     pub fn new(graph: Arc<Graph>, ingest: Ingest, cfg: MetricsConfig) -> Self {
+        Self::sharing(graph, ingest, cfg, crate::diagnose::Verdicts::default())
+    }
+
+    /// Metrics over `graph` and `ingest` whose diagnosis series read `verdicts` (shared with the
+    /// other readers of the diagnosis).
+    #[must_use]
+    pub fn sharing(
+        graph: Arc<Graph>,
+        ingest: Ingest,
+        cfg: MetricsConfig,
+        verdicts: crate::diagnose::Verdicts,
+    ) -> Self {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(AggregatorCollector::new(graph, ingest, cfg)));
+        registry.register_collector(Box::new(
+            AggregatorCollector::new(graph, ingest, cfg).with_verdicts(verdicts),
+        ));
         Self {
             registry: Arc::new(registry),
             // Scrapes beyond these wait briefly, then get 429.

@@ -39,6 +39,7 @@ pub struct AggregatorCollector {
     ingest: Ingest,
     cfg: MetricsConfig,
     history: Mutex<History>,
+    verdicts: crate::diagnose::Verdicts,
 }
 
 impl AggregatorCollector {
@@ -50,7 +51,15 @@ impl AggregatorCollector {
             ingest,
             cfg,
             history: Mutex::new(History::default()),
+            verdicts: crate::diagnose::Verdicts::default(),
         }
+    }
+
+    /// Reads the diagnosis from `verdicts` (shared with the other readers).
+    #[must_use]
+    pub fn with_verdicts(mut self, verdicts: crate::diagnose::Verdicts) -> Self {
+        self.verdicts = verdicts;
+        self
     }
 
     fn encode_graph(
@@ -364,7 +373,10 @@ impl Collector for AggregatorCollector {
             snap.mtu_blackhole_edges,
             &snap.mtu_blackholes,
         )?;
-        super::diagnosis::encode(&mut enc, &self.graph)?;
+        let verdict = self
+            .verdicts
+            .get(&self.graph, echomesh_proto::v1::Network::Unspecified);
+        super::diagnosis::encode(&mut enc, &verdict.diagnosis)?;
         self.encode_ingest(&mut enc)?;
         super::pinglist::encode(&mut enc, &self.ingest)?;
         encode_process(&mut enc)?;

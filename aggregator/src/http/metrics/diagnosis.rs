@@ -4,21 +4,18 @@
 //! with every fault; per kind the family has a fixed seven series, always present (0 when none),
 //! so an alert can wait on them. Nodes appear in `echomesh_node_blamed` only while blamed (node,
 //! pod network or host network), which is bounded by the node count and empty when healthy.
-//! Computed per scrape from [`crate::diagnose`], the same rule `echomesh diagnose` runs.
+//! From the verdict [`crate::diagnose::Verdicts`] shares (at most a second old), the same one
+//! `echomesh diagnose` reads.
 
-use echomesh_proto::v1::Network;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use crate::diagnose::{self, Kind, Settings};
-use crate::graph::Graph;
+use crate::diagnose::{Diagnosis, Kind};
 
 /// Encodes `echomesh_diagnosis_culprits{kind}`, `echomesh_diagnosis_unexplained_edges` and
-/// `echomesh_node_blamed{node}` from a fresh diagnosis of `graph`.
-pub(super) fn encode(enc: &mut DescriptorEncoder, graph: &Graph) -> Result<(), std::fmt::Error> {
-    let (snap, _) = diagnose::snapshot::take(graph, Network::Unspecified);
-    let d = diagnose::diagnose(&snap, &Settings::default());
+/// `echomesh_node_blamed{node}` from `d`.
+pub(super) fn encode(enc: &mut DescriptorEncoder, d: &Diagnosis) -> Result<(), std::fmt::Error> {
     {
         let mut m = enc.encode_descriptor(
             "echomesh_diagnosis_culprits",
