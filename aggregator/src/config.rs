@@ -349,6 +349,8 @@ impl Config {
             payload_sizes: self.payload_sizes.clone(),
             assign_debounce: self.assign_debounce,
             max_agents: self.max_agents as usize,
+            hello_zones: !self.kubernetes,
+            coverage_period: self.coverage_period,
             ..IngestConfig::default()
         }
     }

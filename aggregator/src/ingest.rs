@@ -12,6 +12,7 @@
 //! - [`assigner`]: pinglist computation and push, fingerprints, generations.
 //! - `authn`: where the session authenticates its client and binds the Hello ([`crate::auth`]).
 //! - [`errors`]: why sessions and messages were refused, counted for `/metrics`.
+//! - [`pairs`]: when each directed pair was last probed, for the coverage figures.
 
 pub mod admit;
 pub mod assigner;
@@ -19,6 +20,7 @@ mod authn;
 pub mod claim;
 pub mod errors;
 pub mod hello;
+pub mod pairs;
 pub mod rejected;
 pub mod session;
 pub mod text;
@@ -59,6 +61,11 @@ pub struct IngestConfig {
     pub session_buffer: usize,
     /// Most open sessions; a Hello beyond it is refused with RESOURCE_EXHAUSTED.
     pub max_agents: usize,
+    /// Every directed pair should be probed within this (`--coverage-period`): what the
+    /// per-pair ledger judges pairs against ([`crate::policy::ledger`]).
+    pub coverage_period: Duration,
+    /// Take a node's zone from its agents' Hellos (off when Kubernetes discovery owns the zones).
+    pub hello_zones: bool,
 }
 
 impl Default for IngestConfig {
@@ -73,6 +80,8 @@ impl Default for IngestConfig {
             hello_timeout: Duration::from_secs(10),
             session_buffer: 256,
             max_agents: 2000,
+            coverage_period: Duration::from_secs(15 * 60),
+            hello_zones: true,
         }
     }
 }
@@ -96,6 +105,8 @@ struct Inner {
     /// Agent authentication (`None`: every session is accepted, the pre-auth behaviour).
     auth: Option<Arc<dyn AgentAuth>>,
     auth_failures: AuthCounters,
+    /// When each directed pair was last probed ([`pairs`]).
+    ledger: crate::policy::PairLedger,
 }
 
 /// The agent-facing service (cheap to clone).
@@ -141,6 +152,7 @@ impl Ingest {
                 reports_lost: AtomicU64::new(0),
                 auth,
                 auth_failures: AuthCounters::default(),
+                ledger: crate::policy::PairLedger::default(),
             }),
         }
     }

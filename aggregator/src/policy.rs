@@ -3,13 +3,16 @@
 //! Behind a trait so the source of truth can change without touching ingest: without Kubernetes
 //! (the default) the pinglist is the full mesh of connected agents ([`full_mesh`]); Kubernetes
 //! discovery supplies a second implementation from nodes, readiness and draining. Either is the
-//! full list the probe budget ([`budget`], `--pinglist budget`) selects from.
+//! full list the probe budget ([`budget`], `--pinglist budget`) selects from. What was actually
+//! probed, pair by pair, is kept by [`ledger`].
 
 pub mod budget;
 pub mod full_mesh;
+pub mod ledger;
 
 pub use budget::{Budget, BudgetConfig, Coverage};
 pub use full_mesh::FullMesh;
+pub use ledger::{InboundPair, PairLedger, PairSummary};
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -90,6 +90,10 @@ impl Ingest {
                 continue;
             }
             sent.store(print, Ordering::Relaxed);
+            // The records of targets leaving the list go with this assignment: keep their times.
+            inner
+                .ledger
+                .absorb(&inner.graph, &agent, inner.cfg.coverage_period);
             let generation = inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
             inner
                 .graph
