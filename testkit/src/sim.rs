@@ -30,6 +30,7 @@ pub fn hello(node: &str, network: v1::Network, addr: &str) -> v1::Hello {
         version: "sim".into(),
         boot_id: 1,
         started_at_unix_ms: 0,
+        zone: String::new(),
     }
 }
 

@@ -261,6 +261,14 @@ impl Graph {
         *self.zones.write() = zones;
     }
 
+    /// Sets one node's zone (from an agent's Hello, when no Kubernetes discovery owns the map).
+    pub fn set_node_zone(&self, node: &Arc<str>, zone: &str) {
+        let mut zones = self.zones.write();
+        if zones.get(node).is_none_or(|z| z.as_ref() != zone) {
+            zones.insert(node.clone(), zone.into());
+        }
+    }
+
     /// The node-to-zone map, where known.
     #[must_use]
     pub fn node_zones(&self) -> BTreeMap<Arc<str>, Arc<str>> {

@@ -89,7 +89,11 @@ pub fn validate_hello_at(h: &v1::Hello, now_ms: u64) -> Result<(AgentKey, AgentI
     if h.addresses.is_empty() || h.addresses.len() > MAX_ADDRESSES {
         return Err(HelloError::AddressCount(h.addresses.len()));
     }
-    for (field, v, max) in [("version", &h.version, 64), ("pod", &h.pod, 253)] {
+    for (field, v, max) in [
+        ("version", &h.version, 64),
+        ("pod", &h.pod, 253),
+        ("zone", &h.zone, 63),
+    ] {
         if !super::text::printable(v, max) {
             return Err(HelloError::NotPrintable {
                 field,
@@ -186,6 +190,23 @@ mod tests {
         let (k, i) = validate_hello(&hello("n", Network::Host, &["::1", "::1"])).expect("ok");
         assert_eq!(k.network, Network::Host);
         assert_eq!(i.addresses.len(), 1);
+    }
+
+    #[test]
+    fn a_zone_is_a_short_printable_name() {
+        let mut h = hello("n", Network::Pod, &["10.0.0.1"]);
+        h.zone = "zone-a".into();
+        assert!(validate_hello(&h).is_ok());
+        h.zone = "zone\n-a".into();
+        assert_eq!(
+            validate_hello(&h).map(|_| ()).map_err(|e| e.to_string()),
+            Err("hello: zone must be at most 63 printable characters, got \"zone\\\\n-a\"".into())
+        );
+        h.zone = "z".repeat(64);
+        assert!(matches!(
+            validate_hello(&h),
+            Err(HelloError::NotPrintable { field: "zone", .. })
+        ));
     }
 
     #[test]

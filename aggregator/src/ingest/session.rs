@@ -158,6 +158,9 @@ impl Ingest {
                 Some(o.insert(handle))
             }
         };
+        if inner.cfg.hello_zones && !hello.zone.is_empty() {
+            inner.graph.set_node_zone(&key.node, &hello.zone);
+        }
         let agent = inner.graph.upsert_agent(key.clone(), info);
         self.assignment_applied(&key, u64::MAX);
         let bounds = admit::Bounds::new(&inner.cfg);

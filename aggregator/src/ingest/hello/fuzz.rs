@@ -43,6 +43,7 @@ proptest! {
             version,
             boot_id: 1,
             started_at_unix_ms: started,
+            zone: String::new(),
         };
         if let Ok((key, info)) = validate_hello_at(&h, 1_800_000_000_000) {
             prop_assert!(!key.node.is_empty() && key.node.len() <= 253);
