@@ -7,6 +7,8 @@
 //!   latency, Matrix time, with `--watchers` WatchEvents subscribers attached and 10 targets per
 //!   agent flapping so there are state changes to deliver.
 //! - `--secure` (throughput): the same over TLS with a shared agent token on every session.
+//! - `scale`: a whole cluster (5,000 nodes by default) on the budget pinglist with scripted
+//!   failures, timed from the moment of each ([`scale`]).
 //! - `memory`: builds `--mem-agents` × `--mem-targets` edges in this process's graph store and
 //!   prints RSS growth per edge and the merge cost per edge update.
 //!
@@ -23,6 +25,7 @@ mod codec;
 mod memory;
 mod network;
 mod readers;
+mod scale;
 mod secure;
 mod server;
 mod session;
@@ -47,6 +50,8 @@ enum Mode {
     Fixed,
     /// Memory per edge of the graph store, in process.
     Memory,
+    /// A simulated cluster with scripted failures (`bench/scale.sh`).
+    Scale,
 }
 
 /// Aggregator load generator.
@@ -79,12 +84,18 @@ struct Args {
     /// TLS on the gRPC port and a shared agent token on every session (throughput mode).
     #[arg(long)]
     secure: bool,
+    /// Scale mode.
+    #[command(flatten)]
+    scale: scale::ScaleArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.mode == Mode::Memory {
         return memory::run(&args);
+    }
+    if args.mode == Mode::Scale {
+        return scale::run(&args.scale, args.server_bin.as_deref());
     }
     if args.agents < 2 {
         bail!("--agents must be at least 2");
