@@ -223,12 +223,15 @@ async fn once(cli: &Cli, timeout: Duration, out: &mut (dyn Write + Send)) -> Res
             crate::diagnose::print(&d, cli.output, out)?;
             Ok(crate::diagnose::exit_code(&d))
         }
-        Command::Coverage { limit } => {
+        Command::Coverage { limit, node } => {
             let c =
-                cx.c.coverage(v1::CoverageRequest { limit: *limit })
-                    .await
-                    .map_err(|e| cx.err(e))?
-                    .into_inner();
+                cx.c.coverage(v1::CoverageRequest {
+                    limit: *limit,
+                    node: node.clone().unwrap_or_default(),
+                })
+                .await
+                .map_err(|e| cx.err(e))?
+                .into_inner();
             crate::coverage::print(&c, cli.output, out)?;
             Ok(EXIT_OK)
         }
@@ -740,6 +743,10 @@ fn print_event(ev: &v1::Event, json: bool, out: &mut (dyn Write + Send)) -> Resu
             )?;
         }
         Ok(v1::event::Kind::SnapshotDone) => writeln!(out, "{at}  snapshot_done")?,
+        // Many edges at once (a storm, or first measurements), counted per zone pair.
+        Ok(v1::event::Kind::EdgeStates) => {
+            writeln!(out, "{at}  edges  {}", render::printable(&ev.message))?;
+        }
         Ok(v1::event::Kind::Lagged) => {
             writeln!(out, "{at}  lagged  {}", render::printable(&ev.message))?
         }

@@ -147,7 +147,8 @@ pub fn rfc3339_ms(unix_ms: u64) -> String {
 /// A `WatchEvents` event as one JSON object: the edge keys of [`edge_json`] where they exist
 /// (`source_node`, `source_network`, `target_node`, `target_network`, `target_address`,
 /// `expected_down`), the states as `from` and `to`, and the time both as `at_unix_ms` and as
-/// RFC 3339 UTC (`at`).
+/// RFC 3339 UTC (`at`); a counted event (`edge_states`) adds how many `edges` between which
+/// `source_zone` and `target_zone`.
 #[must_use]
 pub fn event_json(ev: &v1::Event) -> Value {
     json!({
@@ -164,6 +165,9 @@ pub fn event_json(ev: &v1::Event) -> Value {
         "expected_down": ev.expected_down,
         "message": ev.message,
         "missed": ev.missed,
+        "edges": ev.edges,
+        "source_zone": ev.source_zone,
+        "target_zone": ev.target_zone,
     })
 }
 

@@ -2,8 +2,14 @@
 //!
 //! Why rendered here and not where events are made: ingest emits compact events (an `Arc` clone
 //! and a target id), and each subscriber's own task turns them into wire events with names and
-//! addresses, so a burst of transitions costs ingest cheap sends, not string builds.
+//! addresses, so a burst of transitions costs ingest cheap sends, not string builds. A storm of
+//! transitions (a zone going down) goes out counted per zone pair ([`coalesce`]).
 
+pub mod coalesce;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -16,7 +22,8 @@ use tonic::Status;
 use super::Query;
 use super::view::{self, Detail};
 use crate::graph::events::{Subscription, unix_ms};
-use crate::graph::{EdgeRecord, Graph, GraphEvent};
+use crate::graph::{AgentKey, EdgeRecord, Graph, GraphEvent};
+use coalesce::{Coalescer, Group, Out};
 
 /// The stream of one WatchEvents call.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<v1::Event, Status>> + Send>>;
@@ -85,6 +92,65 @@ fn render_event(graph: &Graph, ev: GraphEvent) -> v1::Event {
     }
 }
 
+/// The zones of an edge's source node and of its target's node ("" when unknown).
+fn zones_of(
+    graph: &Graph,
+    zones: &BTreeMap<Arc<str>, Arc<str>>,
+    src: &AgentKey,
+    target: u64,
+) -> (Arc<str>, Arc<str>) {
+    let zone = |n: &str| zones.get(n).cloned().unwrap_or_else(|| Arc::from(""));
+    let dst = graph
+        .endpoint(target)
+        .map_or_else(|| Arc::from(""), |e| zone(&e.node));
+    (zone(&src.node), dst)
+}
+
+/// A counted group as a `KIND_EDGE_STATES` event, with its sentence.
+fn render_group(g: &Group) -> v1::Event {
+    let name = |s: i32| {
+        v1::EdgeState::try_from(s).map_or("?", |s| match s {
+            v1::EdgeState::Up => "UP",
+            v1::EdgeState::Degraded => "DEGRADED",
+            v1::EdgeState::Down => "DOWN",
+            v1::EdgeState::Unknown | v1::EdgeState::Unspecified => "UNKNOWN",
+        })
+    };
+    let zone = |z: &str| {
+        if z.is_empty() {
+            "-".to_string()
+        } else {
+            z.to_string()
+        }
+    };
+    let why = if g.storm {
+        format!(
+            "a storm: more than {} changes a second, counted per zone pair",
+            coalesce::STORM_PER_SEC
+        )
+    } else {
+        "first measurements of new or resumed probes".to_string()
+    };
+    v1::Event {
+        kind: Kind::EdgeStates as i32,
+        at_unix_ms: g.at_ms,
+        from: g.key.from,
+        to: g.key.to,
+        edges: g.edges,
+        source_zone: g.key.source_zone.to_string(),
+        target_zone: g.key.target_zone.to_string(),
+        message: format!(
+            "{} edges went {} -> {} from zone {} to zone {} ({why})",
+            g.edges,
+            name(g.key.from),
+            name(g.key.to),
+            zone(&g.key.source_zone),
+            zone(&g.key.target_zone)
+        ),
+        ..v1::Event::default()
+    }
+}
+
 async fn forward(
     graph: Arc<Graph>,
     mut sub: Subscription,
@@ -126,19 +192,50 @@ async fn forward(
                 return;
             }
         }
+        let mut co = Coalescer::new(tokio::time::Instant::now());
+        let mut tick = tokio::time::interval(coalesce::TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut zones = graph.node_zones();
+        let mut zones_at = tokio::time::Instant::now();
         loop {
-            let ev = match sub.rx.recv().await {
-                Ok(ev) => render_event(&graph, ev),
-                Err(broadcast::error::RecvError::Lagged(n)) => v1::Event {
-                    kind: Kind::Lagged as i32,
-                    at_unix_ms: unix_ms(),
-                    missed: n,
-                    message: format!("subscriber fell behind and missed {n} events"),
-                    ..v1::Event::default()
+            let sent = tokio::select! {
+                r = sub.rx.recv() => match r {
+                    Ok(ev) => {
+                        co.push(ev, &|src: &AgentKey, target: u64| zones_of(&graph, &zones, src, target));
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tx.send(Ok(v1::Event {
+                            kind: Kind::Lagged as i32,
+                            at_unix_ms: unix_ms(),
+                            missed: n,
+                            message: format!("subscriber fell behind and missed {n} events"),
+                            ..v1::Event::default()
+                        }))
+                        .await
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
                 },
-                Err(broadcast::error::RecvError::Closed) => return,
+                now = tick.tick() => {
+                    if now.duration_since(zones_at) >= coalesce::FLUSH {
+                        zones = graph.node_zones();
+                        zones_at = now;
+                    }
+                    let mut r = Ok(());
+                    for out in co.tick(now) {
+                        let ev = match out {
+                            Out::One(ev) => render_event(&graph, ev),
+                            Out::Counted(g) => render_group(&g),
+                        };
+                        r = tx.send(Ok(ev)).await;
+                        if r.is_err() {
+                            break;
+                        }
+                    }
+                    r
+                }
             };
-            if tx.send(Ok(ev)).await.is_err() {
+            if sent.is_err() {
                 return;
             }
         }
