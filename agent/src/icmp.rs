@@ -2,8 +2,10 @@
 //!
 //! Split so that everything that can be pure is pure: [`packet`] and [`payload`] are byte-in,
 //! value-out and tested on fixtures; [`bpf`] is a constant program checked by tests; only
-//! [`socket`] touches the kernel, and it is the one place in the project allowed `unsafe`.
+//! [`socket`] and [`batch`] (`sendmmsg`) touch the kernel, and they are the one place in the
+//! project allowed `unsafe`.
 
+pub mod batch;
 pub mod bpf;
 pub mod packet;
 pub mod payload;

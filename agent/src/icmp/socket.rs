@@ -11,10 +11,12 @@
 //! (taken when the driver hands the packet to the device), reported on the error queue without the
 //! packet and keyed per send with `SCM_TS_OPT_ID` (Linux 6.13+), so the RTT is wire-to-wire and
 //! excludes our own syscall and stack time. Each packet also carries a user-space stamp taken
-//! immediately before its own `sendmsg`, used when no kernel stamp arrives (older kernels, drivers
-//! that do not stamp). Sends are one syscall per packet: a `sendmmsg` batch under one user-space
-//! stamp inflates RTTs by the time the kernel spends on the packets ahead of each one in the batch
-//! (on veth it even answers them inside the same syscall).
+//! immediately before its send, used when no kernel stamp arrives (older kernels, drivers that do
+//! not stamp). Once the kernel has accepted a keyed send, due probes go out in `sendmmsg` batches
+//! ([`super::batch`]), each packet still keyed for its own kernel stamp; without kernel stamps
+//! every packet is its own `sendmsg`, since a batch under one user-space stamp would inflate RTTs
+//! by the time the kernel spends on the packets ahead of each one (on veth it even answers them
+//! inside the same syscall).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -28,6 +30,7 @@ use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use super::batch::SendBatch;
 use super::bpf;
 
 /// Which IP family a socket speaks.
@@ -516,6 +519,20 @@ impl IcmpSocket {
         } else {
             Ok(())
         }
+    }
+
+    /// True when sends may be batched ([`IcmpSocket::send_batch`]): kernel TX timestamps are on
+    /// and the kernel has accepted a keyed send, so every packet of a batch gets its own stamp.
+    #[must_use]
+    pub fn batches(&self) -> bool {
+        self.tx_stamps.load(Ordering::Relaxed) && self.tx_confirmed.load(Ordering::Relaxed)
+    }
+
+    /// One `sendmmsg` of the batch's packets `from..`, each keyed for its own TX timestamp;
+    /// returns how many the kernel took (see [`super::batch::send_each`] for partial sends).
+    /// Only for a socket that [`IcmpSocket::batches`].
+    pub fn send_batch(&self, batch: &mut SendBatch, from: usize) -> io::Result<usize> {
+        batch.sendmmsg(self.fd.as_raw_fd(), from)
     }
 
     /// Reads the kernel TX timestamps queued since the last call, as `(key, CLOCK_REALTIME ns)`.

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::state::Core;
+use super::state::{Core, Due};
 use super::stats::SendError;
 use super::{EngineError, ProbeSettings, TargetSpec};
+use crate::icmp::batch::{self, BatchEnd, SEND_BATCH, SendBatch};
 use crate::icmp::packet::{self, ICMP_HEADER_LEN};
 use crate::icmp::socket::{Family, IcmpSocket, SocketOptions, realtime_ns};
 use crate::icmp::{Authenticator, ProbeStamp};
@@ -38,6 +39,9 @@ pub(super) struct Io {
     pub(super) v4: Option<IcmpSocket>,
     pub(super) v6: Option<IcmpSocket>,
     buf: Vec<u8>,
+    batch: SendBatch,
+    /// The probes in `batch`, in schedule order.
+    dues: Vec<Due>,
     base: Instant,
     drops: [u32; 2],
 }
@@ -52,6 +56,8 @@ impl Io {
             v4: None,
             v6: None,
             buf: vec![0u8; ICMP_HEADER_LEN + settings.max_payload()],
+            batch: SendBatch::new(ICMP_HEADER_LEN + settings.max_payload()),
+            dues: Vec::with_capacity(SEND_BATCH),
             base: Instant::now(),
             drops: [0; 2],
         };
@@ -73,6 +79,9 @@ impl Io {
             self.v6 = Some(IcmpSocket::open(Family::V6, self.auth.ident(), opts)?);
         }
         self.buf.resize(ICMP_HEADER_LEN + settings.max_payload(), 0);
+        if self.batch.max_packet() != self.buf.len() {
+            self.batch = SendBatch::new(self.buf.len());
+        }
         Ok(())
     }
 
@@ -81,48 +90,44 @@ impl Io {
     }
 
     /// Sends what is due; returns false when it stopped early (budget or full send buffer).
+    ///
+    /// Probes go out in `sendmmsg` batches of consecutive due probes of one address family while
+    /// the socket has kernel TX timestamps ([`IcmpSocket::batches`]), one `sendmsg` each otherwise.
+    /// Results are applied to `core` in schedule order, so a probe the full queue kept back is
+    /// sent on the next round under the same number.
     pub(super) fn send_due(&mut self, core: &mut Core) -> bool {
         let now = self.now_ns();
-        for _ in 0..SEND_BUDGET {
-            let Some(due) = core.next_due(now) else {
+        let mut handled = 0;
+        while handled < SEND_BUDGET {
+            let Some(first) = core.next_due(now) else {
                 return true;
             };
-            let sock = match due.addr {
+            let sock = match first.addr {
                 IpAddr::V4(_) => self.v4.as_ref(),
                 IpAddr::V6(_) => self.v6.as_ref(),
             };
             let Some(sock) = sock else {
-                core.send_failed(due, now, SendError::NoSocket);
+                core.send_failed(first, now, SendError::NoSocket);
+                handled += 1;
                 continue;
             };
-            let sent_ns = realtime_ns();
-            let stamp = ProbeStamp {
-                global: due.global,
-                target: due.target,
-                seq: due.seq,
-                sent_ns,
+            let done = if sock.batches() {
+                send_batch(
+                    sock,
+                    &mut self.batch,
+                    &mut self.dues,
+                    &self.auth,
+                    core,
+                    first,
+                    now,
+                )
+            } else {
+                send_one(sock, &mut self.buf, &self.auth, core, first, now)
             };
-            let len = packet::build_echo_request(
-                &mut self.buf,
-                &self.auth,
-                due.addr,
-                &stamp,
-                due.payload,
-            );
-            match sock.send_to(&self.buf[..len], due.addr, due.global as u32) {
-                Ok(()) => core.sent(due, sent_ns, now),
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
-                    // Full queue: retry this probe on the next round, when the queue has drained.
-                    return false;
-                }
-                Err(e) => {
-                    tracing::debug!(target_ip = %due.addr, error = %e, "send failed");
-                    let why = e.raw_os_error().map_or(SendError::NoSocket, SendError::Os);
-                    core.send_failed(due, now, why);
-                }
+            match done {
+                Some(n) => handled += n,
+                // Full queue: retry on the next round, when the queue has drained.
+                None => return false,
             }
         }
         false
@@ -191,6 +196,94 @@ impl Io {
 
     pub(super) fn instant(&self, ns: u64) -> Instant {
         self.base + Duration::from_nanos(ns)
+    }
+}
+
+/// The error a failed send counts as.
+fn send_error(e: &io::Error) -> SendError {
+    e.raw_os_error().map_or(SendError::NoSocket, SendError::Os)
+}
+
+/// Sends `due` alone, stamped immediately before its own `sendmsg`; the probes handled (1), or
+/// `None` when the send queue is full.
+fn send_one(
+    sock: &IcmpSocket,
+    buf: &mut [u8],
+    auth: &Authenticator,
+    core: &mut Core,
+    due: Due,
+    now: u64,
+) -> Option<usize> {
+    let sent_ns = realtime_ns();
+    let stamp = ProbeStamp {
+        global: due.global,
+        target: due.target,
+        seq: due.seq,
+        sent_ns,
+    };
+    let len = packet::build_echo_request(buf, auth, due.addr, &stamp, due.payload);
+    match sock.send_to(&buf[..len], due.addr, due.global as u32) {
+        Ok(()) => core.sent(due, sent_ns, now),
+        Err(e) if batch::queue_full(&e) => return None,
+        Err(e) => {
+            tracing::debug!(target_ip = %due.addr, error = %e, "send failed");
+            core.send_failed(due, now, send_error(&e));
+        }
+    }
+    Some(1)
+}
+
+/// Sends `first` and the due probes right after it of the same family in one batch; the probes
+/// handled, or `None` when the send queue was full before the whole batch was handled (the rest
+/// is sent on the next round).
+fn send_batch(
+    sock: &IcmpSocket,
+    batch: &mut SendBatch,
+    dues: &mut Vec<Due>,
+    auth: &Authenticator,
+    core: &mut Core,
+    first: Due,
+    now: u64,
+) -> Option<usize> {
+    batch.clear();
+    dues.clear();
+    // One user-space stamp for the batch: a lower bound of every packet's send time, which the
+    // kernel TX stamps are checked against; the RTTs come from those stamps.
+    let batch_ns = realtime_ns();
+    let family = first.addr.is_ipv4();
+    let mut next = Some(first);
+    while let Some(due) = next {
+        if due.addr.is_ipv4() != family {
+            break;
+        }
+        let stamp = ProbeStamp {
+            global: due.global,
+            target: due.target,
+            seq: due.seq,
+            sent_ns: batch_ns,
+        };
+        if !batch.push(due.addr, due.global as u32, |buf| {
+            packet::build_echo_request(buf, auth, due.addr, &stamp, due.payload)
+        }) {
+            break;
+        }
+        dues.push(due);
+        next = core.peek_due(now, dues.len() as u64);
+    }
+    let end = batch::send_each(
+        dues.len(),
+        |from| sock.send_batch(batch, from),
+        |i, result| match result {
+            Ok(()) => core.sent_in_batch(dues[i], batch_ns, now),
+            Err(e) => {
+                tracing::debug!(target_ip = %dues[i].addr, error = %e, "send failed");
+                core.send_failed(dues[i], now, send_error(&e));
+            }
+        },
+    );
+    match end {
+        BatchEnd::Done => Some(dues.len()),
+        BatchEnd::QueueFull(_) => None,
     }
 }
 

@@ -41,10 +41,18 @@ impl Schedule {
     /// The next probe as `(target index, due time)`, if the schedule is not exhausted.
     #[must_use]
     pub fn peek(&self) -> Option<(usize, u64)> {
-        if self.targets == 0 || self.limit.is_some_and(|l| self.next >= l) {
+        self.peek_at(0)
+    }
+
+    /// The probe `ahead` places after the next one, as `(target index, due time)`, if the schedule
+    /// reaches it: what a batch of sends looks at before any of them is marked done.
+    #[must_use]
+    pub fn peek_at(&self, ahead: u64) -> Option<(usize, u64)> {
+        let k = self.next.checked_add(ahead)?;
+        if self.targets == 0 || self.limit.is_some_and(|l| k >= l) {
             return None;
         }
-        Some(((self.next % self.targets) as usize, self.due_ns(self.next)))
+        Some(((k % self.targets) as usize, self.due_ns(k)))
     }
 
     /// Marks the peeked probe as done.
@@ -94,6 +102,19 @@ mod tests {
             s.advance();
         }
         assert_eq!(s.peek(), Some((0, 1_000_000_000_000_000)));
+    }
+
+    #[test]
+    fn peeking_ahead_sees_what_advancing_would() {
+        let mut s = Schedule::new(1_000, 100, 4, Some(2));
+        let ahead: Vec<_> = (0..9).map(|j| s.peek_at(j)).collect();
+        let mut walked = Vec::new();
+        for _ in 0..9 {
+            walked.push(s.peek());
+            s.advance();
+        }
+        assert_eq!(ahead, walked);
+        assert_eq!(ahead[8], None, "a bounded schedule ends for peeks too");
     }
 
     #[test]

@@ -54,6 +54,9 @@ struct Slot {
     sent_mono: u64,
     deadline: u64,
     status: Status,
+    /// Sent in a `sendmmsg` batch: `sent_ns` is the batch's start, a lower bound only, so without a
+    /// kernel TX stamp the reply gives no RTT sample.
+    batched: bool,
 }
 
 const EMPTY: Slot = Slot {
@@ -65,6 +68,7 @@ const EMPTY: Slot = Slot {
     sent_mono: 0,
     deadline: 0,
     status: Status::Empty,
+    batched: false,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,20 +262,31 @@ impl Core {
 
     /// The next probe if it is due at `now_ns`.
     pub fn next_due(&mut self, now_ns: u64) -> Option<Due> {
-        let (t, due_ns) = self.schedule.peek()?;
+        self.peek_due(now_ns, 0)
+    }
+
+    /// The probe `ahead` places after [`Core::next_due`]'s, if it is due by `now_ns`: how a batch
+    /// is gathered before any of it is sent. Its numbers are the ones it gets once every probe
+    /// before it has been passed to [`Core::sent`] or [`Core::send_failed`], in order.
+    #[must_use]
+    pub fn peek_due(&self, now_ns: u64, ahead: u64) -> Option<Due> {
+        let (t, due_ns) = self.schedule.peek_at(ahead)?;
         if due_ns > now_ns {
             return None;
         }
         let target = &self.targets[t];
-        let payload = match self.size_index(target.next_seq) {
+        // Earlier probes of the same target in the batch: one per full turn of the schedule.
+        let turns = ahead / (self.targets.len() as u64).max(1);
+        let seq = target.next_seq.wrapping_add(turns as u32);
+        let payload = match self.size_index(seq) {
             Some(1) => self.settings.alt_payload_size,
             _ => self.settings.payload_size,
         };
         Some(Due {
             target: t as u32,
             addr: target.spec.addr,
-            global: self.next_global,
-            seq: target.next_seq,
+            global: self.next_global.wrapping_add(ahead),
+            seq,
             due_ns,
             payload,
         })
@@ -314,6 +329,17 @@ impl Core {
 
     /// Records that `due` left at `sent_ns` (realtime) / `now_ns` (monotonic).
     pub fn sent(&mut self, due: Due, sent_ns: u64, now_ns: u64) {
+        self.record_sent(due, sent_ns, now_ns, false);
+    }
+
+    /// Records that `due` left in a `sendmmsg` batch that started at `batch_ns` (realtime): its RTT
+    /// then comes from its kernel TX stamp only, since the batch's start is earlier than the
+    /// packet's own send by the packets ahead of it.
+    pub fn sent_in_batch(&mut self, due: Due, batch_ns: u64, now_ns: u64) {
+        self.record_sent(due, batch_ns, now_ns, true);
+    }
+
+    fn record_sent(&mut self, due: Due, sent_ns: u64, now_ns: u64, batched: bool) {
         let i = (due.global as usize) & self.mask();
         if self.ring[i].status == Status::Pending {
             // The ring wrapped onto a probe still waiting: it has waited a full ring; call it lost.
@@ -329,6 +355,7 @@ impl Core {
             sent_mono: now_ns,
             deadline: now_ns.saturating_add(self.settings.timeout.as_nanos() as u64),
             status: Status::Pending,
+            batched,
         };
         self.advance(due, now_ns);
         self.targets[due.target as usize].stats.sent += 1;
@@ -557,6 +584,8 @@ impl Core {
                 }
                 if stepped {
                     self.counters.clock_steps += 1;
+                } else if slot.batched && slot.tx_ns == 0 {
+                    self.counters.batch_unstamped += 1;
                 } else {
                     let rtt = rx_ns - sent_ns;
                     t.stats.rtt.record_ns(rtt);

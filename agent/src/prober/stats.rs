@@ -236,6 +236,9 @@ pub struct EngineCounters {
     pub unmatched_tx_stamps: u64,
     /// RTT samples measured from the user-space send stamp (no kernel TX stamp had arrived).
     pub user_send_stamps: u64,
+    /// Replies to probes sent in a `sendmmsg` batch whose kernel TX stamp never came: received, but
+    /// not an RTT sample (the batch's user-space stamp is earlier than the packet's own send).
+    pub batch_unstamped: u64,
     /// Replies whose wall-clock RTT disagreed with the monotonic clock (the wall clock stepped while
     /// the probe was out): received, but not an RTT sample.
     pub clock_steps: u64,

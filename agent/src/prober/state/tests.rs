@@ -560,6 +560,98 @@ fn kernel_tx_stamp_replaces_the_user_stamp_when_plausible() {
     assert_eq!(s[1].rtt.quantile(0.5), Some(Duration::from_micros(10)));
 }
 
+/// Gathers every probe due at `now` the way a `sendmmsg` batch does (peeking ahead, nothing
+/// marked sent yet).
+fn gather(core: &Core, now: u64) -> Vec<Due> {
+    (0..).map_while(|ahead| core.peek_due(now, ahead)).collect()
+}
+
+#[test]
+fn a_gathered_batch_numbers_probes_as_sending_them_one_by_one_would() {
+    // 3 targets, 100 ms interval, alternating sizes; 250 ms late: 8 probes due, targets repeat.
+    let s = ProbeSettings {
+        alt_payload_size: 1000,
+        ..settings()
+    };
+    let mut one_by_one = Core::new(s, specs(3), 0, None);
+    let mut batched = Core::new(s, specs(3), 0, None);
+    for now in [ms(250), ms(400), ms(401)] {
+        let expected = send_all(&mut one_by_one, now);
+        let batch = gather(&batched, now);
+        assert_eq!(batch, expected, "at {now} ns");
+        for d in batch {
+            batched.sent_in_batch(d, now, now);
+        }
+    }
+    assert_eq!(batched.next_due_at(), one_by_one.next_due_at());
+}
+
+#[test]
+fn a_batch_cut_short_by_a_full_queue_resends_under_the_same_numbers() {
+    let mut core = Core::new(settings(), specs(4), 0, None);
+    let batch = gather(&core, ms(100));
+    assert_eq!(batch.len(), 5);
+    // The kernel took two, then the queue was full: the other three stay due, unchanged.
+    for d in &batch[..2] {
+        core.sent_in_batch(*d, ms(100), ms(100));
+    }
+    assert_eq!(gather(&core, ms(100)), batch[2..].to_vec());
+}
+
+#[test]
+fn one_failed_message_of_a_batch_is_a_send_error_of_that_probe_only() {
+    let mut core = Core::new(settings(), specs(3), 0, None);
+    let batch = gather(&core, ms(70));
+    assert_eq!(batch.len(), 3);
+    core.sent_in_batch(batch[0], ms(70), ms(70));
+    core.send_failed(batch[1], ms(70), SendError::Os(libc::EMSGSIZE));
+    core.sent_in_batch(batch[2], ms(70), ms(70));
+    for d in [batch[0], batch[2]] {
+        core.tx_stamp(d.global as u32, ms(70) + 5_000);
+        reply(&mut core, &d, ms(70), ms(70) + 12_000);
+    }
+    assert_eq!(core.counters().send_errors, 1);
+    let s = stats_of(&mut core);
+    assert_eq!((s[0].sent, s[0].received, s[0].send_errors), (1, 1, 0));
+    assert_eq!((s[1].sent, s[1].lost, s[1].send_errors), (1, 1, 1));
+    assert_eq!(s[1].last_send_error, Some(SendError::Os(libc::EMSGSIZE)));
+    assert_eq!((s[2].sent, s[2].received, s[2].send_errors), (1, 1, 0));
+}
+
+#[test]
+fn each_probe_of_a_batch_takes_its_rtt_from_its_own_kernel_stamp() {
+    let mut core = Core::new(settings(), specs(3), 0, None);
+    let batch_ns = ms(70);
+    let batch = gather(&core, ms(70));
+    for d in &batch {
+        core.sent_in_batch(*d, batch_ns, ms(70));
+    }
+    // The kernel sent them 2, 9 and 16 us after the batch began; each answer took 4 us.
+    for (k, d) in batch.iter().enumerate() {
+        let tx = batch_ns + 2_000 + 7_000 * k as u64;
+        core.tx_stamp(d.global as u32, tx);
+        reply(&mut core, d, batch_ns, tx + 4_000);
+    }
+    assert_eq!(core.counters().kernel_tx_stamps, 3);
+    for s in stats_of(&mut core) {
+        assert_eq!(s.rtt.count(), 1);
+        assert_eq!(s.rtt.quantile(0.5), Some(Duration::from_micros(4)));
+    }
+}
+
+#[test]
+fn a_batched_probe_without_its_kernel_stamp_is_received_but_not_an_rtt_sample() {
+    let mut core = Core::new(settings(), specs(1), 0, None);
+    let d = gather(&core, 0)[0];
+    core.sent_in_batch(d, 0, 0);
+    reply(&mut core, &d, 0, 30_000);
+    assert_eq!(core.counters().batch_unstamped, 1);
+    assert_eq!(core.counters().user_send_stamps, 0);
+    let s = &stats_of(&mut core)[0];
+    assert_eq!((s.sent, s.received, s.lost), (1, 1, 0));
+    assert_eq!(s.rtt.count(), 0, "the batch's start is no send time");
+}
+
 #[test]
 fn two_sizes_alternate_and_are_counted_apart() {
     // An MTU black hole: the large probes vanish or draw fragmentation-needed, the small ones pass.
