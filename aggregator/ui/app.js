@@ -29,7 +29,9 @@ const POLL_MS = 2000;
 const pollMs = () => (view.large || largest() > 200 ? 3 * POLL_MS : POLL_MS);
 const MAX_BACKOFF_MS = 15000;
 const staleAfterMs = () => 3 * pollMs() + 1000;
-const FETCH_TIMEOUT_MS = 5000;
+// A request that takes longer failed. The roll-ups of a large cluster walk every edge (a million
+// at 5,000 nodes under the default budget): they get longer.
+const fetchTimeoutMs = () => (view.large ? 20000 : 5000);
 
 const params = new URLSearchParams(location.search);
 // Self-tests for the headless browser test: "1" checks the drawn pixels and marks, "reconnect"
@@ -164,7 +166,7 @@ function fmtClock(t) {
 
 async function getJSON(path) {
   const ctl = new AbortController();
-  const t = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+  const t = setTimeout(() => ctl.abort(), fetchTimeoutMs());
   try {
     const r = await fetch(path, { signal: ctl.signal, cache: "no-store" });
     const body = await r.json().catch(() => ({}));
@@ -858,6 +860,7 @@ async function poll() {
     if (selftest === "scale" && !view.selftestDone && view.large && view.zone === null && view.zoneGrid) runScaleSelftest();
     ok = true;
   } catch (err) {
+    if (selftest) console.log(`echomesh-poll-failed ${err.message}`);
     if (err.refused) {
       view.refused = true;
       view.timer = setTimeout(poll, 0);
