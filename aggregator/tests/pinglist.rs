@@ -83,7 +83,10 @@ async fn each_assignment_respects_a_small_budget_and_keeps_the_fast_probers() {
     // And in the Coverage query: fewest fast probers first, bounded by the limit.
     let mut q = GraphServiceClient::new(s.channel().await);
     let c = q
-        .coverage(v1::CoverageRequest { limit: 5 })
+        .coverage(v1::CoverageRequest {
+            limit: 5,
+            ..Default::default()
+        })
         .await
         .expect("coverage")
         .into_inner();
@@ -101,7 +104,10 @@ async fn each_assignment_respects_a_small_budget_and_keeps_the_fast_probers() {
         "{c:?}"
     );
     let e = q
-        .coverage(v1::CoverageRequest { limit: 10_001 })
+        .coverage(v1::CoverageRequest {
+            limit: 10_001,
+            ..Default::default()
+        })
         .await
         .expect_err("too many");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);

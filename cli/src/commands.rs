@@ -833,46 +833,66 @@ async fn check(
             ));
         }
     }
-    let mut bad = Vec::new();
-    let mut checked = 0u64;
-    let mut unknown = 0u64;
-    let mut expected_down = 0u64;
-    let mut token = String::new();
-    loop {
-        let page =
-            cx.c.list_edges(v1::ListEdgesRequest {
-                limit: 10_000,
-                page_token: token.clone(),
-                ..Default::default()
-            })
+    // Only the offenders cross the wire: the aggregator filters (failing states, then UP edges
+    // beyond a limit) and the totals come from Summary, so a cluster of millions of healthy
+    // edges costs a few walks on the server and a few rows here, not every edge.
+    let sum =
+        cx.c.summary(v1::SummaryRequest {})
             .await
             .map_err(|e| cx.err(e))?
             .into_inner();
-        for e in page.edges {
-            if e.state == EdgeState::Unknown as i32 {
-                unknown += 1;
-                continue;
-            }
-            // The target's node is cordoned, draining or deleting (Kubernetes discovery): planned.
-            if e.expected_down {
-                expected_down += 1;
-                continue;
-            }
-            checked += 1;
-            // The current verdict of the state machine (with its hysteresis), plus the optional
-            // limits over the last minute's window.
-            let state_bad =
-                e.state == EdgeState::Down as i32 || e.state == EdgeState::Degraded as i32;
-            let loss_bad = lim.max_loss.is_some_and(|m| e.loss_1m_pct > m);
-            let p99_bad = lim.max_p99_ms.is_some_and(|m| e.p99_us / 1000.0 > m);
-            if state_bad || loss_bad || p99_bad {
-                bad.push(e);
-            }
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
+    let unknown = sum.edges_unknown;
+    let failing = v1::ListEdgesRequest {
+        states: vec![EdgeState::Down as i32, EdgeState::Degraded as i32],
+        sort: EdgeSort::State as i32,
+        ..Default::default()
+    };
+    let (mut bad, expected_down, mut unlisted) = offenders(cx, failing, |_| true).await?;
+    // The server's minimums are inclusive, the limits exclusive: ask just above them, so an
+    // edge exactly at the limit (often 0) is not even sent.
+    if let Some(m) = lim.max_loss.filter(|&m| m < 100.0) {
+        let lossy = v1::ListEdgesRequest {
+            states: vec![EdgeState::Up as i32],
+            min_loss_pct: (m.max(0.0) + 1e-9).min(100.0),
+            sort: EdgeSort::Loss as i32,
+            ..Default::default()
+        };
+        let (more, _, n) = offenders(cx, lossy, |e| e.loss_1m_pct > m).await?;
+        bad.extend(more);
+        unlisted += n;
+    }
+    if let Some(m) = lim.max_p99_ms {
+        let slow = v1::ListEdgesRequest {
+            states: vec![EdgeState::Up as i32],
+            min_p99_us: (m * 1000.0).max(0.0) + 1e-6,
+            sort: EdgeSort::P99 as i32,
+            ..Default::default()
+        };
+        let (more, _, n) = offenders(cx, slow, |e| e.p99_us / 1000.0 > m).await?;
+        let seen: std::collections::HashSet<(String, i32, String)> = bad
+            .iter()
+            .map(|e| {
+                (
+                    e.source_node.clone(),
+                    e.source_network,
+                    e.target_address.clone(),
+                )
+            })
+            .collect();
+        bad.extend(more.into_iter().filter(|e| {
+            !seen.contains(&(
+                e.source_node.clone(),
+                e.source_network,
+                e.target_address.clone(),
+            ))
+        }));
+        unlisted += n;
+    }
+    let checked = sum.edges.saturating_sub(unknown + expected_down);
+    if unlisted > 0 {
+        missing.push(format!(
+            "{unlisted} more edges outside limits than listed (the first {MAX_OFFENDERS} of each kind are)"
+        ));
     }
     let ok = bad.is_empty() && missing.is_empty();
     if o == Output::Json {
@@ -900,6 +920,40 @@ async fn check(
         }
     }
     Ok(if ok { EXIT_OK } else { EXIT_VIOLATIONS })
+}
+
+/// Offenders listed per kind (failing, lossy, slow); beyond, they are counted.
+const MAX_OFFENDERS: usize = 10_000;
+
+/// The edges `req` selects that `keep` confirms, without those whose target is expected down
+/// (counted apart), at most [`MAX_OFFENDERS`]; and how many more matched than were read.
+async fn offenders(
+    cx: &mut Ctx<'_>,
+    mut req: v1::ListEdgesRequest,
+    keep: impl Fn(&v1::Edge) -> bool,
+) -> Result<(Vec<v1::Edge>, u64, u64), CliError> {
+    req.limit = MAX_OFFENDERS as u32;
+    let (mut bad, mut expected_down, mut read) = (Vec::new(), 0u64, 0u64);
+    loop {
+        let page =
+            cx.c.list_edges(req.clone())
+                .await
+                .map_err(|e| cx.err(e))?
+                .into_inner();
+        read += page.edges.len() as u64;
+        for e in page.edges {
+            // The target's node is cordoned, draining or deleting (Kubernetes discovery): planned.
+            if e.expected_down {
+                expected_down += 1;
+            } else if keep(&e) {
+                bad.push(e);
+            }
+        }
+        if page.next_page_token.is_empty() || bad.len() >= MAX_OFFENDERS {
+            return Ok((bad, expected_down, page.total_matched.saturating_sub(read)));
+        }
+        req.page_token = page.next_page_token;
+    }
 }
 
 fn list_or_none(v: &[String]) -> String {

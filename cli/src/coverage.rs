@@ -1,6 +1,8 @@
 //! `echomesh coverage`: what the aggregator's pinglist policy guarantees — the time in which every
-//! directed pair is probed, and the agents with the fewest full-rate ("fast") probers first — so an
-//! operator can show the mesh is complete without reading N² edges.
+//! directed pair is probed, and the agents with the fewest full-rate ("fast") probers first — and
+//! what was done: the pairs not probed within the coverage period and the oldest pair, and with
+//! `--node` every prober of that node with the age of its last probe, so an operator can show the
+//! mesh is complete without reading N² edges.
 
 use std::io::Write;
 
@@ -29,7 +31,31 @@ pub fn print(
                 "network": network_name(a.network),
                 "fast_probers": a.fast_probers,
             })).collect::<Vec<_>>(),
+            "period_ms": c.period_ms,
+            "pairs": c.pairs,
+            "pairs_overdue": c.pairs_overdue,
+            "pairs_never_probed": c.pairs_never_probed,
+            "oldest_pair_age_ms": c.oldest_pair_age_ms,
         });
+        let mut v = v;
+        if !c.inbound.is_empty() || c.inbound_total > 0 {
+            v["inbound_total"] = json!(c.inbound_total);
+            v["inbound"] = c
+                .inbound
+                .iter()
+                .map(|p| {
+                    json!({
+                        "prober_node": p.prober_node,
+                        "prober_network": network_name(p.prober_network),
+                        "target_network": network_name(p.target_network),
+                        "target_address": p.target_address,
+                        "last_probed_age_ms": p.probed.then_some(p.last_probed_age_ms),
+                        "in_pinglist": p.in_pinglist,
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
         serde_json::to_writer_pretty(&mut *out, &v).map_err(std::io::Error::from)?;
         writeln!(out)?;
         return Ok(());
@@ -50,6 +76,18 @@ pub fn print(
             c.fast_probers_wanted,
             c.agents_total
         )?;
+    }
+    writeln!(
+        out,
+        "pairs: {} between connected agents, {} not probed within {} ({} never), oldest {}",
+        c.pairs,
+        c.pairs_overdue,
+        age(c.period_ms),
+        c.pairs_never_probed,
+        age(c.oldest_pair_age_ms)
+    )?;
+    if c.inbound_total > 0 {
+        return inbound(c, out);
     }
     if c.agents.is_empty() {
         return Ok(());
@@ -78,6 +116,59 @@ pub fn print(
             "(the {} with the fewest fast probers of {}; --limit shows more)",
             c.agents.len(),
             c.agents_total
+        )?;
+    }
+    Ok(())
+}
+
+/// The probers of one node, oldest first, after its fast-prober counts.
+fn inbound(c: &v1::CoverageResponse, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    for a in &c.agents {
+        writeln!(
+            out,
+            "{}/{}: {} fast probers",
+            render::printable(&a.node),
+            network_name(a.network),
+            a.fast_probers
+        )?;
+    }
+    let rows: Vec<Vec<String>> = c
+        .inbound
+        .iter()
+        .map(|p| {
+            vec![
+                format!(
+                    "{}/{}",
+                    render::printable(&p.prober_node),
+                    network_name(p.prober_network)
+                ),
+                format!(
+                    "{}/{}",
+                    network_name(p.target_network),
+                    render::printable(&p.target_address)
+                ),
+                if p.probed {
+                    age(p.last_probed_age_ms)
+                } else {
+                    "never".to_owned()
+                },
+                if p.in_pinglist { "yes" } else { "no" }.to_owned(),
+            ]
+        })
+        .collect();
+    render::table(
+        out,
+        &["PROBER", "TARGET", "LAST-PROBED", "PROBING-NOW"],
+        &rows,
+        None,
+        false,
+    )?;
+    if (c.inbound.len() as u64) < u64::from(c.inbound_total) {
+        writeln!(
+            out,
+            "(the {} oldest of {} probers' pairs; --limit shows more)",
+            c.inbound.len(),
+            c.inbound_total
         )?;
     }
     Ok(())

@@ -263,11 +263,15 @@ pub enum Command {
         limit: u32,
     },
     /// What the pinglist policy guarantees: the time in which every directed pair is probed, and
-    /// the agents with the fewest full-rate probers first.
+    /// the agents with the fewest full-rate probers first; the pairs not probed within the
+    /// coverage period; with --node, when each of the node's probers last probed it.
     Coverage {
-        /// Most agents to list (fewest fast probers first), 1..=10000.
+        /// Most agents to list (fewest fast probers first), 1..=10000; with --node, most probers.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         limit: u32,
+        /// List the probers of this node with the age of each one's last probe, oldest first.
+        #[arg(long)]
+        node: Option<String>,
     },
 }
 

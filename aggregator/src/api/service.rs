@@ -66,7 +66,8 @@ impl GraphService for Query {
         &self,
         req: Request<v1::CoverageRequest>,
     ) -> Result<Response<v1::CoverageResponse>, Status> {
-        self.coverage_inner(req)
+        // One pass over every pair (cached for a few seconds): off the async threads.
+        self.blocking(move |q| q.coverage_inner(req)).await
     }
 
     async fn node_summary(

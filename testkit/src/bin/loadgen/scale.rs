@@ -83,19 +83,29 @@ impl Figures {
 
 /// Runs the simulation.
 pub(crate) fn run(args: &ScaleArgs, server_bin: Option<&Path>) -> anyhow::Result<()> {
-    if args.nodes < 20 {
-        bail!("--nodes must be at least 20 (a zone, a restart wave and the events need room)");
-    }
-    if args.zone_size == 0 || args.zone_size >= args.nodes {
-        bail!(
-            "--zone-size must be within 1..{} so there are at least two zones",
-            args.nodes
-        );
-    }
+    check(args)?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
         .block_on(simulate(args, server_bin))
+}
+
+/// Refuses sizes the event script cannot run on.
+fn check(args: &ScaleArgs) -> anyhow::Result<()> {
+    if !(20..=30_000).contains(&args.nodes) {
+        bail!(
+            "--nodes must be within 20..=30000 (the events need room; the coverage bitmap grows with the square), got {}",
+            args.nodes
+        );
+    }
+    if args.zone_size == 0 || args.zone_size >= args.nodes {
+        bail!(
+            "--zone-size must be within 1..{} so there are at least two zones, got {}",
+            args.nodes,
+            args.zone_size
+        );
+    }
+    Ok(())
 }
 
 async fn simulate(args: &ScaleArgs, server_bin: Option<&Path>) -> anyhow::Result<()> {
@@ -344,4 +354,37 @@ fn uptime() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(nodes: usize, zone_size: usize) -> ScaleArgs {
+        ScaleArgs {
+            nodes,
+            zone_size,
+            pinglist: "budget".into(),
+            coverage_period: Duration::from_secs(300),
+            steady: Duration::from_secs(20),
+            rogues: 2,
+            no_coverage: false,
+        }
+    }
+
+    #[test]
+    fn sizes_the_script_cannot_run_on_are_refused() {
+        assert!(check(&args(5000, 500)).is_ok());
+        let e = |n, z| check(&args(n, z)).expect_err("refused").to_string();
+        assert!(
+            e(10, 5).starts_with("--nodes must be within 20..=30000"),
+            "{}",
+            e(10, 5)
+        );
+        assert_eq!(
+            e(100, 100),
+            "--zone-size must be within 1..100 so there are at least two zones, got 100"
+        );
+        assert!(e(100, 0).contains("got 0"));
+    }
 }
