@@ -124,7 +124,7 @@ async fn bad_queries_are_400_with_a_message_and_missing_things_404() {
         (
             "/api/v1/matrix?metirc=loss",
             400,
-            "unknown parameter \"metirc\": expected one of metric, network",
+            "unknown parameter \"metirc\": expected one of metric, network, zone",
         ),
         (
             "/api/v1/edges?state=sideways",

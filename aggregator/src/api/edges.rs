@@ -110,7 +110,12 @@ impl Query {
                 if loss < r.min_loss_pct {
                     continue;
                 }
-                let p99 = rec.rtt_quantile_ns(0.99).map_or(0.0, |v| v / 1000.0);
+                // A quantile costs a walk of the sketch: only when a filter or the order needs it.
+                let p99 = if r.min_p99_us > 0.0 || sort == EdgeSort::P99 {
+                    rec.rtt_quantile_ns(0.99).map_or(0.0, |v| v / 1000.0)
+                } else {
+                    0.0
+                };
                 if r.min_p99_us > 0.0 && p99 < r.min_p99_us {
                     continue;
                 }
@@ -129,7 +134,21 @@ impl Query {
             }
         }
         if sort != EdgeSort::Unspecified {
-            hits.sort_by(|a, b| a.key.total_cmp(&b.key));
+            // Ties in walk order, so pages follow one another; only the edges up to the end of
+            // this page are put in order (`top` over millions of edges sorts ten).
+            let order = |a: &Hit, b: &Hit| {
+                a.key
+                    .total_cmp(&b.key)
+                    .then(a.agent.cmp(&b.agent))
+                    .then(a.slot.cmp(&b.slot))
+            };
+            let end = offset.saturating_add(limit);
+            if end < hits.len() {
+                hits.select_nth_unstable_by(end, order);
+                hits[..end].sort_unstable_by(order);
+            } else {
+                hits.sort_unstable_by(order);
+            }
         }
         let total = hits.len();
         let page: Vec<v1::Edge> = hits
