@@ -22,8 +22,16 @@ impl Query {
             .map(|a| {
                 let info = a.info.lock().clone();
                 let slab = a.slab.lock();
-                let count =
-                    |s: EdgeState| slab.records.iter().filter(|r| r.state() == s).count() as u32;
+                // One pass per agent: [UP, DEGRADED, DOWN, UNKNOWN].
+                let mut per_state = [0u32; 4];
+                for r in &slab.records {
+                    per_state[match r.state() {
+                        EdgeState::Up => 0,
+                        EdgeState::Degraded => 1,
+                        EdgeState::Down => 2,
+                        EdgeState::Unknown | EdgeState::Unspecified => 3,
+                    }] += 1;
+                }
                 v1::Node {
                     name: a.key.node.to_string(),
                     network: a.key.network as i32,
@@ -31,13 +39,10 @@ impl Query {
                     connected: info.connected,
                     last_report_age_ms: Graph::age_ms(now, slab.last_report),
                     edges_out: slab.records.len() as u32,
-                    edges_down: count(EdgeState::Down),
-                    edges_degraded: count(EdgeState::Degraded),
-                    edges_up: count(EdgeState::Up),
-                    edges_unknown: slab.records.len() as u32
-                        - count(EdgeState::Up)
-                        - count(EdgeState::Down)
-                        - count(EdgeState::Degraded),
+                    edges_up: per_state[0],
+                    edges_degraded: per_state[1],
+                    edges_down: per_state[2],
+                    edges_unknown: per_state[3],
                     version: info.version,
                     generation: slab.generation,
                     assignment_rejected: self
