@@ -338,7 +338,11 @@ function renderNodeTable(r) {
       el("td", {}, outEdges),
       el("td", { class: "num" }, outLoss),
       el("td", { class: "num" }, outP99));
+    tr.tabIndex = 0;
     tr.addEventListener("click", () => zoomTo(row.zone, row.node));
+    tr.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") zoomTo(row.zone, row.node);
+    });
     body.append(tr);
   }
   const total = r.total || rows.length;
