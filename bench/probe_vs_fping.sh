@@ -36,7 +36,7 @@ NS_SINK="$PREFIX-sink"
 VETH_SND="$PREFIX-s"
 VETH_SINK="$PREFIX-k"
 
-ONLY="1,2,3,4"
+ONLY="1,2,3,4,5"
 QUICK=0
 FPING_ONLY=0
 OUT_DIR=""
@@ -50,12 +50,14 @@ Usage: sudo bench/probe_vs_fping.sh [--only LIST] [--quick] [--fping-only] [--ou
 Builds a private two-namespace lab answering $SUBNET, runs fping and 'echomesh-agent probe'
 on the same targets, and prints both tools' figures side by side with echomesh/fping ratios.
 
-  --only LIST    scenarios to run, comma separated (default 1,2,3,4)
+  --only LIST    scenarios to run, comma separated (default 1,2,3,4,5)
                    1 sustained throughput (echomesh 65,536 targets ~100k probes/s 30 s;
                      fping at its sustainable ceiling, plus a 65,534-probe burst)
                    2 CPU cost at ~6,000 probes/s, 1000 targets, 15 s
                    3 footprint: 1000 targets x 10 Hz for 30 s (fping is expected to abort)
                    4 RTT accuracy: 100 targets x 20 Hz for 10 s
+                   5 scenario 2 with the sink's kernel off the tools' CPU (tools pinned to
+                     CPU 0, the sink's receive steered to CPU 1 with RPS): each tool's own cost
   --quick        short durations (2-5 s per run) for smoke testing; verdicts are indicative only
   --fping-only   skip echomesh (no binary needed)
   --out DIR      where raw outputs go (default bench/out/<UTC timestamp>)
@@ -68,8 +70,9 @@ Environment:
   FPING_SUSTAINED_TARGETS  targets for fping's 10 Hz sustained run (default $FPING_SUSTAINED_TARGETS)
   BENCH_NICE               run both tools under 'nice -n BENCH_NICE' (default: unchanged priority)
 
-Needs root (network namespaces, raw sockets), ip, fping, python3 and GNU time:
-  apt-get install fping iproute2 time python3
+Needs root (network namespaces, raw sockets), ip, fping, python3 and GNU time (scenario 5 also
+taskset and 2 CPUs):
+  apt-get install fping iproute2 time python3 util-linux
 EOF
 }
 
@@ -95,7 +98,7 @@ parse_args() {
       *) usage >&2; die "unknown argument: $1" ;;
     esac
   done
-  [[ "$ONLY" =~ ^[1-4](,[1-4])*$ ]] || die "--only takes scenario numbers 1-4, e.g. --only 2,4 (got '$ONLY')"
+  [[ "$ONLY" =~ ^[1-5](,[1-5])*$ ]] || die "--only takes scenario numbers 1-5, e.g. --only 2,4 (got '$ONLY')"
   [[ -z "$BENCH_NICE" || "$BENCH_NICE" =~ ^-?[0-9]+$ ]] || die "BENCH_NICE must be an integer (got '$BENCH_NICE')"
 }
 
@@ -110,8 +113,12 @@ preflight() {
   command -v "$FPING" >/dev/null || missing+=("fping")
   [ -x /usr/bin/time ] || missing+=("/usr/bin/time (GNU time)")
   command -v python3 >/dev/null || missing+=("python3")
+  if want 5; then
+    command -v taskset >/dev/null || missing+=("taskset (util-linux)")
+    [ "$(nproc)" -ge 2 ] || die "scenario 5 needs 2 CPUs (the tool on one, the sink on the other); run --only 1,2,3,4 here"
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
-    die "missing: ${missing[*]}. Install with: apt-get install fping iproute2 time python3"
+    die "missing: ${missing[*]}. Install with: apt-get install fping iproute2 time python3 util-linux"
   fi
   # GNU time, not a BSD or busybox one: we need -o and %M.
   /usr/bin/time -f '%M' -o /dev/null true 2>/dev/null || die "/usr/bin/time is not GNU time: apt-get install time"
@@ -348,6 +355,34 @@ scenario_4() {
   run_echomesh 4 100 "$count" 50 500 "$t"
 }
 
+# The sink's receive processing on CPU 1 (RPS on its veth), or back on whichever CPU sent (0).
+sink_rps() {
+  ip netns exec "$NS_SINK" sh -c "echo $1 > /sys/class/net/$VETH_SINK/queues/rx-0/rps_cpus" \
+    || die "cannot set RPS on the sink's veth (kernel without CONFIG_RPS?)"
+}
+
+scenario_5() {
+  # Scenario 2's load, but what each tool pays for itself. Over veth the sink's kernel answers
+  # inside the sender's own send syscall, so in scenario 2 both tools are billed the sink's work
+  # (about 40% of their CPU in a profile). Here both tools run pinned to CPU 0 and RPS hands the
+  # sink's receive (and so its reply, and the reply's delivery) to CPU 1, as a real peer's kernel
+  # runs on another machine: each tool's CPU time is its own sends, receives, timers and user space.
+  local count=90
+  [ "$QUICK" -eq 1 ] && count=15
+  local t="$OUT_DIR/targets.1000"
+  write_targets 1000 "$t"
+  sink_rps 2
+  run_measured 5 1 fping-paced fping 1000 "$count" -- \
+    taskset -c 0 "$FPING" -q -C "$count" -p 166 -i "$FPING_PACED_GAP_MS" -t 500 -f "$t"
+  run_measured 5 2 fping-burst fping 1000 "$count" -- \
+    taskset -c 0 "$FPING" -q -C "$count" -p 166 -i 0 -t 500 -f "$t"
+  if [ "$FPING_ONLY" -eq 0 ]; then
+    run_measured 5 9 echomesh echomesh 1000 "$count" -- \
+      taskset -c 0 "$ECHOMESH_AGENT" probe -c "$count" -i 166ms -t 500ms -o json -f "$t"
+  fi
+  sink_rps 0
+}
+
 describe_machine() {
   {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -380,7 +415,7 @@ main() {
   describe_machine
   lab_up
   local s
-  for s in 1 2 3 4; do
+  for s in 1 2 3 4 5; do
     if want "$s"; then "scenario_$s"; fi
   done
   log "raw outputs in $OUT_DIR"

@@ -23,6 +23,7 @@ use std::io;
 use std::mem::{MaybeUninit, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -333,10 +334,27 @@ pub struct SocketOptions {
     pub max_datagram: usize,
 }
 
+/// The socket's descriptor as the runtime's reactor sees it; the `Socket` itself stays with
+/// [`IcmpSocket`].
+struct ReactorFd(libc::c_int);
+
+impl AsRawFd for ReactorFd {
+    fn as_raw_fd(&self) -> libc::c_int {
+        self.0
+    }
+}
+
 /// A non-blocking raw ICMP socket with our BPF filter and kernel receive timestamps.
+///
+/// It joins the runtime's reactor (epoll) only when something first waits for it
+/// ([`IcmpSocket::readable`]): a registered socket makes the kernel run the epoll callback for
+/// every reply and every TX timestamp it queues, a cost per packet that the engine, which reads on
+/// its own schedule while probes are being sent, has no use for.
 pub struct IcmpSocket {
+    // Declared before `fd`, so it leaves the reactor before the descriptor is closed.
+    reactor: OnceLock<AsyncFd<ReactorFd>>,
     family: Family,
-    fd: AsyncFd<Socket>,
+    fd: Socket,
     batch: RecvBatch,
     errors: RecvBatch,
     recv_buffer: usize,
@@ -356,7 +374,7 @@ impl std::fmt::Debug for IcmpSocket {
 }
 
 impl IcmpSocket {
-    /// Opens and configures a socket; must be called inside a tokio runtime.
+    /// Opens and configures a socket.
     pub fn open(family: Family, ident: u16, opts: SocketOptions) -> Result<Self, SocketError> {
         let (domain, proto) = match family {
             Family::V4 => (Domain::IPV4, Protocol::ICMPV4),
@@ -431,13 +449,10 @@ impl IcmpSocket {
         let recv_buffer = sock.recv_buffer_size().unwrap_or(0);
         // Best effort: without TX timestamps, send times are the user-space stamps.
         let tx_stamps = set_int(&sock, libc::SOL_SOCKET, SO_TIMESTAMPING, TX_TIMESTAMPING).is_ok();
-        // SAFETY: `Socket` owns its descriptor: it stays open until the `AsyncFd` (which owns the
-        // `Socket`) is dropped, and `as_raw_fd` always returns that same descriptor.
-        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
-            .map_err(|e| step("registering socket with the runtime")(e.into_parts().1))?;
         Ok(Self {
+            reactor: OnceLock::new(),
             family,
-            fd,
+            fd: sock,
             batch: RecvBatch::new(opts.max_datagram.max(576)),
             errors: RecvBatch::new(64),
             recv_buffer,
@@ -476,7 +491,7 @@ impl IcmpSocket {
                         "kernel refuses per-packet timestamp keys (needs Linux 6.13+): using user-space send stamps"
                     );
                     self.tx_stamps.store(false, Ordering::Relaxed);
-                    let _ = set_int(self.fd.get_ref(), libc::SOL_SOCKET, SO_TIMESTAMPING, 0);
+                    let _ = set_int(&self.fd, libc::SOL_SOCKET, SO_TIMESTAMPING, 0);
                 }
                 Ok(()) => {
                     self.tx_confirmed.store(true, Ordering::Relaxed);
@@ -485,7 +500,7 @@ impl IcmpSocket {
                 Err(e) => return Err(e),
             }
         }
-        self.fd.get_ref().send_to(packet, &addr).map(|_| ())
+        self.fd.send_to(packet, &addr).map(|_| ())
     }
 
     fn send_keyed(&self, packet: &[u8], addr: &SockAddr, key: u32) -> io::Result<()> {
@@ -566,11 +581,15 @@ impl IcmpSocket {
 
     /// Reads one batch without blocking; `Ok(0)`/`WouldBlock` when nothing is queued.
     ///
-    /// A `WouldBlock` clears the runtime's readiness so [`IcmpSocket::readable`] waits again.
+    /// Once the socket is in the reactor, a `WouldBlock` clears the runtime's readiness so
+    /// [`IcmpSocket::readable`] waits again.
     pub fn recv_batch(&mut self) -> io::Result<usize> {
+        let fd = self.fd.as_raw_fd();
         let batch = &mut self.batch;
-        self.fd
-            .try_io(Interest::READABLE, |s| batch.recv(s.as_raw_fd(), 0))
+        match self.reactor.get() {
+            Some(r) => r.try_io(Interest::READABLE, |_| batch.recv(fd, 0)),
+            None => batch.recv(fd, 0),
+        }
     }
 
     /// The `i`-th datagram of the last batch.
@@ -579,9 +598,22 @@ impl IcmpSocket {
         self.batch.get(i)
     }
 
-    /// Waits until the socket may have data.
+    /// Waits until the socket may have data; the first call puts the socket in the runtime's
+    /// reactor (so it must be made inside a tokio runtime).
     pub async fn readable(&self) -> io::Result<()> {
-        let mut g = self.fd.readable().await?;
+        let reactor = match self.reactor.get() {
+            Some(r) => r,
+            None => {
+                let fd = ReactorFd(self.fd.as_raw_fd());
+                // SAFETY: the descriptor is `self.fd`'s, which stays open and unchanged while the
+                // `AsyncFd` exists: `reactor` is declared before `fd` in `IcmpSocket`, so it is
+                // dropped (deregistered) before the socket is closed, and `fd` is never replaced.
+                let r = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+                    .map_err(|e| e.into_parts().1)?;
+                self.reactor.get_or_init(|| r)
+            }
+        };
+        let mut g = reactor.readable().await?;
         // Readiness is cleared by `recv_batch` hitting WouldBlock, not here.
         g.retain_ready();
         Ok(())
