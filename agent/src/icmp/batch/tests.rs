@@ -206,7 +206,7 @@ fn each_message_carries_its_key_as_scm_ts_opt_id() {
 fn sendmmsg_on_a_closed_descriptor_is_an_error_not_a_count() {
     let mut b = SendBatch::new(16);
     b.push(IpAddr::V4(Ipv4Addr::LOCALHOST), 1, |_| 8);
-    let e = b.sendmmsg(-1, 0).unwrap_err();
+    let e = b.sendmmsg(-1, 0).expect_err("no such descriptor");
     assert_eq!(e.raw_os_error(), Some(libc::EBADF));
     assert_eq!(b.sendmmsg(-1, 1).ok(), Some(0), "nothing from the end");
 }
