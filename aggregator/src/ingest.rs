@@ -9,6 +9,8 @@
 //!
 //! - [`hello`]: what a valid Hello is.
 //! - [`session`]: the per-session loop and the `AgentService` implementation.
+//! - [`inbound`]: the Session route the server runs, which leaves Reports as bytes, and
+//!   [`decode`]: those bytes decoded into buffers reused from report to report.
 //! - [`assigner`]: pinglist computation and push, fingerprints, generations.
 //! - `authn`: where the session authenticates its client and binds the Hello ([`crate::auth`]).
 //! - [`errors`]: why sessions and messages were refused, counted for `/metrics`.
@@ -18,8 +20,10 @@ pub mod admit;
 pub mod assigner;
 mod authn;
 pub mod claim;
+pub mod decode;
 pub mod errors;
 pub mod hello;
+pub mod inbound;
 pub mod pairs;
 pub mod rejected;
 pub mod session;
@@ -105,6 +109,8 @@ struct Inner {
     /// Agent authentication (`None`: every session is accepted, the pre-auth behaviour).
     auth: Option<Arc<dyn AgentAuth>>,
     auth_failures: AuthCounters,
+    /// Buffers the sessions decode their reports into ([`decode`]).
+    reports: decode::ReportPool,
     /// When each directed pair was last probed ([`pairs`]).
     ledger: crate::policy::PairLedger,
 }
@@ -152,6 +158,7 @@ impl Ingest {
                 reports_lost: AtomicU64::new(0),
                 auth,
                 auth_failures: AuthCounters::default(),
+                reports: decode::ReportPool::default(),
                 ledger: crate::policy::PairLedger::default(),
             }),
         }

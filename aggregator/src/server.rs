@@ -263,8 +263,10 @@ impl Aggregator {
             .register_encoded_file_descriptor_set(echomesh_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let agent = AgentServiceServer::new(self.ingest.clone())
-            .max_decoding_message_size(self.cfg.max_message_bytes);
+        let agent = crate::ingest::inbound::AgentServer::new(
+            self.ingest.clone(),
+            self.cfg.max_message_bytes,
+        );
         let agent = CheckedService::new(
             agent,
             agent_message_check(&self.cfg),

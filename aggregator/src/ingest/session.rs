@@ -13,15 +13,16 @@ use echomesh_proto::v1::{
     self, AgentMessage, AggregatorMessage, agent_message, agent_service_server::AgentService,
     aggregator_message, event::Kind,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::admit;
 use super::claim::{self, Claim};
+use super::inbound::Inbound;
 use super::{Ingest, IngestErrorReason, validate_hello};
-use crate::graph::MergeOutcome;
+use crate::graph::{AgentEntry, MergeOutcome};
 use dashmap::mapref::entry::Entry;
 
 /// What the session task writes to its agent.
@@ -43,7 +44,7 @@ pub(super) struct SessionHandle {
 impl Ingest {
     async fn run_session(
         self,
-        mut inbound: Streaming<AgentMessage>,
+        mut inbound: impl Stream<Item = Result<Inbound, Status>> + Unpin + Send,
         tx: Outbox,
         authorization: Option<String>,
     ) {
@@ -55,7 +56,7 @@ impl Ingest {
                 return;
             }
         };
-        let first = tokio::time::timeout(inner.cfg.hello_timeout, inbound.message()).await;
+        let first = tokio::time::timeout(inner.cfg.hello_timeout, next(&mut inbound)).await;
         let hello = match first {
             Err(_) => {
                 self.count_error(IngestErrorReason::HelloTimeout);
@@ -71,14 +72,19 @@ impl Ingest {
                 return;
             }
             Ok(Ok(None)) => return,
-            Ok(Ok(Some(AgentMessage {
+            Ok(Ok(Some(Inbound::Message(AgentMessage {
                 msg: Some(agent_message::Msg::Hello(h)),
-            }))) => h,
+            })))) => h,
             Ok(Ok(Some(other))) => {
                 self.count_error(IngestErrorReason::FirstNotHello);
-                let what = match other.msg {
-                    Some(agent_message::Msg::Report(_)) => "Report",
-                    Some(agent_message::Msg::Alert(_)) => "Alert",
+                let what = match other {
+                    Inbound::Report(_)
+                    | Inbound::Message(AgentMessage {
+                        msg: Some(agent_message::Msg::Report(_)),
+                    }) => "Report",
+                    Inbound::Message(AgentMessage {
+                        msg: Some(agent_message::Msg::Alert(_)),
+                    }) => "Alert",
                     _ => "an empty message",
                 };
                 let _ = tx
@@ -197,7 +203,7 @@ impl Ingest {
                     let _ = tx.try_send(Err(Status::unavailable("aggregator shutting down")));
                     break;
                 }
-                m = inbound.message() => m,
+                m = next(&mut inbound) => m,
             };
             let msg = match msg {
                 Ok(Some(m)) => m,
@@ -207,35 +213,28 @@ impl Ingest {
                     break;
                 }
             };
-            if let Some(agent_message::Msg::Report(r)) = &msg.msg {
-                // Latched: a later assignment that could not be delivered resets the fingerprint.
-                was_assigned |= assigned.load(Ordering::Relaxed) != 0;
-                if let Err(e) = admit::admit(&bounds, &agent, was_assigned, r) {
-                    self.count_error(IngestErrorReason::InadmissibleReport);
-                    tracing::warn!(agent = %key, error = %e, "report refused");
-                    let _ = tx.send(Err(e.status())).await;
-                    break;
-                }
-                self.assignment_applied(&key, r.generation);
-                let last = agent.slab.lock().last_seq();
-                self.count_gap(&key, last, r.seq);
-            }
-            match msg.msg {
-                Some(agent_message::Msg::Report(r)) => match inner.graph.merge_report(&agent, &r) {
-                    Ok(MergeOutcome::Merged { .. } | MergeOutcome::Duplicate) => {
-                        let ack = AggregatorMessage {
-                            msg: Some(aggregator_message::Msg::Ack(v1::Ack { seq: r.seq })),
-                        };
-                        if tx.send(Ok(ack)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        self.count_error(IngestErrorReason::BadReport);
-                        let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+            // Latched: a later assignment that could not be delivered resets the fingerprint.
+            was_assigned |= assigned.load(Ordering::Relaxed) != 0;
+            let msg = match msg {
+                Inbound::Report(bytes) => {
+                    let step = inner.reports.with(|buf| match buf.decode(&bytes) {
+                        Ok(r) => self.take_report(&agent, &bounds, was_assigned, r),
+                        Err(e) => Err(self.map_inbound_error(Status::internal(e.to_string()))),
+                    });
+                    if !reply(&tx, step).await {
                         break;
                     }
-                },
+                    continue;
+                }
+                Inbound::Message(m) => m,
+            };
+            match msg.msg {
+                Some(agent_message::Msg::Report(r)) => {
+                    let step = self.take_report(&agent, &bounds, was_assigned, &r);
+                    if !reply(&tx, step).await {
+                        break;
+                    }
+                }
                 Some(agent_message::Msg::Alert(a)) => {
                     inner.graph.apply_alert(&agent, &a);
                 }
@@ -263,18 +262,38 @@ impl Ingest {
             self.membership_changed();
         }
     }
-}
 
-type SessionStream = Pin<Box<dyn Stream<Item = Result<AggregatorMessage, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl AgentService for Ingest {
-    type SessionStream = SessionStream;
-
-    async fn session(
+    /// Admits and merges one report; the sequence number to acknowledge, or the status that ends
+    /// the session.
+    fn take_report(
         &self,
-        request: Request<Streaming<AgentMessage>>,
-    ) -> Result<Response<Self::SessionStream>, Status> {
+        agent: &AgentEntry,
+        bounds: &admit::Bounds,
+        assigned: bool,
+        r: &v1::Report,
+    ) -> Result<u64, Status> {
+        if let Err(e) = admit::admit(bounds, agent, assigned, r) {
+            self.count_error(IngestErrorReason::InadmissibleReport);
+            tracing::warn!(agent = %agent.key, error = %e, "report refused");
+            return Err(e.status());
+        }
+        self.assignment_applied(&agent.key, r.generation);
+        let last = agent.slab.lock().last_seq();
+        self.count_gap(&agent.key, last, r.seq);
+        match self.inner.graph.merge_report(agent, r) {
+            Ok(MergeOutcome::Merged { .. } | MergeOutcome::Duplicate) => Ok(r.seq),
+            Err(e) => {
+                self.count_error(IngestErrorReason::BadReport);
+                Err(Status::invalid_argument(e.to_string()))
+            }
+        }
+    }
+
+    /// Starts a session over `request`'s messages; the stream is what goes back to the agent.
+    pub(super) fn open_session(
+        &self,
+        request: Request<impl Stream<Item = Result<Inbound, Status>> + Unpin + Send + 'static>,
+    ) -> Response<SessionStream> {
         let (tx, rx) = mpsc::channel(self.inner.cfg.session_buffer.max(4));
         // A value that is not visible ASCII is passed on as such, to be refused as malformed.
         let authorization = request.metadata().get(crate::auth::AUTHORIZATION).map(|v| {
@@ -285,6 +304,46 @@ impl AgentService for Ingest {
             self.clone()
                 .run_session(request.into_inner(), tx, authorization),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Response::new(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+/// The next message, as `Streaming::message` returns it.
+async fn next<T>(
+    s: &mut (impl Stream<Item = Result<T, Status>> + Unpin),
+) -> Result<Option<T>, Status> {
+    s.next().await.transpose()
+}
+
+/// Acknowledges `step`'s report, or ends the session with its status; false when the session
+/// is over.
+async fn reply(tx: &Outbox, step: Result<u64, Status>) -> bool {
+    match step {
+        Ok(seq) => {
+            let ack = AggregatorMessage {
+                msg: Some(aggregator_message::Msg::Ack(v1::Ack { seq })),
+            };
+            tx.send(Ok(ack)).await.is_ok()
+        }
+        Err(status) => {
+            let _ = tx.send(Err(status)).await;
+            false
+        }
+    }
+}
+
+/// What the session task sends back to its agent.
+pub(super) type SessionStream =
+    Pin<Box<dyn Stream<Item = Result<AggregatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for Ingest {
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        Ok(self.open_session(request.map(|s| s.map(|m| m.map(Inbound::Message)))))
     }
 }
