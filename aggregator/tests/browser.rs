@@ -663,7 +663,8 @@ async fn browser_page_says_stale_while_cut_off_and_recovers() {
 
 /// The zone view on a small cluster (`?view=zones`): a and b in zone-a, c and d in zone-b, d cut
 /// off. The node table puts d first; a click on its zone's grid cell opens zone-b's matrix (c and
-/// d, the two DOWN edges between them crossed) and its table; "All zones" goes back.
+/// d, the two DOWN edges between them crossed) and its table; "All zones" goes back; a click on
+/// d's row opens zone-b again with d outlined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_zone_view_opens_a_zone_and_goes_back() {
     let Some(bin) = chromium() else {
@@ -715,6 +716,12 @@ async fn browser_zone_view_opens_a_zone_and_goes_back() {
     assert_eq!(back["maps_hidden"], true, "{t}");
     assert_eq!(back["url_zone"], serde_json::Value::Null, "{t}");
     assert_eq!(back["rows"], 4, "{t}");
+    let row = &t["row_click"];
+    assert_eq!(row["node"], "d", "{t}");
+    assert_eq!(row["zone"], "zone-b", "{t}");
+    assert_eq!(row["focus"], "d", "the clicked node is outlined: {t}");
+    assert_eq!(row["url_zone"], "zone-b", "{t}");
+    assert_eq!(row["nodes"], 2, "{t}");
     screenshot(
         &bin,
         &profile,

@@ -341,7 +341,12 @@ function drawPanel(p) {
   const n = m ? m.nodes.length : 0;
   p.title.hidden = view.panels.length < 2;
   p.empty.hidden = !m || n > 0;
-  if (m && n === 0) {
+  if (m && n === 0 && m.refused) {
+    // A zone too big for one grid: the aggregator's message says so; the node table still shows it.
+    p.empty.textContent = `No matrix for this zone: ${m.refused}`;
+  } else if (m && n === 0 && view.large && view.zone !== null) {
+    p.empty.textContent = `No nodes of zone ${zoneLabel(view.zone)} on the ${p.network} network.`;
+  } else if (m && n === 0) {
     const other = NETWORKS.filter((x) => x !== p.network && view.agents && view.agents[x] > 0);
     p.empty.textContent = `No agents on the ${p.network} network yet.` +
       (other.length ? ` The ${other[0]} network has ${view.agents[other[0]]} (switch network above).` : "");
@@ -837,6 +842,8 @@ async function poll() {
     const matrix = (p) => getJSON(`/api/v1/matrix?${q(p.network)}`).catch((err) => {
       // Too many nodes for one grid: the aggregator asks for a zone.
       if (!view.large && err.status === 400 && /zone/i.test(err.message)) err.refused = true;
+      // One zone too big for a grid: say so in the panel and keep the zone's node table.
+      if (zoomed && err.status === 400) return { nodes: [], values: [], states: [], metric: view.metric, refused: err.message };
       throw err;
     });
     // Asked for in this order (the browser test's cutting proxy counts on the summary first and
