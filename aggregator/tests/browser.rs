@@ -733,6 +733,50 @@ async fn browser_zone_view_opens_a_zone_and_goes_back() {
     s.shutdown().await;
 }
 
+/// The zone view with agents on both networks: one grid and one node table over both (the
+/// roll-ups with `network=any`), and the zone opens as two matrices, one per network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_zone_view_covers_both_networks() {
+    let Some(bin) = chromium() else {
+        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
+    };
+    let (s, _agents) = cluster_with_broken_node_on_both_networks().await;
+    let zones = [
+        ("a", "zone-a"),
+        ("b", "zone-a"),
+        ("c", "zone-b"),
+        ("d", "zone-b"),
+    ]
+    .into_iter()
+    .map(|(n, z)| (n.into(), z.into()))
+    .collect();
+    s.graph.set_node_zones(zones);
+    let base = format!("http://{}", s.http_addr);
+    let profile = tempdir("echomesh-chromium-zones-both");
+    let _cleanup = RemoveOnDrop(profile.clone());
+    let t = selftest(
+        &bin,
+        &profile,
+        &["--virtual-time-budget=20000", "--window-size=1400,900"],
+        format!("{base}/?selftest=scale&view=zones"),
+    )
+    .await;
+    eprintln!("self-test: {t}");
+    assert_eq!(t["zones"], 2, "{t}");
+    assert_eq!(
+        t["total"], 4,
+        "one row per node, both networks counted: {t}"
+    );
+    assert_eq!(t["first"]["node"], "d", "{t}");
+    let panels = &t["zoom"]["panels"];
+    assert_eq!(
+        *panels,
+        serde_json::json!([{"network": "pod", "nodes": 2}, {"network": "host", "nodes": 2}]),
+        "{t}"
+    );
+    s.shutdown().await;
+}
+
 /// 5,000 nodes (10 zones of 500, 16 targets each): the page opens on the zone grid and the node
 /// summary, worst first (the cut-off node, then the lossy one), with one page of rows in the DOM;
 /// it zooms into the worst node's zone (a 500-node matrix) and back. The load time is checked

@@ -430,6 +430,7 @@ async function runScaleSelftest() {
       url_zone: new URL(location.href).searchParams.get("zone"),
       nodes: m ? m.nodes.length : 0,
       cells: m ? m.nodes.length ** 2 : 0,
+      panels: view.panels.map((x) => ({ network: x.network, nodes: x.matrix ? x.matrix.nodes.length : 0 })),
       cell_px: p().cell,
       crosses: p().marks.filter((mk) => mk.mark === "cross").length,
       overview_hidden: $("overview").hidden,
