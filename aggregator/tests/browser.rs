@@ -733,6 +733,35 @@ async fn browser_zone_view_opens_a_zone_and_goes_back() {
     s.shutdown().await;
 }
 
+/// Nodes without a zone form the zone "(unknown)": the grid has that one zone, and a click opens
+/// its matrix (asked for as `zone=-`) with every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_zone_view_opens_the_unknown_zone() {
+    let Some(bin) = chromium() else {
+        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
+    };
+    let (s, _agents) = cluster_with_broken_node().await;
+    let base = format!("http://{}", s.http_addr);
+    let profile = tempdir("echomesh-chromium-zones-unknown");
+    let _cleanup = RemoveOnDrop(profile.clone());
+    let t = selftest(
+        &bin,
+        &profile,
+        &["--virtual-time-budget=20000", "--window-size=1280,900"],
+        format!("{base}/?selftest=scale&view=zones&network=pod"),
+    )
+    .await;
+    eprintln!("self-test: {t}");
+    assert_eq!(t["zones"], 1, "{t}");
+    assert_eq!(t["first"]["zone"], "", "{t}");
+    assert_eq!(t["zoom"]["zone"], "", "{t}");
+    assert_eq!(t["zoom"]["url_zone"], "", "{t}");
+    assert_eq!(t["zoom"]["nodes"], 4, "{t}");
+    assert_eq!(t["zoom"]["rows"], 4, "{t}");
+    assert_eq!(t["zoom"]["crosses"], 6, "{t}");
+    s.shutdown().await;
+}
+
 /// The zone view with agents on both networks: one grid and one node table over both (the
 /// roll-ups with `network=any`), and the zone opens as two matrices, one per network.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -835,7 +835,7 @@ async function poll() {
     const withMaps = !view.large || zoomed;
     const q = (net) => {
       const o = { metric: view.metric, network: net };
-      if (zoomed) o.zone = view.zone;
+      if (zoomed) o.zone = zoneParam(view.zone);
       return new URLSearchParams(o);
     };
     const diagNet = view.network === "both" ? "any" : view.network;

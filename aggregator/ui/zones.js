@@ -50,6 +50,8 @@ function showMode() {
 }
 
 const zoneLabel = (z) => (z === "" ? "(unknown)" : z);
+// The JSON API's zone parameter: "-" asks for the nodes whose zone is unknown ("" means any zone).
+const zoneParam = (z) => (z === "" ? "-" : z);
 
 // Fetches and draws the roll-ups of one poll: the zone grid (overview only) and the current page
 // of the node table (filtered to the zone when zoomed in).
@@ -57,7 +59,7 @@ async function loadOverview() {
   const zoomed = view.zone !== null;
   const page = async () => {
     const q = { network: rollupNetwork(), limit: String(PAGE_ROWS) };
-    if (zoomed) q.zone = view.zone;
+    if (zoomed) q.zone = zoneParam(view.zone);
     const token = view.pageTokens[view.pageTokens.length - 1];
     if (token) q.page_token = token;
     try {
