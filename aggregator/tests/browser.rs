@@ -857,6 +857,14 @@ async fn browser_five_thousand_nodes_open_on_zones_and_the_worst_nodes() {
     let zoom = &t["zoom"];
     assert_eq!(zoom["zone"], scale::zone(scale::CUT).as_str(), "{t}");
     assert_eq!(zoom["nodes"], 500, "{t}");
+    // 1 px cells: the cut-off node is told by its strip marks, in the alarm colour on both axes
+    // although most of its row and column are pairs without an edge.
+    let cut = scale::name(scale::CUT);
+    assert_eq!(
+        zoom["alarm_strips"],
+        serde_json::json!([format!("row {cut}"), format!("col {cut}")]),
+        "{t}"
+    );
     assert_eq!(zoom["rows"], 50, "{t}");
     assert_eq!(zoom["first_row"], scale::name(scale::CUT), "{t}");
     assert_eq!(zoom["table_in_zone"], true, "{t}");

@@ -382,6 +382,7 @@ function drawPanel(p) {
       cells++;
     }
   }
+  p.alarmStrips = [];
   if (!labels) drawStrips(ctx, m, n, p);
   if (labels) {
     ctx.font = `${font}px system-ui, sans-serif`;
@@ -445,6 +446,8 @@ function drawStrips(ctx, m, n, p) {
   }
   // Quiet marks first, so loud ones are drawn on top, at least 4 px thick.
   marks.sort((a, b) => a.loud - b.loud);
+  // For the self-tests: the nodes whose strip mark is in the alarm colour, per axis.
+  p.alarmStrips = marks.filter((mk) => mk.colour === ALARM).map((mk) => `${mk.axis} ${m.nodes[p.perm[mk.x]]}`);
   for (const { axis, x, colour, loud } of marks) {
     ctx.fillStyle = rgb(colour);
     const size = loud ? Math.max(cell, 4) : cell;

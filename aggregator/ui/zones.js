@@ -435,6 +435,7 @@ async function runScaleSelftest() {
       panels: view.panels.map((x) => ({ network: x.network, nodes: x.matrix ? x.matrix.nodes.length : 0 })),
       cell_px: p().cell,
       crosses: p().marks.filter((mk) => mk.mark === "cross").length,
+      alarm_strips: p().alarmStrips || [],
       overview_hidden: $("overview").hidden,
       rows: rows().length,
       first_row: rows()[0] ? rows()[0].dataset.node : null,
