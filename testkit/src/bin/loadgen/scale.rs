@@ -295,17 +295,22 @@ async fn simulate(args: &ScaleArgs, server_bin: Option<&Path>) -> anyhow::Result
         );
         tokio::time::sleep(wait).await;
         let members: Vec<usize> = (0..agents).filter(|a| a / PER_NODE != left).collect();
-        let (total, hit, missing) = cluster.coverage(&members);
+        let cc = cluster.coverage(&members);
+        let missing = if cc.examples.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} sources missed some, at most {} each, e.g. agent pairs {:?}",
+                cc.sources_missing, cc.most_missing, cc.examples
+            )
+        };
         figs.add(
             "coverage",
             format!(
-                "{hit} of {total} directed pairs probed within {:.0}s{}",
+                "{} of {} directed pairs probed within {:.0}s{missing}",
+                cc.hit,
+                cc.total,
                 coverage_start.elapsed().as_secs_f64(),
-                if missing.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (missing e.g. {missing:?})")
-                }
             ),
             "every pair within the coverage period",
         );

@@ -73,6 +73,21 @@ impl AssignCounters {
     }
 }
 
+/// The coverage count of [`Cluster::coverage`].
+#[derive(Debug, Default)]
+pub(crate) struct CoverageCount {
+    /// Directed pairs.
+    pub(crate) total: u64,
+    /// Of them, in some list since the count started.
+    pub(crate) hit: u64,
+    /// Sources with a pair not probed.
+    pub(crate) sources_missing: u64,
+    /// The most pairs one source did not probe.
+    pub(crate) most_missing: u64,
+    /// A few of the pairs not probed (source agent, target agent).
+    pub(crate) examples: Vec<(usize, usize)>,
+}
+
 /// Everything the simulated agents share.
 pub(crate) struct Cluster {
     /// The simulated network.
@@ -182,25 +197,32 @@ impl Cluster {
         }
     }
 
-    /// Of the directed pairs between different agents of `members`, how many were probed, and
-    /// up to 5 that were not.
-    pub(crate) fn coverage(&self, members: &[usize]) -> (u64, u64, Vec<(usize, usize)>) {
-        let (mut total, mut hit, mut missing) = (0u64, 0u64, Vec::new());
+    /// Of the directed pairs between different agents of `members`: how many were probed.
+    pub(crate) fn coverage(&self, members: &[usize]) -> CoverageCount {
+        let mut c = CoverageCount::default();
         for &s in members {
+            let mut missed = 0;
             for &t in members {
                 if s == t {
                     continue;
                 }
-                total += 1;
+                c.total += 1;
                 let bit = s * self.agents + t;
                 if self.covered[bit / 64].load(Ordering::Relaxed) & (1 << (bit % 64)) != 0 {
-                    hit += 1;
-                } else if missing.len() < 5 {
-                    missing.push((s, t));
+                    c.hit += 1;
+                } else {
+                    missed += 1;
+                    if c.examples.len() < 3 {
+                        c.examples.push((s, t));
+                    }
                 }
             }
+            if missed > 0 {
+                c.sources_missing += 1;
+                c.most_missing = c.most_missing.max(missed);
+            }
         }
-        (total, hit, missing)
+        c
     }
 
     /// The current list of agent `a`.

@@ -85,7 +85,8 @@ pub(crate) async fn start(bin: Option<&Path>, flags: &Flags<'_>) -> anyhow::Resu
         .args(["--max-agents", &max_agents])
         .args(["--max-connections", &max_conns])
         .args(["--agent-token-file", &token_file.display().to_string()])
-        .env("ECHOMESH_LOG", "warn")
+        // Errors only: a restart wave is 500 "session replaced" warnings, which are expected here.
+        .env("ECHOMESH_LOG", "error")
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
