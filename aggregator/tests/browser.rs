@@ -552,16 +552,26 @@ mod cut {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
+    /// The requests of the page's first poll.
+    const FIRST_POLL: [&[u8]; 3] = [
+        b"GET /api/v1/summary",
+        b"GET /api/v1/diagnose",
+        b"GET /api/v1/matrix",
+    ];
+
     #[derive(Debug)]
     struct Cut {
+        /// One bit per request of [`FIRST_POLL`] forwarded.
         api_requests: AtomicUsize,
         drops_left: AtomicUsize,
     }
 
     impl Cut {
-        /// Drops when the first poll (summary + matrix) was forwarded and drops remain.
+        /// Drops when every request of the first poll (summary, diagnosis and matrix, asked for
+        /// at once on several connections) was forwarded and drops remain: cutting earlier would
+        /// fail the first poll, whose success the test needs.
         fn take_drop(&self) -> bool {
-            self.api_requests.load(Ordering::SeqCst) >= 2
+            self.api_requests.load(Ordering::SeqCst) == (1 << FIRST_POLL.len()) - 1
                 && self
                     .drops_left
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |d| d.checked_sub(1))
@@ -606,15 +616,17 @@ mod cut {
                 break; // a new request on a kept-alive connection: cut it
             }
             let chunk = &buf[..n];
-            // The first poll is a summary and a matrix (the page may ask for the nodes first).
-            let api = [&b"GET /api/v1/summary"[..], b"GET /api/v1/matrix"]
+            // One bit per kind of request of the first poll seen (the page may ask for the
+            // nodes first).
+            let seen = FIRST_POLL
                 .iter()
-                .map(|p| chunk.windows(p.len()).filter(|w| w == p).count())
-                .sum::<usize>();
+                .enumerate()
+                .filter(|(_, p)| chunk.windows(p.len()).any(|w| w == **p))
+                .fold(0, |bits, (i, _)| bits | 1 << i);
             if sw.write_all(chunk).await.is_err() {
                 break;
             }
-            cut.api_requests.fetch_add(api, Ordering::SeqCst);
+            cut.api_requests.fetch_or(seen, Ordering::SeqCst);
         }
         down.abort();
     }

@@ -849,8 +849,6 @@ async function poll() {
       if (zoomed && err.status === 400) return { nodes: [], values: [], states: [], metric: view.metric, refused: err.message };
       throw err;
     });
-    // Asked for in this order (the browser test's cutting proxy counts on the summary first and
-    // the matrix last).
     const [, , mats] = await Promise.all([
       getJSON("/api/v1/summary").then(onSummary),
       getJSON(`/api/v1/diagnose?${new URLSearchParams({ network: diagNet, limit: "20" })}`).then(renderDiagnosis),
