@@ -38,7 +38,14 @@ function showMode() {
   $("nodes").hidden = !view.large;
   const crumbs = $("crumbs");
   crumbs.hidden = !view.large;
-  if (!view.large) return;
+  if (!view.large) {
+    crumbs.dataset.key = "";
+    return;
+  }
+  // Rebuilt only when the view changes, so a focused button survives the polls.
+  const key = zoomed ? `zone ${view.zone}` : "zones";
+  if (crumbs.dataset.key === key) return;
+  crumbs.dataset.key = key;
   if (!zoomed && !view.selected) replace($("details"), el("p", { class: "hint" }, overviewHint()));
   const back = el("button", { type: "button", class: "crumb", id: "zones-back" }, "All zones");
   back.disabled = !zoomed;
