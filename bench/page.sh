@@ -17,7 +17,7 @@ profile=(--release)
 for a in "$@"; do
     case "$a" in
         --dev) profile=() ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "page.sh: unknown option $a (expected --dev)" >&2; exit 2 ;;
     esac
 done
