@@ -46,8 +46,10 @@ pub(crate) fn spawn(
                 .into_inner();
             while !stop.load(Ordering::Relaxed) {
                 match tokio::time::timeout(Duration::from_millis(200), s.message()).await {
-                    Ok(Ok(Some(_))) => {
-                        events.fetch_add(1, Ordering::Relaxed);
+                    // A storm arrives counted (KIND_EDGE_STATES): count the edge changes it
+                    // stands for, so the figure stays "edge changes delivered".
+                    Ok(Ok(Some(ev))) => {
+                        events.fetch_add(ev.edges.max(1), Ordering::Relaxed);
                     }
                     Ok(_) => break,
                     Err(_) => {}
