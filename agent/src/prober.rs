@@ -2,7 +2,8 @@
 //! and keeps per-target windows of counters and RTT histograms.
 //!
 //! One task owns the sockets and the state, so the hot path has no locks: it sends what is due
-//! (stamping each packet just before its syscall), drains replies in `recvmmsg` batches, expires
+//! (in `sendmmsg` batches, each packet keyed for its own kernel TX stamp; one stamped `sendmsg`
+//! per packet where the kernel gives no TX stamps), drains replies in `recvmmsg` batches, expires
 //! probes past their deadline, and sleeps until the next probe or deadline. Everything else talks
 //! to it through [`EngineHandle`] (run mode) or waits for [`run_bounded`] (one-shot mode).
 //!
