@@ -352,7 +352,10 @@ async fn only_planned_outages_mark_targets_expected_down_and_not_ready_is_eviden
     }
     // Every probe is lost: the state changes say which ones are expected (b) and which are alarms (c).
     let mut watch = g
-        .watch_events(v1::WatchEventsRequest { snapshot: false })
+        .watch_events(v1::WatchEventsRequest {
+            snapshot: false,
+            ..Default::default()
+        })
         .await
         .expect("watch")
         .into_inner();

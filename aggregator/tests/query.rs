@@ -188,7 +188,10 @@ async fn watch_events_starts_with_a_snapshot_then_streams_changes() {
     let mut w = s
         .graph_client()
         .await
-        .watch_events(v1::WatchEventsRequest { snapshot: true })
+        .watch_events(v1::WatchEventsRequest {
+            snapshot: true,
+            ..Default::default()
+        })
         .await
         .expect("watch")
         .into_inner();
@@ -471,7 +474,10 @@ async fn nodes_and_events_say_how_the_edges_are() {
     }
     assert_eq!(nodes[0].edges_up, 2, "{:?}", nodes[0]);
     let mut w = g
-        .watch_events(v1::WatchEventsRequest { snapshot: true })
+        .watch_events(v1::WatchEventsRequest {
+            snapshot: true,
+            ..Default::default()
+        })
         .await
         .expect("watch")
         .into_inner();

@@ -221,7 +221,10 @@ async fn newer_session_for_same_node_wins_and_an_event_says_so() {
     let mut watch = s
         .graph_client()
         .await
-        .watch_events(v1::WatchEventsRequest { snapshot: false })
+        .watch_events(v1::WatchEventsRequest {
+            snapshot: false,
+            ..Default::default()
+        })
         .await
         .expect("watch")
         .into_inner();

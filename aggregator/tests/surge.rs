@@ -19,6 +19,7 @@ fn hello(node: &str, pod: &str, started: u64, addr: &str) -> AgentMessage {
             version: "sim".into(),
             boot_id: started,
             started_at_unix_ms: started,
+            zone: String::new(),
         })),
     }
 }
@@ -34,7 +35,10 @@ async fn refused(s: &TestAggregator, first: AgentMessage) -> tonic::Status {
 async fn watch(s: &TestAggregator) -> Streaming<v1::Event> {
     s.graph_client()
         .await
-        .watch_events(v1::WatchEventsRequest { snapshot: false })
+        .watch_events(v1::WatchEventsRequest {
+            snapshot: false,
+            ..Default::default()
+        })
         .await
         .expect("watch")
         .into_inner()

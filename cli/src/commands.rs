@@ -106,8 +106,16 @@ pub async fn dispatch(
     err: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
     let timeout = cli.timeout.max(Duration::from_millis(1));
-    if let Command::Watch { snapshot } = cli.command {
-        return watch(cli, timeout, snapshot, out, err).await;
+    if let Command::Watch {
+        snapshot,
+        every_change,
+    } = cli.command
+    {
+        let req = v1::WatchEventsRequest {
+            snapshot,
+            every_change,
+        };
+        return watch(cli, timeout, req, out, err).await;
     }
     match tokio::time::timeout(timeout, once(cli, timeout, out)).await {
         Ok(r) => r,
@@ -645,7 +653,7 @@ fn paint_cell(s: &str, state: i32) -> String {
 async fn watch(
     cli: &Cli,
     timeout: Duration,
-    snapshot: bool,
+    req: v1::WatchEventsRequest,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
@@ -661,7 +669,7 @@ async fn watch(
         let opened = async {
             let ch = crate::connect::channel_with(url, cli.tls_ca.as_deref(), timeout).await?;
             let mut c = client(ch);
-            let call = c.watch_events(v1::WatchEventsRequest { snapshot });
+            let call = c.watch_events(req);
             match tokio::time::timeout(timeout, call).await {
                 Ok(r) => r
                     .map(tonic::Response::into_inner)

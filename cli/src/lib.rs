@@ -232,6 +232,10 @@ pub enum Command {
         /// Start with the current state of every edge.
         #[arg(long)]
         snapshot: bool,
+        /// One line per edge change even in a storm (by default more than 100 changes a second,
+        /// and edges coming UP from UNKNOWN, arrive counted per zone pair).
+        #[arg(long)]
+        every_change: bool,
     },
     /// Exit 0 when every known edge is within the limits, 1 otherwise (listing them), 2 when the
     /// aggregator cannot be reached or no agent is connected.

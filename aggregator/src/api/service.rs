@@ -88,6 +88,7 @@ impl GraphService for Query {
         &self,
         req: Request<v1::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        self.watch(req.into_inner().snapshot).map(Response::new)
+        let r = req.into_inner();
+        self.watch(r.snapshot, r.every_change).map(Response::new)
     }
 }

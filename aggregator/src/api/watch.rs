@@ -30,7 +30,7 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<v1::Event, Status>> + Se
 
 impl Query {
     /// Subscribes and spawns the task that feeds the stream until shutdown.
-    pub(super) fn watch(&self, snapshot: bool) -> Result<EventStream, Status> {
+    pub(super) fn watch(&self, snapshot: bool, every_change: bool) -> Result<EventStream, Status> {
         let sub = self
             .graph
             .events
@@ -44,7 +44,7 @@ impl Query {
                 () = closing => {
                     let _ = tx.try_send(Err(Status::unavailable("aggregator shutting down")));
                 }
-                () = forward(graph, sub, tx.clone(), snapshot) => {}
+                () = forward(graph, sub, tx.clone(), snapshot, every_change) => {}
             }
         });
         Ok(Box::pin(ReceiverStream::new(rx)))
@@ -89,6 +89,34 @@ fn render_event(graph: &Graph, ev: GraphEvent) -> v1::Event {
             message,
             ..v1::Event::default()
         },
+    }
+}
+
+/// Every event as its own, as it arrives (`every_change`).
+async fn every_one(
+    graph: &Graph,
+    sub: &mut Subscription,
+    tx: &mpsc::Sender<Result<v1::Event, Status>>,
+) {
+    loop {
+        let ev = match sub.rx.recv().await {
+            Ok(ev) => render_event(graph, ev),
+            Err(broadcast::error::RecvError::Lagged(n)) => lagged(n),
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if tx.send(Ok(ev)).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn lagged(n: u64) -> v1::Event {
+    v1::Event {
+        kind: Kind::Lagged as i32,
+        at_unix_ms: unix_ms(),
+        missed: n,
+        message: format!("subscriber fell behind and missed {n} events"),
+        ..v1::Event::default()
     }
 }
 
@@ -156,6 +184,7 @@ async fn forward(
     mut sub: Subscription,
     tx: mpsc::Sender<Result<v1::Event, Status>>,
     snapshot: bool,
+    every_change: bool,
 ) {
     {
         if snapshot {
@@ -192,6 +221,9 @@ async fn forward(
                 return;
             }
         }
+        if every_change {
+            return every_one(&graph, &mut sub, &tx).await;
+        }
         let mut co = Coalescer::new(tokio::time::Instant::now());
         let mut tick = tokio::time::interval(coalesce::TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -204,16 +236,7 @@ async fn forward(
                         co.push(ev, &|src: &AgentKey, target: u64| zones_of(&graph, &zones, src, target));
                         continue;
                     }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tx.send(Ok(v1::Event {
-                            kind: Kind::Lagged as i32,
-                            at_unix_ms: unix_ms(),
-                            missed: n,
-                            message: format!("subscriber fell behind and missed {n} events"),
-                            ..v1::Event::default()
-                        }))
-                        .await
-                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => tx.send(Ok(lagged(n))).await,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 now = tick.tick() => {

@@ -3,14 +3,15 @@
 //!
 //! Why per subscriber and on a short hold: ingest emits one compact event per edge change and
 //! must never wait (see [`crate::graph::events`]); whether to print them one by one is a choice
-//! of how to show them. Each subscriber holds edge changes for one [`TICK`]: if no more than
-//! [`PER_TICK`] arrived (a rate of [`STORM_PER_SEC`] a second) they go out one by one, in order.
-//! Beyond that a *storm* begins: changes are counted per (source zone, target zone, from, to)
+//! of how to show them. Each subscriber holds edge changes for one [`TICK`] and sends them one by
+//! one, in order, while at most [`STORM_PER_SEC`] arrived within the current second (a node of a
+//! 13-node cluster going down still reads edge by edge). Beyond that a *storm* begins: the
+//! changes held and those that follow are counted per (source zone, target zone, from, to)
 //! and each count goes out once a second as one `KIND_EDGE_STATES` event, until a whole second
 //! passes with at most [`STORM_PER_SEC`] changes. Edges that come UP from UNKNOWN — the first
 //! measurements of a new or resumed probe, which the budget policy's rotation makes every epoch
 //! for every agent — are always counted, never listed one by one. Agent events and lag notices
-//! are never coalesced.
+//! are never coalesced. A subscriber that asks for `every_change` skips all of this.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,8 +26,6 @@ use crate::graph::{AgentKey, GraphEvent};
 pub const TICK: Duration = Duration::from_millis(250);
 /// More edge changes than this in a second is a storm.
 pub const STORM_PER_SEC: usize = 100;
-/// More edge changes than this within one [`TICK`] starts a storm at once.
-pub const PER_TICK: usize = STORM_PER_SEC / 4;
 /// How often the counts go out.
 pub const FLUSH: Duration = Duration::from_secs(1);
 
@@ -69,7 +68,6 @@ pub enum Out {
 #[derive(Debug)]
 pub struct Coalescer {
     pending: Vec<GraphEvent>,
-    pending_edges: usize,
     groups: BTreeMap<GroupKey, (u64, u64)>,
     storm: bool,
     storm_in_groups: bool,
@@ -84,7 +82,6 @@ impl Coalescer {
     pub fn new(now: Instant) -> Self {
         Self {
             pending: Vec::new(),
-            pending_edges: 0,
             groups: BTreeMap::new(),
             storm: false,
             storm_in_groups: false,
@@ -122,8 +119,7 @@ impl Coalescer {
             return;
         }
         self.pending.push(ev);
-        self.pending_edges += 1;
-        if self.pending_edges > PER_TICK {
+        if self.second_count > STORM_PER_SEC {
             self.start_storm(zones);
         }
     }
@@ -138,7 +134,6 @@ impl Coalescer {
             self.second_count = 0;
         }
         let mut out: Vec<Out> = self.pending.drain(..).map(Out::One).collect();
-        self.pending_edges = 0;
         if now.duration_since(self.last_flush) >= FLUSH {
             self.last_flush = now;
             let storm = std::mem::take(&mut self.storm_in_groups);
@@ -168,7 +163,6 @@ impl Coalescer {
         self.storm = true;
         self.storm_in_groups = true;
         let held = std::mem::take(&mut self.pending);
-        self.pending_edges = 0;
         for ev in held {
             match ev {
                 GraphEvent::Edge {

@@ -72,7 +72,7 @@ async fn a_zone_going_down_is_a_handful_of_counted_events() {
     let (g, ids) = graph();
     let sub = g.events.subscribe().expect("subscriber");
     let (tx, mut rx) = mpsc::channel(1 << 16);
-    tokio::spawn(forward(g.clone(), sub, tx, false));
+    tokio::spawn(forward(g.clone(), sub, tx, false, false));
     tokio::task::yield_now().await;
 
     // Zone a is cut off: each of its 500 nodes loses its edges to 10 nodes of zone b and back,
@@ -131,7 +131,7 @@ async fn rotating_edges_coming_up_are_one_count_per_zone_pair() {
     let (g, ids) = graph();
     let sub = g.events.subscribe().expect("subscriber");
     let (tx, mut rx) = mpsc::channel(1 << 16);
-    tokio::spawn(forward(g.clone(), sub, tx, false));
+    tokio::spawn(forward(g.clone(), sub, tx, false, false));
     tokio::task::yield_now().await;
     for i in 0..ZONE {
         g.events.send(GraphEvent::Edge {
@@ -158,4 +158,32 @@ async fn rotating_edges_coming_up_are_one_count_per_zone_pair() {
         "{}",
         events[0].message
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_of_a_small_cluster_still_reads_edge_by_edge_and_every_change_never_counts() {
+    let (g, ids) = graph();
+    let coalesced = g.events.subscribe().expect("subscriber");
+    let every = g.events.subscribe().expect("second subscriber");
+    let (tx, mut rx) = mpsc::channel(1 << 16);
+    let (tx_all, mut rx_all) = mpsc::channel(1 << 16);
+    tokio::spawn(forward(g.clone(), coalesced, tx, false, false));
+    tokio::spawn(forward(g.clone(), every, tx_all, false, true));
+    tokio::task::yield_now().await;
+    // One node of a 13-node cluster cut off: 2 agents x 12 peers x 2 networks x 2 directions.
+    for i in 0..96 {
+        down(&g, i % 13, ids[500 + i]);
+    }
+    let one_by_one = drain(&mut rx).await;
+    assert_eq!(one_by_one.len(), 96);
+    assert!(one_by_one.iter().all(|e| e.kind == Kind::EdgeState as i32));
+    // A storm for the first subscriber, but not for the one that asked for every change.
+    for i in 0..1_000 {
+        down(&g, i % ZONE, ids[ZONE + i % ZONE]);
+    }
+    let counted = drain(&mut rx).await;
+    assert!(counted.len() < 5, "{counted:?}");
+    let all = drain(&mut rx_all).await;
+    assert_eq!(all.len(), 96 + 1_000);
+    assert!(all.iter().all(|e| e.kind == Kind::EdgeState as i32));
 }

@@ -41,7 +41,10 @@ pub(crate) fn spawn(
         readers.spawn(async move {
             let mut c = GraphServiceClient::connect(url).await?;
             let mut s = c
-                .watch_events(v1::WatchEventsRequest { snapshot: false })
+                .watch_events(v1::WatchEventsRequest {
+                    snapshot: false,
+                    ..Default::default()
+                })
                 .await?
                 .into_inner();
             while !stop.load(Ordering::Relaxed) {
