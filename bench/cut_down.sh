@@ -94,7 +94,7 @@ wait_for() { # wait_for STATE N [cross]: until N edges are in STATE (60 s at mos
 wait_for up "$WANT"
 CROSSING=$(( 2 * 2 * (NODES - 1) * 2 ))   # the node's 2 agents <-> the others' 2(N-1), both ways
 
-"$CLI" --aggregator "$URL" watch -o json >"$WORK/events.jsonl" 2>/dev/null &
+"$CLI" --aggregator "$URL" watch --every-change -o json >"$WORK/events.jsonl" 2>/dev/null &
 WATCH_PID=$!
 sleep 1
 : >"$WORK/cuts.txt"

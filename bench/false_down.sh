@@ -47,7 +47,7 @@ for _ in $(seq 1 300); do
 done
 [ -n "$URL" ] || { echo "false_down.sh: the lab did not start" >&2; cat "$WORK/demo.log" >&2; exit 1; }
 sleep 5
-"$CLI" --aggregator "$URL" watch -o json >"$WORK/events.jsonl" 2>/dev/null &
+"$CLI" --aggregator "$URL" watch --every-change -o json >"$WORK/events.jsonl" 2>/dev/null &
 WATCH_PID=$!
 sleep 1
 "$LAB" loss --prefix "$PREFIX" "$NODE" "$PCT" >/dev/null
