@@ -277,7 +277,7 @@ def cmd_summarize(a):
             if f"rtt_{key}_us" in fields:
                 summary[f"pooled_{key}_us"] = float(fields[f"rtt_{key}_us"])
         for key in ("socket_drops", "late", "rejected", "send_errors", "max_schedule_lag_ms",
-                    "kernel_tx_stamps", "user_send_stamps"):
+                    "kernel_tx_stamps", "user_send_stamps", "batch_unstamped", "send_calls"):
             if key in fields:
                 summary[key] = float(fields[key])
         # exit 0 = all answered, 1 = some loss; anything else means the run did not complete.
@@ -356,6 +356,8 @@ METRICS = [
     ("max_schedule_lag_ms", "max schedule lag ms", "f1"),
     ("kernel_tx_stamps", "kernel TX stamps (own count)", "int"),
     ("user_send_stamps", "user send stamps (own count)", "int"),
+    ("batch_unstamped", "batched, no kernel stamp (own count)", "int"),
+    ("send_calls", "send syscalls (own count)", "int"),
     ("loadavg_1m", "host loadavg at start", "f2"),
     ("rc", "exit status", "str"),
 ]

@@ -144,6 +144,61 @@ fn loopback_v4_and_v6_answer_every_probe() {
     );
 }
 
+/// The value of `key=` in the stderr summary line.
+fn summary_field(o: &Output, key: &str) -> Option<u64> {
+    let err = stderr(o);
+    let line = err.lines().find(|l| l.starts_with("summary:"))?;
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn every_packet_of_a_sendmmsg_batch_gets_its_own_kernel_stamp() {
+    require_root!();
+    // 64 loopback addresses every 20 ms: each wake-up finds tens of probes due, sent as one batch.
+    let targets: Vec<String> = (1..=64).map(|i| format!("127.0.1.{i}")).collect();
+    let mut args = vec!["probe", "-c", "4", "-i", "20ms", "-t", "1s", "-o", "json"];
+    args.extend(targets.iter().map(String::as_str));
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(summary_field(&o, "received"), Some(256), "{}", stderr(&o));
+    let (kernel, user) = (
+        summary_field(&o, "kernel_tx_stamps"),
+        summary_field(&o, "user_send_stamps"),
+    );
+    // Kernels before 6.13 refuse per-packet stamp keys: then every probe is its own sendmsg
+    // with its own user-space stamp, and nothing is batched.
+    assert!(
+        kernel == Some(256) || user == Some(256),
+        "every probe needs a send time of its own: {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        summary_field(&o, "batch_unstamped"),
+        Some(0),
+        "{}",
+        stderr(&o)
+    );
+    let calls = summary_field(&o, "send_calls").expect("send_calls in the summary");
+    if kernel == Some(256) {
+        assert!(
+            calls <= 256 / 4,
+            "{calls} send calls for 256 probes: not batched"
+        );
+    } else {
+        assert_eq!(
+            calls, 256,
+            "without kernel stamps every probe is its own sendmsg"
+        );
+    }
+    for r in json(&o).as_array().expect("array") {
+        assert_eq!(r["received"], 4, "{r}");
+        let max = r["rtt_us"]["max"].as_f64().expect("max");
+        assert!(max < 1_000_000.0, "{r}");
+    }
+}
+
 #[test]
 fn table_output_is_the_default() {
     require_root!();

@@ -173,7 +173,7 @@ pub fn summary_line(outcome: &Outcome, elapsed: Duration) -> String {
     format!(
         "summary: targets={} sent={} received={} lost={} loss_pct={:.3} duplicates={} reordered={} late={} \
          icmp_errors={} send_errors={} rejected={} socket_drops={} elapsed_s={:.3} rate_pps={:.0} \
-         rtt_p50_us={} rtt_p99_us={} kernel_tx_stamps={} user_send_stamps={} batch_unstamped={} max_schedule_lag_ms={:.3}{}",
+         rtt_p50_us={} rtt_p99_us={} kernel_tx_stamps={} user_send_stamps={} batch_unstamped={} send_calls={} max_schedule_lag_ms={:.3}{}",
         outcome.targets.len(),
         total.sent,
         total.received,
@@ -193,6 +193,7 @@ pub fn summary_line(outcome: &Outcome, elapsed: Duration) -> String {
         c.kernel_tx_stamps,
         c.user_send_stamps,
         c.batch_unstamped,
+        c.send_calls,
         c.max_schedule_lag.as_secs_f64() * 1000.0,
         if outcome.interrupted {
             " interrupted=true"

@@ -222,6 +222,7 @@ fn send_one(
         sent_ns,
     };
     let len = packet::build_echo_request(buf, auth, due.addr, &stamp, due.payload);
+    core.counters_mut().send_calls += 1;
     match sock.send_to(&buf[..len], due.addr, due.global as u32) {
         Ok(()) => core.sent(due, sent_ns, now),
         Err(e) if batch::queue_full(&e) => return None,
@@ -270,9 +271,13 @@ fn send_batch(
         dues.push(due);
         next = core.peek_due(now, dues.len() as u64);
     }
+    let mut calls = 0;
     let end = batch::send_each(
         dues.len(),
-        |from| sock.send_batch(batch, from),
+        |from| {
+            calls += 1;
+            sock.send_batch(batch, from)
+        },
         |i, result| match result {
             Ok(()) => core.sent_in_batch(dues[i], batch_ns, now),
             Err(e) => {
@@ -281,6 +286,7 @@ fn send_batch(
             }
         },
     );
+    core.counters_mut().send_calls += calls;
     match end {
         BatchEnd::Done => Some(dues.len()),
         BatchEnd::QueueFull(_) => None,

@@ -239,6 +239,8 @@ pub struct EngineCounters {
     /// Replies to probes sent in a `sendmmsg` batch whose kernel TX stamp never came: received, but
     /// not an RTT sample (the batch's user-space stamp is earlier than the packet's own send).
     pub batch_unstamped: u64,
+    /// Send syscalls made (`sendmsg` or `sendmmsg`): probes sent per call is the batching achieved.
+    pub send_calls: u64,
     /// Replies whose wall-clock RTT disagreed with the monotonic clock (the wall clock stepped while
     /// the probe was out): received, but not an RTT sample.
     pub clock_steps: u64,
