@@ -2,7 +2,10 @@
 //!
 //! Modes:
 //! - `throughput`: N agents (one HTTP/2 connection each) full-mesh, each sending reports as fast as
-//!   acks allow (`--window` reports in flight); prints edge-updates/s and the server's CPU.
+//!   acks allow (`--window` reports in flight); prints edge-updates/s and the server's CPU. With
+//!   `--window` reports always in flight the ack latency is the queue those reports make, about
+//!   agents × window / rate; `--rate R` paces each agent at R reports/s with one in flight
+//!   instead, so the ack latency says whether the server keeps up with that load.
 //! - `fixed`: the same agents at one report per second; prints server CPU, ack latency, GetEdge
 //!   latency, Matrix time, with `--watchers` WatchEvents subscribers attached and 10 targets per
 //!   agent flapping so there are state changes to deliver.
@@ -69,6 +72,10 @@ struct Args {
     /// Reports in flight per agent (throughput mode).
     #[arg(long, default_value_t = 4)]
     window: usize,
+    /// Throughput mode at a set pace instead: this many reports per second per agent, each
+    /// sent once the previous one is acked (so the ack latency shows whether the server keeps up).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
     /// WatchEvents subscribers during the fixed-load run.
     #[arg(long, default_value_t = 8)]
     watchers: usize,
@@ -89,6 +96,16 @@ struct Args {
     scale: scale::ScaleArgs,
 }
 
+/// A `--rate`: a positive, finite number of reports per second.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1000.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate: give reports per second per agent, above 0 and at most 1000"
+        )),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.mode == Mode::Memory {
@@ -99,6 +116,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.agents < 2 {
         bail!("--agents must be at least 2");
+    }
+    if args.rate.is_some() && args.mode != Mode::Throughput {
+        bail!("--rate is for --mode throughput (the fixed mode sends one report per second)");
     }
     if args.secure && args.mode != Mode::Throughput {
         bail!("--secure is for --mode throughput (the fixed mode's readers dial plaintext)");

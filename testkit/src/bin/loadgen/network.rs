@@ -86,15 +86,19 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
     let n = sessions.len();
     for (i, s) in sessions.into_iter().enumerate() {
         let stop = stop.clone();
-        let period = fixed.then_some(Duration::from_secs(1));
-        // Spread fixed-rate agents evenly over the second.
-        let phase = Duration::from_micros((i as u64 * 1_000_000) / n as u64);
+        let period = if fixed {
+            Some(Duration::from_secs(1))
+        } else {
+            args.rate.map(|r| Duration::from_secs_f64(1.0 / r))
+        };
+        // Spread paced agents evenly over their period.
+        let phase = period.map_or(Duration::ZERO, |p| p.mul_f64(i as f64 / n as f64));
         set.spawn(drive(
             s,
             args.window,
             period,
             phase,
-            args.watchers > 0,
+            fixed && args.watchers > 0,
             stop,
         ));
     }
@@ -111,10 +115,13 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
         total.latencies_us.extend(r.latencies_us);
     }
     let rss = rss_bytes(Proc::Pid(server.pid))?;
-    let mode = if fixed {
-        "fixed 1 report/s/agent"
-    } else {
-        "max (acks allow)"
+    let mode = match (fixed, args.rate) {
+        (true, _) => "fixed 1 report/s/agent".to_string(),
+        (false, Some(r)) => format!(
+            "paced {r} reports/s/agent ({:.2}M edge-updates/s offered)",
+            r * edges as f64 / 1e6
+        ),
+        (false, None) => "max (acks allow)".to_string(),
     };
     println!(
         "{mode}: {:.2}M edge-updates/s ({:.0} reports/s) over {elapsed:.1}s",
