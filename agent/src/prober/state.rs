@@ -140,6 +140,10 @@ pub struct Core {
     next_global: u64,
     oldest: u64,
     schedule: Schedule,
+    /// The order the schedule visits targets in: the IPv4 ones, then the IPv6 ones, each in list
+    /// order. A dual-stack list alternates families (a peer's two addresses are next to each
+    /// other), and a send batch holds one family, so grouping them keeps batches whole.
+    order: Vec<u32>,
     per_target: Option<u64>,
     counters: EngineCounters,
     flips: Vec<TargetFlip>,
@@ -191,6 +195,7 @@ impl Core {
             next_global: 0,
             oldest: 0,
             schedule: Schedule::new(now_ns, 1, 0, per_target),
+            order: Vec::new(),
             per_target,
             counters: EngineCounters::default(),
             flips: Vec::new(),
@@ -242,6 +247,10 @@ impl Core {
             self.ring[i] = slot;
         }
         self.settings = settings;
+        let family = |i: &u32| self.targets[*i as usize].spec.addr.is_ipv6();
+        let mut order: Vec<u32> = (0..self.targets.len() as u32).collect();
+        order.sort_by_key(family);
+        self.order = order;
         self.schedule = Schedule::new(
             now_ns,
             settings.interval.as_nanos() as u64,
@@ -270,10 +279,11 @@ impl Core {
     /// before it has been passed to [`Core::sent`] or [`Core::send_failed`], in order.
     #[must_use]
     pub fn peek_due(&self, now_ns: u64, ahead: u64) -> Option<Due> {
-        let (t, due_ns) = self.schedule.peek_at(ahead)?;
+        let (place, due_ns) = self.schedule.peek_at(ahead)?;
         if due_ns > now_ns {
             return None;
         }
+        let t = self.order[place] as usize;
         let target = &self.targets[t];
         // Earlier probes of the same target in the batch: one per full turn of the schedule.
         let turns = ahead / (self.targets.len() as u64).max(1);

@@ -587,6 +587,39 @@ fn a_gathered_batch_numbers_probes_as_sending_them_one_by_one_would() {
 }
 
 #[test]
+fn a_dual_stack_list_is_visited_one_family_after_the_other() {
+    // Each peer's two addresses side by side, as pinglists list them.
+    let specs: Vec<TargetSpec> = (1..=3u8)
+        .flat_map(|i| {
+            [
+                TargetSpec {
+                    id: u64::from(i) * 10,
+                    addr: addr(i),
+                },
+                TargetSpec {
+                    id: u64::from(i) * 10 + 1,
+                    addr: IpAddr::from([0xfd00, 0, 0, 0, 0, 0, 0, u16::from(i)]),
+                },
+            ]
+        })
+        .collect();
+    let mut core = Core::new(settings(), specs, 0, None);
+    let batch = gather(&core, ms(99));
+    assert_eq!(
+        batch.iter().map(|d| d.target).collect::<Vec<_>>(),
+        [0, 2, 4, 1, 3, 5],
+        "IPv4 first, then IPv6, each in list order"
+    );
+    // Still evenly spread, every target once per interval.
+    let due: Vec<u64> = batch.iter().map(|d| d.due_ns).collect();
+    assert_eq!(due, (0..6).map(|k| k * ms(100) / 6).collect::<Vec<_>>());
+    for d in &batch {
+        core.sent_in_batch(*d, ms(99), ms(99));
+    }
+    assert_eq!(gather(&core, ms(199))[0].target, 0);
+}
+
+#[test]
 fn a_batch_cut_short_by_a_full_queue_resends_under_the_same_numbers() {
     let mut core = Core::new(settings(), specs(4), 0, None);
     let batch = gather(&core, ms(100));
