@@ -92,6 +92,31 @@ fn main() {
         );
     }
     println!("plan {plan_time:?}, one agent's list {list_time:?}");
+    // One whole assignment round as the assigner makes it: prepare, then every agent's list.
+    let t2 = Instant::now();
+    budget.prepare(&peers);
+    let mut lists: Vec<Vec<u64>> = Vec::with_capacity(peers.len());
+    for p in &peers {
+        lists.push(
+            budget
+                .targets_at(&p.key, &peers, Duration::ZERO)
+                .iter()
+                .map(|t| t.id)
+                .collect(),
+        );
+    }
+    println!(
+        "one round (prepare + {} agents' lists): {:?}",
+        peers.len(),
+        t2.elapsed()
+    );
+    // Of which the full lists themselves (the inner source, here the full mesh).
+    let t3 = Instant::now();
+    let mut n = 0;
+    for p in &peers {
+        n += FullMesh.targets(&p.key, &peers).len();
+    }
+    println!("of which the full lists ({n} targets): {:?}", t3.elapsed());
     // One cycle of this agent's lists covers its full list.
     let epochs = (cov.cycle.as_millis() / cov.epoch.as_millis().max(1)).max(1) as u32;
     let mut seen = BTreeSet::new();

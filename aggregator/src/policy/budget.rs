@@ -15,10 +15,14 @@
 //!   per zone before a second from any, so a zone partition is seen from both sides at once.
 //!   A prober already at its budget is skipped for the next-ranked one, so the budget holds.
 //! - **Slow set.** The assignment message has one probe interval for all its targets, so a lower
-//!   rate is made by time-sharing: the rest of the budget is a window over the agent's other
-//!   targets (all pairs of every network combination) that moves every epoch; after
-//!   `ceil(others / window)` epochs it has covered them all. The epoch is the coverage period
-//!   (`--coverage-period`) divided by the largest number of epochs any agent needs, but at least
+//!   rate is made by time-sharing: the rest of the budget probes one arc of the agent's other
+//!   targets (all pairs of every network combination) per epoch. Targets sit on a ring by their
+//!   id (a uniform hash), each agent's ring turned by its own offset and cut into equal arcs that
+//!   hold [`FILL`] of a window on average, a full arc passing its last targets on to the next; so
+//!   after one epoch per arc every target was probed. A node joining or leaving changes only the
+//!   arc its addresses land in, so an agent's list changes with probability about 2 / arcs (3 %
+//!   at 5,000 nodes, where there are 75 arcs), plus the few fast sets HRW moves. The epoch is the
+//!   coverage period (`--coverage-period`) divided by the number of arcs, but at least
 //!   [`MIN_EPOCH`] so a slow pair is measured for a few reports; when that floor binds, the real
 //!   cycle is longer than asked and [`Coverage::cycle`] says so. Epochs count wall-clock time, and
 //!   the assigner's fingerprint keeps an agent whose list did not change from being sent it again.
@@ -33,6 +37,10 @@ use parking_lot::Mutex;
 
 use super::{Peer, PinglistSource, PlannedTarget};
 use crate::graph::{AgentKey, first_per_family};
+
+/// How full a slow arc is on average: the rest is room for the arcs' random sizes (arcs are cut
+/// from hashes), so a full arc is rare and passes only a few targets on.
+pub const FILL: f64 = 0.8;
 
 /// Shortest epoch: a slow pair is measured for at least this long (five reports at the default
 /// report interval) before the window moves on.
@@ -201,7 +209,14 @@ impl Budget {
             return full;
         }
         let epoch = epoch_index(now, plan.epoch);
-        select(agent, full, plan.fast.get(agent), self.slots, epoch)
+        select(
+            agent,
+            full,
+            plan.fast.get(agent),
+            self.slots,
+            epoch,
+            plan.cycles,
+        )
     }
 
     /// What the current plan guarantees.
@@ -295,15 +310,15 @@ fn epoch_index(now: Duration, epoch: Duration) -> u64 {
     u64::try_from(now.as_millis() / epoch.as_millis().max(1)).unwrap_or(0)
 }
 
-/// One agent's list: its fast targets, then a window of `slots - fast` over the rest that moves
-/// by its own length every epoch, starting at a point of the agent's own (so the slow probes of
-/// all agents spread over all targets), in the inner list's order.
+/// One agent's list: its fast targets, then the slow window of this epoch over the rest
+/// ([`slow_window`]), in (node, network, address) order.
 fn select(
     agent: &AgentKey,
     full: Vec<PlannedTarget>,
     fast_nodes: Option<&HashSet<Arc<str>>>,
     slots: usize,
     epoch: u64,
+    arcs: u64,
 ) -> Vec<PlannedTarget> {
     let is_fast = |t: &PlannedTarget| {
         t.network == agent.network && fast_nodes.is_some_and(|f| f.contains(&t.node))
@@ -315,20 +330,83 @@ fn select(
     if rest.len() <= window {
         fast.extend(rest);
     } else {
-        let len = rest.len() as u64;
-        let cycles = len.div_ceil(window as u64);
-        let start = (h64(&(agent.node.as_ref(), agent.network as i32)) % len)
-            + (epoch % cycles) * window as u64;
-        let mut rest: Vec<Option<PlannedTarget>> = rest.into_iter().map(Some).collect();
-        for i in 0..window as u64 {
-            let at = ((start + i) % len) as usize;
-            if let Some(t) = rest[at].take() {
-                fast.push(t);
-            }
-        }
+        let offset = h64(&(agent.node.as_ref(), agent.network as i32));
+        fast.extend(slow_window(rest, window, offset, epoch, arcs));
     }
     fast.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
     fast
+}
+
+/// The slow targets of one epoch: the agent's arc of the ring of target ids.
+///
+/// Target ids are uniform 64-bit hashes, so they place every target on a ring; the agent's ring,
+/// turned by an offset of its own (so the agents' slow probes spread over all targets), is cut
+/// into `arcs` equal arcs and epoch `e` probes arc `e mod arcs`. Arcs hold about `FILL` of a
+/// window on average; the targets beyond `window` in an arc move on to the next arc in ring order
+/// (and on from there while arcs are full), so no list exceeds the budget and every target is in
+/// exactly one arc of every cycle.
+///
+/// Why a ring and not a window over the list's positions: a node joining or leaving shifts every
+/// position after it, which changed almost every agent's window; on the ring it only changes the
+/// arc it lands in, so an agent's list changes with probability about (its addresses) / `arcs`.
+fn slow_window(
+    rest: Vec<PlannedTarget>,
+    window: usize,
+    offset: u64,
+    epoch: u64,
+    arcs: u64,
+) -> Vec<PlannedTarget> {
+    let len = rest.len();
+    // Capacity short of the list (a prober far above the average fast load): the positional
+    // window, which needs only `len / window` epochs and so still fits in the plan's cycle.
+    if (arcs as usize).saturating_mul(window) < len {
+        let cycles = (len as u64).div_ceil(window as u64);
+        let start = (offset % len as u64) + (epoch % cycles) * window as u64;
+        let mut rest: Vec<Option<PlannedTarget>> = rest.into_iter().map(Some).collect();
+        return (0..window as u64)
+            .filter_map(|i| rest[((start + i) % len as u64) as usize].take())
+            .collect();
+    }
+    let n = arcs as usize;
+    let rel = |t: &PlannedTarget| t.id.wrapping_sub(offset);
+    let arc_of = |t: &PlannedTarget| ((u128::from(rel(t)) * u128::from(arcs)) >> 64) as usize;
+    let mut counts = vec![0usize; n];
+    for t in &rest {
+        counts[arc_of(t)] += 1;
+    }
+    // Targets carried into each arc from the arcs before it. With spare capacity the carry is
+    // zero somewhere, so a second lap round the ring reaches the fixed point; a third is spare.
+    let mut carry_in = vec![0usize; n];
+    let mut carry = 0usize;
+    for step in 0..3 * n {
+        let e = step % n;
+        carry_in[e] = carry;
+        carry = (counts[e] + carry).saturating_sub(window);
+    }
+    let e0 = (epoch % arcs) as usize;
+    // Walk back over the arcs before e0 until they hold the targets carried into it.
+    let mut back = 0usize;
+    let mut held = 0usize;
+    while held < carry_in[e0] && back < n - 1 {
+        back += 1;
+        held += counts[(e0 + n - back) % n];
+    }
+    let first = (e0 + n - back) % n;
+    let mut run: Vec<(usize, u64, PlannedTarget)> = rest
+        .into_iter()
+        .filter_map(|t| {
+            let step = (arc_of(&t) + n - first) % n;
+            (step <= back).then(|| (step, rel(&t), t))
+        })
+        .collect();
+    run.sort_unstable_by_key(|(step, rel, _)| (*step, *rel));
+    // The run is the carried-in targets (the last `carry_in` before e0) then e0's own.
+    let skip = held - carry_in[e0];
+    run.into_iter()
+        .skip(skip)
+        .take(window)
+        .map(|(_, _, t)| t)
+        .collect()
 }
 
 fn h64<T: std::hash::Hash>(v: &T) -> u64 {
@@ -417,11 +495,21 @@ fn build_plan(
             );
         }
     }
-    // Smallest window: the budget less the heaviest fast load.
+    // Arcs for the slow windows, from numbers that membership changes hardly move (so the arcs
+    // stay put): the window left beside a fast load of twice the average, filled to FILL.
+    let cost = peers
+        .iter()
+        .map(|p| first_per_family(&p.addresses).len().max(1))
+        .max()
+        .unwrap_or(1);
+    let nominal = slots.saturating_sub(2 * k * cost).max(1) as f64 * FILL;
+    let arcs = (largest as f64 / nominal).ceil() as u64;
+    // Smallest window: the budget less the heaviest fast load; an agent whose arcs cannot hold
+    // its list falls back to the positional window, which needs at most this many epochs.
     let window = slots
         .saturating_sub(load.values().copied().max().unwrap_or(0))
         .max(1);
-    plan.cycles = (largest as u64).div_ceil(window as u64).max(1);
+    plan.cycles = arcs.max((largest as u64).div_ceil(window as u64)).max(1);
     let epoch = cfg.coverage_period / u32::try_from(plan.cycles).unwrap_or(u32::MAX);
     plan.epoch = epoch.max(MIN_EPOCH);
     plan

@@ -247,8 +247,9 @@ fn a_large_cluster_rotates_within_the_coverage_period() {
     let peers = cluster(&nodes, |_| false);
     let c = BudgetConfig::default();
     let p = policy(&c, &nodes, 6);
+    // Slow arcs hold FILL (80 %) of a window on average, with random sizes around it.
     let l = p.targets_at(&peers[0].key, &peers, Duration::ZERO);
-    assert!(l.len() <= 200 && l.len() > 150, "{}", l.len());
+    assert!(l.len() <= 200 && l.len() > 100, "{}", l.len());
     let cov = p.coverage();
     assert!(
         cov.cycle <= c.coverage_period && !cov.cycle.is_zero(),
@@ -366,4 +367,39 @@ fn a_prepared_round_gives_the_same_lists_and_the_next_round_plans_again() {
         );
     }
     assert_eq!(p.coverage(), q.coverage());
+}
+
+#[test]
+fn one_node_joining_or_leaving_changes_few_lists() {
+    // 600 nodes rotate over 9 arcs: a new node's two addresses land in an agent's current arc
+    // with probability about 2/9, and it enters a few fast sets. At 5,000 nodes (75 arcs) that
+    // is about 3 %.
+    let nodes: Vec<usize> = (0..600).collect();
+    let c = BudgetConfig::default();
+    let now = Duration::from_secs(1_000_000);
+    let before = lists(&policy(&c, &nodes, 6), &cluster(&nodes, |_| false), now);
+    let arcs = {
+        let p = policy(&c, &nodes, 6);
+        let peers = cluster(&nodes, |_| false);
+        let _ = p.targets_at(&peers[0].key, &peers, now);
+        p.plan.lock().cycles
+    };
+    assert_eq!(arcs, 9);
+    for after_nodes in [
+        (0..=600).collect::<Vec<usize>>(),
+        (0..600).filter(|&i| i != 17).collect(),
+    ] {
+        let after = lists(
+            &policy(&c, &after_nodes, 6),
+            &cluster(&after_nodes, |_| false),
+            now,
+        );
+        let changed = before
+            .iter()
+            .filter(|(k, l)| k.node != node(17) && after.get(*k).is_some_and(|a| a != *l))
+            .count();
+        // Expected about 2/9 of 1,200 (267) plus the fast sets; a positional window changed
+        // nearly all of them.
+        assert!(changed < 400, "{changed} of {} lists changed", before.len());
+    }
 }
