@@ -533,3 +533,153 @@ async fn a_reconnecting_agent_gets_its_unchanged_pinglist_again() {
     assert!(second.generation > first.generation);
     h.stop().await;
 }
+
+/// Every message each agent has received until none arrived for `quiet`: the assignments only.
+async fn drain_assignments(agents: &mut [SimAgent], quiet: Duration) -> Vec<Vec<v1::Assignment>> {
+    let mut got: Vec<Vec<v1::Assignment>> = vec![Vec::new(); agents.len()];
+    let deadline = tokio::time::Instant::now() + SOON * 3;
+    let mut last_news = tokio::time::Instant::now();
+    while last_news.elapsed() < quiet {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "assignments kept coming"
+        );
+        let mut news = false;
+        for (i, a) in agents.iter_mut().enumerate() {
+            while let Some(m) = a.next_within(Duration::from_millis(1)).await {
+                if let Some(aggregator_message::Msg::Assignment(x)) =
+                    m.expect("stream ok").expect("stream open").msg
+                {
+                    a.assignment = Some(x.clone());
+                    got[i].push(x);
+                    news = true;
+                }
+            }
+        }
+        if news {
+            last_news = tokio::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    got
+}
+
+/// What an assignment tells the agent about its targets (the assigner's fingerprint's inputs).
+fn list_of(a: &v1::Assignment) -> Vec<(u64, String, bool)> {
+    a.targets
+        .iter()
+        .map(|t| (t.id, t.address.clone(), t.expected_down))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_model_change_is_sent_only_to_the_agents_whose_budgeted_lists_changed() {
+    use prost::Message as _;
+    // 120 nodes, 240 agents, a budget of 40 targets: lists rotate over 12 arcs. A coverage
+    // period of 1,000 hours makes each epoch 83 hours, so no rotation falls inside the test.
+    const NODES: u32 = 120;
+    let (nodes, pods) = fixtures::cluster(NODES);
+    let (api, client) = MockApi::start(nodes, pods);
+    let h = Harness::start_with(api, client, |c| {
+        c.probe_budget_pps = 400;
+        c.fast_probers = 4;
+        c.coverage_period = Duration::from_secs(1000 * 3600);
+    })
+    .await;
+    let mut agents = Vec::new();
+    let mut keys = Vec::new();
+    for i in 0..NODES {
+        let node = fixtures::cluster_node_name(i);
+        let (host, pod) = fixtures::cluster_addresses(i);
+        for (net, addr) in [(Network::Pod, pod), (Network::Host, host)] {
+            agents.push(h.agent(&node, net, &addr.to_string()).await);
+            keys.push((i, net));
+        }
+    }
+    let settled = drain_assignments(&mut agents, Duration::from_secs(2)).await;
+    assert!(
+        settled.iter().all(|a| !a.is_empty()),
+        "every agent got a list"
+    );
+    let before: Vec<Vec<(u64, String, bool)>> = agents
+        .iter()
+        .map(|a| list_of(a.assignment.as_ref().expect("assigned")))
+        .collect();
+    assert!(before.iter().all(|l| l.len() <= 40), "within the budget");
+
+    // One node joins, one leaves (with its agents), one agent pod's IP changes.
+    let joined = fixtures::cluster_node_name(NODES);
+    let (host, pod) = fixtures::cluster_addresses(NODES);
+    h.api
+        .apply_node(fixtures::node(&joined, &[&host.to_string()]));
+    h.api
+        .apply_pod(fixtures::agent_pod(&joined, false, &[&pod.to_string()]));
+    h.api
+        .apply_pod(fixtures::agent_pod(&joined, true, &[&host.to_string()]));
+    let left = fixtures::cluster_node_name(7);
+    h.api.delete_node(&left);
+    h.api.delete_pod(&format!("echomesh-agent-pod-{left}"));
+    h.api.delete_pod(&format!("echomesh-agent-host-{left}"));
+    let gone: Vec<usize> = (0..keys.len()).filter(|&i| keys[i].0 == 7).collect();
+    for &i in gone.iter().rev() {
+        agents.remove(i);
+        keys.remove(i);
+    }
+    let before: Vec<_> = (0..before.len())
+        .filter(|i| !gone.contains(i))
+        .map(|i| before[i].clone())
+        .collect();
+    let moved = fixtures::cluster_node_name(3);
+    h.api
+        .apply_pod(fixtures::agent_pod(&moved, false, &["10.200.0.3"]));
+
+    let sent = drain_assignments(&mut agents, Duration::from_secs(2)).await;
+    let mut changed = 0usize;
+    let mut bytes = 0usize;
+    let mut changed_list_bytes = 0usize;
+    for (i, got) in sent.iter().enumerate() {
+        let Some(last) = got.last() else {
+            continue;
+        };
+        changed += 1;
+        // Only changed lists are sent, once each.
+        assert_ne!(
+            list_of(last),
+            before[i],
+            "{:?}: unchanged list sent again",
+            keys[i]
+        );
+        assert_eq!(
+            got.len(),
+            1,
+            "{:?}: {} assignments for one change",
+            keys[i],
+            got.len()
+        );
+        bytes += got.iter().map(prost::Message::encoded_len).sum::<usize>();
+        changed_list_bytes += last.encoded_len();
+        assert!(last.targets.len() <= 40, "within the budget");
+    }
+    // The moved pod's new address reached someone, the joined node too, the gone one left.
+    let all: Vec<&v1::Target> = agents
+        .iter()
+        .flat_map(|a| a.assignment.as_ref().expect("assigned").targets.iter())
+        .collect();
+    assert!(all.iter().any(|t| t.address == "10.200.0.3"));
+    assert!(all.iter().any(|t| t.node == joined));
+    assert!(all.iter().all(|t| t.node != left));
+    // With 12 arcs a join or a leave changes about 2/12 of the lists each, plus a few fast sets
+    // and the lists holding the moved address: about a third. Everything was a positional
+    // window's answer.
+    assert!(
+        changed > 0 && changed * 10 < agents.len() * 6,
+        "{changed} of {} agents got a new list",
+        agents.len()
+    );
+    assert!(
+        bytes <= 2 * changed_list_bytes,
+        "{bytes} bytes for {changed_list_bytes}"
+    );
+    drop(agents);
+    h.stop().await;
+}
