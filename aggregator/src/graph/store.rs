@@ -5,7 +5,10 @@
 //! a bounds check, an id check and a few additions per target, under one uncontended lock per
 //! agent (only that agent's session writes its slab; readers take it briefly). A keyed concurrent
 //! map per edge was measured at 10x the merge cost and 3x the memory, so `DashMap` is used only for
-//! what is truly keyed and concurrent: the agent index and the endpoint registry.
+//! what is truly keyed and concurrent: the agent index and the endpoint registry. A report's merge
+//! hands the lock to a waiting reader every `YIELD_EVERY` (64) entries (parking_lot's fair `bump`,
+//! an atomic load when nobody waits), so a `GetEdge` waits for a few microseconds of merging, not
+//! for a whole report's; such a reader may see a report half merged, every record whole.
 //!
 //! The store emits a [`GraphEvent`] for every state change it makes, so readers learn of changes
 //! without polling and without the store knowing who listens.
@@ -26,6 +29,9 @@ use super::identity::{AgentKey, Endpoint, IdMap, endpoint_id, first_per_family};
 use super::machine::{Thresholds, Transition};
 use super::record::EdgeRecord;
 use super::sketch::{TICKS_PER_SEC, Tick};
+
+/// Entries merged between two chances for a waiting reader to take the slab's lock.
+pub(super) const YIELD_EVERY: usize = 64;
 
 /// Why a report was refused as a whole.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -479,23 +485,25 @@ impl Graph {
                     .collect()
             });
             let (mut unknown, mut invalid) = (0u32, 0u32);
-            for ts in &report.targets {
+            for (k, ts) in report.targets.iter().enumerate() {
+                if k % YIELD_EVERY == YIELD_EVERY - 1 {
+                    // A waiting reader goes first; the records may have been reassigned meanwhile,
+                    // which the id check below notices.
+                    parking_lot::MutexGuard::bump(&mut guard);
+                }
                 let idx = match &by_id {
-                    None => {
-                        let s = ts.slot as usize;
-                        (slab
-                            .records
-                            .get(s)
-                            .is_some_and(|r| r.target_id == ts.target_id))
-                        .then_some(s)
-                    }
-                    Some(m) => m.get(&ts.target_id).copied(),
+                    None => ts.slot as usize,
+                    Some(m) => m.get(&ts.target_id).copied().unwrap_or(usize::MAX),
                 };
-                let Some(idx) = idx else {
+                let Some(rec) = guard
+                    .records
+                    .get_mut(idx)
+                    .filter(|r| r.target_id == ts.target_id)
+                else {
                     unknown += 1;
                     continue;
                 };
-                let merged = slab.records[idx].merge(ts, t, now);
+                let merged = rec.merge(ts, t, now);
                 if merged.is_ok() && super::rare::worth_noting(ts) {
                     self.rare.note(&agent.key, ts);
                 }

@@ -316,3 +316,47 @@ async fn one_endpoint_per_family_and_a_dropped_family_is_forgotten() {
     assert_eq!(g.endpoint(v4).expect("v4").addr, ip("10.0.0.3"));
     assert!(g.endpoint(v6).is_none());
 }
+
+/// A report longer than the lock is held for at once (it yields to waiting readers every
+/// `YIELD_EVERY` entries) still merges every entry, in either generation's path, while another
+/// thread keeps reading the slab.
+#[test]
+fn a_long_report_merges_whole_while_readers_take_the_lock() {
+    let g = Graph::new(GraphConfig::default(), EventHub::new(16, 4));
+    let a = g.upsert_agent(key("a"), info("10.0.0.1"));
+    let n = store::YIELD_EVERY * 5 + 3;
+    let ids: Vec<u64> = (1..=n as u64).collect();
+    g.apply_assignment(&a, 1, &ids, Duration::from_secs(1));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let seen = a.slab.lock().records.len();
+                assert_eq!(seen, n);
+            }
+        });
+        for (seq, generation) in [(1, 1), (2, 0)] {
+            let targets = ids
+                .iter()
+                .enumerate()
+                .map(|(slot, &id)| stats(id, slot as u32, 10, 0))
+                .collect();
+            let out = g
+                .merge_report(&a, &report(seq, generation, targets))
+                .expect("merges");
+            assert_eq!(
+                out,
+                MergeOutcome::Merged {
+                    unknown_targets: 0,
+                    invalid: 0
+                }
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let slab = a.slab.lock();
+    assert!(
+        slab.records.iter().all(|r| r.sent_total == 20),
+        "every entry merged twice"
+    );
+}
