@@ -3,14 +3,14 @@
 //! Why: decoded the usual way, a 1000-target Report is a thousand `TargetStats` and two thousand
 //! histogram vectors allocated, filled through tonic's receive-buffer cursor, and freed right
 //! after the merge; at full load that was over half of the aggregator's CPU (see "Where ingest
-//! time goes" in docs/aggregator.md). Here the Report's own five fields are read by hand and each
-//! entry is merged with prost's generated code, from a plain byte slice, into a `TargetStats`
-//! that already has its vectors from an earlier report. The result is the same
-//! [`v1::Report`] the generated decoder returns, with one difference that no reader can see: a
-//! present but empty `rtt` histogram reads as absent (both mean "no RTT samples").
+//! time goes" in docs/aggregator.md). Here the Report, its entries and their histograms are read
+//! by hand from a plain byte slice into `TargetStats` values that keep their vectors from one
+//! report to the next (the rare parts, ICMP errors and per-size figures, by prost's generated
+//! code). The result is the [`v1::Report`] the generated decoder returns.
 //!
-//! Anything the hand-read part does not know (a Report field added later, an unexpected wire
-//! type, a group) is decoded by prost in full instead, so the result is always prost's.
+//! Anything the hand-read part does not know (a field added later, an unexpected wire type, a
+//! group, malformed bytes) is decoded by prost in full instead, so the result, or the error, is
+//! always prost's; the tests hold the two to that on arbitrary bytes.
 //! A [`ReportPool`] keeps a few such buffers for the sessions to borrow one at a time, so memory
 //! follows the reports being merged at once, not the number of sessions.
 
@@ -26,6 +26,7 @@ const WINDOW_MS: u64 = 4;
 const TARGETS: u64 = 5;
 /// Protobuf wire types.
 const VARINT: u64 = 0;
+const I64: u64 = 1;
 const LEN: u64 = 2;
 
 /// Buffers kept by a pool: more than the runtime has threads merging at once.
@@ -69,46 +70,140 @@ impl ReportBuf {
                 // prost reads a uint32 as a varint cut to its low 32 bits.
                 (WINDOW_MS, VARINT) => r.window_ms = varint(&mut b)? as u32,
                 (TARGETS, LEN) => {
-                    let len = usize::try_from(varint(&mut b)?).ok()?;
-                    if len > b.len() {
-                        return None;
-                    }
-                    let (entry, rest) = b.split_at(len);
-                    b = rest;
+                    let entry = len_field(&mut b)?;
                     if n == r.targets.len() {
                         r.targets.push(v1::TargetStats::default());
                     }
                     let t = &mut r.targets[n];
-                    let mut h = t
-                        .rtt
-                        .take()
-                        .or_else(|| self.spare.pop())
-                        .unwrap_or_default();
-                    h.clear();
-                    t.clear();
-                    t.rtt = Some(h);
-                    t.merge(entry).ok()?;
-                    if t.rtt
-                        .as_ref()
-                        .is_some_and(|h| *h == v1::Histogram::default())
-                    {
-                        self.spare.extend(t.rtt.take());
+                    if let Some(mut h) = t.rtt.take() {
+                        h.clear();
+                        self.spare.push(h);
                     }
+                    t.clear();
+                    target_stats(entry, t, &mut self.spare)?;
                     n += 1;
                 }
                 _ => return None,
             }
         }
         for t in r.targets.drain(n..) {
-            self.spare.extend(t.rtt);
+            self.spare.extend(t.rtt.map(|mut h| {
+                h.clear();
+                h
+            }));
         }
         Some(())
     }
 }
 
+/// Reads one `TargetStats` into `t` (cleared); a histogram comes from `spare` when there is one.
+fn target_stats(
+    mut b: &[u8],
+    t: &mut v1::TargetStats,
+    spare: &mut Vec<v1::Histogram>,
+) -> Option<()> {
+    while !b.is_empty() {
+        let key = varint(&mut b)?;
+        match (key >> 3, key & 7) {
+            (1, I64) => {
+                let (v, rest) = b.split_first_chunk::<8>()?;
+                t.target_id = u64::from_le_bytes(*v);
+                b = rest;
+            }
+            // prost reads a uint32 as a varint cut to its low 32 bits, an int32 likewise.
+            (2, VARINT) => t.slot = varint(&mut b)? as u32,
+            (3, VARINT) => t.sent = varint(&mut b)?,
+            (4, VARINT) => t.received = varint(&mut b)?,
+            (5, VARINT) => t.lost = varint(&mut b)?,
+            (6, VARINT) => t.duplicates = varint(&mut b)?,
+            (7, VARINT) => t.reordered = varint(&mut b)?,
+            (8, VARINT) => t.late = varint(&mut b)?,
+            (9, LEN) => {
+                let sub = len_field(&mut b)?;
+                t.errors
+                    .get_or_insert_with(Default::default)
+                    .merge(sub)
+                    .ok()?;
+            }
+            (10, LEN) => {
+                let sub = len_field(&mut b)?;
+                let h = t.rtt.get_or_insert_with(|| spare.pop().unwrap_or_default());
+                histogram(sub, h)?;
+            }
+            (11, VARINT) => t.send_errors = varint(&mut b)?,
+            (12, VARINT) => t.last_send_errno = varint(&mut b)? as i32,
+            (13, LEN) => {
+                let mut size = v1::PayloadSizeStats::default();
+                size.merge(len_field(&mut b)?).ok()?;
+                t.sizes.push(size);
+            }
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// Reads one `Histogram` into `h` (merged, as prost merges a repeated occurrence).
+fn histogram(mut b: &[u8], h: &mut v1::Histogram) -> Option<()> {
+    while !b.is_empty() {
+        let key = varint(&mut b)?;
+        match (key >> 3, key & 7) {
+            (1, LEN) => packed(len_field(&mut b)?, &mut h.indices)?,
+            (1, VARINT) => h.indices.push(varint(&mut b)? as u32),
+            (2, LEN) => packed(len_field(&mut b)?, &mut h.counts)?,
+            (2, VARINT) => h.counts.push(varint(&mut b)? as u32),
+            (3, VARINT) => h.sum_ns = varint(&mut b)?,
+            (4, VARINT) => h.min_ns = varint(&mut b)?,
+            (5, VARINT) => h.max_ns = varint(&mut b)?,
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// Appends packed `uint32`s.
+fn packed(mut b: &[u8], out: &mut Vec<u32>) -> Option<()> {
+    while !b.is_empty() {
+        out.push(varint(&mut b)? as u32);
+    }
+    Some(())
+}
+
+/// The bytes of a length-delimited field whose key was read.
+#[inline(always)]
+fn len_field<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(varint(b)?).ok()?;
+    if len > b.len() {
+        return None;
+    }
+    let (field, rest) = b.split_at(len);
+    *b = rest;
+    Some(field)
+}
+
 /// Reads a base-128 varint; `None` where prost would refuse it (truncated, longer than ten
-/// bytes, or beyond `u64`).
+/// bytes, or beyond `u64`). One and two bytes (counters, lengths, bucket indices: most of a
+/// report) are read inline.
+#[inline(always)]
 fn varint(b: &mut &[u8]) -> Option<u64> {
+    let s: &[u8] = b;
+    if let [b0, rest @ ..] = s
+        && *b0 < 0x80
+    {
+        *b = rest;
+        return Some(u64::from(*b0));
+    }
+    if let [b0, b1, rest @ ..] = s
+        && *b1 < 0x80
+    {
+        *b = rest;
+        return Some(u64::from(b0 & 0x7f) | u64::from(*b1) << 7);
+    }
+    varint_long(b)
+}
+
+/// [`varint`] beyond two bytes.
+fn varint_long(b: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     for i in 0..10 {
         let (&byte, rest) = b.split_first()?;
