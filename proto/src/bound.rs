@@ -199,8 +199,21 @@ fn skip(buf: &[u8], pos: &mut usize, n: usize, base: usize) -> Result<(), BoundE
     Ok(())
 }
 
-/// Reads a base-128 varint of at most 10 bytes.
+/// Reads a base-128 varint of at most 10 bytes; a one-byte varint (most keys and lengths of a
+/// report) inline.
+#[inline(always)]
 fn varint(buf: &[u8], pos: &mut usize, base: usize) -> Result<u64, BoundError> {
+    if let Some(&b) = buf.get(*pos)
+        && b < 0x80
+    {
+        *pos += 1;
+        return Ok(u64::from(b));
+    }
+    varint_long(buf, pos, base)
+}
+
+/// [`varint`] beyond one byte, and its errors.
+fn varint_long(buf: &[u8], pos: &mut usize, base: usize) -> Result<u64, BoundError> {
     let start = *pos;
     let mut v: u64 = 0;
     for i in 0..10 {
