@@ -48,8 +48,9 @@ pub(crate) struct ScaleArgs {
     /// The aggregator's --pinglist: budget or full-mesh.
     #[arg(long, default_value = "budget", value_parser = ["budget", "full-mesh"])]
     pub(crate) pinglist: String,
-    /// The aggregator's --coverage-period (short, so the coverage check ends within the run).
-    #[arg(long, default_value = "5m", value_parser = echomesh_runtime::parse_duration)]
+    /// The aggregator's --coverage-period; the coverage check waits one cycle, so a short one
+    /// (with --nodes to match) ends the run in minutes.
+    #[arg(long, default_value = "15m", value_parser = echomesh_runtime::parse_duration)]
     pub(crate) coverage_period: Duration,
     /// How long the steady state is measured.
     #[arg(long, default_value = "20s", value_parser = echomesh_runtime::parse_duration)]
@@ -156,15 +157,33 @@ async fn simulate(args: &ScaleArgs, server_bin: Option<&Path>) -> anyhow::Result
         (0..cluster.agents).map(|_| None).collect();
     for (a, task) in tasks.iter_mut().take(agents).enumerate() {
         *task = Some(tokio::spawn(agent::run(cluster.clone(), a, 1, None)));
-        if a % 500 == 499 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        // 2,500 Hellos a second: a cluster's agents do not all start in the same instant.
+        if a % 250 == 249 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     let deadline = Instant::now() + Duration::from_secs(600);
+    let mut next_note = Instant::now() + Duration::from_secs(10);
     loop {
         let waiting = (0..agents).filter(|&a| cluster.list(a).is_empty()).count();
         if waiting == 0 {
             break;
+        }
+        if Instant::now() > next_note {
+            next_note += Duration::from_secs(10);
+            println!(
+                "  {:.0}s: {} of {agents} assigned, {} assignments received, {} session errors{}",
+                t0.elapsed().as_secs_f64(),
+                agents - waiting,
+                cluster.assign.snapshot()[0],
+                cluster.session_errors.load(Ordering::Relaxed),
+                cluster
+                    .first_errors
+                    .lock()
+                    .first()
+                    .map(|e| format!(" (first: {e})"))
+                    .unwrap_or_default()
+            );
         }
         if Instant::now() > deadline {
             bail!(

@@ -36,16 +36,21 @@ struct Slot {
     node: usize,
 }
 
-/// Runs agent `a` (boot `boot`) until its session ends or the task is aborted; `first` learns
-/// when its first assignment arrived.
+/// Runs agent `a` (boot `boot`) until the task is aborted, reconnecting after 1-2 s when its
+/// session ends, as a real agent does; `first` learns when its first assignment arrived.
 pub(crate) async fn run(
     cluster: Arc<Cluster>,
     a: usize,
     boot: u64,
-    first: Option<oneshot::Sender<Instant>>,
+    mut first: Option<oneshot::Sender<Instant>>,
 ) {
-    if let Err(e) = session(&cluster, a, boot, first).await {
-        cluster.error(format!("agent {a}: {e:#}"));
+    loop {
+        match session(&cluster, a, boot, &mut first).await {
+            Ok(()) => cluster.error(format!("agent {a}: the aggregator ended the session")),
+            Err(e) => cluster.error(format!("agent {a}: {e:#}")),
+        }
+        let jitter = Duration::from_millis(1000 + (a as u64 * 7919) % 1000);
+        tokio::time::sleep(jitter).await;
     }
 }
 
@@ -53,7 +58,7 @@ async fn session(
     cluster: &Cluster,
     a: usize,
     boot: u64,
-    mut first: Option<oneshot::Sender<Instant>>,
+    first: &mut Option<oneshot::Sender<Instant>>,
 ) -> anyhow::Result<()> {
     let node = a / super::cluster::PER_NODE;
     let ch = cluster.pool[a % cluster.pool.len()].clone();
