@@ -128,3 +128,17 @@ fn main() -> anyhow::Result<()> {
         .build()?
         .block_on(network::run(&args))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn a_rate_is_a_positive_finite_number_of_reports_per_second() {
+        assert_eq!(parse_rate("4.1"), Ok(4.1));
+        for bad in ["0", "-1", "nan", "inf", "1001", "fast", ""] {
+            let e = parse_rate(bad).expect_err(bad);
+            assert!(e.contains("is not a rate"), "{bad}: {e}");
+        }
+    }
+}
