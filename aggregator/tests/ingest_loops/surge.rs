@@ -21,6 +21,7 @@ fn hello(pod: &str, started: u64, addr: &str) -> AgentMessage {
             version: "sim".into(),
             boot_id: started,
             started_at_unix_ms: started,
+            zone: String::new(),
         })),
     }
 }
