@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use crate::Graph;
 use crate::graph::AgentKey;
 use crate::ingest::Ingest;
-use crate::policy::{FullMesh, Peer, PinglistSource, PlannedTarget};
+use crate::policy::{FullMesh, Peer, PinglistSource, PlannedTarget, Shared};
 use crate::readiness::Readiness;
 use model::ClusterModel;
 
@@ -109,6 +109,36 @@ impl PinglistSource for ModelPinglist {
             .iter()
             .find(|p| &p.key == agent)
             .map_or(&[], |p| p.addresses.as_slice());
+        self.warn_mismatch(&model, agent, announced);
+        model.targets(agent, announced)
+    }
+
+    fn shared(&self, peers: &[Peer]) -> Option<Shared> {
+        let Some(model) = self.model() else {
+            return FullMesh.shared(peers);
+        };
+        Some(Shared {
+            targets: model.all_targets().to_vec(),
+            whole_node: true,
+        })
+    }
+
+    fn families(&self, agent: &AgentKey, peers: &[Peer]) -> (bool, bool) {
+        let Some(model) = self.model() else {
+            return (true, true);
+        };
+        let announced: &[IpAddr] = peers
+            .iter()
+            .find(|p| &p.key == agent)
+            .map_or(&[], |p| p.addresses.as_slice());
+        self.warn_mismatch(&model, agent, announced);
+        model.families(agent, announced)
+    }
+}
+
+impl ModelPinglist {
+    /// Logs once per (agent, reason) that a session does not match the model.
+    fn warn_mismatch(&self, model: &ClusterModel, agent: &AgentKey, announced: &[IpAddr]) {
         if let Some(why) = model.hello_mismatch(agent, announced) {
             // Once per (agent, reason): reassignments happen often, the log line need not.
             let mut warned = self.warned.lock();
@@ -119,7 +149,6 @@ impl PinglistSource for ModelPinglist {
                 tracing::warn!(agent = %agent, reason = %why, "agent session does not match the cluster model; assigning from the model");
             }
         }
-        model.targets(agent, announced)
     }
 }
 

@@ -365,23 +365,37 @@ impl ClusterModel {
     /// Sorted by (node, network, address), so slot order is stable.
     #[must_use]
     pub fn targets(&self, agent: &AgentKey, announced: &[IpAddr]) -> Vec<PlannedTarget> {
+        let (has_v4, has_v6) = self.families(agent, announced);
+        self.all_targets
+            .iter()
+            .filter(|t| t.node != agent.node && if t.addr.is_ipv4() { has_v4 } else { has_v6 })
+            .cloned()
+            .collect()
+    }
+
+    /// Which address families (IPv4, IPv6) `agent` probes: those it has an address of (see
+    /// [`ClusterModel::targets`]).
+    #[must_use]
+    pub fn families(&self, agent: &AgentKey, announced: &[IpAddr]) -> (bool, bool) {
         let mut own = self.source_addresses(agent);
         if own.is_empty() {
             own = announced.to_vec();
         }
-        let (has_v4, has_v6) = if own.is_empty() {
+        if own.is_empty() {
             (true, true)
         } else {
             (
                 own.iter().any(IpAddr::is_ipv4),
                 own.iter().any(IpAddr::is_ipv6),
             )
-        };
-        self.all_targets
-            .iter()
-            .filter(|t| t.node != agent.node && if t.addr.is_ipv4() { has_v4 } else { has_v6 })
-            .cloned()
-            .collect()
+        }
+    }
+
+    /// Every agent's targets before its own node and families are left out, sorted by (node,
+    /// network, address).
+    #[must_use]
+    pub fn all_targets(&self) -> &[PlannedTarget] {
+        &self.all_targets
     }
 
     /// Every target endpoint of the model by id (for naming edges whose agent is not connected).

@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime};
 use echomesh_proto::v1::Network;
 use parking_lot::Mutex;
 
-use super::{Peer, PinglistSource, PlannedTarget};
+use super::{Peer, PinglistSource, PlannedTarget, Shared};
 use crate::graph::{AgentKey, first_per_family};
 
 /// How full a slow arc is on average: the rest is room for the arcs' random sizes (arcs are cut
@@ -169,6 +169,8 @@ pub struct Budget {
     /// The peer list [`PinglistSource::prepare`] planned for this round: its address, length and
     /// first and last keys, so the round's calls skip fingerprinting the membership again.
     prepared: Mutex<Option<(usize, usize, AgentKey, AgentKey)>>,
+    /// The prepared round's shared list, indexed ([`PinglistSource::shared`]).
+    shared: Mutex<Option<Arc<Indexed>>>,
 }
 
 impl std::fmt::Debug for Budget {
@@ -191,6 +193,7 @@ impl Budget {
             zones,
             plan: Mutex::new(Arc::new(Plan::default())),
             prepared: Mutex::new(None),
+            shared: Mutex::new(None),
         }
     }
 
@@ -202,6 +205,14 @@ impl Budget {
         peers: &[Peer],
         now: Duration,
     ) -> Vec<PlannedTarget> {
+        let round = round_of(peers);
+        if round.is_some() && *self.prepared.lock() == round {
+            let shared = self.shared.lock().clone();
+            if let Some(ix) = shared {
+                let plan = self.plan.lock().clone();
+                return self.targets_shared(agent, peers, now, &plan, &ix);
+            }
+        }
         let full = self.inner.targets(agent, peers);
         // Planned even when it fits, so the coverage figures follow the membership.
         let plan = self.plan(peers);
@@ -217,6 +228,118 @@ impl Budget {
             epoch,
             plan.cycles,
         )
+    }
+
+    /// [`Budget::targets_at`] from the round's shared list: the same list, built from the few
+    /// targets it keeps (binary searches over the list by node and by id) instead of the
+    /// agent's whole full list.
+    fn targets_shared(
+        &self,
+        agent: &AgentKey,
+        peers: &[Peer],
+        now: Duration,
+        plan: &Plan,
+        ix: &Indexed,
+    ) -> Vec<PlannedTarget> {
+        let all = &ix.s.targets;
+        let (v4, v6) = self.inner.families(agent, peers);
+        let family = |t: &PlannedTarget| if t.addr.is_ipv4() { v4 } else { v6 };
+        let keep = |t: &PlannedTarget| family(t) && !ix.s.own(agent, t);
+        let own: Vec<&PlannedTarget> = all[ix.node_range(&agent.node)]
+            .iter()
+            .filter(|t| family(t) && ix.s.own(agent, t))
+            .collect();
+        let families: Vec<&Vec<u32>> = [(v4, &ix.by_id[0]), (v6, &ix.by_id[1])]
+            .into_iter()
+            .filter_map(|(on, v)| on.then_some(v))
+            .collect();
+        let total = families.iter().map(|v| v.len()).sum::<usize>() - own.len();
+        if total <= self.slots {
+            return all.iter().filter(|t| keep(t)).cloned().collect();
+        }
+        let mut fast_all: Vec<PlannedTarget> = Vec::new();
+        for node in plan.fast.get(agent).into_iter().flatten() {
+            fast_all.extend(
+                all[ix.node_range(node)]
+                    .iter()
+                    .filter(|t| t.network == agent.network && keep(t))
+                    .cloned(),
+            );
+        }
+        fast_all.sort_by(order);
+        let fast_ids: HashSet<u64> = fast_all.iter().map(|t| t.id).collect();
+        let mut fast = fast_all.clone();
+        fast.truncate(self.slots.saturating_sub(1));
+        let window = self.slots - fast.len();
+        let rest_len = total - fast_all.len();
+        let arcs = plan.cycles;
+        if rest_len <= window || (arcs as usize).saturating_mul(window) < rest_len {
+            // Not the arcs: the rest in list order, as the full path has it.
+            let rest: Vec<PlannedTarget> = all
+                .iter()
+                .filter(|t| keep(t) && !fast_ids.contains(&t.id))
+                .cloned()
+                .collect();
+            if rest.len() <= window {
+                fast.extend(rest);
+            } else {
+                let offset = h64(&(agent.node.as_ref(), agent.network as i32));
+                let epoch = epoch_index(now, plan.epoch);
+                fast.extend(slow_window(rest, window, offset, epoch, arcs));
+            }
+            fast.sort_by(order);
+            return fast;
+        }
+        let n = arcs as usize;
+        let offset = h64(&(agent.node.as_ref(), agent.network as i32));
+        let rel = |t: &PlannedTarget| t.id.wrapping_sub(offset);
+        let arc_of = |t: &PlannedTarget| ((u128::from(rel(t)) * u128::from(arcs)) >> 64) as usize;
+        // Arc e holds the ring positions from lower(e) up to lower(e + 1).
+        let lower = |e: usize| -> u128 { ((e as u128) << 64).div_ceil(u128::from(arcs)) };
+        // Per family: the ids sorted by ring position (the id order turned at the offset), and
+        // how many lie below a position.
+        let rings: Vec<(&Vec<u32>, usize)> = families
+            .iter()
+            .map(|v| (*v, v.partition_point(|&i| all[i as usize].id < offset)))
+            .collect();
+        let at = |v: &Vec<u32>, p0: usize, k: usize| &all[v[(p0 + k) % v.len()] as usize];
+        let rank = |v: &Vec<u32>, p0: usize, pos: u128| -> usize {
+            let (mut lo, mut hi) = (0, v.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if u128::from(rel(at(v, p0, mid))) < pos {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        };
+        let mut counts = vec![0usize; n];
+        for (e, c) in counts.iter_mut().enumerate() {
+            for &(v, p0) in &rings {
+                *c += rank(v, p0, lower(e + 1)) - rank(v, p0, lower(e));
+            }
+        }
+        for t in own.iter().copied().chain(fast_all.iter()) {
+            counts[arc_of(t)] -= 1;
+        }
+        let r = ArcRun::of(&counts, window, epoch_index(now, plan.epoch) % arcs);
+        let mut run: Vec<(usize, u64, PlannedTarget)> = Vec::new();
+        for step in 0..=r.back {
+            let e = (r.first + step) % n;
+            for &(v, p0) in &rings {
+                for k in rank(v, p0, lower(e))..rank(v, p0, lower(e + 1)) {
+                    let t = at(v, p0, k);
+                    if keep(t) && !fast_ids.contains(&t.id) {
+                        run.push((step, rel(t), t.clone()));
+                    }
+                }
+            }
+        }
+        fast.extend(r.take(run, window));
+        fast.sort_by(order);
+        fast
     }
 
     /// What the current plan guarantees.
@@ -273,6 +396,7 @@ impl PinglistSource for Budget {
 
     fn prepare(&self, peers: &[Peer]) {
         self.replan(peers);
+        *self.shared.lock() = self.inner.shared(peers).map(|s| Arc::new(Indexed::new(s)));
         *self.prepared.lock() = round_of(peers);
     }
 
@@ -374,39 +498,98 @@ fn slow_window(
     for t in &rest {
         counts[arc_of(t)] += 1;
     }
-    // Targets carried into each arc from the arcs before it. With spare capacity the carry is
-    // zero somewhere, so a second lap round the ring reaches the fixed point; a third is spare.
-    let mut carry_in = vec![0usize; n];
-    let mut carry = 0usize;
-    for step in 0..3 * n {
-        let e = step % n;
-        carry_in[e] = carry;
-        carry = (counts[e] + carry).saturating_sub(window);
-    }
-    let e0 = (epoch % arcs) as usize;
-    // Walk back over the arcs before e0 until they hold the targets carried into it.
-    let mut back = 0usize;
-    let mut held = 0usize;
-    while held < carry_in[e0] && back < n - 1 {
-        back += 1;
-        held += counts[(e0 + n - back) % n];
-    }
-    let first = (e0 + n - back) % n;
-    let mut run: Vec<(usize, u64, PlannedTarget)> = rest
+    let r = ArcRun::of(&counts, window, epoch % arcs);
+    let run: Vec<(usize, u64, PlannedTarget)> = rest
         .into_iter()
         .filter_map(|t| {
-            let step = (arc_of(&t) + n - first) % n;
-            (step <= back).then(|| (step, rel(&t), t))
+            let step = (arc_of(&t) + n - r.first) % n;
+            (step <= r.back).then(|| (step, rel(&t), t))
         })
         .collect();
-    run.sort_unstable_by_key(|(step, rel, _)| (*step, *rel));
-    // The run is the carried-in targets (the last `carry_in` before e0) then e0's own.
-    let skip = held - carry_in[e0];
-    run.into_iter()
-        .skip(skip)
-        .take(window)
-        .map(|(_, _, t)| t)
-        .collect()
+    r.take(run, window)
+}
+
+/// Which arcs one epoch's slow window is drawn from.
+struct ArcRun {
+    /// The earliest arc whose targets may be carried into this epoch's arc.
+    first: usize,
+    /// Arcs from `first` to this epoch's arc.
+    back: usize,
+    /// Targets of the run before this epoch's arc that are not carried into it.
+    skip: usize,
+}
+
+impl ArcRun {
+    /// The run for epoch arc `e0` given every arc's target count.
+    fn of(counts: &[usize], window: usize, e0: u64) -> Self {
+        let n = counts.len();
+        // Targets carried into each arc from the arcs before it. With spare capacity the carry
+        // is zero somewhere, so a second lap round the ring reaches the fixed point; a third is
+        // spare.
+        let mut carry_in = vec![0usize; n];
+        let mut carry = 0usize;
+        for step in 0..3 * n {
+            let e = step % n;
+            carry_in[e] = carry;
+            carry = (counts[e] + carry).saturating_sub(window);
+        }
+        let e0 = e0 as usize;
+        // Walk back over the arcs before e0 until they hold the targets carried into it.
+        let mut back = 0usize;
+        let mut held = 0usize;
+        while held < carry_in[e0] && back < n - 1 {
+            back += 1;
+            held += counts[(e0 + n - back) % n];
+        }
+        Self {
+            first: (e0 + n - back) % n,
+            back,
+            skip: held.saturating_sub(carry_in[e0]),
+        }
+    }
+
+    /// This epoch's window from the run's (arc step, ring position, target) entries: the targets
+    /// carried in (the last ones before the arc) then the arc's own.
+    fn take(&self, mut run: Vec<(usize, u64, PlannedTarget)>, window: usize) -> Vec<PlannedTarget> {
+        run.sort_unstable_by_key(|(step, rel, _)| (*step, *rel));
+        run.into_iter()
+            .skip(self.skip)
+            .take(window)
+            .map(|(_, _, t)| t)
+            .collect()
+    }
+}
+
+/// The list order: (node, network, address).
+fn order(a: &PlannedTarget, b: &PlannedTarget) -> std::cmp::Ordering {
+    (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr))
+}
+
+/// A round's shared list with the two indexes the budgeted lists are read through.
+#[derive(Debug)]
+struct Indexed {
+    s: Shared,
+    /// Per family (IPv4, IPv6): positions in the list, sorted by target id.
+    by_id: [Vec<u32>; 2],
+}
+
+impl Indexed {
+    fn new(s: Shared) -> Self {
+        let mut by_id: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+        for (i, t) in s.targets.iter().enumerate() {
+            by_id[usize::from(t.addr.is_ipv6())].push(i as u32);
+        }
+        for v in &mut by_id {
+            v.sort_unstable_by_key(|&i| s.targets[i as usize].id);
+        }
+        Self { s, by_id }
+    }
+
+    /// Where `node`'s targets are in the list (sorted by node first).
+    fn node_range(&self, node: &str) -> std::ops::Range<usize> {
+        let t = &self.s.targets;
+        t.partition_point(|x| &*x.node < node)..t.partition_point(|x| &*x.node <= node)
+    }
 }
 
 fn h64<T: std::hash::Hash>(v: &T) -> u64 {

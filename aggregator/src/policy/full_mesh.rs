@@ -3,7 +3,7 @@
 //! Why full mesh by default: without an outside view of the cluster (Kubernetes), the connected
 //! agents are the only truth, and every pair of them is a path that can break.
 
-use super::{Peer, PinglistSource, PlannedTarget};
+use super::{Peer, PinglistSource, PlannedTarget, Shared};
 use crate::graph::{AgentKey, endpoint_id, first_per_family};
 
 /// Every agent probes every other agent, both networks: the first address of each family the
@@ -13,21 +13,33 @@ pub struct FullMesh;
 
 impl PinglistSource for FullMesh {
     fn targets(&self, agent: &AgentKey, peers: &[Peer]) -> Vec<PlannedTarget> {
-        let mut out = Vec::new();
-        for p in peers.iter().filter(|p| &p.key != agent) {
-            for addr in first_per_family(&p.addresses) {
-                out.push(PlannedTarget {
-                    id: endpoint_id(&p.key.node, p.key.network, addr),
-                    node: p.key.node.clone(),
-                    network: p.key.network,
-                    addr,
-                    expected_down: false,
-                });
-            }
-        }
-        out.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
-        out
+        all(peers.iter().filter(|p| &p.key != agent))
     }
+
+    fn shared(&self, peers: &[Peer]) -> Option<Shared> {
+        Some(Shared {
+            targets: all(peers.iter()),
+            whole_node: false,
+        })
+    }
+}
+
+/// The targets of `peers`, sorted by (node, network, address).
+fn all<'a>(peers: impl Iterator<Item = &'a Peer>) -> Vec<PlannedTarget> {
+    let mut out = Vec::new();
+    for p in peers {
+        for addr in first_per_family(&p.addresses) {
+            out.push(PlannedTarget {
+                id: endpoint_id(&p.key.node, p.key.network, addr),
+                node: p.key.node.clone(),
+                network: p.key.network,
+                addr,
+                expected_down: false,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
+    out
 }
 
 #[cfg(test)]

@@ -403,3 +403,45 @@ fn one_node_joining_or_leaving_changes_few_lists() {
         assert!(changed < 400, "{changed} of {} lists changed", before.len());
     }
 }
+
+/// The full mesh without its shared list: the budget builds every agent's full list.
+#[derive(Debug)]
+struct Unshared;
+
+impl PinglistSource for Unshared {
+    fn targets(&self, agent: &AgentKey, peers: &[Peer]) -> Vec<PlannedTarget> {
+        FullMesh.targets(agent, peers)
+    }
+}
+
+#[test]
+fn the_shared_list_gives_the_same_pinglists_as_every_full_list() {
+    // Rotating clusters, single and partly dual stack, with and without zones; one budget so
+    // tight that heavy probers fall back to the positional window.
+    for (n, zones, dual_every, c) in [
+        (600, 6, 0, cfg(2000, 8)),
+        (300, 3, 3, cfg(2000, 8)),
+        (150, 0, 1, cfg(400, 4)),
+        (120, 4, 2, cfg(170, 4)),
+    ] {
+        let nodes: Vec<usize> = (0..n).collect();
+        let peers = cluster(&nodes, |i| dual_every > 0 && i % dual_every == 0);
+        let shared = policy(&c, &nodes, zones);
+        let full = Budget::new(c.clone(), Arc::new(Unshared), zones_of(&nodes, zones));
+        shared.prepare(&peers);
+        full.prepare(&peers);
+        assert!(shared.shared.lock().is_some() && full.shared.lock().is_none());
+        let epoch = shared.coverage().epoch;
+        for e in [0u32, 1, 7, 1000] {
+            let now = Duration::from_secs(1_700_000_000) + epoch * e;
+            for a in &peers {
+                assert_eq!(
+                    shared.targets_at(&a.key, &peers, now),
+                    full.targets_at(&a.key, &peers, now),
+                    "{n} nodes, {zones} zones, dual every {dual_every}, epoch {e}, agent {}",
+                    a.key
+                );
+            }
+        }
+    }
+}
