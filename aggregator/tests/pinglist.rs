@@ -51,8 +51,10 @@ async fn each_assignment_respects_a_small_budget_and_keeps_the_fast_probers() {
     let (s, _agents, got) = assignments(100, 20).await;
     let mut probed_by: BTreeMap<String, usize> = BTreeMap::new();
     for (name, a) in &got {
+        // At most the budget; the slow arcs hold 80 % of the window on average, so fewer is
+        // usual.
         assert!(
-            (9..=10).contains(&a.targets.len()),
+            (3..=10).contains(&a.targets.len()),
             "{name}: {} targets",
             a.targets.len()
         );
@@ -153,7 +155,7 @@ async fn the_rotation_sends_new_lists_at_epoch_boundaries_without_membership_cha
         .await;
         agents.push(a);
     }
-    let first = agents[11].wait_assignment(10).await;
+    let first = settled(&mut agents[11]).await;
     let ids = |a: &v1::Assignment| a.targets.iter().map(|t| t.id).collect::<Vec<_>>();
     // Nobody joins or leaves; within three epochs a new list must come by itself.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

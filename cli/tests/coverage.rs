@@ -37,7 +37,12 @@ async fn coverage_shows_the_guarantee_and_the_fewest_probed_agents() {
             &format!("127.0.2.{}", i + 1),
         )
         .await;
-        a.wait_assignment(usize::min(i, 10)).await;
+        if i <= 10 {
+            a.wait_assignment(i).await;
+        } else {
+            // Beyond the budget the list rotates, and its slow arc varies in size.
+            let _ = a.next().await;
+        }
         agents.push(a);
     }
     let url = s.url();
