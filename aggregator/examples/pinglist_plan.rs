@@ -110,13 +110,16 @@ fn main() {
         peers.len(),
         t2.elapsed()
     );
-    // Of which the full lists themselves (the inner source, here the full mesh).
+    // What a round cost before it read one shared list: every agent's full list built.
     let t3 = Instant::now();
     let mut n = 0;
     for p in &peers {
         n += FullMesh.targets(&p.key, &peers).len();
     }
-    println!("of which the full lists ({n} targets): {:?}", t3.elapsed());
+    println!(
+        "every agent's full list ({n} targets, what a round no longer builds): {:?}",
+        t3.elapsed()
+    );
     // One cycle of this agent's lists covers its full list.
     let epochs = (cov.cycle.as_millis() / cov.epoch.as_millis().max(1)).max(1) as u32;
     let mut seen = BTreeSet::new();
