@@ -201,7 +201,14 @@ impl E2e {
     /// Starts `echomesh watch -o json`, collecting its lines.
     fn watch(&mut self) -> Arc<Mutex<Vec<Value>>> {
         let mut child = Command::new(&self.cli)
-            .args(["--aggregator", &self.url, "watch", "--every-change", "-o", "json"])
+            .args([
+                "--aggregator",
+                &self.url,
+                "watch",
+                "--every-change",
+                "-o",
+                "json",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
