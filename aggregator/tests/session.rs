@@ -350,3 +350,37 @@ async fn echomesh_proto_unix_channel(path: &std::path::Path) -> tonic::transport
         .await
         .expect("unix connect")
 }
+
+#[tokio::test]
+async fn a_hello_zone_reaches_the_zone_map_and_a_bad_one_is_refused() {
+    let s = TestAggregator::start(|_| {}).await;
+    let mut h = echomesh_testkit::sim::hello("a", v1::Network::Pod, "127.0.0.1");
+    h.zone = "zone-a".into();
+    let first = AgentMessage {
+        msg: Some(agent_message::Msg::Hello(h.clone())),
+    };
+    let _a = SimAgent::open(s.channel().await, first)
+        .await
+        .expect("session");
+    let graph = s.graph.clone();
+    soon("the Hello's zone in the zone map", || {
+        let g = graph.clone();
+        async move { g.node_zones().get("a").map(|z| z.as_ref()) == Some("zone-a") }
+    })
+    .await;
+    h.node = "b".into();
+    h.zone = "zone\u{1b}[31m".into();
+    let first = AgentMessage {
+        msg: Some(agent_message::Msg::Hello(h)),
+    };
+    let mut b = SimAgent::open(s.channel().await, first)
+        .await
+        .expect("stream opens");
+    let err = b.next().await.expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("zone must be at most 63 printable"),
+        "{err}"
+    );
+    assert!(!s.graph.node_zones().contains_key("b"));
+}
