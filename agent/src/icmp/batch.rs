@@ -54,8 +54,26 @@ pub fn queue_full(e: &io::Error) -> bool {
     ) || e.raw_os_error() == Some(libc::ENOBUFS)
 }
 
+/// Payload bytes a batched probe may carry at most: 576-byte IPv4 packets (the smallest MTU a
+/// path may have) never meet `EMSGSIZE`. A larger probe goes out alone, so a too-big refusal comes
+/// back with its errno instead of as an unreported failure (see [`send_each`]).
+pub const MAX_BATCHED_PAYLOAD: usize = 576 - 20 - 8;
+
+/// The error of a message `sendmmsg` stopped at: the kernel returns how many it sent and drops
+/// the error of the next one, so its cause is unknown.
+#[must_use]
+pub fn unreported() -> io::Error {
+    io::Error::other("refused within a sendmmsg batch (the kernel reports only how many it sent)")
+}
+
 /// Sends messages `0..len` through `call(from)` (one `sendmmsg` of messages `from..len`, returning
 /// how many the kernel took) and reports each message's own result to `result`, in order.
+///
+/// A short count means the kernel refused the message after the last one it took and dropped
+/// the error: that message fails as [`unreported`] and is not sent again. Sending it again would
+/// hide a random drop on the way out (a firewall's sampled drop, a full conntrack table): the
+/// second try may pass and the probe would count as answered although its first packet was lost.
+/// A message that fails first in its call has its own errno.
 pub fn send_each(
     len: usize,
     mut call: impl FnMut(usize) -> io::Result<usize>,
@@ -72,6 +90,10 @@ pub fn send_each(
                     result(k, Ok(()));
                 }
                 i = end;
+                if i < len {
+                    result(i, Err(unreported()));
+                    i += 1;
+                }
             }
             Err(e) if queue_full(&e) => return BatchEnd::QueueFull(i),
             Err(e) => {

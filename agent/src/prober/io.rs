@@ -111,7 +111,7 @@ impl Io {
                 handled += 1;
                 continue;
             };
-            let done = if sock.batches() {
+            let done = if sock.batches() && first.payload <= batch::MAX_BATCHED_PAYLOAD {
                 send_batch(
                     sock,
                     &mut self.batch,
@@ -201,7 +201,8 @@ impl Io {
 
 /// The error a failed send counts as.
 fn send_error(e: &io::Error) -> SendError {
-    e.raw_os_error().map_or(SendError::NoSocket, SendError::Os)
+    e.raw_os_error()
+        .map_or(SendError::Unreported, SendError::Os)
 }
 
 /// Sends `due` alone, stamped immediately before its own `sendmsg`; the probes handled (1), or
@@ -254,7 +255,7 @@ fn send_batch(
     let family = first.addr.is_ipv4();
     let mut next = Some(first);
     while let Some(due) = next {
-        if due.addr.is_ipv4() != family {
+        if due.addr.is_ipv4() != family || due.payload > batch::MAX_BATCHED_PAYLOAD {
             break;
         }
         let stamp = ProbeStamp {

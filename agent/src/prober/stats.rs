@@ -159,6 +159,8 @@ pub enum SendError {
     Os(i32),
     /// No socket of the target's address family could be opened (e.g. no IPv6 here).
     NoSocket,
+    /// Refused within a `sendmmsg` batch, whose caller learns only how many were sent.
+    Unreported,
 }
 
 impl std::fmt::Display for SendError {
@@ -174,6 +176,7 @@ impl std::fmt::Display for SendError {
                 Ok(())
             }
             Self::NoSocket => f.write_str("no raw socket for this address family"),
+            Self::Unreported => f.write_str("refused within a send batch (cause not reported)"),
         }
     }
 }

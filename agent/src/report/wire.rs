@@ -128,6 +128,7 @@ pub fn target_stats(w: &TargetWindow, cur: &InForce) -> Option<v1::TargetStats> 
             None => 0,
             Some(SendError::Os(errno)) => errno,
             Some(SendError::NoSocket) => -1,
+            Some(SendError::Unreported) => -2,
         },
         sizes,
     })
