@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use echomesh_testkit::aggregator::TestAggregator;
 use echomesh_testkit::aggregator::scenarios::{
     cluster_with_broken_node, cluster_with_broken_node_on,
     cluster_with_broken_node_on_both_networks, stable_server,
@@ -673,16 +674,8 @@ async fn browser_page_says_stale_while_cut_off_and_recovers() {
     s.shutdown().await;
 }
 
-/// The zone view on a small cluster (`?view=zones`): a and b in zone-a, c and d in zone-b, d cut
-/// off. The node table puts d first; a click on its zone's grid cell opens zone-b's matrix (c and
-/// d, the two DOWN edges between them crossed) and its table; "All zones" goes back; a click on
-/// d's row opens zone-b again with d outlined.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_zone_view_opens_a_zone_and_goes_back() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
-    let (s, _agents) = cluster_with_broken_node().await;
+/// Puts the four-node test cluster in two zones: a and b in zone-a, c and d in zone-b.
+fn two_zones(s: &TestAggregator) {
     let zones = [
         ("a", "zone-a"),
         ("b", "zone-a"),
@@ -693,6 +686,19 @@ async fn browser_zone_view_opens_a_zone_and_goes_back() {
     .map(|(n, z)| (n.into(), z.into()))
     .collect();
     s.graph.set_node_zones(zones);
+}
+
+/// The zone view on a small cluster (`?view=zones`): a and b in zone-a, c and d in zone-b, d cut
+/// off. The node table puts d first; a click on its zone's grid cell opens zone-b's matrix (c and
+/// d, the two DOWN edges between them crossed) and its table; "All zones" goes back; a click on
+/// d's row opens zone-b again with d outlined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_zone_view_opens_a_zone_and_goes_back() {
+    let Some(bin) = chromium() else {
+        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
+    };
+    let (s, _agents) = cluster_with_broken_node().await;
+    two_zones(&s);
     let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium-zones");
     let _cleanup = RemoveOnDrop(profile.clone());
@@ -782,16 +788,7 @@ async fn browser_zone_view_covers_both_networks() {
         skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
     };
     let (s, _agents) = cluster_with_broken_node_on_both_networks().await;
-    let zones = [
-        ("a", "zone-a"),
-        ("b", "zone-a"),
-        ("c", "zone-b"),
-        ("d", "zone-b"),
-    ]
-    .into_iter()
-    .map(|(n, z)| (n.into(), z.into()))
-    .collect();
-    s.graph.set_node_zones(zones);
+    two_zones(&s);
     let base = format!("http://{}", s.http_addr);
     let profile = tempdir("echomesh-chromium-zones-both");
     let _cleanup = RemoveOnDrop(profile.clone());
