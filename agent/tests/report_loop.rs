@@ -2,16 +2,14 @@
 //! windows, and real gRPC runs over in-memory streams (`tokio::io::duplex`). Time is paused, so
 //! report intervals and reconnect backoff are measured exactly and the tests take no wall time.
 
+mod support;
+
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use echomesh_agent::metrics::{AgentMetrics, ReplayStatus};
-use echomesh_agent::prober::stats::{EngineCounters, TargetStats};
-use echomesh_agent::prober::{EngineError, ProbeSettings, TargetFlip, TargetSpec, TargetWindow};
-use echomesh_agent::report::{
-    self, ConnectError, Connector, ProbeEngine, RunArgs, RunError, StartEngine,
-};
+use echomesh_agent::prober::{TargetFlip, TargetSpec};
+use echomesh_agent::report::{self, ConnectError, Connector, RunArgs, RunError};
 use echomesh_proto::v1::agent_service_server::{AgentService, AgentServiceServer};
 use echomesh_proto::v1::{
     self, AgentMessage, AggregatorMessage, Network, agent_message, aggregator_message,
@@ -23,93 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
 
-// ---- the fake engine ------------------------------------------------------------------------
-
-/// What the engine was told, shared with the test.
-#[derive(Debug, Default)]
-struct EngineLog {
-    started: Vec<(ProbeSettings, Vec<TargetSpec>)>,
-    assigned: Vec<(ProbeSettings, Vec<TargetSpec>)>,
-    targets: Vec<TargetSpec>,
-    windows_taken: u64,
-}
-
-type Shared<T> = Arc<Mutex<T>>;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Every window holds one answered probe per current target.
-struct FakeEngine {
-    log: Shared<EngineLog>,
-    flips: mpsc::Receiver<TargetFlip>,
-}
-
-impl ProbeEngine for FakeEngine {
-    fn assign(&self, settings: ProbeSettings, targets: Vec<TargetSpec>) -> Result<(), EngineError> {
-        let mut l = lock(&self.log);
-        l.assigned.push((settings, targets.clone()));
-        l.targets = targets;
-        Ok(())
-    }
-
-    fn take_window(&self) -> impl Future<Output = Vec<TargetWindow>> + Send {
-        let mut l = lock(&self.log);
-        l.windows_taken += 1;
-        let windows: Vec<TargetWindow> = l
-            .targets
-            .iter()
-            .map(|t| {
-                let mut stats = TargetStats {
-                    sent: 1,
-                    received: 1,
-                    ..TargetStats::default()
-                };
-                stats.rtt.record_ns(250_000);
-                TargetWindow {
-                    id: t.id,
-                    addr: t.addr,
-                    stats,
-                }
-            })
-            .collect();
-        async move { windows }
-    }
-
-    async fn counters(&self) -> EngineCounters {
-        EngineCounters::default()
-    }
-
-    fn flips(&mut self) -> &mut mpsc::Receiver<TargetFlip> {
-        &mut self.flips
-    }
-
-    async fn shutdown(self) {}
-}
-
-struct FakeStarter {
-    log: Shared<EngineLog>,
-    flips: Option<mpsc::Receiver<TargetFlip>>,
-}
-
-impl StartEngine for FakeStarter {
-    type Engine = FakeEngine;
-
-    fn start(
-        &mut self,
-        settings: ProbeSettings,
-        targets: Vec<TargetSpec>,
-    ) -> Result<FakeEngine, EngineError> {
-        let mut l = lock(&self.log);
-        l.started.push((settings, targets.clone()));
-        l.targets = targets;
-        Ok(FakeEngine {
-            log: self.log.clone(),
-            flips: self.flips.take().unwrap_or_else(|| mpsc::channel(1).1),
-        })
-    }
-}
+use support::engine::{FakeStarter, Shared, lock};
 
 // ---- the in-memory transport ----------------------------------------------------------------
 
@@ -169,6 +81,17 @@ impl Side {
         tokio::time::timeout(d, self.next()).await.ok()
     }
 
+    /// The reports that arrive until none has come for 10 ms (alerts are skipped).
+    async fn drain_reports(&mut self) -> Vec<v1::Report> {
+        let mut got = Vec::new();
+        while let Some(m) = self.within(Duration::from_millis(10)).await {
+            if let Some(agent_message::Msg::Report(r)) = m.msg {
+                got.push(r);
+            }
+        }
+        got
+    }
+
     async fn send(&self, msg: aggregator_message::Msg) {
         self.outbound
             .send(Ok(AggregatorMessage { msg: Some(msg) }))
@@ -215,7 +138,7 @@ impl AgentService for Scripted {
 
 struct Harness {
     sessions: mpsc::UnboundedReceiver<Side>,
-    log: Shared<EngineLog>,
+    log: Shared,
     flips: mpsc::Sender<TargetFlip>,
     down: duplex::Dialer,
     metrics: AgentMetrics,
@@ -225,8 +148,6 @@ struct Harness {
 
 fn args(replay_buffer: usize, max_backoff: Duration) -> RunArgs {
     RunArgs {
-        aggregator: "http://unused.invalid:1".into(),
-        node: "node-a".into(),
         pod: "agent-xyz".into(),
         network: Network::Host,
         addresses: vec![
@@ -234,12 +155,8 @@ fn args(replay_buffer: usize, max_backoff: Duration) -> RunArgs {
             "fd00::1".parse().expect("ip"),
         ],
         replay_buffer,
-        replay_buffer_bytes: 64 << 20,
         max_backoff,
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),
-        agent_token_file: None,
-        tls_ca: None,
+        ..support::run_args("http://unused.invalid:1", "node-a", "10.0.0.1")
     }
 }
 
@@ -257,8 +174,8 @@ fn start(args: RunArgs) -> Harness {
     let down = dialer.clone();
     let connector = Duplex(dialer);
     let starter = FakeStarter {
-        log: Arc::clone(&log),
         flips: Some(flip_rx),
+        ..FakeStarter::new(&log)
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let m = metrics.clone();
@@ -545,12 +462,7 @@ async fn replay_waits_for_an_assignment_covering_the_buffer() {
     );
     // Target 2 is back: everything goes out at once, in order, old reports first.
     s.assign(assignment(2, &[1, 2], 1000)).await;
-    let mut got = Vec::new();
-    while let Some(m) = s.within(Duration::from_millis(10)).await {
-        if let Some(agent_message::Msg::Report(r)) = m.msg {
-            got.push(r);
-        }
-    }
+    let got = s.drain_reports().await;
     assert_eq!(seqs(&got), [1, 2, 3, 4]);
     assert!(got[..3].iter().all(|r| r.targets.len() == 2));
     h.finish().await;
@@ -695,12 +607,7 @@ async fn told_a_newer_agent_is_active_it_stands_by_and_replays_when_it_takes_ove
     // The newer agent is gone: this session is accepted, and what was measured meanwhile
     // (it kept probing) is replayed in order.
     s.assign(assignment(2, &[1], 1000)).await;
-    let mut got = Vec::new();
-    while let Some(m) = s.within(Duration::from_millis(10)).await {
-        if let Some(agent_message::Msg::Report(r)) = m.msg {
-            got.push(r.seq);
-        }
-    }
+    let got = seqs(&s.drain_reports().await);
     // Report 1 was never acked; everything from it on goes out.
     assert!(got.len() >= 60, "{got:?}");
     assert_eq!(got[0], 1);

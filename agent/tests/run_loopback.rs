@@ -1,20 +1,16 @@
 //! `echomesh-agent run` end to end: real agents (raw ICMP to 127.0.0.x only) streaming to an
 //! in-process aggregator over real gRPC. Needs CAP_NET_RAW: without root the tests say so and skip.
 
+mod support;
+
 use std::time::Duration;
 
 use echomesh_agent::report::{self, RunArgs};
 use echomesh_aggregator::Graph;
 use echomesh_proto::v1::EdgeState;
-use echomesh_proto::v1::Network;
 use echomesh_testkit::{TestAggregator, eventually, require_root};
-use tokio::sync::oneshot;
 
-/// Generous: loaded CI machines must not flake.
-const SOON: Duration = Duration::from_secs(20);
-
-/// How often the graph is polled while waiting.
-const POLL: Duration = Duration::from_millis(50);
+use support::{POLL, Running, SOON};
 
 /// An aggregator with fast probing and reporting on `grpc` (port 0 or a fixed one for restarts).
 async fn start_agg(grpc: &str, debounce: Duration) -> TestAggregator {
@@ -29,42 +25,12 @@ async fn start_agg(grpc: &str, debounce: Duration) -> TestAggregator {
     .await
 }
 
-struct Agent {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), report::RunError>>,
-}
-
-fn start_agent(url: &str, node: &str, addr: &str) -> Agent {
+fn start_agent(url: &str, node: &str, addr: &str) -> Running {
     let args = RunArgs {
-        aggregator: url.to_string(),
-        node: node.into(),
-        pod: String::new(),
-        network: Network::Pod,
-        addresses: vec![addr.parse().expect("ip")],
         replay_buffer: 1000,
-        replay_buffer_bytes: 64 << 20,
-        max_backoff: Duration::from_millis(200),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),
-        agent_token_file: None,
-        tls_ca: None,
+        ..support::run_args(url, node, addr)
     };
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(report::run(args, async {
-        let _ = rx.await;
-    }));
-    Agent { stop, task }
-}
-
-impl Agent {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        tokio::time::timeout(SOON, self.task)
-            .await
-            .expect("agent stops")
-            .expect("task")
-            .expect("agent ran");
-    }
+    Running::spawn(|shutdown| report::run(args, shutdown.wait()))
 }
 
 fn states(g: &Graph, node: &str) -> Vec<EdgeState> {

@@ -2,18 +2,17 @@
 //! aggregator, and one agent's scrape shows the probes it sent and received. Needs root (raw
 //! sockets); says so and passes otherwise.
 
+mod support;
+
 use std::time::Duration;
 
 use echomesh_agent::metrics::{self, AgentMetrics};
-use echomesh_agent::report::{self, RunArgs};
-use echomesh_proto::v1::Network;
+use echomesh_agent::report;
 use echomesh_testkit::eventually::eventually_some;
 use echomesh_testkit::http::get;
 use echomesh_testkit::{TestAggregator, require_root};
-use tokio::sync::oneshot;
 
-/// Generous: loaded CI machines must not flake.
-const SOON: Duration = Duration::from_secs(20);
+use support::{POLL, Running, SOON};
 
 fn value(text: &str, series: &str) -> f64 {
     text.lines()
@@ -21,23 +20,6 @@ fn value(text: &str, series: &str) -> f64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
-}
-
-fn args(url: &str, node: &str, addr: &str) -> RunArgs {
-    RunArgs {
-        aggregator: url.to_string(),
-        node: node.into(),
-        pod: String::new(),
-        network: Network::Pod,
-        addresses: vec![addr.parse().expect("ip")],
-        replay_buffer: 100,
-        replay_buffer_bytes: 64 << 20,
-        max_backoff: Duration::from_millis(200),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),
-        agent_token_file: None,
-        tls_ca: None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,27 +39,21 @@ async fn the_run_loop_feeds_the_agent_metrics() {
         .expect("bind metrics");
     let http = listener.local_addr().expect("addr");
     let server = tokio::spawn(metrics::serve(listener, m.clone()));
-    let mut stops = Vec::new();
-    let mut tasks = Vec::new();
-    for (node, addr, metrics) in [
+    let agents: Vec<Running> = [
         ("a", "127.0.0.1", m.clone()),
         ("b", "127.0.0.2", AgentMetrics::new()),
-    ] {
-        let (stop, rx) = oneshot::channel::<()>();
-        stops.push(stop);
-        tasks.push(tokio::spawn(report::run_with(
-            args(&url, node, addr),
-            metrics,
-            async {
-                let _ = rx.await;
-            },
-        )));
-    }
+    ]
+    .into_iter()
+    .map(|(node, addr, metrics)| {
+        let args = support::run_args(&url, node, addr);
+        Running::spawn(|shutdown| report::run_with(args, metrics, shutdown.wait()))
+    })
+    .collect();
 
     let scrape = eventually_some(
         "agent a's /metrics shows received probes and its one target",
         SOON,
-        Duration::from_millis(50),
+        POLL,
         || async {
             let r = get(http, "/metrics").await;
             let done = value(&r.body, r#"echomesh_agent_probes_total{result="received"}"#) >= 5.0
@@ -95,15 +71,8 @@ async fn the_run_loop_feeds_the_agent_metrics() {
     );
     assert_eq!(get(http, "/healthz").await.status, 200);
 
-    for s in stops {
-        let _ = s.send(());
-    }
-    for t in tasks {
-        tokio::time::timeout(SOON, t)
-            .await
-            .expect("agent stops")
-            .expect("task")
-            .expect("agent ran");
+    for agent in agents {
+        agent.stop().await;
     }
     server.abort();
     agg.shutdown().await;

@@ -2,6 +2,9 @@
 //! the token and the CA connect and are assigned; one with a wrong token never gets a session.
 //! Needs root (raw sockets); says so and passes otherwise.
 
+mod support;
+
+use std::path::Path;
 use std::time::Duration;
 
 use echomesh_agent::metrics::AgentMetrics;
@@ -11,31 +14,16 @@ use echomesh_proto::v1::Network;
 use echomesh_testkit::eventually::eventually_some;
 use echomesh_testkit::tls::TestPki;
 use echomesh_testkit::{TestAggregator, require_root};
-use tokio::sync::oneshot;
 
-/// Generous: loaded CI machines must not flake.
-const SOON: Duration = Duration::from_secs(20);
+use support::{POLL, Running, SOON};
 
-fn args(
-    url: &str,
-    node: &str,
-    addr: &str,
-    token: &std::path::Path,
-    ca: &std::path::Path,
-) -> RunArgs {
+/// A loopback agent that dials `url` over TLS trusting `ca`, with the token in `token`.
+fn args(url: &str, node: &str, addr: &str, token: &Path, ca: &Path) -> RunArgs {
     RunArgs {
-        aggregator: url.to_string(),
-        node: node.into(),
         pod: format!("agent-{node}"),
-        network: Network::Pod,
-        addresses: vec![addr.parse().expect("ip")],
-        replay_buffer: 100,
-        replay_buffer_bytes: 64 << 20,
-        max_backoff: Duration::from_millis(200),
-        http_listen: "127.0.0.1:0".parse().expect("addr"),
-        guard: echomesh_agent::report::GuardArgs::allowing(&["127.0.0.0/8"]),
         agent_token_file: Some(token.to_path_buf()),
         tls_ca: Some(ca.to_path_buf()),
+        ..support::run_args(url, node, addr)
     }
 }
 
@@ -58,23 +46,17 @@ async fn agents_with_the_token_and_the_ca_connect_and_a_wrong_token_does_not() {
     .await;
     let url = format!("https://127.0.0.1:{}", agg.grpc_addr.port());
 
-    let mut stops = Vec::new();
-    let mut tasks = Vec::new();
-    for (node, addr, tok) in [
+    let agents: Vec<Running> = [
         ("a", "127.0.0.1", &token),
         ("b", "127.0.0.2", &token),
         ("intruder", "127.0.0.3", &wrong),
-    ] {
-        let (stop, rx) = oneshot::channel::<()>();
-        stops.push(stop);
-        tasks.push(tokio::spawn(report::run_with(
-            args(&url, node, addr, tok, &pki.ca),
-            AgentMetrics::new(),
-            async {
-                let _ = rx.await;
-            },
-        )));
-    }
+    ]
+    .into_iter()
+    .map(|(node, addr, tok)| {
+        let args = args(&url, node, addr, tok, &pki.ca);
+        Running::spawn(|shutdown| report::run_with(args, AgentMetrics::new(), shutdown.wait()))
+    })
+    .collect();
     let key = |node: &str| AgentKey {
         node: node.into(),
         network: Network::Pod,
@@ -82,7 +64,7 @@ async fn agents_with_the_token_and_the_ca_connect_and_a_wrong_token_does_not() {
     eventually_some(
         "agents a and b connected over TLS with the token",
         SOON,
-        Duration::from_millis(50),
+        POLL,
         || async {
             let up = |n: &str| {
                 agg.graph
@@ -108,11 +90,8 @@ async fn agents_with_the_token_and_the_ca_connect_and_a_wrong_token_does_not() {
             && !l.ends_with(" 0")),
         "bad_token refusals counted"
     );
-    for s in stops {
-        let _ = s.send(());
-    }
-    for t in tasks {
-        let _ = tokio::time::timeout(SOON, t).await;
+    for agent in agents {
+        agent.stop_any().await;
     }
     agg.shutdown().await;
 }
