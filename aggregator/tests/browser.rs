@@ -47,22 +47,25 @@ fn artifacts() -> PathBuf {
     dir
 }
 
+/// The flags of every Chromium run here: headless, quiet, and pixel for pixel.
+const HEADLESS: [&str; 10] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    // Containers often have a tiny /dev/shm; Chromium then crashes without this.
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",
+];
+
 /// Runs headless Chromium with `args` + `url`, killing it after a generous deadline.
 fn run_chromium(bin: &Path, profile: &Path, args: &[&str], url: &str) -> String {
     let mut child = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            // Containers often have a tiny /dev/shm; Chromium then crashes without this.
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            "--force-device-scale-factor=1",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)
@@ -113,59 +116,103 @@ fn selftest_json(dom: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("the page did not finish its self-test ({e}): {text:?}"))
 }
 
-/// Loads `url` with `flags` (after a 10 s virtual-time budget) and saves a screenshot as
-/// `<artifacts>/<file>`, checked to be a real PNG.
-async fn screenshot(bin: &Path, profile: &Path, flags: &[&str], url: String, file: &str) {
-    let shot = artifacts().join(file);
-    let _ = std::fs::remove_file(&shot);
-    let mut args = vec!["--virtual-time-budget=10000".to_string()];
-    args.extend(flags.iter().map(|f| (*f).to_string()));
-    args.push(format!("--screenshot={}", shot.display()));
-    let (bin, profile) = (bin.to_path_buf(), profile.to_path_buf());
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_chromium(&bin, &profile, &args, &url)
-    })
-    .await
-    .expect("chromium task");
-    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{file} not written: {e}"));
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 2000,
-        "{file}: a real PNG"
-    );
-    eprintln!("screenshot saved to {}", shot.display());
+/// One test's headless Chromium: the binary and a fresh profile directory, which is removed when
+/// the test ends, passed or failed.
+struct Browser {
+    bin: PathBuf,
+    profile: PathBuf,
 }
 
-/// Loads `url` with `flags` and returns the page's self-test report.
-async fn selftest(bin: &Path, profile: &Path, flags: &[&str], url: String) -> serde_json::Value {
-    let mut args: Vec<String> = flags.iter().map(|f| (*f).to_string()).collect();
-    args.push("--dump-dom".into());
-    let (bin, profile) = (bin.to_path_buf(), profile.to_path_buf());
-    let dom = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_chromium(&bin, &profile, &args, &url)
-    })
-    .await
-    .expect("chromium task");
-    selftest_json(&dom)
+/// The test's [`Browser`] with a profile named after `$profile`; without a Chromium binary the
+/// test says so and returns (in CI it fails).
+macro_rules! browser_or_skip {
+    ($profile:expr) => {
+        match chromium() {
+            Some(bin) => Browser::new(bin, $profile),
+            None => {
+                skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)")
+            }
+        }
+    };
+}
+
+impl Browser {
+    fn new(bin: PathBuf, profile: &str) -> Self {
+        Self {
+            bin,
+            profile: tempdir(profile),
+        }
+    }
+
+    /// Runs Chromium with `args` + `url` on the blocking pool.
+    async fn run(&self, args: Vec<String>, url: String) -> String {
+        let (bin, profile) = (self.bin.clone(), self.profile.clone());
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_chromium(&bin, &profile, &args, &url)
+        })
+        .await
+        .expect("chromium task")
+    }
+
+    /// Loads `url` with `flags` (after a 10 s virtual-time budget) and saves a screenshot as
+    /// `<artifacts>/<file>`, checked to be a real PNG.
+    async fn screenshot(&self, flags: &[&str], url: String, file: &str) {
+        let shot = artifacts().join(file);
+        let _ = std::fs::remove_file(&shot);
+        let mut args = vec!["--virtual-time-budget=10000".to_string()];
+        args.extend(flags.iter().map(|f| (*f).to_string()));
+        args.push(format!("--screenshot={}", shot.display()));
+        self.run(args, url).await;
+        let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{file} not written: {e}"));
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 2000,
+            "{file}: a real PNG"
+        );
+        eprintln!("screenshot saved to {}", shot.display());
+    }
+
+    /// Loads `url` with `flags` and returns the page's self-test report.
+    async fn selftest(&self, flags: &[&str], url: String) -> serde_json::Value {
+        let mut args: Vec<String> = flags.iter().map(|f| (*f).to_string()).collect();
+        args.push("--dump-dom".into());
+        selftest_json(&self.run(args, url).await)
+    }
+
+    /// [`scale::console_selftest`] of `url` in a 1280x900 window, given two minutes.
+    async fn console_selftest(&self, url: String) -> serde_json::Value {
+        let (bin, profile) = (self.bin.clone(), self.profile.clone());
+        tokio::task::spawn_blocking(move || {
+            scale::console_selftest(
+                &bin,
+                &profile,
+                &["--window-size=1280,900"],
+                &url,
+                Duration::from_secs(120),
+            )
+        })
+        .await
+        .expect("chromium task")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium");
     let (s, _agents) = cluster_with_broken_node().await;
     let base = format!("http://{}", s.http_addr);
-    let profile = tempdir("echomesh-chromium");
-    let _cleanup = RemoveOnDrop(profile.clone());
-    let t = selftest(
-        &bin,
-        &profile,
-        &["--virtual-time-budget=10000"],
-        format!("{base}/?selftest=1&metric=loss&network=pod"),
-    )
-    .await;
+    let t = browser
+        .selftest(
+            &["--virtual-time-budget=10000"],
+            format!("{base}/?selftest=1&metric=loss&network=pod"),
+        )
+        .await;
     eprintln!("self-test: {t}");
     assert_eq!(t["nodes"], 4, "{t}");
     assert_eq!(t["cells"], 16, "one cell per source and target: {t}");
@@ -202,14 +249,13 @@ async fn browser_heatmap_draws_a_down_node_as_an_alarm_coloured_cross() {
     }
     assert_down_marked_and_details_current(&t, 6);
 
-    screenshot(
-        &bin,
-        &profile,
-        &["--window-size=1100,720"],
-        format!("{base}/?metric=loss&network=pod&src=a&dst=d"),
-        "heatmap.png",
-    )
-    .await;
+    browser
+        .screenshot(
+            &["--window-size=1100,720"],
+            format!("{base}/?metric=loss&network=pod&src=a&dst=d"),
+            "heatmap.png",
+        )
+        .await;
     s.shutdown().await;
 }
 
@@ -269,20 +315,15 @@ fn assert_down_marked_and_details_current(t: &serde_json::Value, down: u64) {
 /// Agents on both networks: without `?network=` the page shows both maps, side by side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_both_networks_are_shown_when_both_have_agents() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium-both");
     let (s, _agents) = cluster_with_broken_node_on_both_networks().await;
     let base = format!("http://{}", s.http_addr);
-    let profile = tempdir("echomesh-chromium-both");
-    let _cleanup = RemoveOnDrop(profile.clone());
-    let t = selftest(
-        &bin,
-        &profile,
-        &["--virtual-time-budget=10000", "--window-size=1400,900"],
-        format!("{base}/?selftest=1"),
-    )
-    .await;
+    let t = browser
+        .selftest(
+            &["--virtual-time-budget=10000", "--window-size=1400,900"],
+            format!("{base}/?selftest=1"),
+        )
+        .await;
     eprintln!("self-test: {t}");
     assert_eq!(t["networks"], serde_json::json!(["pod", "host"]), "{t}");
     assert_eq!(
@@ -295,14 +336,13 @@ async fn browser_both_networks_are_shown_when_both_have_agents() {
     }
     assert_eq!(t["down_crossed"], 6, "{t}");
 
-    screenshot(
-        &bin,
-        &profile,
-        &["--window-size=1400,900"],
-        format!("{base}/?src=b&dst=d&edge_network=host"),
-        "heatmap-both-networks.png",
-    )
-    .await;
+    browser
+        .screenshot(
+            &["--window-size=1400,900"],
+            format!("{base}/?src=b&dst=d&edge_network=host"),
+            "heatmap-both-networks.png",
+        )
+        .await;
     s.shutdown().await;
 }
 
@@ -310,20 +350,15 @@ async fn browser_both_networks_are_shown_when_both_have_agents() {
 /// the host network (not on an empty pod network), marks the DOWN cells and opens one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_host_only_cluster_opens_on_the_host_network() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium-host");
     let (s, _agents) = cluster_with_broken_node_on(echomesh_proto::v1::Network::Host).await;
     let base = format!("http://{}", s.http_addr);
-    let profile = tempdir("echomesh-chromium-host");
-    let _cleanup = RemoveOnDrop(profile.clone());
-    let t = selftest(
-        &bin,
-        &profile,
-        &["--virtual-time-budget=10000", "--window-size=1280,900"],
-        format!("{base}/?selftest=1"),
-    )
-    .await;
+    let t = browser
+        .selftest(
+            &["--virtual-time-budget=10000", "--window-size=1280,900"],
+            format!("{base}/?selftest=1"),
+        )
+        .await;
     eprintln!("self-test: {t}");
     assert_eq!(t["network"], "host", "{t}");
     assert_eq!(t["networks"], serde_json::json!(["host"]), "{t}");
@@ -342,39 +377,36 @@ async fn browser_host_only_cluster_opens_on_the_host_network() {
         "the map uses the window's height: {t}"
     );
 
-    screenshot(
-        &bin,
-        &profile,
-        &["--window-size=1280,900"],
-        format!("{base}/?src=a&dst=d"),
-        "heatmap-host-only.png",
-    )
-    .await;
+    browser
+        .screenshot(
+            &["--window-size=1280,900"],
+            format!("{base}/?src=a&dst=d"),
+            "heatmap-host-only.png",
+        )
+        .await;
 
     // A high-DPI screen (2 device pixels per CSS pixel) in a narrow window: the canvas backing
     // store follows the density, so the pixels read back still find the fill and the cross.
-    let t = selftest(
-        &bin,
-        &profile,
-        &[
-            "--virtual-time-budget=10000",
-            "--window-size=800,1000",
-            "--force-device-scale-factor=2",
-        ],
-        format!("{base}/?selftest=1"),
-    )
-    .await;
+    let t = browser
+        .selftest(
+            &[
+                "--virtual-time-budget=10000",
+                "--window-size=800,1000",
+                "--force-device-scale-factor=2",
+            ],
+            format!("{base}/?selftest=1"),
+        )
+        .await;
     assert_eq!(t["dpr"], 2.0, "{t}");
     assert_eq!(t["down_alarm_coloured"], 6, "{t}");
     assert_eq!(t["down_crossed"], 6, "{t}");
-    screenshot(
-        &bin,
-        &profile,
-        &["--window-size=800,1000", "--force-device-scale-factor=2"],
-        format!("{base}/?src=a&dst=d"),
-        "heatmap-host-only-hidpi.png",
-    )
-    .await;
+    browser
+        .screenshot(
+            &["--window-size=800,1000", "--force-device-scale-factor=2"],
+            format!("{base}/?src=a&dst=d"),
+            "heatmap-host-only-hidpi.png",
+        )
+        .await;
     s.shutdown().await;
 }
 
@@ -382,9 +414,7 @@ async fn browser_host_only_cluster_opens_on_the_host_network() {
 /// from DOWN by the mark, not only by the colour).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_unknown_cells_carry_a_question_mark() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium-unknown");
     let (s, _agents) = cluster_with_broken_node().await;
     // c's agent is held to a 1 ms report interval, so the next sweep finds it silent.
     let key = echomesh_aggregator::graph::AgentKey {
@@ -399,15 +429,12 @@ async fn browser_unknown_cells_carry_a_question_mark() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     s.graph.sweep();
     let base = format!("http://{}", s.http_addr);
-    let profile = tempdir("echomesh-chromium-unknown");
-    let _cleanup = RemoveOnDrop(profile.clone());
-    let t = selftest(
-        &bin,
-        &profile,
-        &["--virtual-time-budget=10000", "--window-size=1280,900"],
-        format!("{base}/?selftest=1&network=pod"),
-    )
-    .await;
+    let t = browser
+        .selftest(
+            &["--virtual-time-budget=10000", "--window-size=1280,900"],
+            format!("{base}/?selftest=1&network=pod"),
+        )
+        .await;
     eprintln!("self-test: {t}");
     let marks = t["marks"].as_array().expect("marks");
     let unknown: Vec<_> = marks.iter().filter(|m| m["state"] == "unknown").collect();
@@ -419,24 +446,14 @@ async fn browser_unknown_cells_carry_a_question_mark() {
     assert_eq!(t["mark_counts"]["query"], 3, "{t}");
     assert_eq!(t["down_crossed"], 5, "d's row and column but c -> d: {t}");
 
-    screenshot(
-        &bin,
-        &profile,
-        &["--window-size=1280,900"],
-        format!("{base}/?network=pod&src=c&dst=a"),
-        "heatmap-unknown.png",
-    )
-    .await;
+    browser
+        .screenshot(
+            &["--window-size=1280,900"],
+            format!("{base}/?network=pod&src=c&dst=a"),
+            "heatmap-unknown.png",
+        )
+        .await;
     s.shutdown().await;
-}
-
-/// Removes a Chromium profile directory when the test ends, passed or failed.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn tempdir(prefix: &str) -> PathBuf {
@@ -451,9 +468,7 @@ fn tempdir(prefix: &str) -> PathBuf {
 /// an edge opened; and by p99) for people to look at, and checks the page still self-tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_screenshots_of_a_forty_node_cluster() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium-40");
     let s = stable_server().await;
     let n = 40;
     let names: Vec<String> = (1..=n).map(|i| format!("node-{i:02}")).collect();
@@ -497,8 +512,6 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
         }
     }
     let base = format!("http://{}", s.http_addr);
-    let profile = tempdir("echomesh-chromium-40");
-    let _cleanup = RemoveOnDrop(profile.clone());
     let shots = [
         (
             "heatmap-40-loss.png",
@@ -507,22 +520,20 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
         ("heatmap-40-p99.png", "metric=p99&network=pod&order=name"),
     ];
     for (file, query) in shots {
-        screenshot(
-            &bin,
-            &profile,
-            &["--window-size=1280,900"],
-            format!("{base}/?{query}"),
-            file,
+        browser
+            .screenshot(
+                &["--window-size=1280,900"],
+                format!("{base}/?{query}"),
+                file,
+            )
+            .await;
+    }
+    let t = browser
+        .selftest(
+            &["--virtual-time-budget=10000", "--window-size=1280,900"],
+            format!("{base}/?selftest=1&metric=loss&network=pod"),
         )
         .await;
-    }
-    let t = selftest(
-        &bin,
-        &profile,
-        &["--virtual-time-budget=10000", "--window-size=1280,900"],
-        format!("{base}/?selftest=1&metric=loss&network=pod"),
-    )
-    .await;
     assert_eq!(t["cells"], 1600, "{t}");
     assert_eq!(t["down"], 78, "{t}");
     assert_eq!(t["down_alarm_coloured"], 78, "{t}");
@@ -635,20 +646,15 @@ mod cut {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_page_says_stale_while_cut_off_and_recovers() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium-cut");
     let (s, _agents) = cluster_with_broken_node().await;
     let proxy = cut::start(s.http_addr, 8).await;
-    let profile = tempdir("echomesh-chromium-cut");
-    let _cleanup = RemoveOnDrop(profile.clone());
-    let t = selftest(
-        &bin,
-        &profile,
-        &["--virtual-time-budget=90000"],
-        format!("http://{proxy}/?selftest=reconnect"),
-    )
-    .await;
+    let t = browser
+        .selftest(
+            &["--virtual-time-budget=90000"],
+            format!("http://{proxy}/?selftest=reconnect"),
+        )
+        .await;
     eprintln!("polls: {t}");
     let polls = t["polls"].as_array().expect("polls");
     let first_ok = polls
@@ -694,21 +700,16 @@ fn two_zones(s: &TestAggregator) {
 /// d's row opens zone-b again with d outlined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_zone_view_opens_a_zone_and_goes_back() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium-zones");
     let (s, _agents) = cluster_with_broken_node().await;
     two_zones(&s);
     let base = format!("http://{}", s.http_addr);
-    let profile = tempdir("echomesh-chromium-zones");
-    let _cleanup = RemoveOnDrop(profile.clone());
-    let t = selftest(
-        &bin,
-        &profile,
-        &["--virtual-time-budget=20000", "--window-size=1280,900"],
-        format!("{base}/?selftest=scale&view=zones&network=pod"),
-    )
-    .await;
+    let t = browser
+        .selftest(
+            &["--virtual-time-budget=20000", "--window-size=1280,900"],
+            format!("{base}/?selftest=scale&view=zones&network=pod"),
+        )
+        .await;
     eprintln!("self-test: {t}");
     assert_eq!(t["zones"], 2, "{t}");
     assert_eq!(t["zone_cells"], 4, "{t}");
@@ -740,14 +741,13 @@ async fn browser_zone_view_opens_a_zone_and_goes_back() {
     assert_eq!(row["focus"], "d", "the clicked node is outlined: {t}");
     assert_eq!(row["url_zone"], "zone-b", "{t}");
     assert_eq!(row["nodes"], 2, "{t}");
-    screenshot(
-        &bin,
-        &profile,
-        &["--window-size=1280,900"],
-        format!("{base}/?view=zones&network=pod"),
-        "heatmap-zones-small.png",
-    )
-    .await;
+    browser
+        .screenshot(
+            &["--window-size=1280,900"],
+            format!("{base}/?view=zones&network=pod"),
+            "heatmap-zones-small.png",
+        )
+        .await;
     s.shutdown().await;
 }
 
@@ -755,20 +755,15 @@ async fn browser_zone_view_opens_a_zone_and_goes_back() {
 /// its matrix (asked for as `zone=-`) with every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_zone_view_opens_the_unknown_zone() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium-zones-unknown");
     let (s, _agents) = cluster_with_broken_node().await;
     let base = format!("http://{}", s.http_addr);
-    let profile = tempdir("echomesh-chromium-zones-unknown");
-    let _cleanup = RemoveOnDrop(profile.clone());
-    let t = selftest(
-        &bin,
-        &profile,
-        &["--virtual-time-budget=20000", "--window-size=1280,900"],
-        format!("{base}/?selftest=scale&view=zones&network=pod"),
-    )
-    .await;
+    let t = browser
+        .selftest(
+            &["--virtual-time-budget=20000", "--window-size=1280,900"],
+            format!("{base}/?selftest=scale&view=zones&network=pod"),
+        )
+        .await;
     eprintln!("self-test: {t}");
     assert_eq!(t["zones"], 1, "{t}");
     assert_eq!(t["first"]["zone"], "", "{t}");
@@ -784,21 +779,16 @@ async fn browser_zone_view_opens_the_unknown_zone() {
 /// roll-ups with `network=any`), and the zone opens as two matrices, one per network.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_zone_view_covers_both_networks() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium-zones-both");
     let (s, _agents) = cluster_with_broken_node_on_both_networks().await;
     two_zones(&s);
     let base = format!("http://{}", s.http_addr);
-    let profile = tempdir("echomesh-chromium-zones-both");
-    let _cleanup = RemoveOnDrop(profile.clone());
-    let t = selftest(
-        &bin,
-        &profile,
-        &["--virtual-time-budget=20000", "--window-size=1400,900"],
-        format!("{base}/?selftest=scale&view=zones"),
-    )
-    .await;
+    let t = browser
+        .selftest(
+            &["--virtual-time-budget=20000", "--window-size=1400,900"],
+            format!("{base}/?selftest=scale&view=zones"),
+        )
+        .await;
     eprintln!("self-test: {t}");
     assert_eq!(t["zones"], 2, "{t}");
     assert_eq!(
@@ -822,31 +812,14 @@ async fn browser_zone_view_covers_both_networks() {
 /// (`?view=matrix`) is refused by the aggregator and the page falls back to the zone view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_five_thousand_nodes_open_on_zones_and_the_worst_nodes() {
-    let Some(bin) = chromium() else {
-        skip!("no chromium on PATH (apt-get install chromium, or set ECHOMESH_CHROMIUM)");
-    };
+    let browser = browser_or_skip!("echomesh-chromium-5000");
     let s = stable_server().await;
     let edges = scale::fill(&s, 5_000, 16);
     eprintln!("5000 nodes, {edges} edges");
     let base = format!("http://{}", s.http_addr);
-    let profile = tempdir("echomesh-chromium-5000");
-    let _cleanup = RemoveOnDrop(profile.clone());
-    let (b, p, url) = (
-        bin.clone(),
-        profile.clone(),
-        format!("{base}/?selftest=scale"),
-    );
-    let t = tokio::task::spawn_blocking(move || {
-        scale::console_selftest(
-            &b,
-            &p,
-            &["--window-size=1280,900"],
-            &url,
-            Duration::from_secs(120),
-        )
-    })
-    .await
-    .expect("chromium task");
+    let t = browser
+        .console_selftest(format!("{base}/?selftest=scale"))
+        .await;
     eprintln!("self-test: {t}");
     let loaded = t["loaded_ms"].as_u64().expect("loaded_ms");
     eprintln!("page loaded (node table on screen) after {loaded} ms");
@@ -881,22 +854,9 @@ async fn browser_five_thousand_nodes_open_on_zones_and_the_worst_nodes() {
     assert_eq!(t["back"]["rows"], 50, "{t}");
 
     // The whole matrix asked for by name: refused above the aggregator's limit, zones instead.
-    let (b, p, url) = (
-        bin.clone(),
-        profile.clone(),
-        format!("{base}/?selftest=scale&view=matrix&network=pod"),
-    );
-    let t = tokio::task::spawn_blocking(move || {
-        scale::console_selftest(
-            &b,
-            &p,
-            &["--window-size=1280,900"],
-            &url,
-            Duration::from_secs(120),
-        )
-    })
-    .await
-    .expect("chromium task");
+    let t = browser
+        .console_selftest(format!("{base}/?selftest=scale&view=matrix&network=pod"))
+        .await;
     assert_eq!(t["matrix_requests_refused"], true, "{t}");
     assert_eq!(t["rows"], 50, "{t}");
 
@@ -904,14 +864,13 @@ async fn browser_five_thousand_nodes_open_on_zones_and_the_worst_nodes() {
         ("heatmap-5000-zones.png", "network=pod"),
         ("heatmap-5000-zone.png", "network=pod&zone=zone-02"),
     ] {
-        screenshot(
-            &bin,
-            &profile,
-            &["--window-size=1280,900"],
-            format!("{base}/?{query}"),
-            file,
-        )
-        .await;
+        browser
+            .screenshot(
+                &["--window-size=1280,900"],
+                format!("{base}/?{query}"),
+                file,
+            )
+            .await;
     }
     s.shutdown().await;
 }
@@ -963,20 +922,10 @@ async fn browser_bench_page_load_at_5000_nodes() {
     }
     let mut times = Vec::new();
     for i in 0..loads {
-        let profile = tempdir(&format!("echomesh-chromium-bench-{i}"));
-        let _cleanup = RemoveOnDrop(profile.clone());
-        let (b, url) = (bin.clone(), format!("{base}/?selftest=scale"));
-        let t = tokio::task::spawn_blocking(move || {
-            scale::console_selftest(
-                &b,
-                &profile,
-                &["--window-size=1280,900"],
-                &url,
-                Duration::from_secs(120),
-            )
-        })
-        .await
-        .expect("chromium task");
+        let browser = Browser::new(bin.clone(), &format!("echomesh-chromium-bench-{i}"));
+        let t = browser
+            .console_selftest(format!("{base}/?selftest=scale"))
+            .await;
         assert_eq!(t["rows"], 50, "{t}");
         let ms = t["loaded_ms"].as_u64().expect("loaded_ms");
         println!(

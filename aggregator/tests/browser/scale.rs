@@ -156,20 +156,8 @@ pub(crate) fn console_selftest(
 ) -> serde_json::Value {
     const MARK: &str = "\"echomesh-selftest ";
     let mut child = Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            "--force-device-scale-factor=1",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
+        .args(super::HEADLESS)
+        .args(["--enable-logging=stderr", "--v=0"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)
