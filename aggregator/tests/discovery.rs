@@ -16,6 +16,12 @@ use echomesh_testkit::k8s::mock_api::{Fault, MockApi, Res};
 use echomesh_testkit::sim::hello_message;
 use echomesh_testkit::{SOON, SimAgent, TestAggregator, soon};
 
+/// The mocked API server holding [`fixtures::three_nodes`], and a kube client for it.
+fn three_node_api() -> (MockApi, kube::Client) {
+    let (nodes, pods) = fixtures::three_nodes();
+    MockApi::start(nodes, pods)
+}
+
 /// A real aggregator whose discovery talks to the mocked API server `api`.
 struct Harness {
     api: MockApi,
@@ -38,9 +44,21 @@ impl Harness {
 
     /// The mocked cluster from [`fixtures::three_nodes`].
     async fn three_nodes() -> Self {
-        let (nodes, pods) = fixtures::three_nodes();
-        let (api, client) = MockApi::start(nodes, pods);
+        let (api, client) = three_node_api();
         Self::start(api, client).await
+    }
+
+    /// The edges measured by `node`'s agents, over the query API.
+    async fn edges_from(&self, node: &str) -> Vec<v1::Edge> {
+        v1::graph_service_client::GraphServiceClient::new(self.agg.channel().await)
+            .list_edges(v1::ListEdgesRequest {
+                source_node: node.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("edges")
+            .into_inner()
+            .edges
     }
 
     async fn agent(&self, node: &str, network: Network, addr: &str) -> SimAgent {
@@ -96,12 +114,17 @@ async fn wait_targets(agent: &mut SimAgent, want: &[&str]) -> v1::Assignment {
     }
 }
 
-const A_SEES: [&str; 4] = [
-    "b/pod/10.244.1.10",
-    "b/host/192.168.0.2",
-    "c/pod/10.244.2.10",
-    "c/host/192.168.0.3",
-];
+/// The targets of each node of [`fixtures::three_nodes`] (and of a fourth, d): its pod agent's and
+/// its host's address, as [`targets`] writes them; `_DOWN`, expected down.
+const A: [&str; 2] = ["a/pod/10.244.0.10", "a/host/192.168.0.1"];
+const B: [&str; 2] = ["b/pod/10.244.1.10", "b/host/192.168.0.2"];
+const C: [&str; 2] = ["c/pod/10.244.2.10", "c/host/192.168.0.3"];
+const D: [&str; 2] = ["d/pod/10.244.3.10", "d/host/192.168.0.4"];
+const B_DOWN: [&str; 2] = ["!b/pod/10.244.1.10", "!b/host/192.168.0.2"];
+const C_DOWN: [&str; 2] = ["!c/pod/10.244.2.10", "!c/host/192.168.0.3"];
+
+/// What a's agents are assigned in the unchanged three-node cluster.
+const A_SEES: [&str; 4] = [B[0], B[1], C[0], C[1]];
 
 #[tokio::test]
 async fn initial_list_assigns_every_agent_the_other_nodes_pod_and_host_addresses() {
@@ -113,16 +136,7 @@ async fn initial_list_assigns_every_agent_the_other_nodes_pod_and_host_addresses
     let a = wait_targets(&mut a_pod, &A_SEES).await;
     assert!(a.targets.iter().all(|t| t.id != 0));
     wait_targets(&mut a_host, &A_SEES).await;
-    wait_targets(
-        &mut b_pod,
-        &[
-            "a/pod/10.244.0.10",
-            "a/host/192.168.0.1",
-            "c/pod/10.244.2.10",
-            "c/host/192.168.0.3",
-        ],
-    )
-    .await;
+    wait_targets(&mut b_pod, &[A, C].concat()).await;
     soon("readyz is 200 once both kinds listed", || async {
         h.readyz().await.status == 200
     })
@@ -155,37 +169,15 @@ async fn node_added_reaches_every_agent() {
     // (b's cordon, applied after d, proves by its arrival that d was in the model meanwhile.)
     h.api
         .apply_node(fixtures::node("b", &["192.168.0.2"]).cordoned());
-    wait_targets(
-        &mut a,
-        &[
-            "!b/pod/10.244.1.10",
-            "!b/host/192.168.0.2",
-            "c/pod/10.244.2.10",
-            "c/host/192.168.0.3",
-        ],
-    )
-    .await;
+    wait_targets(&mut a, &[B_DOWN, C].concat()).await;
     h.api.apply_node(fixtures::node("b", &["192.168.0.2"]));
     // Its agents arrive: the pod agent with its IP, the host agent still starting (no IP yet).
     // The host address comes from the Node, once per family.
     h.api
         .apply_pod(fixtures::agent_pod("d", false, &["10.244.3.10"]));
     h.api.apply_pod(fixtures::pending_agent_pod("d", true));
-    let mut want: Vec<&str> = A_SEES.to_vec();
-    want.extend(["d/pod/10.244.3.10", "d/host/192.168.0.4"]);
-    wait_targets(&mut a, &want).await;
-    wait_targets(
-        &mut b,
-        &[
-            "a/pod/10.244.0.10",
-            "a/host/192.168.0.1",
-            "c/pod/10.244.2.10",
-            "c/host/192.168.0.3",
-            "d/pod/10.244.3.10",
-            "d/host/192.168.0.4",
-        ],
-    )
-    .await;
+    wait_targets(&mut a, &[B, C, D].concat()).await;
+    wait_targets(&mut b, &[A, C, D].concat()).await;
     h.stop().await;
 }
 
@@ -197,7 +189,7 @@ async fn node_removed_leaves_every_pinglist() {
     h.api.delete_node("c");
     h.api.delete_pod("echomesh-agent-pod-c");
     h.api.delete_pod("echomesh-agent-host-c");
-    wait_targets(&mut a, &["b/pod/10.244.1.10", "b/host/192.168.0.2"]).await;
+    wait_targets(&mut a, &B).await;
     h.stop().await;
 }
 
@@ -210,23 +202,13 @@ async fn agent_pod_ip_change_is_reassigned() {
     // would not be, but the IP change is what matters).
     h.api
         .apply_pod(fixtures::agent_pod("b", false, &["10.244.1.99"]));
-    wait_targets(
-        &mut a,
-        &[
-            "b/pod/10.244.1.99",
-            "b/host/192.168.0.2",
-            "c/pod/10.244.2.10",
-            "c/host/192.168.0.3",
-        ],
-    )
-    .await;
+    wait_targets(&mut a, &["b/pod/10.244.1.99", B[1], C[0], C[1]]).await;
     h.stop().await;
 }
 
 #[tokio::test]
 async fn agent_pod_gone_drops_its_target_and_its_edges_are_pruned_after_the_ttl() {
-    let (nodes, pods) = fixtures::three_nodes();
-    let (api, client) = MockApi::start(nodes, pods);
+    let (api, client) = three_node_api();
     let h = Harness::start_with(api, client, |c| {
         c.report_interval = Duration::from_millis(100);
         c.agent_ttl = Duration::from_millis(300);
@@ -235,16 +217,7 @@ async fn agent_pod_gone_drops_its_target_and_its_edges_are_pruned_after_the_ttl(
     let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
     let mut c = h.agent("c", Network::Pod, "10.244.2.10").await;
     wait_targets(&mut a, &A_SEES).await;
-    wait_targets(
-        &mut c,
-        &[
-            "a/pod/10.244.0.10",
-            "a/host/192.168.0.1",
-            "b/pod/10.244.1.10",
-            "b/host/192.168.0.2",
-        ],
-    )
-    .await;
+    wait_targets(&mut c, &[A, B].concat()).await;
     let c_key = AgentKey {
         node: "c".into(),
         network: Network::Pod,
@@ -259,15 +232,7 @@ async fn agent_pod_gone_drops_its_target_and_its_edges_are_pruned_after_the_ttl(
     // The pod is deleted: it leaves every pinglist, and its process (and session) ends.
     h.api.delete_pod("echomesh-agent-pod-c");
     drop(c);
-    wait_targets(
-        &mut a,
-        &[
-            "b/pod/10.244.1.10",
-            "b/host/192.168.0.2",
-            "c/host/192.168.0.3",
-        ],
-    )
-    .await;
+    wait_targets(&mut a, &[B[0], B[1], C[1]]).await;
     // Its own edges go UNKNOWN (never reported) and the agent is pruned after the TTL.
     soon("c's agent and edges are pruned", || async {
         h.agg.graph.agent(&c_key).is_none()
@@ -292,15 +257,7 @@ async fn only_planned_outages_mark_targets_expected_down_and_not_ready_is_eviden
         h.agg.graph.not_ready("b").is_some()
     })
     .await;
-    let edges = g
-        .list_edges(v1::ListEdgesRequest {
-            source_node: "a".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("edges")
-        .into_inner()
-        .edges;
+    let edges = h.edges_from("a").await;
     assert_eq!(edges.len(), 4);
     // Targets whose agents never connected (all but a here) are still named, from the model.
     let mut named: Vec<String> = edges
@@ -331,22 +288,9 @@ async fn only_planned_outages_mark_targets_expected_down_and_not_ready_is_eviden
             .cordoned()
             .unreachable(),
     );
-    let want_b_down = [
-        "!b/pod/10.244.1.10",
-        "!b/host/192.168.0.2",
-        "c/pod/10.244.2.10",
-        "c/host/192.168.0.3",
-    ];
+    let want_b_down = [B_DOWN, C].concat();
     wait_targets(&mut a, &want_b_down).await;
-    let edges = g
-        .list_edges(v1::ListEdgesRequest {
-            source_node: "a".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("edges")
-        .into_inner()
-        .edges;
+    let edges = h.edges_from("a").await;
     for e in &edges {
         assert_eq!(e.expected_down, e.target_node == "b", "{e:?}");
     }
@@ -399,16 +343,7 @@ async fn only_planned_outages_mark_targets_expected_down_and_not_ready_is_eviden
     .await;
     h.api
         .apply_node(fixtures::node("c", &["192.168.0.3"]).deleting());
-    wait_targets(
-        &mut a,
-        &[
-            "b/pod/10.244.1.10",
-            "b/host/192.168.0.2",
-            "!c/pod/10.244.2.10",
-            "!c/host/192.168.0.3",
-        ],
-    )
-    .await;
+    wait_targets(&mut a, &[B, C_DOWN].concat()).await;
     h.stop().await;
 }
 
@@ -425,15 +360,14 @@ async fn watch_expired_then_relist_sees_missed_changes() {
     // c disappears while the watch is "down": no DELETED event ever arrives, then 410 Gone.
     h.api.silently_delete_node("c");
     h.api.expire_watches(Res::Nodes);
-    wait_targets(&mut a, &["b/pod/10.244.1.10", "b/host/192.168.0.2"]).await;
+    wait_targets(&mut a, &B).await;
     assert!(h.api.lists(Res::Nodes) > lists_before, "a re-list happened");
     h.stop().await;
 }
 
 #[tokio::test]
 async fn forbidden_list_is_retried_readyz_names_the_permission_and_agents_keep_working() {
-    let (nodes, pods) = fixtures::three_nodes();
-    let (api, client) = MockApi::start(nodes, pods);
+    let (api, client) = three_node_api();
     api.set_fault(Res::Nodes, Some(Fault::Status(403)));
     let h = Harness::start(api, client).await;
     // Until discovery works, connected agents get the full mesh of connected agents.
@@ -467,8 +401,7 @@ async fn forbidden_list_is_retried_readyz_names_the_permission_and_agents_keep_w
 
 #[tokio::test]
 async fn api_server_unreachable_at_start_keeps_serving_and_readyz_says_why() {
-    let (nodes, pods) = fixtures::three_nodes();
-    let (api, client) = MockApi::start(nodes, pods);
+    let (api, client) = three_node_api();
     api.set_fault(Res::Nodes, Some(Fault::Unreachable));
     api.set_fault(Res::Pods, Some(Fault::Unreachable));
     let h = Harness::start(api, client).await;
@@ -508,16 +441,7 @@ async fn watch_failing_after_sync_keeps_the_last_model() {
     .await;
     // A newly connected agent is still assigned from the last model.
     let mut b = h.agent("b", Network::Pod, "10.244.1.10").await;
-    wait_targets(
-        &mut b,
-        &[
-            "a/pod/10.244.0.10",
-            "a/host/192.168.0.1",
-            "c/pod/10.244.2.10",
-            "c/host/192.168.0.3",
-        ],
-    )
-    .await;
+    wait_targets(&mut b, &[A, C].concat()).await;
     h.stop().await;
 }
 
