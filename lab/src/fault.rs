@@ -383,8 +383,13 @@ mod tests {
     use crate::naming::Prefix;
 
     fn plan() -> Plan {
+        plan_of(IpFamily::Ipv4)
+    }
+
+    /// A 3-node lab plan of `family` under the prefix `eml1`.
+    fn plan_of(family: IpFamily) -> Plan {
         let p: Prefix = "eml1".parse().expect("prefix");
-        Plan::new(&p, 3, IpFamily::Ipv4).expect("plan")
+        Plan::new(&p, 3, family).expect("plan")
     }
 
     #[test]
@@ -465,14 +470,21 @@ mod tests {
         );
     }
 
+    /// The delay relay's routing on node2 of a 3-node lab of `family`, and its undoing, as the
+    /// command lines they run.
+    fn delay_routing_lines(family: IpFamily) -> (Vec<String>, Vec<String>) {
+        let plan = plan_of(family);
+        let n = plan.node(2).expect("node2");
+        let lines = |cmds: Vec<Cmd>| cmds.iter().map(ToString::to_string).collect();
+        (
+            lines(delay_route_cmds(&plan, n)),
+            lines(undelay_route_cmds(n)),
+        )
+    }
+
     #[test]
     fn delay_routing() {
-        let plan = plan();
-        let n = plan.node(2).expect("node2");
-        let lines: Vec<String> = delay_route_cmds(&plan, n)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let (lines, undo) = delay_routing_lines(IpFamily::Ipv4);
         assert_eq!(
             lines,
             vec![
@@ -483,10 +495,6 @@ mod tests {
                 "ip -n eml1-node2-host rule add pref 101 to 198.18.0.0/24 lookup 100",
             ]
         );
-        let undo: Vec<String> = undelay_route_cmds(n)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
         assert_eq!(
             undo,
             vec![
@@ -499,13 +507,7 @@ mod tests {
 
     #[test]
     fn delay_routing_in_an_ipv6_only_lab() {
-        let p: Prefix = "eml1".parse().expect("prefix");
-        let plan = Plan::new(&p, 3, IpFamily::Ipv6).expect("plan");
-        let n = plan.node(2).expect("node2");
-        let lines: Vec<String> = delay_route_cmds(&plan, n)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let (lines, undo) = delay_routing_lines(IpFamily::Ipv6);
         assert_eq!(
             lines,
             vec![
@@ -515,10 +517,6 @@ mod tests {
                 "ip -n eml1-node2-host -6 rule add pref 101 to fd00:198:18::/64 lookup 100",
             ]
         );
-        let undo: Vec<String> = undelay_route_cmds(n)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
         assert_eq!(
             undo,
             vec![

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -21,6 +21,18 @@ fn lab(args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `echomesh-lab ARGS`, asserting it succeeded.
+fn lab_ok(args: &[&str]) -> Output {
+    let out = lab(args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    out
+}
+
+/// Where a running lab keeps its state (`state.json`, the relays' pid files).
+fn run_dir(prefix: &str) -> PathBuf {
+    Path::new("/run/echomesh-lab").join(prefix)
 }
 
 /// A `demo --network-only` in the background, killed (SIGKILL) if the test fails early.
@@ -49,9 +61,7 @@ impl Demo {
             child,
             prefix: prefix.to_string(),
         };
-        let state = Path::new("/run/echomesh-lab")
-            .join(prefix)
-            .join("state.json");
+        let state = run_dir(prefix).join("state.json");
         // state.json says `"ready": true` once the build has finished.
         assert!(
             eventually(Duration::from_secs(30), || {
@@ -63,6 +73,20 @@ impl Demo {
         );
         assert_eq!(namespaces_with(prefix).len(), 5);
         demo
+    }
+
+    /// The pid of the delay relay of `node`, from the lab's pid file.
+    fn relay_pid(&self, node: &str) -> u32 {
+        std::fs::read_to_string(run_dir(&self.prefix).join(format!("relay-{node}.pid")))
+            .expect("relay pid")
+            .trim()
+            .parse()
+            .expect("pid")
+    }
+
+    /// True once the demo process exits within `limit`.
+    fn exits_within(&mut self, limit: Duration) -> bool {
+        eventually(limit, || matches!(self.child.try_wait(), Ok(Some(_))))
     }
 
     fn signal(&self, sig: Signal) {
@@ -200,16 +224,13 @@ fn faults_from_another_process_then_sigterm_cleans_up() {
         String::from_utf8_lossy(&list.stdout)
     );
 
-    let out = lab(&["delay", "node1", "3ms", "--prefix", &prefix]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lab_ok(&["delay", "node1", "3ms", "--prefix", &prefix]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("{prefix} node1: +3ms on every packet it sends")
     );
-    let out = lab(&["loss", "node2", "20", "--prefix", &prefix]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = lab(&["cut", "2", "--prefix", &prefix]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    lab_ok(&["loss", "node2", "20", "--prefix", &prefix]);
+    lab_ok(&["cut", "2", "--prefix", &prefix]);
     let out = lab(&["loss", "node3", "20", "--prefix", &prefix]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -218,23 +239,12 @@ fn faults_from_another_process_then_sigterm_cleans_up() {
         stderr(&out)
     );
 
-    let relay: u32 = std::fs::read_to_string(
-        Path::new("/run/echomesh-lab")
-            .join(&prefix)
-            .join("relay-node1.pid"),
-    )
-    .expect("relay pid")
-    .trim()
-    .parse()
-    .expect("pid");
+    let relay = demo.relay_pid("node1");
     assert!(alive(relay));
 
     demo.signal(Signal::TERM);
     assert!(
-        eventually(Duration::from_secs(30), || matches!(
-            demo.child.try_wait(),
-            Ok(Some(_))
-        )),
+        demo.exits_within(Duration::from_secs(30)),
         "demo did not exit on SIGTERM"
     );
     assert_eq!(
@@ -243,7 +253,7 @@ fn faults_from_another_process_then_sigterm_cleans_up() {
     );
     assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
     assert!(!alive(relay), "relay survived the demo");
-    assert!(!Path::new("/run/echomesh-lab").join(&prefix).exists());
+    assert!(!run_dir(&prefix).exists());
 }
 
 #[test]
@@ -253,35 +263,24 @@ fn down_removes_what_a_killed_lab_left() {
     }
     let prefix = test_prefix().to_string();
     let mut demo = Demo::start(&prefix);
-    let out = lab(&["delay", "node2", "1ms", "--prefix", &prefix]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let relay: u32 = std::fs::read_to_string(
-        Path::new("/run/echomesh-lab")
-            .join(&prefix)
-            .join("relay-node2.pid"),
-    )
-    .expect("relay pid")
-    .trim()
-    .parse()
-    .expect("pid");
+    lab_ok(&["delay", "node2", "1ms", "--prefix", &prefix]);
+    let relay = demo.relay_pid("node2");
 
     demo.signal(Signal::KILL);
     let _ = demo.child.wait();
     assert_eq!(namespaces_with(&prefix).len(), 5, "SIGKILL cannot clean up");
     assert!(alive(relay));
 
-    let out = lab(&["down", "--prefix", &prefix]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = lab_ok(&["down", "--prefix", &prefix]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("removed {prefix} (5 namespaces, 0 other processes)")
     );
     assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
     assert!(!alive(relay), "relay survived down");
-    assert!(!Path::new("/run/echomesh-lab").join(&prefix).exists());
+    assert!(!run_dir(&prefix).exists());
     // Idempotent.
-    let out = lab(&["down", "--prefix", &prefix]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    lab_ok(&["down", "--prefix", &prefix]);
 }
 
 #[test]
@@ -291,20 +290,15 @@ fn down_stops_a_live_demo_through_its_owner() {
     }
     let prefix = test_prefix().to_string();
     let mut demo = Demo::start(&prefix);
-    let out = lab(&["loss", "node1", "5", "--prefix", &prefix]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = lab(&["down", "--prefix", &prefix]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    lab_ok(&["loss", "node1", "5", "--prefix", &prefix]);
+    lab_ok(&["down", "--prefix", &prefix]);
     // The owner got SIGTERM and cleaned up itself, in order.
     assert!(
-        eventually(Duration::from_secs(5), || matches!(
-            demo.child.try_wait(),
-            Ok(Some(_))
-        )),
+        demo.exits_within(Duration::from_secs(5)),
         "demo still running after down"
     );
     assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
-    assert!(!Path::new("/run/echomesh-lab").join(&prefix).exists());
+    assert!(!run_dir(&prefix).exists());
     assert!(!root_has_lab_table());
 }
 
@@ -319,12 +313,8 @@ fn ip_family_and_the_ipv6_alias_reach_the_lab() {
     ] {
         let prefix = test_prefix().to_string();
         let mut demo = Demo::start_with(&prefix, flags);
-        let state = std::fs::read_to_string(
-            Path::new("/run/echomesh-lab")
-                .join(&prefix)
-                .join("state.json"),
-        )
-        .expect("state.json");
+        let state =
+            std::fs::read_to_string(run_dir(&prefix).join("state.json")).expect("state.json");
         assert!(
             state.contains(&format!("\"family\": \"{family}\"")),
             "{flags:?}: {state}"
@@ -349,10 +339,7 @@ fn ip_family_and_the_ipv6_alias_reach_the_lab() {
         );
         demo.signal(Signal::TERM);
         assert!(
-            eventually(Duration::from_secs(30), || matches!(
-                demo.child.try_wait(),
-                Ok(Some(_))
-            )),
+            demo.exits_within(Duration::from_secs(30)),
             "demo did not exit on SIGTERM"
         );
         assert_eq!(namespaces_with(&prefix), Vec::<String>::new());
@@ -438,10 +425,7 @@ fn demo_banner_gives_the_readme_commands_and_they_work() {
     assert!(status.status.success(), "{}", stderr(&status));
     demo.signal(Signal::TERM);
     assert!(
-        eventually(Duration::from_secs(20), || matches!(
-            demo.child.try_wait(),
-            Ok(Some(_))
-        )),
+        demo.exits_within(Duration::from_secs(20)),
         "demo did not stop on SIGTERM"
     );
     drop(demo);

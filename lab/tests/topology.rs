@@ -37,16 +37,8 @@ fn every_pod_and_host_path_answers() {
             .filter(|(n, w, _)| (*n, *w) != (node, net))
             .map(|(_, _, a)| *a)
             .collect();
-        for r in probe(&ns, &targets, 20, 5) {
-            // pod→pod (VXLAN), pod→host, host→pod and host→host, same node and across nodes.
-            assert!(
-                r.received >= 19,
-                "{ns} -> {}: {}/{} answered",
-                r.target,
-                r.received,
-                r.sent
-            );
-        }
+        // pod→pod (VXLAN), pod→host, host→pod and host→host, same node and across nodes.
+        assert_answered(&ns, &targets);
     }
 }
 
@@ -146,12 +138,7 @@ fn delay_adds_the_setting_to_round_trips_through_the_node() {
     let p50_ms = |ns: &str| -> Vec<f64> {
         probe(ns, &targets, 400, 2)
             .iter()
-            .map(|r| {
-                r.rtt_us
-                    .as_ref()
-                    .map(|x| x.p50 / 1000.0)
-                    .unwrap_or(f64::NAN)
-            })
+            .map(ProbeResult::p50_ms)
             .collect()
     };
     let base_pod = p50_ms(&n1_pod);
@@ -203,13 +190,7 @@ fn dual_stack_paths_answer_and_faults_hit_ipv6_too() {
         return;
     }
     let _serial = serial();
-    let mut cfg = echomesh_lab::lab::LabConfig::new(3);
-    cfg.prefix = Some(test_prefix());
-    cfg.echomesh = false;
-    cfg.family = IpFamily::Dual;
-    cfg.lab_exe = lab_exe();
-    cfg.bin_dir = target_dir();
-    let mut lab = echomesh_lab::lab::Lab::start(cfg).expect("lab starts");
+    let mut lab = network_lab_of(3, IpFamily::Dual);
     let v6 = |node: u8, net: Network| lab.plan().node(node).expect("node").addresses(net)[1];
     let targets = [
         v6(2, Network::Pod),
@@ -220,23 +201,9 @@ fn dual_stack_paths_answer_and_faults_hit_ipv6_too() {
     let n1_pod = lab.plan().node(1).expect("node1").pod_ns.clone();
     let n1_host = lab.plan().node(1).expect("node1").host_ns.clone();
     for ns in [&n1_pod, &n1_host] {
-        for r in probe(ns, &targets, 20, 5) {
-            assert!(
-                r.received >= 19,
-                "{ns} -> {}: {}/{}",
-                r.target,
-                r.received,
-                r.sent
-            );
-        }
+        assert_answered(ns, &targets);
     }
-    let p50 = |ns: &str| -> f64 {
-        probe(ns, &targets[..1], 300, 2)[0]
-            .rtt_us
-            .as_ref()
-            .map(|x| x.p50 / 1000.0)
-            .unwrap_or(f64::NAN)
-    };
+    let p50 = |ns: &str| -> f64 { probe(ns, &targets[..1], 300, 2)[0].p50_ms() };
     let base = p50(&n1_host);
     lab.fault(NodeName(2), Fault::Delay(Duration::from_millis(2)))
         .expect("delay");
@@ -258,13 +225,7 @@ fn ipv6_only_paths_answer_over_an_ipv6_underlay_and_faults_hit_them() {
         return;
     }
     let _serial = serial();
-    let mut cfg = echomesh_lab::lab::LabConfig::new(3);
-    cfg.prefix = Some(test_prefix());
-    cfg.echomesh = false;
-    cfg.family = IpFamily::Ipv6;
-    cfg.lab_exe = lab_exe();
-    cfg.bin_dir = target_dir();
-    let mut lab = echomesh_lab::lab::Lab::start(cfg).expect("lab starts");
+    let mut lab = network_lab_of(3, IpFamily::Ipv6);
     let plan = lab.plan().clone();
     // Not one IPv4 address besides loopback in any host or pod namespace.
     for n in &plan.nodes {
@@ -302,15 +263,7 @@ fn ipv6_only_paths_answer_over_an_ipv6_underlay_and_faults_hit_them() {
     let answered =
         |ns: &str, targets: &[IpAddr]| probe(ns, targets, 20, 5).iter().all(|r| r.received >= 19);
     for ns in [&n1_pod, &n1_host] {
-        for r in probe(ns, &others, 20, 5) {
-            assert!(
-                r.received >= 19,
-                "{ns} -> {}: {}/{}",
-                r.target,
-                r.received,
-                r.sent
-            );
-        }
+        assert_answered(ns, &others);
     }
 
     // Loss: the `inet` table drops IPv6 (plain and VXLAN-encapsulated) as it drops IPv4.
@@ -321,13 +274,7 @@ fn ipv6_only_paths_answer_over_an_ipv6_underlay_and_faults_hit_them() {
     assert!(answered(&n1_pod, &node2), "loss 0 did not restore node2");
 
     // Delay: the relay forwards IPv6 packets, VXLAN over IPv6 included.
-    let p50 = |ns: &str, target: IpAddr| -> f64 {
-        probe(ns, &[target], 300, 2)[0]
-            .rtt_us
-            .as_ref()
-            .map(|x| x.p50 / 1000.0)
-            .unwrap_or(f64::NAN)
-    };
+    let p50 = |ns: &str, target: IpAddr| -> f64 { probe(ns, &[target], 300, 2)[0].p50_ms() };
     let base: Vec<f64> = node2.iter().map(|t| p50(&n1_pod, *t)).collect();
     lab.fault(NodeName(2), Fault::Delay(Duration::from_millis(2)))
         .expect("delay");

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use echomesh_lab::family::IpFamily;
 use echomesh_lab::lab::{Lab, LabConfig};
 use echomesh_lab::naming::Prefix;
 use echomesh_testkit::root;
@@ -97,11 +98,17 @@ pub fn test_prefix() -> Prefix {
     format!("emt{}", &p.as_str()[3..]).parse().expect("prefix")
 }
 
-/// A network-only lab of `nodes` nodes.
+/// A network-only IPv4 lab of `nodes` nodes.
 pub fn network_lab(nodes: u32) -> Lab {
+    network_lab_of(nodes, IpFamily::Ipv4)
+}
+
+/// A network-only lab of `nodes` nodes whose hosts and pods have addresses of `family`.
+pub fn network_lab_of(nodes: u32, family: IpFamily) -> Lab {
     let mut cfg = LabConfig::new(nodes);
     cfg.prefix = Some(test_prefix());
     cfg.echomesh = false;
+    cfg.family = family;
     cfg.lab_exe = lab_exe();
     cfg.bin_dir = target_dir();
     Lab::start(cfg).expect("lab starts")
@@ -125,6 +132,16 @@ pub struct Rtt {
     pub p99: f64,
 }
 
+impl ProbeResult {
+    /// The median round trip in milliseconds; NaN when nothing answered.
+    pub fn p50_ms(&self) -> f64 {
+        self.rtt_us
+            .as_ref()
+            .map(|x| x.p50 / 1000.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
 /// Probes `targets` from namespace `ns`: `count` probes each, `interval_ms` apart.
 pub fn probe(ns: &str, targets: &[IpAddr], count: u32, interval_ms: u32) -> Vec<ProbeResult> {
     let out = Command::new("ip")
@@ -142,6 +159,20 @@ pub fn probe(ns: &str, targets: &[IpAddr], count: u32, interval_ms: u32) -> Vec<
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// Probes `targets` from namespace `ns` (20 probes each, 5 ms apart) and asserts that each
+/// answered at least 19.
+pub fn assert_answered(ns: &str, targets: &[IpAddr]) {
+    for r in probe(ns, targets, 20, 5) {
+        assert!(
+            r.received >= 19,
+            "{ns} -> {}: {}/{} answered",
+            r.target,
+            r.received,
+            r.sent
+        );
+    }
 }
 
 /// Polls `f` every 100 ms until it returns true or `limit` passes.
