@@ -1,5 +1,7 @@
 //! The `echomesh` CLI against a real in-process aggregator fed by simulated agents.
 
+mod support;
+
 use std::time::Duration;
 
 use clap::Parser as _;
@@ -14,6 +16,15 @@ struct Fixture {
     agg: TestAggregator,
 }
 
+/// 100 round trips of 400 µs.
+fn rtt_400us() -> Histogram {
+    let mut h = Histogram::new();
+    for _ in 0..100 {
+        h.record(Duration::from_micros(400));
+    }
+    h
+}
+
 /// Three agents a, b, c; c loses `c_loss` of 100 probes to everyone.
 async fn fixture(c_loss: u64) -> Fixture {
     let agg = TestAggregator::start(|_| {}).await;
@@ -22,10 +33,7 @@ async fn fixture(c_loss: u64) -> Fixture {
     for (i, n) in ["a", "b", "c"].iter().enumerate() {
         agents.push(SimAgent::connect(agg.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
     }
-    let mut h = Histogram::new();
-    for _ in 0..100 {
-        h.record(Duration::from_micros(400));
-    }
+    let h = rtt_400us();
     for (i, a) in agents.iter_mut().enumerate() {
         a.wait_assignment(2).await;
         let lost = if i == 2 { c_loss } else { 0 };
@@ -45,14 +53,7 @@ impl Fixture {
     async fn run(&self, args: &[&str]) -> (i32, String, String) {
         let mut argv = vec!["echomesh", "--aggregator", &self.url];
         argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv).expect("args");
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = echomesh_cli::run(&cli, &mut out, &mut err).await;
-        (
-            code,
-            String::from_utf8(out).expect("utf8"),
-            String::from_utf8(err).expect("utf8"),
-        )
+        support::run_cli(&Cli::try_parse_from(argv).expect("args")).await
     }
 
     async fn stop(self) {
@@ -164,10 +165,7 @@ async fn check_judges_the_current_state_by_default() {
 
     // The link heals: clean windows bring c's edges back UP while the last minute still holds
     // the lost probes. The current state passes; the one-minute window limit still fails.
-    let mut h = Histogram::new();
-    for _ in 0..100 {
-        h.record(Duration::from_micros(400));
-    }
+    let h = rtt_400us();
     let mut f = f;
     let mut up = false;
     for _ in 0..10 {
@@ -205,19 +203,15 @@ async fn unreachable_aggregator_exits_two() {
         .local_addr()
         .expect("addr")
         .port();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
-        .args([
-            "--aggregator",
-            &format!("http://127.0.0.1:{port}"),
-            "--timeout",
-            "2s",
-            "check",
-        ])
-        .output()
-        .await
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err, _) = run_bin(&[
+        "--aggregator",
+        &format!("http://127.0.0.1:{port}"),
+        "--timeout",
+        "2s",
+        "check",
+    ])
+    .await;
+    assert_eq!(code, Some(2));
     assert!(
         err.contains(&format!(
             "cannot reach the aggregator at http://127.0.0.1:{port}: the connection was refused"
@@ -229,20 +223,12 @@ async fn unreachable_aggregator_exits_two() {
 
 #[tokio::test]
 async fn bad_url_and_bad_flag_exit_two_with_the_reason() {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
-        .args(["--aggregator", "ftp://x", "status"])
-        .output()
-        .await
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("aggregator URL \"ftp://x\": must start with http:// (http://HOST:PORT), https:// (https://HOST:PORT) or unix:// (unix:///path)"));
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
-        .args(["matrix", "--metric", "bogus"])
-        .output()
-        .await
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'bogus'"));
+    let (code, _, err, _) = run_bin(&["--aggregator", "ftp://x", "status"]).await;
+    assert_eq!(code, Some(2));
+    assert!(err.contains("aggregator URL \"ftp://x\": must start with http:// (http://HOST:PORT), https:// (https://HOST:PORT) or unix:// (unix:///path)"));
+    let (code, _, err, _) = run_bin(&["matrix", "--metric", "bogus"]).await;
+    assert_eq!(code, Some(2));
+    assert!(err.contains("invalid value 'bogus'"));
     // Time flags carry their unit; the old bare number is refused, not guessed at.
     for (args, needle) in [
         (
@@ -254,13 +240,8 @@ async fn bad_url_and_bad_flag_exit_two_with_the_reason() {
             "unknown network \"overlay\": use pod, host or any",
         ),
     ] {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_echomesh"))
-            .args(&args)
-            .output()
-            .await
-            .expect("run");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let (code, _, err, _) = run_bin(&args).await;
+        assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }

@@ -1,25 +1,11 @@
 //! `echomesh coverage` against a real aggregator over gRPC: the guarantee line, the agents with
 //! the fewest fast probers first, JSON, and a bad limit.
 
-use clap::Parser as _;
-use echomesh_cli::Cli;
+mod support;
+
 use echomesh_testkit::{SimAgent, TestAggregator};
 
-async fn run(url: &str, args: &[&str]) -> (i32, String, String) {
-    let mut argv = vec!["echomesh", "--aggregator", url];
-    argv.extend_from_slice(args);
-    let cli = match Cli::try_parse_from(argv) {
-        Ok(c) => c,
-        Err(e) => return (e.exit_code(), String::new(), e.to_string()),
-    };
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = echomesh_cli::run(&cli, &mut out, &mut err).await;
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
+use support::run;
 
 #[tokio::test]
 async fn coverage_shows_the_guarantee_and_the_fewest_probed_agents() {

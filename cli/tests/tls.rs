@@ -2,20 +2,15 @@
 //! `--tls-ca` gets through, a CA for a plaintext URL and a CA that did not sign the certificate are
 //! refused with the reason.
 
+mod support;
+
 use clap::Parser as _;
 use echomesh_cli::Cli;
 use echomesh_testkit::TestAggregator;
 use echomesh_testkit::tls::TestPki;
 
 async fn run(args: &[&str]) -> (i32, String, String) {
-    let cli = Cli::try_parse_from(args).expect("args");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = echomesh_cli::run(&cli, &mut out, &mut err).await;
-    (
-        code,
-        String::from_utf8(out).expect("utf8"),
-        String::from_utf8(err).expect("utf8"),
-    )
+    support::run_cli(&Cli::try_parse_from(args).expect("args")).await
 }
 
 #[tokio::test]

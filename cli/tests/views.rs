@@ -2,25 +2,11 @@
 //! aggregator: node d is cut off on both networks, a and b are in zone z1, c in z2, d has no
 //! zone.
 
-use clap::Parser as _;
-use echomesh_cli::Cli;
+mod support;
+
 use echomesh_testkit::aggregator::scenarios::cluster_with_broken_node_on_both_networks;
 
-async fn run(url: &str, args: &[&str]) -> (i32, String, String) {
-    let mut argv = vec!["echomesh", "--aggregator", url];
-    argv.extend_from_slice(args);
-    let cli = match Cli::try_parse_from(argv) {
-        Ok(c) => c,
-        Err(e) => return (e.exit_code(), String::new(), e.to_string()),
-    };
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = echomesh_cli::run(&cli, &mut out, &mut err).await;
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
+use support::run;
 
 #[tokio::test]
 async fn summaries_show_the_cut_node_first_and_the_zone_grid() {
