@@ -95,10 +95,29 @@ pub trait PinglistSource: Send + Sync + std::fmt::Debug + 'static {
         None
     }
 
+    /// Whether `agent`'s list may have changed by itself (a rotation) between the wall-clock
+    /// times `since` and `now` ([`wall_clock`]): a round woken only by [`refresh_in`] computes
+    /// just these lists.
+    ///
+    /// [`refresh_in`]: PinglistSource::refresh_in
+    fn rotated(&self, agent: &AgentKey, since: Duration, now: Duration) -> bool {
+        let _ = (agent, since, now);
+        true
+    }
+
     /// What the lists guarantee, for `/metrics` (`None`: every pair all the time).
     fn coverage(&self) -> Option<Coverage> {
         None
     }
+}
+
+/// Wall-clock time since the Unix epoch: what rotating lists count their epochs in, so that a
+/// restarted aggregator goes on with the rotation where it was.
+#[must_use]
+pub fn wall_clock() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// `--pinglist`: which policy turns the full list into an agent's pinglist.

@@ -5,6 +5,10 @@
 //! gets a new generation, distinct across restarts, so a report measured under an old assignment
 //! is recognised and mapped by target id.
 //!
+//! Why a round woken by the rotation alone computes only the lists that rotated: with staggered
+//! epochs a rotating policy wakes the assigner several times per epoch, each time for a fraction
+//! of the agents; computing every list each time would cost a whole round per wake-up.
+//!
 //! Why a full outbox does not hold up a round: an agent that stops reading its stream fills its
 //! session's outbox, and waiting there would delay every agent after it, and every later round,
 //! by the send timeout. Such an assignment waits in a task of its own and is dropped after
@@ -26,6 +30,9 @@ impl Ingest {
     /// Recomputes pinglists after membership changes until `shutdown` resolves.
     pub async fn run_assigner(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // When the last round started: a rotation-only round looks for the lists whose epoch
+        // moved since then.
+        let mut last: Option<Duration> = None;
         loop {
             // A rotating policy changes its lists by itself at epoch boundaries.
             let refresh = self.inner.pinglist.refresh_in();
@@ -35,19 +42,25 @@ impl Ingest {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                () = self.inner.changed.notified() => {}
-                () = rotate => {}
+            let mut membership = tokio::select! {
+                () = self.inner.changed.notified() => true,
+                () = rotate => false,
                 () = &mut shutdown => return,
-            }
+            };
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(self.inner.cfg.assign_debounce) => break,
-                    () = self.inner.changed.notified() => {}
+                    () = self.inner.changed.notified() => membership = true,
                     () = &mut shutdown => return,
                 }
             }
-            self.reassign_all().await;
+            let now = crate::policy::wall_clock();
+            let only = match last {
+                Some(since) if !membership => Some(since),
+                _ => None,
+            };
+            self.reassign(only).await;
+            last = Some(now);
         }
     }
 
@@ -58,15 +71,23 @@ impl Ingest {
     /// of a second at 5,000 nodes, and on a runtime worker it would stall every session polled by
     /// that worker (their acks and reads) for as long.
     pub async fn reassign_all(&self) {
+        self.reassign(None).await;
+    }
+
+    /// [`Ingest::reassign_all`], or with `rotated_since`, only the agents whose lists the policy
+    /// rotated since that wall-clock time ([`PinglistSource::rotated`](crate::policy::PinglistSource::rotated)).
+    async fn reassign(&self, rotated_since: Option<Duration>) {
         let this = self.clone();
         let rt = tokio::runtime::Handle::current();
-        if let Err(e) = tokio::task::spawn_blocking(move || this.reassign_round(&rt)).await {
+        let round = move || this.reassign_round(&rt, rotated_since);
+        if let Err(e) = tokio::task::spawn_blocking(round).await {
             tracing::error!(error = %e, "assignment round failed");
         }
     }
 
     /// One assignment round; `rt` runs the late deliveries.
-    fn reassign_round(&self, rt: &tokio::runtime::Handle) {
+    fn reassign_round(&self, rt: &tokio::runtime::Handle, rotated_since: Option<Duration>) {
+        let now = crate::policy::wall_clock();
         let inner = &self.inner;
         let mut live: Vec<(AgentKey, Outbox, Arc<AtomicU64>)> = inner
             .sessions
@@ -93,6 +114,14 @@ impl Ingest {
             .collect();
         inner.pinglist.prepare(&peers);
         for (key, tx, sent) in live {
+            // A rotation-only round skips the lists that did not rotate, but not one whose last
+            // assignment was never delivered (`sent` reset to 0).
+            let delivered = sent.load(Ordering::Relaxed) != 0;
+            if delivered
+                && rotated_since.is_some_and(|since| !inner.pinglist.rotated(&key, since, now))
+            {
+                continue;
+            }
             let Some(agent) = inner.graph.agent(&key) else {
                 continue;
             };

@@ -26,11 +26,17 @@
 //!   [`MIN_EPOCH`] so a slow pair is measured for a few reports; when that floor binds, the real
 //!   cycle is longer than asked and [`Coverage::cycle`] says so. Epochs count wall-clock time, and
 //!   the assigner's fingerprint keeps an agent whose list did not change from being sent it again.
+//! - **Staggered epochs.** Each agent's epochs start at one of [`PHASES`] evenly spaced offsets
+//!   (by a hash of the agent), so a rotation moves an eighth of the lists at a time instead of
+//!   all of them at once: at 5,000 nodes that is 1,250 new lists every 1.7 s rather than 10,000
+//!   every 13 s, and the reports in flight that still name the old targets, the assignment
+//!   messages to encode and the graph's slab swaps are spread the same way. A round woken only
+//!   by the rotation recomputes only the lists whose epoch moved ([`PinglistSource::rotated`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use echomesh_proto::v1::Network;
 use parking_lot::Mutex;
@@ -45,6 +51,9 @@ pub const FILL: f64 = 0.8;
 /// Shortest epoch: a slow pair is measured for at least this long (five reports at the default
 /// report interval) before the window moves on.
 pub const MIN_EPOCH: Duration = Duration::from_secs(5);
+
+/// How many evenly spaced offsets the agents' epochs start at (see "Staggered epochs" above).
+pub const PHASES: u64 = 8;
 
 /// The policy's numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,7 +228,7 @@ impl Budget {
         if full.len() <= self.slots {
             return full;
         }
-        let epoch = epoch_index(now, plan.epoch);
+        let epoch = agent_epoch(agent, now, plan.epoch);
         select(
             agent,
             full,
@@ -284,7 +293,7 @@ impl Budget {
                 fast.extend(rest);
             } else {
                 let offset = h64(&(agent.node.as_ref(), agent.network as i32));
-                let epoch = epoch_index(now, plan.epoch);
+                let epoch = agent_epoch(agent, now, plan.epoch);
                 fast.extend(slow_window(rest, window, offset, epoch, arcs));
             }
             fast.sort_by(order);
@@ -324,7 +333,7 @@ impl Budget {
         for t in own.iter().copied().chain(fast_all.iter()) {
             counts[arc_of(t)] -= 1;
         }
-        let r = ArcRun::of(&counts, window, epoch_index(now, plan.epoch) % arcs);
+        let r = ArcRun::of(&counts, window, agent_epoch(agent, now, plan.epoch) % arcs);
         let mut run: Vec<(usize, u64, PlannedTarget)> = Vec::new();
         for step in 0..=r.back {
             let e = (r.first + step) % n;
@@ -391,7 +400,7 @@ impl Budget {
 
 impl PinglistSource for Budget {
     fn targets(&self, agent: &AgentKey, peers: &[Peer]) -> Vec<PlannedTarget> {
-        self.targets_at(agent, peers, wall_clock())
+        self.targets_at(agent, peers, super::wall_clock())
     }
 
     fn prepare(&self, peers: &[Peer]) {
@@ -405,8 +414,21 @@ impl PinglistSource for Budget {
         if !plan.rotating || plan.epoch.is_zero() {
             return None;
         }
-        let into = wall_clock().as_millis() % plan.epoch.as_millis().max(1);
-        Some(plan.epoch - Duration::from_millis(u64::try_from(into).unwrap_or(0)))
+        let epoch = millis(plan.epoch).max(1);
+        let now = millis(super::wall_clock());
+        // The next epoch start of any phase group.
+        let next = (0..PHASES)
+            .map(|g| epoch - (now + phase_shift(g, epoch)) % epoch)
+            .min()
+            .unwrap_or(epoch);
+        Some(Duration::from_millis(next))
+    }
+
+    fn rotated(&self, agent: &AgentKey, since: Duration, now: Duration) -> bool {
+        let plan = self.plan.lock().clone();
+        plan.rotating
+            && !plan.epoch.is_zero()
+            && agent_epoch(agent, since, plan.epoch) != agent_epoch(agent, now, plan.epoch)
     }
 
     fn coverage(&self) -> Option<Coverage> {
@@ -424,14 +446,21 @@ fn round_of(peers: &[Peer]) -> Option<(usize, usize, AgentKey, AgentKey)> {
     ))
 }
 
-fn wall_clock() -> Duration {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn epoch_index(now: Duration, epoch: Duration) -> u64 {
-    u64::try_from(now.as_millis() / epoch.as_millis().max(1)).unwrap_or(0)
+/// Where phase group `g`'s epochs start, in milliseconds into an `epoch_ms` epoch.
+fn phase_shift(g: u64, epoch_ms: u64) -> u64 {
+    g * epoch_ms / PHASES
+}
+
+/// The epoch `agent` is in at wall-clock time `now`: its phase group's epochs are shifted by
+/// [`phase_shift`], so the groups' lists move at different times.
+fn agent_epoch(agent: &AgentKey, now: Duration, epoch: Duration) -> u64 {
+    let e = millis(epoch).max(1);
+    let g = h64(&(agent.node.as_ref(), agent.network as i32, "phase")) % PHASES;
+    (millis(now).saturating_add(phase_shift(g, e))) / e
 }
 
 /// One agent's list: its fast targets, then the slow window of this epoch over the rest

@@ -6,10 +6,11 @@
 //! tests take no wall time and cannot flake on a loaded machine.
 //!
 //! - [`hello_timeout`], [`assigner`], [`stuck_agent`]: one loop each; [`surge`]: two agents of
-//!   one node and network over minutes.
+//!   one node and network over minutes; [`rotation`]: rounds woken by a rotating policy.
 
 mod assigner;
 mod hello_timeout;
+mod rotation;
 mod stuck_agent;
 mod surge;
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use echomesh_aggregator::graph::{EventHub, GraphConfig};
 use echomesh_aggregator::ingest::{IngestConfig, IngestErrorReason};
-use echomesh_aggregator::policy::FullMesh;
+use echomesh_aggregator::policy::{FullMesh, PinglistSource};
 use echomesh_aggregator::{Graph, Ingest};
 
 use echomesh_proto::v1::agent_service_server::AgentServiceServer;
@@ -41,6 +42,11 @@ impl Loops {
     /// The ingest as `aggregator::Aggregator` builds it (full mesh), with its assigner running,
     /// served in memory.
     fn start() -> Self {
+        Self::start_with(Arc::new(FullMesh))
+    }
+
+    /// [`Loops::start`] with `pinglist` instead of the full mesh.
+    fn start_with(pinglist: Arc<dyn PinglistSource>) -> Self {
         let cfg = IngestConfig {
             assign_debounce: DEBOUNCE,
             hello_timeout: HELLO_TIMEOUT,
@@ -49,7 +55,7 @@ impl Loops {
             ..IngestConfig::default()
         };
         let graph = Arc::new(Graph::new(GraphConfig::default(), EventHub::new(1024, 16)));
-        let ingest = Ingest::new(graph.clone(), cfg, Arc::new(FullMesh));
+        let ingest = Ingest::new(graph.clone(), cfg, pinglist);
         tokio::spawn(ingest.clone().run_assigner(std::future::pending()));
         let (server, incoming) = duplex::pair();
         let served = ingest.clone();

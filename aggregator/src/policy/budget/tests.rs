@@ -265,6 +265,66 @@ fn a_large_cluster_rotates_within_the_coverage_period() {
 }
 
 #[test]
+fn epochs_are_staggered_so_a_rotation_moves_a_fraction_of_the_lists() {
+    // 600 nodes: every list rotates.
+    let nodes: Vec<usize> = (0..600).collect();
+    let peers = cluster(&nodes, |_| false);
+    let p = policy(&BudgetConfig::default(), &nodes, 6);
+    let t0 = Duration::from_secs(1_700_000_000);
+    let before = lists(&p, &peers, t0);
+    let epoch = millis(p.coverage().epoch);
+    // The epoch cut into PHASES stretches, in whole milliseconds (what the epochs count in).
+    let at = |s: u64| t0 + Duration::from_millis(s * epoch / PHASES);
+    let step = at(1) - at(0);
+    // Over any stretch of one phase step, one group's epoch moves: between a sixteenth and a
+    // quarter of the agents (the groups are hashed, about an eighth each), never all of them.
+    let mut once: HashMap<&AgentKey, u32> = HashMap::new();
+    for s in 0..PHASES {
+        let (from, to) = (at(s), at(s + 1));
+        let moved: Vec<&AgentKey> = peers
+            .iter()
+            .map(|a| &a.key)
+            .filter(|a| p.rotated(a, from, to))
+            .collect();
+        let n = peers.len();
+        assert!(
+            moved.len() >= n / 16 && moved.len() <= n / 4,
+            "step {s}: {} of {n} lists rotated",
+            moved.len()
+        );
+        for a in moved {
+            *once.entry(a).or_default() += 1;
+        }
+    }
+    // Over one whole epoch every agent's list moved exactly once.
+    assert_eq!(once.len(), peers.len());
+    assert!(once.values().all(|&n| n == 1), "{once:?}");
+    // What `rotated` says is what the lists do: the lists it calls unrotated did not change.
+    let after = lists(&p, &peers, t0 + step);
+    for a in &peers {
+        if !p.rotated(&a.key, t0, t0 + step) {
+            assert_eq!(before[&a.key], after[&a.key], "{}", a.key);
+        }
+    }
+    assert!(peers.iter().any(|a| before[&a.key] != after[&a.key]));
+    // The assigner wakes at the next group's epoch start, not the next whole epoch.
+    let r = p.refresh_in().expect("rotating");
+    assert!(
+        !r.is_zero() && r <= step + Duration::from_millis(1),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_list_that_fits_never_rotates() {
+    let nodes: Vec<usize> = (0..20).collect();
+    let peers = cluster(&nodes, |_| false);
+    let p = policy(&BudgetConfig::default(), &nodes, 2);
+    let _ = lists(&p, &peers, Duration::ZERO);
+    assert!(!p.rotated(&peers[0].key, Duration::ZERO, Duration::from_secs(3600)));
+}
+
+#[test]
 fn fast_sets_prefer_the_zone_and_spread_over_the_others() {
     let nodes: Vec<usize> = (0..400).collect();
     let peers = cluster(&nodes, |_| false);
