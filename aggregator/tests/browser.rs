@@ -172,6 +172,18 @@ impl Browser {
         eprintln!("screenshot saved to {}", shot.display());
     }
 
+    /// A [`Browser::screenshot`] in a 1280x900 window of each `(file, query)`: `<base>/?<query>`.
+    async fn screenshots(&self, base: &str, shots: &[(&str, &str)]) {
+        for (file, query) in shots {
+            self.screenshot(
+                &["--window-size=1280,900"],
+                format!("{base}/?{query}"),
+                file,
+            )
+            .await;
+        }
+    }
+
     /// Loads `url` with `flags` and returns the page's self-test report.
     async fn selftest(&self, flags: &[&str], url: String) -> serde_json::Value {
         let mut args: Vec<String> = flags.iter().map(|f| (*f).to_string()).collect();
@@ -378,11 +390,7 @@ async fn browser_host_only_cluster_opens_on_the_host_network() {
     );
 
     browser
-        .screenshot(
-            &["--window-size=1280,900"],
-            format!("{base}/?src=a&dst=d"),
-            "heatmap-host-only.png",
-        )
+        .screenshots(&base, &[("heatmap-host-only.png", "src=a&dst=d")])
         .await;
 
     // A high-DPI screen (2 device pixels per CSS pixel) in a narrow window: the canvas backing
@@ -447,11 +455,7 @@ async fn browser_unknown_cells_carry_a_question_mark() {
     assert_eq!(t["down_crossed"], 5, "d's row and column but c -> d: {t}");
 
     browser
-        .screenshot(
-            &["--window-size=1280,900"],
-            format!("{base}/?network=pod&src=c&dst=a"),
-            "heatmap-unknown.png",
-        )
+        .screenshots(&base, &[("heatmap-unknown.png", "network=pod&src=c&dst=a")])
         .await;
     s.shutdown().await;
 }
@@ -519,15 +523,7 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
         ),
         ("heatmap-40-p99.png", "metric=p99&network=pod&order=name"),
     ];
-    for (file, query) in shots {
-        browser
-            .screenshot(
-                &["--window-size=1280,900"],
-                format!("{base}/?{query}"),
-                file,
-            )
-            .await;
-    }
+    browser.screenshots(&base, &shots).await;
     let t = browser
         .selftest(
             &["--virtual-time-budget=10000", "--window-size=1280,900"],
@@ -742,10 +738,9 @@ async fn browser_zone_view_opens_a_zone_and_goes_back() {
     assert_eq!(row["url_zone"], "zone-b", "{t}");
     assert_eq!(row["nodes"], 2, "{t}");
     browser
-        .screenshot(
-            &["--window-size=1280,900"],
-            format!("{base}/?view=zones&network=pod"),
-            "heatmap-zones-small.png",
+        .screenshots(
+            &base,
+            &[("heatmap-zones-small.png", "view=zones&network=pod")],
         )
         .await;
     s.shutdown().await;
@@ -860,18 +855,11 @@ async fn browser_five_thousand_nodes_open_on_zones_and_the_worst_nodes() {
     assert_eq!(t["matrix_requests_refused"], true, "{t}");
     assert_eq!(t["rows"], 50, "{t}");
 
-    for (file, query) in [
+    let shots = [
         ("heatmap-5000-zones.png", "network=pod"),
         ("heatmap-5000-zone.png", "network=pod&zone=zone-02"),
-    ] {
-        browser
-            .screenshot(
-                &["--window-size=1280,900"],
-                format!("{base}/?{query}"),
-                file,
-            )
-            .await;
-    }
+    ];
+    browser.screenshots(&base, &shots).await;
     s.shutdown().await;
 }
 

@@ -4,6 +4,7 @@
 //! run the production server, not a mock. Port 0 lets suites run in parallel; the handle owns the
 //! server so a failing test cannot leave it running (dropping it stops the server).
 
+pub mod mesh;
 pub mod scenarios;
 
 use std::net::SocketAddr;

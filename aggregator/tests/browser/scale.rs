@@ -12,17 +12,14 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use echomesh_aggregator::graph::{AgentInfo, AgentKey, endpoint_id};
-use echomesh_proto::Histogram;
-use echomesh_proto::v1::{self, Network};
 use echomesh_testkit::TestAggregator;
+use echomesh_testkit::aggregator::mesh::{GraphFill, Mesh};
 
 /// Nodes per zone, as in the scale simulation (zones of 500 nodes).
 pub(crate) const ZONE_NODES: usize = 500;
@@ -31,16 +28,10 @@ pub(crate) const CUT: usize = 1234;
 /// The node that loses 5 % of its outbound probes.
 pub(crate) const LOSSY: usize = 3777;
 
-pub(crate) fn name(i: usize) -> String {
-    format!("node-{i:04}")
-}
+pub(crate) use echomesh_testkit::aggregator::mesh::node_name as name;
 
 pub(crate) fn zone(i: usize) -> String {
     format!("zone-{:02}", i / ZONE_NODES)
-}
-
-fn addr(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 200, (i >> 8) as u8, i as u8))
 }
 
 /// Node `i`'s targets: `per_agent / 2` peers of its own zone and `per_agent / 2` spread over
@@ -73,75 +64,28 @@ fn peers(i: usize, nodes: usize, per_agent: usize) -> Vec<usize> {
 /// `per_agent` peers, after three report windows: node [`CUT`] is cut off (its edges both ways
 /// DOWN) and node [`LOSSY`] loses 5 % of what it sends (DEGRADED). Returns the edge count.
 pub(crate) fn fill(s: &TestAggregator, nodes: usize, per_agent: usize) -> usize {
-    let g = &s.graph;
     let zones: BTreeMap<Arc<str>, Arc<str>> = (0..nodes)
         .map(|i| (Arc::from(name(i)), Arc::from(zone(i))))
         .collect();
-    g.set_node_zones(zones);
-    let agents: Vec<_> = (0..nodes)
-        .map(|i| {
-            let key = AgentKey {
-                node: name(i).into(),
-                network: Network::Pod,
-            };
-            let info = AgentInfo {
-                addresses: vec![addr(i)],
-                connected: true,
-                ..AgentInfo::default()
-            };
-            g.upsert_agent(key, info)
-        })
-        .collect();
-    let mut h = Histogram::new();
-    for us in [180, 200, 220, 240, 260, 300, 350, 500, 900, 2_000] {
-        h.record(Duration::from_micros(us));
+    s.graph.set_node_zones(zones);
+    Mesh {
+        nodes,
+        peers: &|i| peers(i, nodes, per_agent),
+        lost: &|i, j| {
+            if i == CUT || j == CUT {
+                100
+            } else if i == LOSSY {
+                5
+            } else {
+                0
+            }
+        },
+        sent: 100,
+        rtt_us: &[180, 200, 220, 240, 260, 300, 350, 500, 900, 2_000],
+        reports: 3,
+        report_interval: Duration::from_secs(600),
     }
-    let rtt = v1::Histogram::from(&h);
-    let empty = v1::Histogram::from(&Histogram::new());
-    let mut edges = 0;
-    for (i, a) in agents.iter().enumerate() {
-        let to = peers(i, nodes, per_agent);
-        let ids: Vec<u64> = to
-            .iter()
-            .map(|&j| endpoint_id(&name(j), Network::Pod, addr(j)))
-            .collect();
-        g.apply_assignment(a, 1, &ids, Duration::from_secs(600));
-        edges += ids.len();
-        for seq in 1..=3 {
-            let targets = to
-                .iter()
-                .enumerate()
-                .map(|(slot, &j)| {
-                    let cut = i == CUT || j == CUT;
-                    let lost = if cut {
-                        100
-                    } else if i == LOSSY {
-                        5
-                    } else {
-                        0
-                    };
-                    v1::TargetStats {
-                        target_id: ids[slot],
-                        slot: slot as u32,
-                        sent: 100,
-                        received: 100 - lost,
-                        lost,
-                        rtt: Some(if cut { empty.clone() } else { rtt.clone() }),
-                        ..v1::TargetStats::default()
-                    }
-                })
-                .collect();
-            let r = v1::Report {
-                seq,
-                generation: 1,
-                window_start_unix_ms: 0,
-                window_ms: 1000,
-                targets,
-            };
-            g.merge_report(a, &r).expect("a valid report");
-        }
-    }
-    edges
+    .fill(&GraphFill(&s.graph))
 }
 
 /// Opens `url` in headless Chromium on the wall clock (no virtual time) and returns the JSON

@@ -1,102 +1,49 @@
 //! The roll-ups and the matrix limit on graphs filled in memory: 5,000 nodes in zones of 500,
 //! each probing the next ten nodes, with one zone cut off.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use echomesh_proto::Histogram;
-use echomesh_proto::v1::{self, Network, NodeSort};
+use echomesh_proto::v1::{self, NodeSort};
+use echomesh_testkit::aggregator::mesh::{Mesh, node_name as name};
 use tonic::{Code, Request};
 
 use crate::api::Query;
 use crate::api::matrix::MAX_NODES;
-use crate::graph::{AgentInfo, AgentKey, EventHub, Graph, GraphConfig, endpoint_id};
+use crate::graph::{EventHub, Graph, GraphConfig};
 use crate::ingest::{Ingest, IngestConfig};
 use crate::policy::FullMesh;
 
 const PEERS: usize = 10;
 const ZONE: usize = 500;
 
-fn addr(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8))
-}
-
-fn name(i: usize) -> String {
-    format!("node-{i:04}")
-}
-
 fn zone(i: usize) -> String {
     format!("zone-{}", i / ZONE)
 }
+
+echomesh_testkit::graph_filler!(crate::graph);
 
 /// `n` pod-network nodes in zones of [`ZONE`] (the last [`ZONE`] without a zone when
 /// `unzoned_tail`), each probing the next [`PEERS`] nodes, after three reports; every probe from
 /// or to zone-0 is lost.
 fn cluster(n: usize, unzoned_tail: bool) -> Query {
     let graph = Arc::new(Graph::new(GraphConfig::default(), EventHub::new(16, 1)));
-    let agents: Vec<_> = (0..n)
-        .map(|i| {
-            let key = AgentKey {
-                node: name(i).into(),
-                network: Network::Pod,
-            };
-            let info = AgentInfo {
-                addresses: vec![addr(i)],
-                connected: true,
-                ..AgentInfo::default()
-            };
-            graph.upsert_agent(key, info)
-        })
-        .collect();
+    Mesh {
+        nodes: n,
+        peers: &|i| (1..=PEERS).map(|d| (i + d) % n).collect(),
+        lost: &|i, j| if i < ZONE || j < ZONE { 10 } else { 0 },
+        sent: 10,
+        rtt_us: &[150; 10],
+        reports: 3,
+        report_interval: Duration::from_secs(1),
+    }
+    .fill(&GraphFill(&graph));
     graph.set_node_zones(
         (0..n)
             .filter(|&i| !(unzoned_tail && i >= n - ZONE))
             .map(|i| (name(i).into(), zone(i).into()))
             .collect(),
     );
-    let mut h = Histogram::new();
-    for _ in 0..10 {
-        h.record(Duration::from_micros(150));
-    }
-    let (ok, none) = (
-        v1::Histogram::from(&h),
-        v1::Histogram::from(&Histogram::new()),
-    );
-    for (i, a) in agents.iter().enumerate() {
-        let peers: Vec<usize> = (1..=PEERS).map(|d| (i + d) % n).collect();
-        let ids: Vec<u64> = peers
-            .iter()
-            .map(|&j| endpoint_id(&name(j), Network::Pod, addr(j)))
-            .collect();
-        graph.apply_assignment(a, 1, &ids, Duration::from_secs(1));
-        for seq in 1..=3 {
-            let targets = peers
-                .iter()
-                .enumerate()
-                .map(|(slot, &j)| {
-                    let cut = i < ZONE || j < ZONE;
-                    v1::TargetStats {
-                        target_id: ids[slot],
-                        slot: slot as u32,
-                        sent: 10,
-                        received: if cut { 0 } else { 10 },
-                        lost: if cut { 10 } else { 0 },
-                        rtt: Some(if cut { none.clone() } else { ok.clone() }),
-                        ..v1::TargetStats::default()
-                    }
-                })
-                .collect();
-            let r = v1::Report {
-                seq,
-                generation: 1,
-                window_start_unix_ms: 0,
-                window_ms: 1000,
-                targets,
-            };
-            graph.merge_report(a, &r).expect("valid report");
-        }
-    }
     let ingest = Ingest::new(graph.clone(), IngestConfig::default(), Arc::new(FullMesh));
     Query::new(graph, ingest)
 }

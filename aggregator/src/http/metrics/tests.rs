@@ -1,83 +1,32 @@
 //! Series counts, histogram arithmetic and top-K selection on graphs built in memory.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use echomesh_proto::Histogram;
-use echomesh_proto::v1::{self, Network};
+use echomesh_testkit::aggregator::mesh::Mesh;
 
 use super::*;
 use crate::graph::EventHub;
-use crate::graph::{AgentInfo, AgentKey, GraphConfig, endpoint_id};
+use crate::graph::GraphConfig;
 use crate::ingest::{Ingest, IngestConfig};
 use crate::policy::FullMesh;
 
-fn addr(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8))
-}
-
-fn name(i: usize) -> String {
-    format!("node-{i:04}")
-}
+echomesh_testkit::graph_filler!(crate::graph);
 
 /// A full-mesh pod-network graph of `n` nodes after `reports` reports each; node 0 is cut off
 /// (every probe to and from it is lost).
 fn mesh(n: usize, reports: u64) -> Arc<Graph> {
     let graph = Arc::new(Graph::new(GraphConfig::default(), EventHub::new(16, 1)));
-    let mut agents = Vec::new();
-    for i in 0..n {
-        let key = AgentKey {
-            node: name(i).into(),
-            network: Network::Pod,
-        };
-        let info = AgentInfo {
-            addresses: vec![addr(i)],
-            connected: true,
-            ..AgentInfo::default()
-        };
-        agents.push(graph.upsert_agent(key, info));
+    Mesh {
+        nodes: n,
+        peers: &|i| (0..n).filter(|&j| j != i).collect(),
+        lost: &|i, j| if i == 0 || j == 0 { 10 } else { 0 },
+        sent: 10,
+        rtt_us: &[80, 90, 100, 110, 120, 130, 150, 200, 300, 2_000],
+        reports,
+        report_interval: Duration::from_secs(1),
     }
-    let mut h = Histogram::new();
-    for us in [80, 90, 100, 110, 120, 130, 150, 200, 300, 2_000] {
-        h.record(Duration::from_micros(us));
-    }
-    let wire = v1::Histogram::from(&h);
-    let empty = v1::Histogram::from(&Histogram::new());
-    for (i, a) in agents.iter().enumerate() {
-        let ids: Vec<u64> = (0..n)
-            .filter(|&j| j != i)
-            .map(|j| endpoint_id(&name(j), Network::Pod, addr(j)))
-            .collect();
-        graph.apply_assignment(a, 1, &ids, Duration::from_secs(1));
-        let peers: Vec<usize> = (0..n).filter(|&j| j != i).collect();
-        for seq in 1..=reports {
-            let targets = peers
-                .iter()
-                .enumerate()
-                .map(|(slot, &j)| {
-                    let cut = i == 0 || j == 0;
-                    v1::TargetStats {
-                        target_id: ids[slot],
-                        slot: slot as u32,
-                        sent: 10,
-                        received: if cut { 0 } else { 10 },
-                        lost: if cut { 10 } else { 0 },
-                        rtt: Some(if cut { empty.clone() } else { wire.clone() }),
-                        ..v1::TargetStats::default()
-                    }
-                })
-                .collect();
-            let r = v1::Report {
-                seq,
-                generation: 1,
-                window_start_unix_ms: 0,
-                window_ms: 1000,
-                targets,
-            };
-            graph.merge_report(a, &r).expect("valid report");
-        }
-    }
+    .fill(&GraphFill(&graph));
     graph
 }
 
