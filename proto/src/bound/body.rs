@@ -8,6 +8,7 @@
 //! A frame over `max_message` bytes or a compressed one is passed through unchecked: tonic
 //! refuses it itself (size limit, no compression accepted) without decoding it.
 
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -145,31 +146,78 @@ where
     }
 }
 
-/// A gRPC service whose every request body is a [`CheckedBody`] (wraps a generated server).
-#[derive(Clone)]
-pub struct CheckedService<S> {
+/// A tower service whose bodies on one [`Side`] `D` are [`CheckedBody`]s: the requests of a server
+/// ([`CheckedService`]) or the responses a client receives ([`CheckedClient`]). One type for both,
+/// so that both carry the check and the size limit the same way.
+pub struct Checked<S, D> {
     inner: S,
     check: Check,
     max_message: usize,
+    side: PhantomData<fn() -> D>,
 }
 
-impl<S> std::fmt::Debug for CheckedService<S> {
+/// Which bodies a [`Checked`] service checks.
+pub trait Side {
+    /// The name the service goes by in `Debug` output.
+    const NAME: &'static str;
+}
+
+/// The side of [`CheckedService`]: every request body it receives is checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Requests;
+
+impl Side for Requests {
+    const NAME: &'static str = "CheckedService";
+}
+
+/// The side of [`CheckedClient`]: every response body it receives is checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Responses;
+
+impl Side for Responses {
+    const NAME: &'static str = "CheckedClient";
+}
+
+/// A gRPC service whose every request body is a [`CheckedBody`] (wraps a generated server).
+pub type CheckedService<S> = Checked<S, Requests>;
+
+/// A gRPC client transport whose every response body is a [`CheckedBody`] (wraps a channel).
+pub type CheckedClient<S> = Checked<S, Responses>;
+
+impl<S: Clone, D> Clone for Checked<S, D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            check: self.check.clone(),
+            max_message: self.max_message,
+            side: PhantomData,
+        }
+    }
+}
+
+impl<S, D: Side> std::fmt::Debug for Checked<S, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckedService")
+        f.debug_struct(D::NAME)
             .field("max_message", &self.max_message)
             .finish_non_exhaustive()
     }
 }
 
-impl<S> CheckedService<S> {
-    /// Checks every inbound message of `inner` with `check`; `max_message` as in
+impl<S, D> Checked<S, D> {
+    /// Checks every message `inner` receives on this side with `check`; `max_message` as in
     /// [`CheckedBody::new`].
     pub fn new(inner: S, check: Check, max_message: usize) -> Self {
         Self {
             inner,
             check,
             max_message,
+            side: PhantomData,
         }
+    }
+
+    /// `body`, checked.
+    fn checked<B>(&self, body: B) -> CheckedBody<B> {
+        CheckedBody::new(body, self.check.clone(), self.max_message)
     }
 }
 
@@ -186,42 +234,13 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let (check, max) = (self.check.clone(), self.max_message);
-        self.inner
-            .call(req.map(|b| CheckedBody::new(b, check, max)))
+        let req = req.map(|b| self.checked(b));
+        self.inner.call(req)
     }
 }
 
 impl<S: tonic::server::NamedService> tonic::server::NamedService for CheckedService<S> {
     const NAME: &'static str = S::NAME;
-}
-
-/// A gRPC client transport whose every response body is a [`CheckedBody`] (wraps a channel).
-#[derive(Clone)]
-pub struct CheckedClient<S> {
-    inner: S,
-    check: Check,
-    max_message: usize,
-}
-
-impl<S> std::fmt::Debug for CheckedClient<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckedClient")
-            .field("max_message", &self.max_message)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S> CheckedClient<S> {
-    /// Checks every message the peer sends on `inner` with `check`; `max_message` as in
-    /// [`CheckedBody::new`].
-    pub fn new(inner: S, check: Check, max_message: usize) -> Self {
-        Self {
-            inner,
-            check,
-            max_message,
-        }
-    }
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for CheckedClient<S>
