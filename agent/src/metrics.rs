@@ -432,39 +432,33 @@ mod tests {
         m.set_engine(e);
         m.set_targets(2);
         let text = m.render(false);
-        let v = |s: &str| value(&text, s);
-        assert_eq!(
-            v(r#"echomesh_agent_probes_total{result="sent"}"#),
-            Some(30.0)
-        );
-        assert_eq!(
-            v(r#"echomesh_agent_probes_total{result="received"}"#),
-            Some(29.0)
-        );
-        assert_eq!(
-            v(r#"echomesh_agent_probes_total{result="lost"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            v(r#"echomesh_agent_replies_unusual_total{kind="duplicate"}"#),
-            Some(3.0)
-        );
-        assert_eq!(
-            v(r#"echomesh_agent_icmp_errors_total{kind="host_unreachable"}"#),
-            Some(6.0)
-        );
-        assert_eq!(
-            v(r#"echomesh_agent_packets_rejected_total{reason="bad_checksum"}"#),
-            Some(2.0)
-        );
-        assert_eq!(
-            v(r#"echomesh_agent_packets_rejected_total{reason="bad_mac"}"#),
-            Some(1.0)
-        );
-        assert_eq!(v("echomesh_agent_send_errors_total"), Some(4.0));
-        assert_eq!(v("echomesh_agent_socket_drops_total"), Some(7.0));
-        assert_eq!(v("echomesh_agent_schedule_lag_max_seconds"), Some(0.003));
-        assert_eq!(v("echomesh_agent_targets"), Some(2.0));
+        for (series, want) in [
+            (r#"echomesh_agent_probes_total{result="sent"}"#, 30.0),
+            (r#"echomesh_agent_probes_total{result="received"}"#, 29.0),
+            (r#"echomesh_agent_probes_total{result="lost"}"#, 1.0),
+            (
+                r#"echomesh_agent_replies_unusual_total{kind="duplicate"}"#,
+                3.0,
+            ),
+            (
+                r#"echomesh_agent_icmp_errors_total{kind="host_unreachable"}"#,
+                6.0,
+            ),
+            (
+                r#"echomesh_agent_packets_rejected_total{reason="bad_checksum"}"#,
+                2.0,
+            ),
+            (
+                r#"echomesh_agent_packets_rejected_total{reason="bad_mac"}"#,
+                1.0,
+            ),
+            ("echomesh_agent_send_errors_total", 4.0),
+            ("echomesh_agent_socket_drops_total", 7.0),
+            ("echomesh_agent_schedule_lag_max_seconds", 0.003),
+            ("echomesh_agent_targets", 2.0),
+        ] {
+            assert_eq!(value(&text, series), Some(want), "{series}");
+        }
         let om = m.render(true);
         assert!(om.ends_with("# EOF\n"), "{om}");
         assert!(om.contains("echomesh_agent_build_info{version="));
