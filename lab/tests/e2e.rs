@@ -86,6 +86,19 @@ impl E2e {
         Self::start_with(test, nodes, aggregator_args, &[], IpFamily::Ipv4)
     }
 
+    /// A 4-node lab probing every target at 100 Hz over the full mesh (so that a loss rate is
+    /// resolved within a minute), once every edge is UP (20 s at most).
+    fn start_fast_full_mesh(test: &str) -> Option<E2e> {
+        let e = Self::start(
+            test,
+            4,
+            &["--probe-interval", "10ms", "--pinglist", "full-mesh"],
+        )?;
+        e.wait_all_up(Duration::from_secs(20))
+            .unwrap_or_else(|m| panic!("{m}"));
+        Some(e)
+    }
+
     fn start_with(
         test: &str,
         nodes: u32,
@@ -148,6 +161,11 @@ impl E2e {
             .as_array()
             .map(|a| a.iter().map(Edge::from_json).collect())
             .unwrap_or_default()
+    }
+
+    /// [`E2e::edges`] by [`Edge::key`].
+    fn edges_by_key(&self) -> BTreeMap<String, Edge> {
+        self.edges().into_iter().map(|x| (x.key(), x)).collect()
     }
 
     fn nodes_connected(&self) -> usize {
@@ -495,22 +513,16 @@ fn t3_t4_loss_and_delay_show_on_the_nodes_edges_only() {
     let _serial = serial();
     // 100 Hz per target, so 2000 probes take 20 s instead of 200 s (the full mesh: at 100 Hz the
     // default probe budget is 20 targets, below its minimum for 8 fast probers).
-    let Some(mut e) = E2e::start(
-        "t3_t4_loss_and_delay",
-        4,
-        &["--probe-interval", "10ms", "--pinglist", "full-mesh"],
-    ) else {
+    let Some(mut e) = E2e::start_fast_full_mesh("t3_t4_loss_and_delay") else {
         return;
     };
-    e.wait_all_up(Duration::from_secs(20))
-        .unwrap_or_else(|m| panic!("{m}"));
 
     // Test 3: 10 % loss on node2, over at least 2000 probes per edge.
-    let before: BTreeMap<String, Edge> = e.edges().into_iter().map(|x| (x.key(), x)).collect();
+    let before = e.edges_by_key();
     e.lab().fault(NodeName(2), Fault::Loss(10)).expect("loss");
     let deadline = Instant::now() + Duration::from_secs(120);
     let after = loop {
-        let now: BTreeMap<String, Edge> = e.edges().into_iter().map(|x| (x.key(), x)).collect();
+        let now = e.edges_by_key();
         let min_sent = now
             .iter()
             .filter_map(|(k, x)| before.get(k).map(|b| x.sent.saturating_sub(b.sent)))
@@ -822,15 +834,9 @@ fn t9_counters_windows_and_probe_hold_to_loss_injected_each_way() {
     let _serial = serial();
     // 100 Hz per target, so one minute holds ~6000 probes per edge (the default 10 Hz gives 600,
     // too few to resolve a point).
-    let Some(mut e) = E2e::start(
-        "t9_accuracy",
-        4,
-        &["--probe-interval", "10ms", "--pinglist", "full-mesh"],
-    ) else {
+    let Some(mut e) = E2e::start_fast_full_mesh("t9_accuracy") else {
         return;
     };
-    e.wait_all_up(Duration::from_secs(20))
-        .unwrap_or_else(|m| panic!("{m}"));
 
     // 10 % each way on node4's uplink: the lab's loss fault drops 10 % of what leaves eth0, and a
     // matching ingress chain in the same table drops 10 % of what arrives, so every round trip
@@ -878,7 +884,7 @@ fn t9_counters_windows_and_probe_hold_to_loss_injected_each_way() {
         );
     }
     let t_fault = Instant::now();
-    let before: BTreeMap<String, Edge> = e.edges().into_iter().map(|x| (x.key(), x)).collect();
+    let before = e.edges_by_key();
 
     // `probe` on the same impaired path in the same minute: node4's pod to node1's pod.
     let pod_ns = e.lab().node(NodeName(4)).expect("node4").pod_ns.clone();
