@@ -3,20 +3,16 @@
 use std::time::Duration;
 
 use echomesh_proto::v1::{self, AgentMessage, EdgeState, agent_message, event::Kind};
-use echomesh_testkit::sim::hello_message;
+use echomesh_testkit::aggregator::scenarios::connected_agents;
+use echomesh_testkit::sim::{hello_message, message_of_hello};
+use echomesh_testkit::tcp::closed_within;
 use echomesh_testkit::{SOON, SimAgent, TestAggregator, soon};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tonic::Code;
 
+/// Agents a, b and c (127.0.0.1 to .3), each assigned the other two.
 async fn three_agents(s: &TestAggregator) -> Vec<SimAgent> {
-    let mut agents = Vec::new();
-    for (i, n) in ["a", "b", "c"].iter().enumerate() {
-        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
-    }
-    for a in &mut agents {
-        a.wait_assignment(2).await;
-    }
-    agents
+    connected_agents(s, &["a", "b", "c"]).await
 }
 
 #[tokio::test]
@@ -24,9 +20,7 @@ async fn graph_fills_from_reports() {
     let s = TestAggregator::start(|_| {}).await;
     let mut agents = three_agents(&s).await;
     for a in &mut agents {
-        let r = a.make_report(100, 0, 250);
-        a.send_report(r).await;
-        a.wait_ack(1).await;
+        a.report_acked(100, 0, 250).await;
     }
     let mut g = s.graph_client().await;
     let sum = g
@@ -152,13 +146,7 @@ async fn unknown_target_ids_are_counted_and_ignored() {
     };
     agents[0].send_report(r).await;
     agents[0].wait_ack(1).await;
-    let sum = s
-        .graph_client()
-        .await
-        .summary(v1::SummaryRequest {})
-        .await
-        .expect("summary")
-        .into_inner();
+    let sum = s.summary().await;
     assert_eq!(sum.unknown_targets, 1);
     assert_eq!(sum.edges_up, 1);
     s.shutdown().await;
@@ -191,26 +179,10 @@ async fn duplicate_reports_are_acked_and_merged_once() {
     agents[0].wait_ack(1).await;
     agents[0].send_report(r).await;
     agents[0].wait_ack(1).await;
-    let sum = s
-        .graph_client()
-        .await
-        .summary(v1::SummaryRequest {})
-        .await
-        .expect("summary")
-        .into_inner();
+    let sum = s.summary().await;
     assert_eq!(sum.reports_merged, 1);
     assert_eq!(sum.reports_duplicate, 1);
-    let e = s
-        .graph_client()
-        .await
-        .get_edge(v1::GetEdgeRequest {
-            source_node: "a".into(),
-            target: "b".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("edge")
-        .into_inner();
+    let e = s.edge("a", "b").await;
     assert_eq!(e.sent_total, 10);
     s.shutdown().await;
 }
@@ -218,16 +190,7 @@ async fn duplicate_reports_are_acked_and_merged_once() {
 #[tokio::test]
 async fn newer_session_for_same_node_wins_and_an_event_says_so() {
     let s = TestAggregator::start(|_| {}).await;
-    let mut watch = s
-        .graph_client()
-        .await
-        .watch_events(v1::WatchEventsRequest {
-            snapshot: false,
-            ..Default::default()
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut watch = s.watch_events(false).await;
     let mut old = SimAgent::connect(s.channel().await, "a", "127.0.0.1").await;
     let _first = tokio::time::timeout(SOON, watch.message())
         .await
@@ -259,26 +222,10 @@ async fn stopped_agent_edges_go_unknown() {
     let started = tokio::time::Instant::now();
     agents[0].send_report(r).await;
     agents[0].wait_ack(1).await;
-    let mut g = s.graph_client().await;
-    let state = |g: &mut v1::graph_service_client::GraphServiceClient<_>| {
-        let mut g = g.clone();
-        async move {
-            g.get_edge(v1::GetEdgeRequest {
-                source_node: "a".into(),
-                target: "b".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("edge")
-            .into_inner()
-            .state
-        }
-    };
-    assert_eq!(state(&mut g).await, EdgeState::Up as i32);
+    assert_eq!(s.edge("a", "b").await.state, EdgeState::Up as i32);
     // Agent a stops reporting (its session stays open): UNKNOWN after 3 intervals + a sweep.
-    soon("edge a->b goes UNKNOWN", || {
-        let mut g = g.clone();
-        async move { state(&mut g).await == EdgeState::Unknown as i32 }
+    soon("edge a->b goes UNKNOWN", || async {
+        s.edge("a", "b").await.state == EdgeState::Unknown as i32
     })
     .await;
     // 3 x 200 ms, less one 10 ms tick of clock rounding.
@@ -295,24 +242,11 @@ async fn garbage_bytes_close_the_connection_and_the_server_keeps_serving() {
     sock.write_all(&[0xde, 0xad, 0xbe, 0xef].repeat(1000))
         .await
         .expect("write");
-    let mut buf = vec![0u8; 4096];
-    let closed = tokio::time::timeout(SOON, async {
-        loop {
-            match sock.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "server closes a garbage connection");
-    let sum = s
-        .graph_client()
-        .await
-        .summary(v1::SummaryRequest {})
-        .await
-        .expect("still serving");
-    assert_eq!(sum.into_inner().agents_connected, 0);
+    assert!(
+        closed_within(&mut sock, SOON).await,
+        "server closes a garbage connection"
+    );
+    assert_eq!(s.summary().await.agents_connected, 0, "still serving");
     s.shutdown().await;
 }
 
@@ -356,10 +290,7 @@ async fn a_hello_zone_reaches_the_zone_map_and_a_bad_one_is_refused() {
     let s = TestAggregator::start(|_| {}).await;
     let mut h = echomesh_testkit::sim::hello("a", v1::Network::Pod, "127.0.0.1");
     h.zone = "zone-a".into();
-    let first = AgentMessage {
-        msg: Some(agent_message::Msg::Hello(h.clone())),
-    };
-    let _a = SimAgent::open(s.channel().await, first)
+    let _a = SimAgent::open(s.channel().await, message_of_hello(h.clone()))
         .await
         .expect("session");
     let graph = s.graph.clone();
@@ -370,10 +301,7 @@ async fn a_hello_zone_reaches_the_zone_map_and_a_bad_one_is_refused() {
     .await;
     h.node = "b".into();
     h.zone = "zone\u{1b}[31m".into();
-    let first = AgentMessage {
-        msg: Some(agent_message::Msg::Hello(h)),
-    };
-    let mut b = SimAgent::open(s.channel().await, first)
+    let mut b = SimAgent::open(s.channel().await, message_of_hello(h))
         .await
         .expect("stream opens");
     let err = b.next().await.expect_err("refused");

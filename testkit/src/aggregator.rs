@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use echomesh_aggregator::{Aggregator, Config, Graph};
-use echomesh_proto::v1::graph_service_client::GraphServiceClient;
+use echomesh_proto::v1::{self, graph_service_client::GraphServiceClient};
 use tokio::sync::oneshot;
+use tonic::Streaming;
 use tonic::transport::Channel;
 
 use crate::SOON;
@@ -159,6 +160,55 @@ impl TestAggregator {
     /// A `GraphService` client on a new connection (large replies allowed).
     pub async fn graph_client(&self) -> GraphServiceClient<Channel> {
         GraphServiceClient::new(self.channel().await).max_decoding_message_size(64 << 20)
+    }
+
+    /// The graph's summary (`GraphService/Summary`).
+    ///
+    /// # Panics
+    ///
+    /// When the call fails.
+    pub async fn summary(&self) -> v1::SummaryResponse {
+        self.graph_client()
+            .await
+            .summary(v1::SummaryRequest {})
+            .await
+            .expect("summary")
+            .into_inner()
+    }
+
+    /// The edge from `source` to `target` (`GraphService/GetEdge`; `node[/network[/address]]`).
+    ///
+    /// # Panics
+    ///
+    /// When the call fails (no such edge, among others).
+    pub async fn edge(&self, source: &str, target: &str) -> v1::Edge {
+        self.graph_client()
+            .await
+            .get_edge(v1::GetEdgeRequest {
+                source_node: source.into(),
+                target: target.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("edge {source} -> {target}: {e}"))
+            .into_inner()
+    }
+
+    /// A `GraphService/WatchEvents` stream of every event, after a snapshot when `snapshot`.
+    ///
+    /// # Panics
+    ///
+    /// When the call fails.
+    pub async fn watch_events(&self, snapshot: bool) -> Streaming<v1::Event> {
+        self.graph_client()
+            .await
+            .watch_events(v1::WatchEventsRequest {
+                snapshot,
+                ..Default::default()
+            })
+            .await
+            .expect("watch")
+            .into_inner()
     }
 
     /// Stops the server and waits for its graceful drain.

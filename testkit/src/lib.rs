@@ -14,6 +14,7 @@
 //! - [`mod@eventually`]: polling with a deadline and a panic that names what was awaited.
 //! - [`root`]: `require_root!` / `require_command!`, which skip locally and fail in CI.
 //! - [`metrics`]: reading OpenMetrics text.
+//! - [`tcp`]: silent and garbage TCP peers, and waiting for the server to close them.
 #![forbid(unsafe_code)]
 
 pub mod aggregator;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod raw;
 pub mod root;
 pub mod sim;
+pub mod tcp;
 pub mod tls;
 
 pub use aggregator::TestAggregator;

@@ -37,9 +37,27 @@ pub fn hello(node: &str, network: v1::Network, addr: &str) -> v1::Hello {
 /// [`hello`] wrapped as the first message of a session.
 #[must_use]
 pub fn hello_message(node: &str, network: v1::Network, addr: &str) -> AgentMessage {
+    message_of_hello(hello(node, network, addr))
+}
+
+/// `hello` wrapped as the first message of a session (tests that change its fields).
+#[must_use]
+pub fn message_of_hello(hello: v1::Hello) -> AgentMessage {
     AgentMessage {
-        msg: Some(agent_message::Msg::Hello(hello(node, network, addr))),
+        msg: Some(agent_message::Msg::Hello(hello)),
     }
+}
+
+/// A pod-network Hello of `node` from pod `pod` started at `started` (unix ms, also its boot
+/// id), as the two pods of one node in a surge rollout send it.
+#[must_use]
+pub fn rollout_hello(node: &str, pod: &str, started: u64, addr: &str) -> AgentMessage {
+    message_of_hello(v1::Hello {
+        pod: pod.into(),
+        boot_id: started,
+        started_at_unix_ms: started,
+        ..hello(node, v1::Network::Pod, addr)
+    })
 }
 
 /// One simulated agent session.
@@ -94,6 +112,19 @@ impl SimAgent {
             assignment: None,
             seq: 0,
         })
+    }
+
+    /// Opens a session with `first` (and `token`, as [`SimAgent::open_with_token`]) that the
+    /// aggregator must refuse, at once or on its first answer, and returns the refusal.
+    ///
+    /// # Panics
+    ///
+    /// When the stream ends cleanly or nothing arrives within [`SOON`].
+    pub async fn refusal(ch: Channel, first: AgentMessage, token: Option<&str>) -> tonic::Status {
+        match Self::open_with_token(ch, first, token).await {
+            Err(st) => st,
+            Ok(mut a) => a.wait_error().await,
+        }
     }
 
     /// Opens a session as a pod-network agent on `node` with address `addr`.
@@ -210,6 +241,29 @@ impl SimAgent {
             })
             .await
             .expect("send");
+    }
+
+    /// Sends `r` and waits for its ack.
+    ///
+    /// # Panics
+    ///
+    /// As [`SimAgent::send_report`] and [`SimAgent::wait_ack`].
+    pub async fn send_report_acked(&mut self, r: v1::Report) {
+        let seq = r.seq;
+        self.send_report(r).await;
+        self.wait_ack(seq).await;
+    }
+
+    /// [`SimAgent::make_report`], sent and acked; returns its sequence number.
+    ///
+    /// # Panics
+    ///
+    /// As [`SimAgent::send_report`] and [`SimAgent::wait_ack`].
+    pub async fn report_acked(&mut self, sent: u64, lost: u64, rtt_us: u64) -> u64 {
+        let r = self.make_report(sent, lost, rtt_us);
+        let seq = r.seq;
+        self.send_report_acked(r).await;
+        seq
     }
 
     /// Sends any message (tests of refusals and of `AssignmentRejected`).

@@ -16,6 +16,19 @@ pub async fn stable_server() -> TestAggregator {
     TestAggregator::start(|c| c.report_interval = Duration::from_secs(600)).await
 }
 
+/// Pod-network agents on `nodes`, at 127.0.0.1, 127.0.0.2, … in that order, each once assigned
+/// every other.
+pub async fn connected_agents(s: &TestAggregator, nodes: &[&str]) -> Vec<SimAgent> {
+    let mut agents = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
+    }
+    for a in &mut agents {
+        a.wait_assignment(nodes.len() - 1).await;
+    }
+    agents
+}
+
 /// An aggregator with agents on nodes a, b, c and d (pod network), where d is cut off: every
 /// probe to and from d is lost for three report windows, so d's row and column are DOWN.
 pub async fn cluster_with_broken_node() -> (TestAggregator, Vec<SimAgent>) {
