@@ -6,10 +6,12 @@
 use std::time::Duration;
 
 use echomesh_aggregator::Config;
-use echomesh_proto::v1::{self, AgentMessage, EdgeState, Network, agent_message};
+use echomesh_proto::v1::{self, EdgeState, Network};
 use echomesh_testkit::http;
+use echomesh_testkit::metrics::sample;
 use echomesh_testkit::raw::{RawAgent, empty_entries_report};
-use echomesh_testkit::sim::{hello, hello_message};
+use echomesh_testkit::sim::{hello, hello_message, message_of_hello};
+use echomesh_testkit::tcp::closed_within;
 use echomesh_testkit::{SimAgent, TestAggregator};
 use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -31,10 +33,7 @@ async fn two_good_agents(s: &TestAggregator) -> Vec<SimAgent> {
 /// Every good agent reports 10 probes, 10 answered, and gets its ack.
 async fn report_ok(agents: &mut [SimAgent]) {
     for a in agents.iter_mut() {
-        let r = a.make_report(10, 0, 200);
-        let seq = r.seq;
-        a.send_report(r).await;
-        a.wait_ack(seq).await;
+        a.report_acked(10, 0, 200).await;
     }
 }
 
@@ -66,17 +65,10 @@ async fn assert_good_edges(s: &TestAggregator, reports: u64) {
 
 async fn counter(s: &TestAggregator, reason: &str) -> u64 {
     let text = http::get(s.http_addr, "/metrics").await.body;
-    let series = format!("echomesh_ingest_errors_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(series.as_str()))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
-}
-
-fn hello_msg(h: v1::Hello) -> AgentMessage {
-    AgentMessage {
-        msg: Some(agent_message::Msg::Hello(h)),
-    }
+    sample(
+        &text,
+        &format!("echomesh_ingest_errors_total{{reason=\"{reason}\"}} "),
+    )
 }
 
 #[tokio::test]
@@ -95,7 +87,7 @@ async fn hello_addresses_that_would_aim_the_mesh_are_refused() {
     ] {
         let mut evil = SimAgent::open(
             s.channel().await,
-            hello_msg(hello("evil", Network::Pod, addr)),
+            message_of_hello(hello("evil", Network::Pod, addr)),
         )
         .await
         .expect("open");
@@ -129,13 +121,7 @@ async fn sessions_beyond_max_agents_are_refused_and_the_admitted_keep_working() 
          refused"
     );
     assert_eq!(counter(&s, "too_many_agents").await, 1);
-    let sum = s
-        .graph_client()
-        .await
-        .summary(v1::SummaryRequest {})
-        .await
-        .expect("summary")
-        .into_inner();
+    let sum = s.summary().await;
     assert_eq!(sum.agents_connected, 2);
     assert_eq!(sum.edges, 2, "the refused agent added no edges");
     report_ok(&mut good).await;
@@ -164,20 +150,9 @@ async fn a_report_larger_than_its_assignment_is_refused_before_the_merge() {
         "report 1 has 5000 entries, more than its assignment's 2 targets"
     );
     assert_eq!(counter(&s, "inadmissible_report").await, 1);
-    let sum = s
-        .graph_client()
-        .await
-        .summary(v1::SummaryRequest {})
-        .await
-        .expect("summary")
-        .into_inner();
+    let sum = s.summary().await;
     assert_eq!(sum.unknown_targets, 0, "nothing of it was merged");
-    for a in &mut good {
-        let r = a.make_report(10, 0, 200);
-        let seq = r.seq;
-        a.send_report(r).await;
-        a.wait_ack(seq).await;
-    }
+    report_ok(&mut good).await;
     s.shutdown().await;
 }
 
@@ -355,7 +330,7 @@ async fn terminal_sequences_in_hello_strings_are_refused() {
             "version" => h.version = value.to_string(),
             _ => h.pod = value.to_string(),
         }
-        let mut evil = SimAgent::open(s.channel().await, hello_msg(h))
+        let mut evil = SimAgent::open(s.channel().await, message_of_hello(h))
             .await
             .expect("open");
         let st = evil.wait_error().await;
@@ -434,18 +409,11 @@ async fn idle_and_surplus_connections_are_closed_on_both_ports() {
     for port in [s.grpc_addr, s.http_addr] {
         let mut idle = tokio::net::TcpStream::connect(port).await.expect("connect");
         let started = tokio::time::Instant::now();
-        let mut buf = [0u8; 64];
         // Nothing sent: closed after the idle timeout (a generous bound on a busy machine).
-        let closed = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                match idle.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "{port}: an idle connection stayed open");
+        assert!(
+            closed_within(&mut idle, Duration::from_secs(20)).await,
+            "{port}: an idle connection stayed open"
+        );
         assert!(
             started.elapsed() >= Duration::from_millis(900),
             "{port}: closed before the idle timeout"
@@ -486,12 +454,7 @@ async fn idle_and_surplus_connections_are_closed_on_both_ports() {
     )
     .await;
     let text = http::get(s.http_addr, "/metrics").await.body;
-    let count = |series: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{series} missing:\n{text}"))
-    };
+    let count = |series: &str| -> u64 { sample(&text, series) };
     assert!(count(r#"echomesh_connections_closed_total{port="http",reason="limit"} "#) >= 1);
     assert!(count(r#"echomesh_connections_closed_total{port="grpc",reason="idle"} "#) >= 1);
     assert!(count(r#"echomesh_connections_closed_total{port="http",reason="idle"} "#) >= 1);
