@@ -4,44 +4,14 @@
 
 use std::time::Duration;
 
-use echomesh_proto::v1::{self, AgentMessage, agent_message, event::Kind};
+use echomesh_proto::v1::{self, AgentMessage, event::Kind};
+use echomesh_testkit::sim::rollout_hello;
 use echomesh_testkit::{SimAgent, TestAggregator};
 use tonic::{Code, Streaming};
 
-/// A pod-network Hello of node `node` from pod `pod`, started at `started` (unix ms).
-fn hello(node: &str, pod: &str, started: u64, addr: &str) -> AgentMessage {
-    AgentMessage {
-        msg: Some(agent_message::Msg::Hello(v1::Hello {
-            node: node.into(),
-            pod: pod.into(),
-            network: v1::Network::Pod as i32,
-            addresses: vec![addr.into()],
-            version: "sim".into(),
-            boot_id: started,
-            started_at_unix_ms: started,
-            zone: String::new(),
-        })),
-    }
-}
-
 /// Opens a session that must be refused, and returns the refusal.
 async fn refused(s: &TestAggregator, first: AgentMessage) -> tonic::Status {
-    match SimAgent::open(s.channel().await, first).await {
-        Err(st) => st,
-        Ok(mut a) => a.wait_error().await,
-    }
-}
-
-async fn watch(s: &TestAggregator) -> Streaming<v1::Event> {
-    s.graph_client()
-        .await
-        .watch_events(v1::WatchEventsRequest {
-            snapshot: false,
-            ..Default::default()
-        })
-        .await
-        .expect("watch")
-        .into_inner()
+    SimAgent::refusal(s.channel().await, first, None).await
 }
 
 /// Every event that arrives until nothing has come for `quiet`.
@@ -53,40 +23,25 @@ async fn drain(w: &mut Streaming<v1::Event>, quiet: Duration) -> Vec<v1::Event> 
     out
 }
 
-async fn edge(s: &TestAggregator, from: &str, to: &str) -> v1::Edge {
-    s.graph_client()
-        .await
-        .get_edge(v1::GetEdgeRequest {
-            source_node: from.into(),
-            target: to.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("edge")
-        .into_inner()
-}
-
 #[tokio::test]
 async fn surge_rollout_replaces_once_and_the_older_agent_stands_by() {
     let s = TestAggregator::start(|_| {}).await;
-    let mut w = watch(&s).await;
+    let mut w = s.watch_events(false).await;
     let mut b = SimAgent::connect(s.channel().await, "b", "127.0.0.2").await;
     let mut old = SimAgent::open(
         s.channel().await,
-        hello("a", "agent-old", 1_000, "127.0.0.1"),
+        rollout_hello("a", "agent-old", 1_000, "127.0.0.1"),
     )
     .await
     .expect("old agent session");
     old.wait_assignment(1).await;
     b.wait_assignment(1).await;
-    let r = b.make_report(10, 0, 200);
-    b.send_report(r).await;
-    b.wait_ack(1).await;
+    b.report_acked(10, 0, 200).await;
 
     // The new pod of the rollout starts later and takes over, once.
     let mut new = SimAgent::open(
         s.channel().await,
-        hello("a", "agent-new", 2_000, "127.0.0.11"),
+        rollout_hello("a", "agent-new", 2_000, "127.0.0.11"),
     )
     .await
     .expect("new agent session");
@@ -100,17 +55,11 @@ async fn surge_rollout_replaces_once_and_the_older_agent_stands_by() {
 
     // The old pod keeps trying while both run: refused every time, the new session untouched.
     for _ in 0..5 {
-        let st = refused(&s, hello("a", "agent-old", 1_000, "127.0.0.1")).await;
+        let st = refused(&s, rollout_hello("a", "agent-old", 1_000, "127.0.0.1")).await;
         assert_eq!(st.code(), Code::AlreadyExists, "{}", st.message());
         assert!(st.message().contains("agent-new"), "{}", st.message());
-        let r = new.make_report(10, 0, 200);
-        let seq = r.seq;
-        new.send_report(r).await;
-        new.wait_ack(seq).await;
-        let r = b.make_report(10, 0, 200);
-        let seq = r.seq;
-        b.send_report(r).await;
-        b.wait_ack(seq).await;
+        new.report_acked(10, 0, 200).await;
+        b.report_acked(10, 0, 200).await;
     }
 
     let events = drain(&mut w, Duration::from_millis(500)).await;
@@ -130,7 +79,7 @@ async fn surge_rollout_replaces_once_and_the_older_agent_stands_by() {
         .collect();
     assert!(flips.is_empty(), "{flips:?}");
     // b's edge towards a is one edge across both pods, now at the new pod's address.
-    let e = edge(&s, "b", "a").await;
+    let e = s.edge("b", "a").await;
     assert_eq!(e.target_address, "127.0.0.11");
     assert_eq!(e.sent_total, 60);
     assert_eq!(e.state, v1::EdgeState::Up as i32);
@@ -146,11 +95,14 @@ async fn a_start_time_in_the_future_cannot_outrank_the_real_agent() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as u64;
-    let mut real = SimAgent::open(s.channel().await, hello("a", "agent-a", now, "127.0.0.1"))
-        .await
-        .expect("real agent session");
+    let mut real = SimAgent::open(
+        s.channel().await,
+        rollout_hello("a", "agent-a", now, "127.0.0.1"),
+    )
+    .await
+    .expect("real agent session");
     real.wait_assignment(0).await;
-    let forged = hello("a", "intruder", now + 10 * 365 * 86_400_000, "127.0.0.9");
+    let forged = rollout_hello("a", "intruder", now + 10 * 365 * 86_400_000, "127.0.0.9");
     let st = refused(&s, forged).await;
     assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
     assert!(
@@ -185,11 +137,11 @@ async fn the_standby_agent_takes_over_once_the_newer_one_is_gone() {
     let s = TestAggregator::start(|_| {}).await;
     let new = SimAgent::open(
         s.channel().await,
-        hello("a", "agent-new", 2_000, "127.0.0.11"),
+        rollout_hello("a", "agent-new", 2_000, "127.0.0.11"),
     )
     .await
     .expect("new agent session");
-    let st = refused(&s, hello("a", "agent-old", 1_000, "127.0.0.1")).await;
+    let st = refused(&s, rollout_hello("a", "agent-old", 1_000, "127.0.0.1")).await;
     assert_eq!(st.code(), Code::AlreadyExists);
     drop(new);
     echomesh_testkit::soon("the newer agent's session ends", || async {
@@ -202,7 +154,7 @@ async fn the_standby_agent_takes_over_once_the_newer_one_is_gone() {
     .await;
     let mut old = SimAgent::open(
         s.channel().await,
-        hello("a", "agent-old", 1_000, "127.0.0.1"),
+        rollout_hello("a", "agent-old", 1_000, "127.0.0.1"),
     )
     .await
     .expect("the old agent is accepted once alone");
@@ -213,21 +165,30 @@ async fn the_standby_agent_takes_over_once_the_newer_one_is_gone() {
 #[tokio::test]
 async fn a_restarted_agent_takes_over_at_once() {
     let s = TestAggregator::start(|_| {}).await;
-    let mut first = SimAgent::open(s.channel().await, hello("a", "agent-p", 1_000, "127.0.0.1"))
-        .await
-        .expect("session");
+    let mut first = SimAgent::open(
+        s.channel().await,
+        rollout_hello("a", "agent-p", 1_000, "127.0.0.1"),
+    )
+    .await
+    .expect("session");
     // The same pod's container restarted (its old connection is not closed yet): it takes over,
     // and the stale session is closed as replaced, not told to stand by.
-    let mut again = SimAgent::open(s.channel().await, hello("a", "agent-p", 5_000, "127.0.0.1"))
-        .await
-        .expect("restart takes over");
+    let mut again = SimAgent::open(
+        s.channel().await,
+        rollout_hello("a", "agent-p", 5_000, "127.0.0.1"),
+    )
+    .await
+    .expect("restart takes over");
     let st = first.wait_error().await;
     assert_eq!(st.code(), Code::Aborted);
     again.wait_assignment(0).await;
     // A newer pod takes over at once as well.
-    let mut newer = SimAgent::open(s.channel().await, hello("a", "agent-q", 9_000, "127.0.0.5"))
-        .await
-        .expect("newer pod takes over");
+    let mut newer = SimAgent::open(
+        s.channel().await,
+        rollout_hello("a", "agent-q", 9_000, "127.0.0.5"),
+    )
+    .await
+    .expect("newer pod takes over");
     assert_eq!(again.wait_error().await.code(), Code::AlreadyExists);
     newer.wait_assignment(0).await;
     s.shutdown().await;
@@ -239,20 +200,18 @@ async fn edge_history_survives_a_new_pod_ip() {
     let mut a = SimAgent::connect(s.channel().await, "a", "127.0.0.1").await;
     let b = SimAgent::open(
         s.channel().await,
-        hello("b", "agent-b1", 1_000, "127.0.0.2"),
+        rollout_hello("b", "agent-b1", 1_000, "127.0.0.2"),
     )
     .await
     .expect("b");
     let before = a.wait_assignment(1).await;
-    let r = a.make_report(100, 10, 200);
-    a.send_report(r).await;
-    a.wait_ack(1).await;
+    a.report_acked(100, 10, 200).await;
 
     // b's agent is rolled: the old pod goes, a new pod with a new IP comes.
     drop(b);
     let _b2 = SimAgent::open(
         s.channel().await,
-        hello("b", "agent-b2", 2_000, "127.0.0.22"),
+        rollout_hello("b", "agent-b2", 2_000, "127.0.0.22"),
     )
     .await
     .expect("b's new pod");
@@ -263,11 +222,9 @@ async fn edge_history_survives_a_new_pod_ip() {
         }
     };
     assert_eq!(after.targets[0].id, before.targets[0].id, "same edge id");
-    let r = a.make_report(100, 0, 200);
-    a.send_report(r).await;
-    a.wait_ack(2).await;
+    assert_eq!(a.report_acked(100, 0, 200).await, 2);
 
-    let e = edge(&s, "a", "b").await;
+    let e = s.edge("a", "b").await;
     assert_eq!(e.target_address, "127.0.0.22");
     assert_eq!(e.sent_total, 200, "totals carried over");
     let lost: u64 = e.history.iter().map(|m| m.lost).sum();
@@ -281,19 +238,22 @@ async fn edge_history_survives_a_new_pod_ip() {
 #[tokio::test]
 async fn rolling_out_from_agents_without_a_start_time_ends_with_the_new_ones() {
     let s = TestAggregator::start(|_| {}).await;
-    let mut legacy = SimAgent::open(s.channel().await, hello("a", "agent-old", 0, "127.0.0.1"))
-        .await
-        .expect("legacy agent");
+    let mut legacy = SimAgent::open(
+        s.channel().await,
+        rollout_hello("a", "agent-old", 0, "127.0.0.1"),
+    )
+    .await
+    .expect("legacy agent");
     let _new = SimAgent::open(
         s.channel().await,
-        hello("a", "agent-new", 2_000, "127.0.0.11"),
+        rollout_hello("a", "agent-new", 2_000, "127.0.0.11"),
     )
     .await
     .expect("new agent takes over");
     assert_eq!(legacy.wait_error().await.code(), Code::AlreadyExists);
     // The legacy agent retries at its usual backoff and is refused each time.
     for _ in 0..3 {
-        let st = refused(&s, hello("a", "agent-old", 0, "127.0.0.1")).await;
+        let st = refused(&s, rollout_hello("a", "agent-old", 0, "127.0.0.1")).await;
         assert_eq!(st.code(), Code::AlreadyExists, "{}", st.message());
     }
     s.shutdown().await;

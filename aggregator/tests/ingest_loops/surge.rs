@@ -5,25 +5,16 @@
 use std::time::Duration;
 
 use echomesh_aggregator::ingest::IngestErrorReason;
-use echomesh_proto::v1::{self, AgentMessage, agent_message, aggregator_message};
+use echomesh_proto::v1::{self, AgentMessage, aggregator_message};
 use echomesh_testkit::SimAgent;
+use echomesh_testkit::sim::rollout_hello;
 use tonic::Code;
 
 use crate::{DEBOUNCE, Loops};
 
+/// The Hello of node-a's agent in pod `pod`, started at `started`.
 fn hello(pod: &str, started: u64, addr: &str) -> AgentMessage {
-    AgentMessage {
-        msg: Some(agent_message::Msg::Hello(v1::Hello {
-            node: "node-a".into(),
-            pod: pod.into(),
-            network: v1::Network::Pod as i32,
-            addresses: vec![addr.into()],
-            version: "sim".into(),
-            boot_id: started,
-            started_at_unix_ms: started,
-            zone: String::new(),
-        })),
-    }
+    rollout_hello("node-a", pod, started, addr)
 }
 
 /// Assignments that arrive on `peer` within `wait`.
