@@ -87,6 +87,13 @@ fn direction_json(d: Option<&v1::NodeDirection>) -> Value {
     })
 }
 
+/// What a query call answered, or its status as the API's error.
+async fn answer<T>(
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, ApiError> {
+    Ok(call.await?.into_inner())
+}
+
 /// The JSON API (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct JsonApi {
@@ -102,11 +109,8 @@ impl JsonApi {
 
     async fn summary(&self, raw: Option<String>) -> ApiResult {
         Params::parse(raw.as_deref(), &[])?;
-        let s = self
-            .query
-            .summary(Request::new(v1::SummaryRequest::default()))
-            .await?
-            .into_inner();
+        let req = v1::SummaryRequest::default();
+        let s = answer(self.query.summary(Request::new(req))).await?;
         Ok(json_reply(&json!({
             "agents_connected": s.agents_connected,
             "agents_known": s.agents_known,
@@ -124,11 +128,8 @@ impl JsonApi {
 
     async fn nodes(&self, raw: Option<String>) -> ApiResult {
         Params::parse(raw.as_deref(), &[])?;
-        let r = self
-            .query
-            .list_nodes(Request::new(v1::ListNodesRequest::default()))
-            .await?
-            .into_inner();
+        let req = v1::ListNodesRequest::default();
+        let r = answer(self.query.list_nodes(Request::new(req))).await?;
         let nodes: Vec<Value> = r
             .nodes
             .iter()
@@ -188,7 +189,7 @@ impl JsonApi {
             limit: p.num("limit", "a whole number")?,
             page_token: p.str("page_token").to_string(),
         };
-        let r = self.query.list_edges(Request::new(req)).await?.into_inner();
+        let r = answer(self.query.list_edges(Request::new(req))).await?;
         Ok(json_reply(&json!({
             "edges": r.edges.iter().map(edge_json).collect::<Vec<_>>(),
             "next_page_token": r.next_page_token,
@@ -207,7 +208,7 @@ impl JsonApi {
             target: p.str("target").to_string(),
             target_network: network(&p, "target_network")? as i32,
         };
-        let e = self.query.get_edge(Request::new(req)).await?.into_inner();
+        let e = answer(self.query.get_edge(Request::new(req))).await?;
         Ok(json_reply(&edge_detail_json(&e)))
     }
 
@@ -215,15 +216,12 @@ impl JsonApi {
         let p = Params::parse(raw.as_deref(), &["metric", "network", "zone"])?;
         let metric = choice("metric", p.str("metric"), &METRICS, MatrixMetric::Loss)?;
         let net = network(&p, "network")?;
-        let r = self
-            .query
-            .matrix(Request::new(v1::MatrixRequest {
-                metric: metric as i32,
-                network: net as i32,
-                zone: zone_param(&p),
-            }))
-            .await?
-            .into_inner();
+        let r = answer(self.query.matrix(Request::new(v1::MatrixRequest {
+            metric: metric as i32,
+            network: net as i32,
+            zone: zone_param(&p),
+        })))
+        .await?;
         let metric_name = METRICS
             .iter()
             .find(|(_, m)| *m as i32 == r.metric)
@@ -251,11 +249,7 @@ impl JsonApi {
             page_token: p.str("page_token").to_string(),
             sort: choice("sort", p.str("sort"), &NODE_SORTS, NodeSort::Badness)? as i32,
         };
-        let r = self
-            .query
-            .node_summary(Request::new(req))
-            .await?
-            .into_inner();
+        let r = answer(self.query.node_summary(Request::new(req))).await?;
         let nodes: Vec<Value> = r
             .nodes
             .iter()
@@ -281,13 +275,10 @@ impl JsonApi {
     async fn zones(&self, raw: Option<String>) -> ApiResult {
         let p = Params::parse(raw.as_deref(), &["network"])?;
         let net = network(&p, "network")?;
-        let r = self
-            .query
-            .zone_matrix(Request::new(v1::ZoneMatrixRequest {
-                network: net as i32,
-            }))
-            .await?
-            .into_inner();
+        let r = answer(self.query.zone_matrix(Request::new(v1::ZoneMatrixRequest {
+            network: net as i32,
+        })))
+        .await?;
         let cells: Vec<Value> = r
             .cells
             .iter()
@@ -330,11 +321,7 @@ impl JsonApi {
             network: network(&p, "network")? as i32,
             quantiles,
         };
-        let r = self
-            .query
-            .percentiles(Request::new(req))
-            .await?
-            .into_inner();
+        let r = answer(self.query.percentiles(Request::new(req))).await?;
         Ok(json_reply(&json!({
             "quantiles": r.quantiles,
             "values_us": r.values_us,
@@ -350,7 +337,7 @@ impl JsonApi {
             network: network(&p, "network")? as i32,
             limit: p.num("limit", "a whole number")?,
         };
-        let r = self.query.diagnose(Request::new(req)).await?.into_inner();
+        let r = answer(self.query.diagnose(Request::new(req))).await?;
         Ok(json_reply(&diagnosis_json(&r)))
     }
 
