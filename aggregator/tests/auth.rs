@@ -5,12 +5,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use echomesh_proto::v1::{self, AgentMessage, Network, agent_message};
+use echomesh_proto::v1::{self, AgentMessage, Network};
 use echomesh_testkit::http::get;
 use echomesh_testkit::k8s::fixtures;
 use echomesh_testkit::k8s::mock_api::MockApi;
 use echomesh_testkit::k8s::token_review::MockTokenReview;
-use echomesh_testkit::sim::hello_message;
+use echomesh_testkit::metrics::sample;
+use echomesh_testkit::sim::{hello_message, message_of_hello};
 use echomesh_testkit::{SimAgent, TestAggregator};
 use tonic::Code;
 
@@ -34,27 +35,21 @@ impl Drop for TokenFile {
 
 /// Opens a session that must be refused, and returns the refusal.
 async fn refused(s: &TestAggregator, first: AgentMessage, token: Option<&str>) -> tonic::Status {
-    match SimAgent::open_with_token(s.channel().await, first, token).await {
-        Err(st) => st,
-        Ok(mut a) => a.wait_error().await,
-    }
+    SimAgent::refusal(s.channel().await, first, token).await
 }
 
 async fn auth_failures(s: &TestAggregator, reason: &str) -> u64 {
     let text = get(s.http_addr, "/metrics").await.body;
-    let prefix = format!("echomesh_agent_auth_failures_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+    sample(
+        &text,
+        &format!("echomesh_agent_auth_failures_total{{reason=\"{reason}\"}} "),
+    )
 }
 
 fn hello_as(node: &str, pod: &str, network: Network, addr: &str) -> AgentMessage {
     let mut h = echomesh_testkit::sim::hello(node, network, addr);
     h.pod = pod.into();
-    AgentMessage {
-        msg: Some(agent_message::Msg::Hello(h)),
-    }
+    message_of_hello(h)
 }
 
 #[tokio::test]
@@ -80,8 +75,7 @@ async fn shared_token_impersonators_are_refused_and_the_real_agents_edges_stay()
     a.wait_assignment(1).await;
     b.wait_assignment(1).await;
     let r = a.report(100, 0, &echomesh_proto::Histogram::default());
-    a.send_report(r).await;
-    a.wait_ack(1).await;
+    a.send_report_acked(r).await;
 
     // No token, a wrong token, a malformed header: refused before the Hello is believed.
     let st = refused(&s, hello_message("a", Network::Pod, "10.9.9.9"), None).await;
@@ -107,20 +101,10 @@ async fn shared_token_impersonators_are_refused_and_the_real_agents_edges_stay()
 
     // The real agent's session is the same one: it still reports and is acked.
     let r = a.report(100, 0, &echomesh_proto::Histogram::default());
-    a.send_report(r).await;
-    a.wait_ack(2).await;
+    assert_eq!(r.seq, 2);
+    a.send_report_acked(r).await;
     // Its edge carries exactly what it reported: nothing of the impersonators reached the graph.
-    let edge = s
-        .graph_client()
-        .await
-        .get_edge(v1::GetEdgeRequest {
-            source_node: "a".into(),
-            target: "b".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("edge a -> b")
-        .into_inner();
+    let edge = s.edge("a", "b").await;
     assert_eq!(edge.source_node, "a");
     assert_eq!(edge.target_node, "b");
     assert_eq!(
@@ -261,8 +245,7 @@ async fn a_reviewed_token_binds_the_hello_to_its_pod_node_network_and_addresses(
 
     // The real agent kept its session throughout.
     let r = a.report(10, 0, &echomesh_proto::Histogram::default());
-    a.send_report(r).await;
-    a.wait_ack(1).await;
+    a.send_report_acked(r).await;
 
     // The verdict for a token is cached: reconnecting with it does not ask the API server again.
     let before = review.reviews();

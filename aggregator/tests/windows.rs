@@ -5,29 +5,12 @@
 
 use std::time::Duration;
 
-use echomesh_proto::v1;
 use echomesh_testkit::{SimAgent, TestAggregator};
-
-async fn edge(s: &TestAggregator) -> v1::Edge {
-    s.graph_client()
-        .await
-        .get_edge(v1::GetEdgeRequest {
-            source_node: "a".into(),
-            target: "b".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("edge a -> b")
-        .into_inner()
-}
 
 /// Sends `n` one-second reports of 100 probes with `lost` lost, moving graph time 1 s each.
 async fn play(s: &TestAggregator, a: &mut SimAgent, n: u32, lost: u64) {
     for _ in 0..n {
-        let r = a.make_report(100, lost, 300);
-        let seq = r.seq;
-        a.send_report(r).await;
-        a.wait_ack(seq).await;
+        a.report_acked(100, lost, 300).await;
         s.graph.advance_clock(Duration::from_secs(1));
     }
 }
@@ -41,40 +24,44 @@ async fn a_loss_step_reads_exactly_one_window_later_through_grpc() {
 
     // Ten clean minutes, then a step to 20 % loss.
     play(&s, &mut a, 600, 0).await;
-    let e = edge(&s).await;
+    let e = s.edge("a", "b").await;
     assert_eq!(
         (e.loss_10s_pct, e.loss_1m_pct, e.loss_10m_pct),
         (0.0, 0.0, 0.0)
     );
     play(&s, &mut a, 5, 20).await;
-    let e = edge(&s).await;
+    let e = s.edge("a", "b").await;
     assert!(
         e.loss_10s_pct > 0.0 && e.loss_10s_pct < 20.0,
         "half a window in: {e:?}"
     );
     play(&s, &mut a, 5, 20).await;
-    assert_eq!(edge(&s).await.loss_10s_pct, 20.0, "10 s after the step");
+    assert_eq!(
+        s.edge("a", "b").await.loss_10s_pct,
+        20.0,
+        "10 s after the step"
+    );
     play(&s, &mut a, 50, 20).await;
-    let e = edge(&s).await;
+    let e = s.edge("a", "b").await;
     assert_eq!((e.loss_10s_pct, e.loss_1m_pct), (20.0, 20.0), "1 min after");
     assert!(e.loss_10m_pct > 0.0 && e.loss_10m_pct < 20.0, "{e:?}");
 
     // The loss clears.
     play(&s, &mut a, 10, 0).await;
-    let e = edge(&s).await;
+    let e = s.edge("a", "b").await;
     assert_eq!(e.loss_10s_pct, 0.0, "10 s after the clear");
     assert!(e.loss_1m_pct > 0.0, "{e:?}");
     play(&s, &mut a, 50, 0).await;
-    let e = edge(&s).await;
+    let e = s.edge("a", "b").await;
     assert_eq!((e.loss_10s_pct, e.loss_1m_pct), (0.0, 0.0), "1 min after");
     assert!(
         e.loss_10m_pct > 0.0,
         "the 10-minute window still holds the step"
     );
     play(&s, &mut a, 540, 0).await;
-    assert_eq!(edge(&s).await.loss_10m_pct, 0.0, "10 min after");
+    assert_eq!(s.edge("a", "b").await.loss_10m_pct, 0.0, "10 min after");
     // The lifetime counters hold every probe.
-    let e = edge(&s).await;
+    let e = s.edge("a", "b").await;
     assert_eq!(e.sent_total, 1260 * 100);
     assert_eq!(e.received_total, 1260 * 100 - 60 * 20);
 }
