@@ -4,24 +4,21 @@ use std::time::Duration;
 
 use echomesh_proto::Histogram;
 use echomesh_proto::v1::{self, event::Kind};
+use echomesh_testkit::aggregator::scenarios::connected_agents;
 use echomesh_testkit::http::get;
+use echomesh_testkit::sim::message_of_hello;
 use echomesh_testkit::{SOON, SimAgent, TestAggregator};
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 
+/// Agents a, b and c, one report each merged: c sees 50% loss everywhere, and the RTTs grow
+/// from a to c.
 async fn filled() -> (TestAggregator, Vec<SimAgent>) {
     let s = TestAggregator::start(|_| {}).await;
-    let mut agents = Vec::new();
-    for (i, n) in ["a", "b", "c"].iter().enumerate() {
-        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
-    }
+    let mut agents = connected_agents(&s, &["a", "b", "c"]).await;
     for (i, a) in agents.iter_mut().enumerate() {
-        a.wait_assignment(2).await;
-        // Agent c sees 50% loss everywhere.
         let lost = if i == 2 { 50 } else { 0 };
-        let r = a.make_report(100, lost, 100 * (i as u64 + 1));
-        a.send_report(r).await;
-        a.wait_ack(1).await;
+        a.report_acked(100, lost, 100 * (i as u64 + 1)).await;
     }
     (s, agents)
 }
@@ -106,8 +103,7 @@ async fn sort_by_p50_is_not_sort_by_p99() {
     for (agent, h) in [(&mut a, shape(2_000, 2_100)), (&mut b, shape(500, 9_000))] {
         agent.wait_assignment(1).await;
         let r = agent.report(100, 0, &h);
-        agent.send_report(r).await;
-        agent.wait_ack(1).await;
+        agent.send_report_acked(r).await;
     }
     let g = s.graph_client().await;
     let first = |sort: v1::EdgeSort| {
@@ -185,16 +181,7 @@ async fn list_edges_filters_sorts_and_pages() {
 #[tokio::test]
 async fn watch_events_starts_with_a_snapshot_then_streams_changes() {
     let (s, mut agents) = filled().await;
-    let mut w = s
-        .graph_client()
-        .await
-        .watch_events(v1::WatchEventsRequest {
-            snapshot: true,
-            ..Default::default()
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut w = s.watch_events(true).await;
     let mut snap = 0;
     loop {
         let ev = tokio::time::timeout(SOON, w.next())
@@ -210,9 +197,7 @@ async fn watch_events_starts_with_a_snapshot_then_streams_changes() {
     assert_eq!(snap, 6);
     // a -> * goes fully lost twice: DOWN after raise_after = 2 windows.
     for seq in 2..=3 {
-        let r = agents[0].make_report(10, 10, 100);
-        agents[0].send_report(r).await;
-        agents[0].wait_ack(seq).await;
+        assert_eq!(agents[0].report_acked(10, 10, 100).await, seq);
     }
     let ev = tokio::time::timeout(SOON, w.next())
         .await
@@ -306,9 +291,7 @@ async fn names_carry_the_network_and_the_address() {
     let hello = |node: &str, net: v1::Network, addrs: &[&str]| {
         let mut h = echomesh_testkit::sim::hello(node, net, addrs[0]);
         h.addresses = addrs.iter().map(|a| (*a).to_string()).collect();
-        v1::AgentMessage {
-            msg: Some(v1::agent_message::Msg::Hello(h)),
-        }
+        message_of_hello(h)
     };
     let specs = [
         ("a", v1::Network::Host, &["127.0.1.1"][..], 3),
@@ -327,9 +310,7 @@ async fn names_carry_the_network_and_the_address() {
         a.wait_assignment(n).await;
     }
     for a in &mut agents {
-        let r = a.make_report(10, 0, 100);
-        a.send_report(r).await;
-        a.wait_ack(1).await;
+        a.report_acked(10, 0, 100).await;
     }
     let mut g = s.graph_client().await;
     let get = |src: &str, dst: &str| v1::GetEdgeRequest {
@@ -473,14 +454,7 @@ async fn nodes_and_events_say_how_the_edges_are() {
         );
     }
     assert_eq!(nodes[0].edges_up, 2, "{:?}", nodes[0]);
-    let mut w = g
-        .watch_events(v1::WatchEventsRequest {
-            snapshot: true,
-            ..Default::default()
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut w = s.watch_events(true).await;
     let ev = tokio::time::timeout(SOON, w.next())
         .await
         .expect("in time")
