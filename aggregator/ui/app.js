@@ -205,6 +205,20 @@ function permutation(m) {
 
 // ---- cells and their marks --------------------------------------------------------------------
 
+// Sizes `canvas` to w x h CSS pixels and paints it white. Crisp on high-DPI screens: the backing
+// store has device pixels, drawing uses CSS pixels. Returns the device pixel ratio.
+function clearCanvas(canvas, ctx, w, h) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${h}px`;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.fillStyle = "#ffffff";
+  ctx.fillRect(0, 0, w, h);
+  return dpr;
+}
+
 // Fills one cell and draws its state mark, so colour is never the only signal: a white cross on
 // DOWN, dark hatching and a border on DEGRADED, a "?" on UNKNOWN. Returns the mark drawn
 // ("cross", "hatch", "query") or null (healthy, or a cell too small to carry one).
@@ -357,17 +371,7 @@ function drawPanel(p) {
   p.perm = permutation(m);
   const ctx = canvas.getContext("2d");
   const { cell, labels, left, top, font } = layout(ctx, m, n);
-  const w = left + n * cell + 1;
-  const h = top + n * cell + 1;
-  // Crisp on high-DPI screens: the backing store has device pixels, drawing uses CSS pixels.
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.round(w * dpr);
-  canvas.height = Math.round(h * dpr);
-  canvas.style.width = `${w}px`;
-  canvas.style.height = `${h}px`;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.fillStyle = "#ffffff";
-  ctx.fillRect(0, 0, w, h);
+  const dpr = clearCanvas(canvas, ctx, left + n * cell + 1, top + n * cell + 1);
   Object.assign(p, { cell, left, top, dpr });
   const gap = cell >= 6 ? 1 : 0;
   let cells = 0;

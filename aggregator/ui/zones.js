@@ -156,16 +156,8 @@ function drawZoneGrid() {
   const height = Math.max(200, Math.round(window.innerHeight * 0.5));
   const side = Math.min(width, height) - left;
   const cell = Math.max(ZONE_CELL_MIN, Math.min(ZONE_CELL_MAX, Math.floor(side / n)));
-  const w = left + n * cell + 1;
-  const h = left + n * cell + 1;
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.round(w * dpr);
-  canvas.height = Math.round(h * dpr);
-  canvas.style.width = `${w}px`;
-  canvas.style.height = `${h}px`;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.fillStyle = "#ffffff";
-  ctx.fillRect(0, 0, w, h);
+  const size = left + n * cell + 1;
+  clearCanvas(canvas, ctx, size, size);
   const gap = cell >= 6 ? 1 : 0;
   const marks = { cross: 0, hatch: 0, query: 0 };
   let cells = 0;
