@@ -16,8 +16,9 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-BIN_DIR=${BIN_DIR:-$REPO_ROOT/target/release}
+BENCH_NAME=accuracy.sh
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 NODES=${NODES:-4}
 NODE=${NODE:-node$NODES}
 PEER=${PEER:-node1}
@@ -26,11 +27,7 @@ DELAY=${DELAY:-3ms}
 WINDOW=${WINDOW:-60}      # seconds: the one-minute window
 RATE_MS=${RATE_MS:-10}    # probe and fping interval on the measured path (100 Hz)
 PREFIX="ema$(printf '%04x' $((RANDOM)))"
-LAB="$BIN_DIR/echomesh-lab"
-CLI="$BIN_DIR/echomesh"
-AGENT="$BIN_DIR/echomesh-agent"
 WORK=$(mktemp -d)
-DEMO_PID=""
 
 usage() {
   cat <<EOF
@@ -59,42 +56,10 @@ case "$LOSS" in ''|*[!0-9]*) echo "accuracy.sh: --loss wants a whole percentage 
 [[ "$DELAY" =~ ^[0-9]+(\.[0-9]+)?(us|ms|s)$ ]] || { echo "accuracy.sh: --delay wants a duration like 3ms or 1.5ms, not '$DELAY'" >&2; exit 2; }
 [ "$NODES" -ge 2 ] 2>/dev/null || { echo "accuracy.sh: --nodes wants at least 2" >&2; exit 2; }
 
-cleanup() {
-  if [ -n "$DEMO_PID" ]; then
-    kill -INT "$DEMO_PID" 2>/dev/null || true
-    wait "$DEMO_PID" 2>/dev/null || true
-  fi
-  "$LAB" down --prefix "$PREFIX" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-[ "$(id -u)" = 0 ] || { echo "accuracy.sh: needs root (network namespaces)" >&2; exit 2; }
-for b in "$LAB" "$CLI" "$AGENT" "$BIN_DIR/echomesh-aggregator"; do
-  [ -x "$b" ] || { echo "accuracy.sh: $b is missing; build the binaries first (see --help)" >&2; exit 2; }
-done
-for t in fping python3 nft; do
-  command -v "$t" >/dev/null || { echo "accuracy.sh: needs $t" >&2; exit 2; }
-done
-
-"$LAB" demo --nodes "$NODES" --prefix "$PREFIX" --refresh 0s >"$WORK/demo.log" 2>&1 &
-DEMO_PID=$!
-URL=""
-for _ in $(seq 1 300); do
-  URL=$("$LAB" list 2>/dev/null | awk -v p="$PREFIX" '$1 == p && $NF ~ /^http/ {print $NF}')
-  [ -n "$URL" ] && break
-  sleep 0.1
-done
-[ -n "$URL" ] || { echo "accuracy.sh: the lab did not start; its log:" >&2; cat "$WORK/demo.log" >&2; exit 1; }
-
-edges() { "$CLI" --aggregator "$URL" edges -o json --limit 10000; }
-WANT=$(( NODES * 2 * (NODES * 2 - 1) ))
-for _ in $(seq 1 300); do
-  up=$(edges 2>/dev/null | python3 -c 'import json,sys; print(sum(e["state"]=="up" for e in json.load(sys.stdin)["edges"]))' 2>/dev/null || echo 0)
-  [ "$up" -ge "$WANT" ] && break
-  sleep 0.2
-done
-[ "$up" -ge "$WANT" ] || { echo "accuracy.sh: only $up of $WANT edges UP after 60 s" >&2; exit 1; }
+trap demo_cleanup EXIT
+demo_preflight fping python3 nft
+demo_start "$NODES"
+wait_for_edges up "$(full_mesh_edges "$NODES")"
 # Let the first reports land before the faults start.
 sleep 2
 
@@ -109,7 +74,7 @@ ip netns exec "$HOST_NS" nft add rule inet echomesh_lab ingress \
   iifname '"eth0"' numgen random mod 100 '<' "$LOSS" counter drop
 "$LAB" delay --prefix "$PREFIX" "$NODE" "$DELAY" >/dev/null
 t_fault=$(date +%s.%N)
-edges >"$WORK/before.json"
+demo_edges >"$WORK/before.json"
 
 COUNT=$(( WINDOW * 1000 / RATE_MS ))
 ip netns exec "$POD_NS" "$AGENT" probe -c "$COUNT" -i "${RATE_MS}ms" -o json "$TARGET" \
@@ -121,13 +86,13 @@ wait "$PROBE_PID" || true   # probe exits non-zero when a probe is lost
 wait "$FPING_PID" || true   # fping exits 1 when any probe is lost
 # One window after the change, plus two report intervals for the last reports to land.
 python3 -c "import time; time.sleep(max(0, $t_fault + $WINDOW + 2 - time.time()))"
-edges >"$WORK/after.json"
+demo_edges >"$WORK/after.json"
 read -r LOAD1 LOAD5 LOAD15 _ </proc/loadavg
 
 "$LAB" clear --prefix "$PREFIX" "$NODE" >/dev/null
 t_clear=$(date +%s.%N)
 python3 -c "import time; time.sleep(max(0, $t_clear + $WINDOW + 2 - time.time()))"
-edges >"$WORK/cleared.json"
+demo_edges >"$WORK/cleared.json"
 
 python3 - "$WORK" "$NODE" "$PEER" "$LOSS" "$DELAY" "$WINDOW" "$RATE_MS" <<'EOF'
 import json, math, statistics, sys

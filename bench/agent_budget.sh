@@ -6,10 +6,10 @@
 # exactly that load for 60 s and prints its CPU (cores) and peak RSS beside the goals
 # (<= 0.1 core, <= 64 MiB).
 #
-# The lab is the one of bench/probe_vs_fping.sh: a sender namespace and a sink namespace joined by
-# a veth pair, the sink answering every address of 10.250.0.0/16. Over veth the sink's kernel
-# answers inside the sender's own send call, so the agent would be billed a peer's work; the run
-# is therefore made twice:
+# The lab is the sink lab of bench/lib.sh, the one of bench/probe_vs_fping.sh: a sender namespace
+# and a sink namespace joined by a veth pair, the sink answering every address of 10.250.0.0/16.
+# Over veth the sink's kernel answers inside the sender's own send call, so the agent would be
+# billed a peer's work; the run is therefore made twice:
 #   own   the agent pinned to CPU 0, the sink's receive steered to CPU 1 with RPS (as a real peer
 #         answers on another machine): the agent's own cost, judged against the goal;
 #   billed the sink on whatever CPU sends (the agent is also billed every peer's answer): an upper
@@ -18,7 +18,9 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+BENCH_NAME=agent_budget
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 ECHOMESH_AGENT=${ECHOMESH_AGENT:-$REPO_ROOT/target/release/echomesh-agent}
 
 TARGETS=200
@@ -29,16 +31,7 @@ OUT_DIR=""
 GOAL_CORES=0.1
 GOAL_RSS_MIB=64
 
-SUBNET=10.250.0.0/16
-SND_ADDR=192.0.2.1   # TEST-NET-1, only ever configured inside our own namespaces
-SINK_ADDR=192.0.2.2
-PREFIX="emab$$"
-NS_SND="$PREFIX-snd"
-NS_SINK="$PREFIX-sink"
-VETH_SND="$PREFIX-s"
-VETH_SINK="$PREFIX-k"
-CREATED_NS=()
-STARTED_PIDS=()
+sink_lab_names "emab$$"
 
 usage() {
   cat <<EOF
@@ -58,15 +51,6 @@ Environment: ECHOMESH_AGENT (default <repo>/target/release/echomesh-agent).
 Needs root (namespaces, raw sockets), ip, taskset, python3, GNU time and, for 'own', 2 CPUs:
   apt-get install iproute2 util-linux time python3
 EOF
-}
-
-die() {
-  echo "agent_budget: $*" >&2
-  exit 2
-}
-
-log() {
-  printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*"
 }
 
 parse_args() {
@@ -99,65 +83,11 @@ preflight() {
   command -v python3 >/dev/null || missing+=("python3")
   [ -x /usr/bin/time ] || missing+=("/usr/bin/time (GNU time)")
   [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}. Install with: apt-get install iproute2 util-linux time python3"
-  /usr/bin/time -f '%M' -o /dev/null true 2>/dev/null || die "/usr/bin/time is not GNU time: apt-get install time"
+  require_gnu_time
   if want own && [ "$(nproc)" -lt 2 ]; then
     die "mode 'own' needs 2 CPUs (the agent on one, the sink on the other); use --modes billed"
   fi
-  [ -x "$ECHOMESH_AGENT" ] || die "echomesh-agent not found at $ECHOMESH_AGENT.
-Build it first:   cargo build --release -p echomesh-agent
-or point at one:  ECHOMESH_AGENT=/path/to/echomesh-agent $0"
-  "$ECHOMESH_AGENT" probe --help >/dev/null 2>&1 \
-    || die "$ECHOMESH_AGENT has no working 'probe' subcommand (rebuild: cargo build --release -p echomesh-agent)"
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
-  local pid ns
-  for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for ns in "${CREATED_NS[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-  done
-  wait 2>/dev/null
-  # Deleting the sender namespace also destroys the veth pair (both ends).
-  for ns in "${CREATED_NS[@]}"; do
-    ip netns delete "$ns" 2>/dev/null && log "removed namespace $ns"
-  done
-  exit "$rc"
-}
-
-ns_sysctl() {
-  ip netns exec "$1" sysctl -qw "$2" >/dev/null
-}
-
-lab_up() {
-  local ns
-  for ns in "$NS_SND" "$NS_SINK"; do
-    [ ! -e "/run/netns/$ns" ] || die "namespace $ns already exists (left over from a crashed run with the same PID?)"
-  done
-  log "building lab: namespaces $NS_SND, $NS_SINK"
-  ip netns add "$NS_SND"; CREATED_NS+=("$NS_SND")
-  ip netns add "$NS_SINK"; CREATED_NS+=("$NS_SINK")
-  ip -n "$NS_SND" link add "$VETH_SND" type veth peer name "$VETH_SINK" netns "$NS_SINK"
-  ip -n "$NS_SND" addr add "$SND_ADDR/30" dev "$VETH_SND"
-  ip -n "$NS_SINK" addr add "$SINK_ADDR/30" dev "$VETH_SINK"
-  for ns in "$NS_SND" "$NS_SINK"; do ip -n "$ns" link set lo up; done
-  ip -n "$NS_SND" link set "$VETH_SND" up
-  ip -n "$NS_SINK" link set "$VETH_SINK" up
-  ip -n "$NS_SINK" route add local "$SUBNET" dev lo
-  ip -n "$NS_SND" route add "$SUBNET" via "$SINK_ADDR"
-  ns_sysctl "$NS_SINK" net.ipv4.icmp_ratelimit=0
-  ns_sysctl "$NS_SINK" net.ipv4.icmp_echo_ignore_all=0
-  for ns in "$NS_SND" "$NS_SINK"; do
-    ns_sysctl "$ns" net.ipv4.conf.all.rp_filter=0
-    ns_sysctl "$ns" net.ipv4.conf.default.rp_filter=0
-  done
-}
-
-sink_rps() {
-  ip netns exec "$NS_SINK" sh -c "echo $1 > /sys/class/net/$VETH_SINK/queues/rx-0/rps_cpus" \
-    || die "cannot set RPS on the sink's veth (kernel without CONFIG_RPS?)"
+  require_probe_agent
 }
 
 # run_mode MODE: one run of the agent under GNU time; writes MODE.{cmd,time,stdout,stderr,load}.
@@ -220,9 +150,9 @@ main() {
   preflight
   OUT_DIR=${OUT_DIR:-$BENCH_DIR/out/budget-$(date -u +%Y%m%dT%H%M%SZ)}
   mkdir -p "$OUT_DIR"
-  trap cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
+  trap sink_lab_cleanup EXIT
+  trap 'on_signal INT' INT
+  trap 'on_signal TERM' TERM
   {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "kernel: $(uname -r)"
@@ -230,14 +160,8 @@ main() {
     echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "echomesh-agent: $ECHOMESH_AGENT"
   } | tee "$OUT_DIR/machine.txt"
-  lab_up
-  python3 - "$TARGETS" "$OUT_DIR/targets" <<'EOF'
-import ipaddress, sys
-n, path = int(sys.argv[1]), sys.argv[2]
-base = int(ipaddress.ip_address("10.250.0.1"))
-with open(path, "w") as fh:
-    fh.writelines(f"{ipaddress.ip_address(base + i)}\n" for i in range(n))
-EOF
+  sink_lab_up
+  write_targets "$TARGETS" "$OUT_DIR/targets"
   local m
   for m in own billed; do
     if want "$m"; then run_mode "$m"; fi

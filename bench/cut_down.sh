@@ -10,17 +10,14 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-BIN_DIR=${BIN_DIR:-$REPO_ROOT/target/release}
+BENCH_NAME=cut_down.sh
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 CUTS=${CUTS:-20}
 NODES=${NODES:-3}
 NODE=${NODE:-node$NODES}
 PREFIX="emc$(printf '%04x' $((RANDOM)))"
-LAB="$BIN_DIR/echomesh-lab"
-CLI="$BIN_DIR/echomesh"
 WORK=$(mktemp -d)
-DEMO_PID=""
-WATCH_PID=""
 
 usage() {
   cat <<EOF
@@ -43,59 +40,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-cleanup() {
-  [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null || true
-  if [ -n "$DEMO_PID" ]; then
-    kill -INT "$DEMO_PID" 2>/dev/null || true
-    wait "$DEMO_PID" 2>/dev/null || true
-  fi
-  "$LAB" down --prefix "$PREFIX" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap demo_cleanup EXIT
+demo_preflight python3
+demo_start "$NODES"
 
-[ "$(id -u)" = 0 ] || { echo "cut_down.sh: needs root (network namespaces)" >&2; exit 2; }
-for b in "$LAB" "$CLI" "$BIN_DIR/echomesh-agent" "$BIN_DIR/echomesh-aggregator"; do
-  [ -x "$b" ] || { echo "cut_down.sh: $b is missing; build the release binaries first" >&2; exit 2; }
-done
-command -v python3 >/dev/null || { echo "cut_down.sh: needs python3" >&2; exit 2; }
-
-"$LAB" demo --nodes "$NODES" --prefix "$PREFIX" --refresh 0s >"$WORK/demo.log" 2>&1 &
-DEMO_PID=$!
-URL=""
-for _ in $(seq 1 300); do
-  URL=$("$LAB" list 2>/dev/null | awk -v p="$PREFIX" '$1 == p && $NF ~ /^http/ {print $NF}')
-  [ -n "$URL" ] && break
-  sleep 0.1
-done
-[ -n "$URL" ] || { echo "cut_down.sh: the lab did not start; its log:" >&2; cat "$WORK/demo.log" >&2; exit 1; }
-
-# Edges of a full mesh: 2 agents per node, each probing every other agent (IPv4 lab: one address).
-WANT=$(( NODES * 2 * (NODES * 2 - 1) ))
-count() { # count STATE: edges in STATE; with "cross", only those with exactly one end on $NODE
-  "$CLI" --aggregator "$URL" edges -o json --limit 10000 2>/dev/null | python3 -c '
-import json, sys
-state, node, cross = sys.argv[1], sys.argv[2], sys.argv[3] == "cross"
-try:
-    edges = json.load(sys.stdin)["edges"]
-except Exception:
-    print(-1); sys.exit()
-sel = [e for e in edges if not cross or ((e["source_node"] == node) != (e["target_node"] == node))]
-print(sum(1 for e in sel if e["state"] == state))' "$1" "$NODE" "${2:-all}"
-}
-wait_for() { # wait_for STATE N [cross]: until N edges are in STATE (60 s at most)
-  for _ in $(seq 1 600); do
-    [ "$(count "$1" "${3:-all}")" -ge "$2" ] && return 0
-    sleep 0.1
-  done
-  echo "cut_down.sh: not $2 edges $1 after 60 s" >&2
-  return 1
-}
-wait_for up "$WANT"
+WANT=$(full_mesh_edges "$NODES")
+wait_for_edges up "$WANT"
 CROSSING=$(( 2 * 2 * (NODES - 1) * 2 ))   # the node's 2 agents <-> the others' 2(N-1), both ways
 
-"$CLI" --aggregator "$URL" watch --every-change -o json >"$WORK/events.jsonl" 2>/dev/null &
-WATCH_PID=$!
+demo_watch "$WORK/events.jsonl"
 sleep 1
 : >"$WORK/cuts.txt"
 for i in $(seq 1 "$CUTS"); do
@@ -103,10 +56,10 @@ for i in $(seq 1 "$CUTS"); do
   t_cut=$(date +%s%3N)
   "$LAB" cut --prefix "$PREFIX" "$NODE" >/dev/null
   t_cut_done=$(date +%s%3N)
-  wait_for down "$CROSSING" cross
+  wait_for_edges down "$CROSSING" "$NODE"
   t_heal=$(date +%s%3N)
   "$LAB" heal --prefix "$PREFIX" "$NODE" >/dev/null
-  wait_for up "$WANT"
+  wait_for_edges up "$WANT"
   echo "$t_cut $t_heal $t_cut_done" >>"$WORK/cuts.txt"
   sleep 2   # a healthy stretch before the next cut
 done

@@ -8,52 +8,26 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-BIN_DIR=${BIN_DIR:-$REPO_ROOT/target/release}
+BENCH_NAME=false_down.sh
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 NODES=${NODES:-3}
 PCT=${PCT:-5}
 DURATION=${DURATION:-600}
 NODE=node$NODES
 PREFIX="emf$(printf '%04x' $((RANDOM)))"
-LAB="$BIN_DIR/echomesh-lab"
-CLI="$BIN_DIR/echomesh"
 WORK=$(mktemp -d)
-DEMO_PID=""
-WATCH_PID=""
 
-cleanup() {
-  [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null || true
-  if [ -n "$DEMO_PID" ]; then
-    kill -INT "$DEMO_PID" 2>/dev/null || true
-    wait "$DEMO_PID" 2>/dev/null || true
-  fi
-  "$LAB" down --prefix "$PREFIX" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-[ "$(id -u)" = 0 ] || { echo "false_down.sh: needs root (network namespaces)" >&2; exit 2; }
-for b in "$LAB" "$CLI" "$BIN_DIR/echomesh-agent" "$BIN_DIR/echomesh-aggregator"; do
-  [ -x "$b" ] || { echo "false_down.sh: $b is missing; build the binaries first" >&2; exit 2; }
-done
-
-"$LAB" demo --nodes "$NODES" --prefix "$PREFIX" --refresh 0s >"$WORK/demo.log" 2>&1 &
-DEMO_PID=$!
-URL=""
-for _ in $(seq 1 300); do
-  URL=$("$LAB" list 2>/dev/null | awk -v p="$PREFIX" '$1 == p && $NF ~ /^http/ {print $NF}')
-  [ -n "$URL" ] && break
-  sleep 0.1
-done
-[ -n "$URL" ] || { echo "false_down.sh: the lab did not start" >&2; cat "$WORK/demo.log" >&2; exit 1; }
+trap demo_cleanup EXIT
+demo_preflight python3
+demo_start "$NODES"
 sleep 5
-"$CLI" --aggregator "$URL" watch --every-change -o json >"$WORK/events.jsonl" 2>/dev/null &
-WATCH_PID=$!
+demo_watch "$WORK/events.jsonl"
 sleep 1
 "$LAB" loss --prefix "$PREFIX" "$NODE" "$PCT" >/dev/null
 echo "false_down.sh: $PCT % loss on $NODE for $DURATION s" >&2
 sleep "$DURATION"
-"$CLI" --aggregator "$URL" edges -o json --limit 10000 >"$WORK/edges.json"
+demo_edges >"$WORK/edges.json"
 python3 - "$WORK/events.jsonl" "$WORK/edges.json" "$NODE" <<'PY'
 import collections, json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]

@@ -9,7 +9,9 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+BENCH_NAME=probe_vs_fping
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 STATS="$BENCH_DIR/bench_stats.py"
 
 ECHOMESH_AGENT=${ECHOMESH_AGENT:-$REPO_ROOT/target/release/echomesh-agent}
@@ -26,22 +28,12 @@ FPING_SUSTAINED_TARGETS=${FPING_SUSTAINED_TARGETS:-640}
 # default: on a shared machine a 100k probes/s run at high priority starves everyone else.
 BENCH_NICE=${BENCH_NICE:-}
 
-SUBNET=10.250.0.0/16
-SND_ADDR=192.0.2.1   # TEST-NET-1, only ever configured inside our own namespaces
-SINK_ADDR=192.0.2.2
-
-PREFIX="emb$$"
-NS_SND="$PREFIX-snd"
-NS_SINK="$PREFIX-sink"
-VETH_SND="$PREFIX-s"
-VETH_SINK="$PREFIX-k"
+sink_lab_names "emb$$"
 
 ONLY="1,2,3,4,5"
 QUICK=0
 FPING_ONLY=0
 OUT_DIR=""
-CREATED_NS=()
-STARTED_PIDS=()
 
 usage() {
   cat <<EOF
@@ -74,15 +66,6 @@ Needs root (network namespaces, raw sockets), ip, fping, python3 and GNU time (s
 taskset and 2 CPUs):
   apt-get install fping iproute2 time python3 util-linux
 EOF
-}
-
-die() {
-  echo "probe_vs_fping: $*" >&2
-  exit 2
-}
-
-log() {
-  printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*"
 }
 
 parse_args() {
@@ -120,96 +103,18 @@ preflight() {
   if [ ${#missing[@]} -gt 0 ]; then
     die "missing: ${missing[*]}. Install with: apt-get install fping iproute2 time python3 util-linux"
   fi
-  # GNU time, not a BSD or busybox one: we need -o and %M.
-  /usr/bin/time -f '%M' -o /dev/null true 2>/dev/null || die "/usr/bin/time is not GNU time: apt-get install time"
+  require_gnu_time
   if [ "$FPING_ONLY" -eq 0 ]; then
-    if [ ! -x "$ECHOMESH_AGENT" ]; then
-      die "echomesh-agent not found at $ECHOMESH_AGENT.
-Build it first:   cargo build --release -p echomesh-agent
-or point at one:  ECHOMESH_AGENT=/path/to/echomesh-agent $0 ...
-or run without:   $0 --fping-only"
-    fi
+    require_probe_agent "or run without:   $0 --fping-only"
     ECHOMESH_AGENT=$(cd "$(dirname "$ECHOMESH_AGENT")" && pwd)/$(basename "$ECHOMESH_AGENT")
-    # An old build without the one-shot mode would fail every scenario; say so once, up front.
-    "$ECHOMESH_AGENT" probe --help >/dev/null 2>&1 \
-      || die "$ECHOMESH_AGENT has no working 'probe' subcommand (rebuild: cargo build --release -p echomesh-agent)"
   fi
 }
 
 # --- lab --------------------------------------------------------------------------------------
 
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  set +e
-  # Our tools first: the PIDs we started, then anything still living in our namespaces (only we
-  # put processes there). A namespace cannot be deleted while a process holds it.
-  local pid ns
-  for pid in "${STARTED_PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null
-  done
-  for ns in "${CREATED_NS[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do
-      kill -TERM "$pid" 2>/dev/null
-    done
-  done
-  sleep 0.2
-  for ns in "${CREATED_NS[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do
-      kill -KILL "$pid" 2>/dev/null
-    done
-  done
-  wait 2>/dev/null
-  # Deleting the sender namespace also destroys the veth pair (both ends).
-  for ns in "${CREATED_NS[@]}"; do
-    ip netns delete "$ns" 2>/dev/null && log "removed namespace $ns"
-  done
-  CREATED_NS=()
-  exit "$rc"
-}
-
-on_signal() {
-  log "interrupted by SIG$1, cleaning up"
-  # 128 + signal number, like a shell would report it.
-  case "$1" in INT) exit 130 ;; TERM) exit 143 ;; esac
-}
-
-ns_sysctl() {
-  # Runs inside the namespace, so it writes that namespace's own copy of a per-netns sysctl.
-  ip netns exec "$1" sysctl -qw "$2" >/dev/null
-}
-
+# The sink lab (bench/lib.sh), checked with fping before anything is measured.
 lab_up() {
-  local ns
-  for ns in "$NS_SND" "$NS_SINK"; do
-    [ ! -e "/run/netns/$ns" ] || die "namespace $ns already exists (left over from a crashed run with the same PID?)"
-  done
-  log "building lab: namespaces $NS_SND, $NS_SINK"
-  ip netns add "$NS_SND"; CREATED_NS+=("$NS_SND")
-  ip netns add "$NS_SINK"; CREATED_NS+=("$NS_SINK")
-  # Create the veth pair directly inside the namespaces so it never appears in the root namespace.
-  ip -n "$NS_SND" link add "$VETH_SND" type veth peer name "$VETH_SINK" netns "$NS_SINK"
-  ip -n "$NS_SND" addr add "$SND_ADDR/30" dev "$VETH_SND"
-  ip -n "$NS_SINK" addr add "$SINK_ADDR/30" dev "$VETH_SINK"
-  for ns in "$NS_SND" "$NS_SINK"; do ip -n "$ns" link set lo up; done
-  ip -n "$NS_SND" link set "$VETH_SND" up
-  ip -n "$NS_SINK" link set "$VETH_SINK" up
-  # The sink treats every address of the /16 as its own, so its kernel answers all of them.
-  ip -n "$NS_SINK" route add local "$SUBNET" dev lo
-  ip -n "$NS_SND" route add "$SUBNET" via "$SINK_ADDR"
-
-  # Sink tuning, all per-namespace: echo replies are exempt from ICMP rate limiting under the
-  # default icmp_ratemask, but a host may have changed that, so switch the per-netns limiter off;
-  # never ignore echo; no reverse-path filtering (replies and requests share the one veth anyway).
-  ns_sysctl "$NS_SINK" net.ipv4.icmp_ratelimit=0
-  ns_sysctl "$NS_SINK" net.ipv4.icmp_echo_ignore_all=0
-  ns_sysctl "$NS_SINK" net.ipv4.icmp_echo_ignore_broadcasts=0
-  for ns in "$NS_SND" "$NS_SINK"; do
-    ns_sysctl "$ns" net.ipv4.conf.all.rp_filter=0
-    ns_sysctl "$ns" net.ipv4.conf.default.rp_filter=0
-  done
-  ns_sysctl "$NS_SND" "net.ipv4.conf.$VETH_SND.rp_filter=0"
-  ns_sysctl "$NS_SINK" "net.ipv4.conf.$VETH_SINK.rp_filter=0"
+  sink_lab_up
 
   # Prove the sink answers across the whole /16, edges included, before measuring anything.
   ip netns exec "$NS_SND" "$FPING" -q -c 1 -t 500 10.250.0.0 10.250.0.1 10.250.128.77 10.250.255.255 \
@@ -218,17 +123,6 @@ lab_up() {
 }
 
 # --- measurement -------------------------------------------------------------------------------
-
-write_targets() {
-  # First N addresses after 10.250.0.0, one per line; both tools read the same file.
-  python3 - "$1" "$2" <<'EOF'
-import ipaddress, sys
-n, path = int(sys.argv[1]), sys.argv[2]
-base = int(ipaddress.ip_address("10.250.0.1"))
-with open(path, "w") as fh:
-    fh.writelines(f"{ipaddress.ip_address(base + i)}\n" for i in range(n))
-EOF
-}
 
 line_count() {
   if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
@@ -355,11 +249,6 @@ scenario_4() {
   run_echomesh 4 100 "$count" 50 500 "$t"
 }
 
-# The sink's receive processing on CPU 1 (RPS on its veth), or back on whichever CPU sent (0).
-sink_rps() {
-  ip netns exec "$NS_SINK" sh -c "echo $1 > /sys/class/net/$VETH_SINK/queues/rx-0/rps_cpus" \
-    || die "cannot set RPS on the sink's veth (kernel without CONFIG_RPS?)"
-}
 
 scenario_5() {
   # Scenario 2's load, but what each tool pays for itself. Over veth the sink's kernel answers
@@ -409,7 +298,7 @@ main() {
   preflight "$@"
   OUT_DIR=${OUT_DIR:-$BENCH_DIR/out/$(date -u +%Y%m%dT%H%M%SZ)}
   mkdir -p "$OUT_DIR"
-  trap cleanup EXIT
+  trap sink_lab_cleanup EXIT
   trap 'on_signal INT' INT
   trap 'on_signal TERM' TERM
   describe_machine
