@@ -287,6 +287,20 @@ mod tests {
         ))
     }
 
+    /// The next frame of `b`, which must be data.
+    async fn next_data<B>(b: &mut B) -> Bytes
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Debug,
+    {
+        b.frame()
+            .await
+            .expect("a frame")
+            .expect("not an error")
+            .into_data()
+            .expect("data")
+    }
+
     fn refuse_x() -> Check {
         Arc::new(|m: &[u8]| {
             if m.contains(&b'x') {
@@ -306,21 +320,9 @@ mod tests {
         // One byte per chunk: the worst split.
         let chunks = wire.iter().map(|b| vec![*b]).collect();
         let mut b = CheckedBody::new(body(chunks), refuse_x(), 1024);
-        let f1 = b
-            .frame()
-            .await
-            .expect("ok")
-            .expect("ok")
-            .into_data()
-            .expect("ok");
+        let f1 = next_data(&mut b).await;
         assert_eq!(&f1[..], &frame(b"hello")[..]);
-        let f2 = b
-            .frame()
-            .await
-            .expect("ok")
-            .expect("ok")
-            .into_data()
-            .expect("ok");
+        let f2 = next_data(&mut b).await;
         assert_eq!(&f2[..], &frame(b"world")[..]);
         let e = b.frame().await.expect("ok").expect_err("refused");
         let s = e.downcast::<Status>().expect("a Status");
@@ -388,13 +390,7 @@ mod tests {
     async fn a_truncated_message_is_handed_on_for_tonic_to_refuse() {
         let wire = frame(b"hello");
         let mut b = CheckedBody::new(body(vec![wire[..7].to_vec()]), refuse_x(), 1024);
-        let f = b
-            .frame()
-            .await
-            .expect("ok")
-            .expect("ok")
-            .into_data()
-            .expect("ok");
+        let f = next_data(&mut b).await;
         assert_eq!(&f[..], &wire[..7]);
         assert!(b.frame().await.is_none());
     }
