@@ -216,11 +216,7 @@ async fn simulate(args: &ScaleArgs, server_bin: Option<&Path>) -> anyhow::Result
         cluster.entries.load(Ordering::Relaxed),
     );
     let get_stop = Arc::new(AtomicBool::new(false));
-    let getter = look::get_edge_loop(
-        look::reader(&agg.url).await?,
-        cluster.clone(),
-        get_stop.clone(),
-    );
+    let getter = look::get_edge_loop(&agg.url, cluster.clone(), get_stop.clone());
     cluster.recording.store(true, Ordering::Relaxed);
     let start = Instant::now();
     tokio::time::sleep(args.steady).await;
@@ -231,7 +227,7 @@ async fn simulate(args: &ScaleArgs, server_bin: Option<&Path>) -> anyhow::Result
     let self_cpu = (cpu_seconds(Proc::Current)? - self0) / secs;
     let rss = rss_bytes(Proc::Pid(agg.pid))?;
     let mut acks = std::mem::take(&mut *cluster.ack_us.lock());
-    let mut gets = getter.await?;
+    let mut gets = getter.await??;
     let reports = (cluster.acks.load(Ordering::Relaxed) - acks0) as f64 / secs;
     let updates = (cluster.entries.load(Ordering::Relaxed) - entries0) as f64 / secs;
     let s = look::summary(&mut c).await?;

@@ -180,7 +180,7 @@ impl Events {
             })
             .sum();
         let stop = Arc::new(AtomicBool::new(false));
-        let getter = look::get_edge_loop(look::reader(&self.url).await?, cl.clone(), stop.clone());
+        let getter = look::get_edge_loop(&self.url, cl.clone(), stop.clone());
         let t0 = Instant::now();
         cl.truth.cut_zone(zone);
         cl.truth_changed();
@@ -206,7 +206,7 @@ impl Events {
         // GetEdge through the storm: the first 10 s after the cut.
         tokio::time::sleep(Duration::from_secs(10).saturating_sub(t0.elapsed())).await;
         stop.store(true, Ordering::Relaxed);
-        let mut gets = getter.await?;
+        let mut gets = getter.await??;
         figs.add(
             "zone partition: visible in status (Summary: 90 % of crossing edges DOWN)",
             format!(

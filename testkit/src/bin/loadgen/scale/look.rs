@@ -84,12 +84,31 @@ pub(crate) async fn summary(c: &mut Reader) -> anyhow::Result<v1::SummaryRespons
 }
 
 /// Calls `GetEdge` on edges of the current lists every 5 ms until `stop`; the latencies (µs).
+///
+/// The caller runs on a thread and runtime of its own, with its own connection: on the load
+/// generator's runtime its latency would include the queue of the 10,000 simulated sessions
+/// beside it, which is the load generator's delay, not the aggregator's.
 pub(crate) fn get_edge_loop(
-    mut c: Reader,
+    url: &str,
     cluster: Arc<Cluster>,
     stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<u32>> {
-    tokio::spawn(async move {
+) -> tokio::task::JoinHandle<anyhow::Result<Vec<u32>>> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(get_edges(url, cluster, stop))
+    })
+}
+
+async fn get_edges(
+    url: String,
+    cluster: Arc<Cluster>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Vec<u32>> {
+    let mut c = reader(&url).await?;
+    {
         let mut out = Vec::new();
         let mut k = 0usize;
         while !stop.load(Ordering::Relaxed) {
@@ -116,6 +135,6 @@ pub(crate) fn get_edge_loop(
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        out
-    })
+        Ok(out)
+    }
 }
