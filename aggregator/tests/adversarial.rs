@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use echomesh_aggregator::Config;
 use echomesh_proto::v1::{self, EdgeState, Network};
+use echomesh_testkit::aggregator::scenarios::connected_agents_at;
 use echomesh_testkit::http;
 use echomesh_testkit::metrics::sample;
 use echomesh_testkit::raw::{RawAgent, empty_entries_report};
@@ -19,13 +20,8 @@ use tonic::Code;
 
 /// Two well-behaved agents, assigned each other, one report each merged.
 async fn two_good_agents(s: &TestAggregator) -> Vec<SimAgent> {
-    let mut agents = Vec::new();
-    for (n, a) in [("good-a", "10.0.0.1"), ("good-b", "10.0.0.2")] {
-        agents.push(SimAgent::connect(s.channel().await, n, a).await);
-    }
-    for a in &mut agents {
-        a.wait_assignment(1).await;
-    }
+    let mut agents =
+        connected_agents_at(s, &["good-a", "good-b"], |i| format!("10.0.0.{}", i + 1)).await;
     report_ok(&mut agents).await;
     agents
 }

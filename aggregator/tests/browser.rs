@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use echomesh_testkit::aggregator::TestAggregator;
 use echomesh_testkit::aggregator::scenarios::{
     cluster_with_broken_node, cluster_with_broken_node_on,
-    cluster_with_broken_node_on_both_networks, stable_server,
+    cluster_with_broken_node_on_both_networks, connected_agents_at, stable_server,
 };
-use echomesh_testkit::{SimAgent, root, skip};
+use echomesh_testkit::{root, skip};
 
 #[path = "browser/scale.rs"]
 mod scale;
@@ -476,13 +476,8 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
     let s = stable_server().await;
     let n = 40;
     let names: Vec<String> = (1..=n).map(|i| format!("node-{i:02}")).collect();
-    let mut agents = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        agents.push(SimAgent::connect(s.channel().await, name, &format!("10.0.0.{}", i + 1)).await);
-    }
-    for a in &mut agents {
-        a.wait_assignment(n - 1).await;
-    }
+    let nodes: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut agents = connected_agents_at(&s, &nodes, |i| format!("10.0.0.{}", i + 1)).await;
     let empty = echomesh_proto::v1::Histogram::from(&echomesh_proto::Histogram::new());
     for round in 1..=3u64 {
         for (i, a) in agents.iter_mut().enumerate() {

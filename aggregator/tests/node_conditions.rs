@@ -6,15 +6,13 @@
 //!
 //! Waits are "until the write arrives" with the generous [`SOON`] bound, never fixed sleeps.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use echomesh_proto::{Histogram, v1};
+use echomesh_testkit::aggregator::scenarios::{connected_agents_at, report_with_node_cut};
 use echomesh_testkit::http::get;
 use echomesh_testkit::k8s::fixtures;
 use echomesh_testkit::k8s::mock_api::MockApi;
 use echomesh_testkit::k8s::write_api::WriteApi;
-use echomesh_testkit::sim::hello_message;
 use echomesh_testkit::{SOON, SimAgent, TestAggregator};
 
 const NODES: [&str; 4] = ["a", "b", "c", "d"];
@@ -34,45 +32,14 @@ async fn cluster() -> (TestAggregator, WriteApi, Vec<SimAgent>) {
     let (writes, wclient) = WriteApi::start(nodes);
     let s =
         TestAggregator::start_with_node_conditions(client, wclient, Duration::from_secs(1)).await;
-    let mut agents = Vec::new();
-    for (i, n) in NODES.iter().enumerate() {
-        let hello = hello_message(n, v1::Network::Pod, &pod_ip(i));
-        agents.push(
-            SimAgent::open(s.channel().await, hello)
-                .await
-                .expect("session"),
-        );
-    }
-    for a in &mut agents {
-        a.wait_assignment(NODES.len() - 1).await;
-    }
+    let agents = connected_agents_at(&s, &NODES, pod_ip).await;
     (s, writes, agents)
 }
 
 /// Three report rounds in which every probe to and from d is lost.
 async fn cut_d(agents: &mut [SimAgent], first_round: u64) {
-    let empty = v1::Histogram::from(&Histogram::new());
-    for round in first_round..first_round + 3 {
-        for (i, a) in agents.iter_mut().enumerate() {
-            let to_node: HashMap<u64, String> = a
-                .assignment
-                .as_ref()
-                .expect("assigned")
-                .targets
-                .iter()
-                .map(|t| (t.id, t.node.clone()))
-                .collect();
-            let mut r = a.make_report(100, 0, 150);
-            for t in &mut r.targets {
-                if NODES[i] == "d" || to_node.get(&t.target_id).is_some_and(|n| n == "d") {
-                    t.received = 0;
-                    t.lost = 100;
-                    t.rtt = Some(empty.clone());
-                }
-            }
-            a.send_report(r).await;
-            a.wait_ack(round).await;
-        }
+    for _round in first_round..first_round + 3 {
+        report_with_node_cut(agents, &NODES, "d", |_| 150).await;
     }
 }
 
@@ -159,9 +126,7 @@ async fn a_cut_node_gets_the_condition_and_an_event_and_metrics_count_them() {
     {
         assert!(tokio::time::Instant::now() < deadline, "never healed");
         for a in &mut agents {
-            let r = a.make_report(100, 0, 150);
-            a.send_report(r).await;
-            a.wait_ack(round).await;
+            assert_eq!(a.report_acked(100, 0, 150).await, round);
         }
         round += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;

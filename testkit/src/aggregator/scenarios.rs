@@ -19,14 +19,53 @@ pub async fn stable_server() -> TestAggregator {
 /// Pod-network agents on `nodes`, at 127.0.0.1, 127.0.0.2, … in that order, each once assigned
 /// every other.
 pub async fn connected_agents(s: &TestAggregator, nodes: &[&str]) -> Vec<SimAgent> {
+    connected_agents_at(s, nodes, |i| format!("127.0.0.{}", i + 1)).await
+}
+
+/// [`connected_agents`] with node `i`'s agent at `addr(i)`.
+pub async fn connected_agents_at(
+    s: &TestAggregator,
+    nodes: &[&str],
+    addr: impl Fn(usize) -> String,
+) -> Vec<SimAgent> {
     let mut agents = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
-        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
+        agents.push(SimAgent::connect(s.channel().await, n, &addr(i)).await);
     }
     for a in &mut agents {
         a.wait_assignment(nodes.len() - 1).await;
     }
     agents
+}
+
+/// One acked report from each agent (agent `i` runs on `nodes[i]`) in which every probe from or
+/// to node `cut` is lost and every other probe is answered after `rtt_us(i)` µs.
+pub async fn report_with_node_cut(
+    agents: &mut [SimAgent],
+    nodes: &[&str],
+    cut: &str,
+    rtt_us: impl Fn(usize) -> u64,
+) {
+    let empty = v1::Histogram::from(&Histogram::new());
+    for (i, a) in agents.iter_mut().enumerate() {
+        let to_node: HashMap<u64, String> = a
+            .assignment
+            .as_ref()
+            .expect("assigned")
+            .targets
+            .iter()
+            .map(|t| (t.id, t.node.clone()))
+            .collect();
+        let mut r = a.make_report(100, 0, rtt_us(i));
+        for t in &mut r.targets {
+            if nodes[i] == cut || to_node.get(&t.target_id).is_some_and(|n| n == cut) {
+                t.received = 0;
+                t.lost = 100;
+                t.rtt = Some(empty.clone());
+            }
+        }
+        a.send_report_acked(r).await;
+    }
 }
 
 /// An aggregator with agents on nodes a, b, c and d (pod network), where d is cut off: every
@@ -72,28 +111,8 @@ async fn broken_node_agents(s: &TestAggregator, networks: &[v1::Network]) -> Vec
     for a in &mut agents {
         a.wait_assignment(names.len() * networks.len() - 1).await;
     }
-    let empty = v1::Histogram::from(&Histogram::new());
-    for round in 1..=3u64 {
-        for (i, a) in agents.iter_mut().enumerate() {
-            let to_node: HashMap<u64, String> = a
-                .assignment
-                .as_ref()
-                .expect("assigned")
-                .targets
-                .iter()
-                .map(|t| (t.id, t.node.clone()))
-                .collect();
-            let mut r = a.make_report(100, 0, 150 + 50 * i as u64);
-            for t in &mut r.targets {
-                if owner[i] == "d" || to_node.get(&t.target_id).is_some_and(|n| n == "d") {
-                    t.received = 0;
-                    t.lost = 100;
-                    t.rtt = Some(empty.clone());
-                }
-            }
-            a.send_report(r).await;
-            a.wait_ack(round).await;
-        }
+    for _round in 1..=3 {
+        report_with_node_cut(&mut agents, &owner, "d", |i| 150 + 50 * i as u64).await;
     }
     agents
 }
