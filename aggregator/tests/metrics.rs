@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use echomesh_proto::v1;
+use echomesh_testkit::aggregator::scenarios::connected_agents;
 use echomesh_testkit::http::{get, get_with};
 use echomesh_testkit::sim::hello_message;
 use echomesh_testkit::{SimAgent, TestAggregator, soon};
@@ -28,16 +29,10 @@ fn value(text: &str, series: &str) -> Option<f64> {
 async fn scrape_is_valid_openmetrics_with_live_figures() {
     // Per-edge series on, so promtool sees every family there is.
     let s = TestAggregator::start(|c| c.metrics_edge_series = true).await;
-    let mut agents = Vec::new();
-    for (i, n) in ["a", "b", "c"].iter().enumerate() {
-        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
-    }
+    let mut agents = connected_agents(&s, &["a", "b", "c"]).await;
     for (i, a) in agents.iter_mut().enumerate() {
-        a.wait_assignment(2).await;
         let lost = if i == 2 { 50 } else { 0 };
-        let r = a.make_report(100, lost, 200);
-        a.send_report(r).await;
-        a.wait_ack(1).await;
+        a.report_acked(100, lost, 200).await;
     }
     // One refused session: a bad Hello is counted by reason.
     let bad = SimAgent::open(
@@ -224,15 +219,9 @@ async fn every_series_the_alert_rules_use_is_exported() {
     let defined = recording_rules(&rules);
     assert!(!defined.is_empty(), "rules.yaml defines recording rules");
     let s = TestAggregator::start(|_| {}).await;
-    let mut agents = Vec::new();
-    for (i, n) in ["a", "b"].iter().enumerate() {
-        agents.push(SimAgent::connect(s.channel().await, n, &format!("127.0.0.{}", i + 1)).await);
-    }
+    let mut agents = connected_agents(&s, &["a", "b"]).await;
     for a in &mut agents {
-        a.wait_assignment(1).await;
-        let r = a.make_report(10, 0, 100);
-        a.send_report(r).await;
-        a.wait_ack(1).await;
+        a.report_acked(10, 0, 100).await;
     }
     let text = get(s.http_addr, "/metrics").await.body;
     for (file, content) in [
@@ -301,9 +290,7 @@ async fn a_drained_node_leaves_the_loss_series_and_a_partitioned_one_stays() {
         flagged.iter().all(|(n, down)| *down == (*n == "b")),
         "{flagged:?}"
     );
-    let r = a.make_report(10, 10, 0);
-    a.send_report(r).await;
-    a.wait_ack(1).await;
+    a.report_acked(10, 10, 0).await;
     let text = get(s.http_addr, "/metrics").await.body;
     let series = |node: &str, net: &str, dir: &str| {
         value(
