@@ -18,6 +18,26 @@ async fn dial(url: &str, ca: Option<&[u8]>) -> Result<Channel, tonic::transport:
         .await
 }
 
+/// An aggregator serving `pki`'s certificate on its gRPC port, and that port's `https://` URL.
+async fn serve_tls(pki: &TestPki) -> (TestAggregator, String) {
+    let (cert, key) = (pki.cert.clone(), pki.key.clone());
+    let s = TestAggregator::start(move |c| {
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+    })
+    .await;
+    let https = format!("https://127.0.0.1:{}", s.grpc_addr.port());
+    (s, https)
+}
+
+/// Whether a client trusting `ca` (none: plaintext) gets an answer from `url`.
+async fn served(url: &str, ca: Option<&[u8]>) -> bool {
+    match dial(url, ca).await {
+        Err(_) => false,
+        Ok(ch) => status_ok(ch).await.is_ok(),
+    }
+}
+
 async fn status_ok(ch: Channel) -> Result<v1::SummaryResponse, tonic::Status> {
     GraphServiceClient::new(ch)
         .summary(v1::SummaryRequest::default())
@@ -28,13 +48,7 @@ async fn status_ok(ch: Channel) -> Result<v1::SummaryResponse, tonic::Status> {
 #[tokio::test]
 async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
     let pki = TestPki::new("serve");
-    let (cert, key) = (pki.cert.clone(), pki.key.clone());
-    let s = TestAggregator::start(move |c| {
-        c.tls_cert = Some(cert);
-        c.tls_key = Some(key);
-    })
-    .await;
-    let https = format!("https://127.0.0.1:{}", s.grpc_addr.port());
+    let (s, https) = serve_tls(&pki).await;
     let ca = std::fs::read(&pki.ca).expect("ca");
 
     let ch = dial(&https, Some(&ca)).await.expect("TLS connect");
@@ -46,18 +60,12 @@ async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
 
     // Plaintext to a TLS port: the call fails, nothing is served.
     let plain = format!("http://127.0.0.1:{}", s.grpc_addr.port());
-    if let Ok(ch) = dial(&plain, None).await {
-        assert!(status_ok(ch).await.is_err(), "plaintext must not be served");
-    }
+    assert!(!served(&plain, None).await, "plaintext must not be served");
     // A CA that did not sign the server's certificate: the handshake fails.
     let other = TestPki::new("other");
     let other_ca = std::fs::read(&other.ca).expect("ca");
-    let refused = match dial(&https, Some(&other_ca)).await {
-        Err(_) => true,
-        Ok(ch) => status_ok(ch).await.is_err(),
-    };
     assert!(
-        refused,
+        !served(&https, Some(&other_ca)).await,
         "a client that does not trust the CA must not get through"
     );
     s.shutdown().await;
@@ -66,13 +74,7 @@ async fn clients_that_trust_the_ca_get_through_and_others_do_not() {
 #[tokio::test]
 async fn a_renewed_certificate_is_served_without_a_restart() {
     let mut pki = TestPki::new("reload");
-    let (cert, key) = (pki.cert.clone(), pki.key.clone());
-    let s = TestAggregator::start(move |c| {
-        c.tls_cert = Some(cert);
-        c.tls_key = Some(key);
-    })
-    .await;
-    let https = format!("https://127.0.0.1:{}", s.grpc_addr.port());
+    let (s, https) = serve_tls(&pki).await;
     let old_ca = std::fs::read(&pki.ca).expect("ca");
     status_ok(dial(&https, Some(&old_ca)).await.expect("connect"))
         .await
@@ -81,9 +83,7 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     let new_ca = pki.reissue().into_bytes();
     let deadline = tokio::time::Instant::now() + SOON;
     loop {
-        if let Ok(ch) = dial(&https, Some(&new_ca)).await
-            && status_ok(ch).await.is_ok()
-        {
+        if served(&https, Some(&new_ca)).await {
             break;
         }
         assert!(
@@ -92,11 +92,10 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let old_ok = match dial(&https, Some(&old_ca)).await {
-        Err(_) => false,
-        Ok(ch) => status_ok(ch).await.is_ok(),
-    };
-    assert!(!old_ok, "the old certificate is no longer served");
+    assert!(
+        !served(&https, Some(&old_ca)).await,
+        "the old certificate is no longer served"
+    );
     s.shutdown().await;
 }
 
@@ -125,12 +124,7 @@ async fn unusable_certificate_files_stop_the_aggregator_at_start_with_the_reason
 #[tokio::test]
 async fn clients_that_connect_and_say_nothing_do_not_hold_up_the_others() {
     let pki = TestPki::new("silent");
-    let (cert, key) = (pki.cert.clone(), pki.key.clone());
-    let s = TestAggregator::start(move |c| {
-        c.tls_cert = Some(cert);
-        c.tls_key = Some(key);
-    })
-    .await;
+    let (s, https) = serve_tls(&pki).await;
     let mut silent = Vec::new();
     for _ in 0..20 {
         silent.push(
@@ -139,7 +133,6 @@ async fn clients_that_connect_and_say_nothing_do_not_hold_up_the_others() {
                 .expect("tcp"),
         );
     }
-    let https = format!("https://127.0.0.1:{}", s.grpc_addr.port());
     let ca = std::fs::read(&pki.ca).expect("ca");
     let ch = dial(&https, Some(&ca))
         .await
