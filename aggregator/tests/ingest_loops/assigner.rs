@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use echomesh_proto::v1::aggregator_message;
+use echomesh_proto::v1::{self, aggregator_message};
 use echomesh_testkit::SimAgent;
 use tokio::time::Instant;
 
@@ -10,6 +10,23 @@ use crate::{DEBOUNCE, Loops};
 
 /// Just past the debounce: the round has run by then.
 const SETTLE: Duration = Duration::from_millis(5);
+
+/// Asserts that `a` hears nothing until just before the debounce has passed from now, and returns
+/// the assignment that must come within [`SETTLE`] after it.
+async fn next_round(a: &mut SimAgent) -> v1::Assignment {
+    let early = a.next_within(DEBOUNCE - Duration::from_millis(1)).await;
+    assert!(early.is_none(), "nothing before the debounce: {early:?}");
+    let msg = a
+        .next_within(SETTLE)
+        .await
+        .expect("assigned just after the debounce")
+        .expect("stream ok")
+        .expect("stream open");
+    let Some(aggregator_message::Msg::Assignment(assigned)) = msg.msg else {
+        panic!("expected an assignment, got {msg:?}");
+    };
+    assigned
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_second_agent_gets_the_first_a_new_generation_after_the_debounce() {
@@ -19,19 +36,8 @@ async fn a_second_agent_gets_the_first_a_new_generation_after_the_debounce() {
 
     let mut b = SimAgent::connect(loops.server.channel().await, "node-b", "10.0.0.2").await;
     let joined = Instant::now();
-    let early = a.next_within(DEBOUNCE - Duration::from_millis(1)).await;
-    assert!(early.is_none(), "nothing before the debounce: {early:?}");
-
-    let msg = a
-        .next_within(SETTLE)
-        .await
-        .expect("assigned just after the debounce")
-        .expect("stream ok")
-        .expect("stream open");
+    let second = next_round(&mut a).await;
     let assigned_after = joined.elapsed();
-    let Some(aggregator_message::Msg::Assignment(second)) = msg.msg else {
-        panic!("expected an assignment, got {msg:?}");
-    };
     assert!(
         assigned_after >= DEBOUNCE && assigned_after < DEBOUNCE + SETTLE,
         "assigned {assigned_after:?} after the join"
@@ -57,19 +63,8 @@ async fn joins_within_the_debounce_cause_one_round() {
     let _c = SimAgent::connect(loops.server.channel().await, "node-c", "10.0.0.3").await;
     let last_join = Instant::now();
     // The second join restarted the quiet period: nothing at the first join's deadline.
-    let early = a.next_within(DEBOUNCE - Duration::from_millis(1)).await;
-    assert!(early.is_none(), "nothing before the debounce: {early:?}");
-
-    let msg = a
-        .next_within(SETTLE)
-        .await
-        .expect("assigned just after the debounce")
-        .expect("stream ok")
-        .expect("stream open");
+    let only = next_round(&mut a).await;
     assert!(last_join.elapsed() >= DEBOUNCE);
-    let Some(aggregator_message::Msg::Assignment(only)) = msg.msg else {
-        panic!("expected an assignment, got {msg:?}");
-    };
     assert_eq!(only.targets.len(), 2, "one round for both joins");
     assert!(only.generation > first.generation);
 }
