@@ -48,6 +48,9 @@ pub enum MergeOutcome {
     Merged {
         /// Entries naming a target that is not in the assignment (counted, ignored).
         unknown_targets: u32,
+        /// Entries measured under an older assignment for targets the current one no longer
+        /// holds (counted, ignored: expected after every list change).
+        retired: u32,
         /// Entries with a malformed histogram (counted, ignored).
         invalid: u32,
     },
@@ -151,6 +154,10 @@ pub struct GraphCounters {
     pub edge_updates: AtomicU64,
     /// Entries naming targets not in the assignment.
     pub unknown_targets: AtomicU64,
+    /// Entries and alerts of an older assignment naming targets the current one no longer
+    /// holds: what was in flight when a list changed (the budget pinglist's rotation changes
+    /// lists every epoch), not an error.
+    pub retired_entries: AtomicU64,
     /// Entries with malformed histograms.
     pub invalid_entries: AtomicU64,
 }
@@ -462,7 +469,7 @@ impl Graph {
         let now = self.now();
         let t = &self.cfg.thresholds;
         let mut transitions: Vec<(u64, Transition)> = Vec::new();
-        let (unknown, invalid) = {
+        let (unknown, retired, invalid) = {
             let mut guard = agent.slab.lock();
             let slab = &mut *guard;
             if report.seq <= slab.last_seq {
@@ -484,7 +491,7 @@ impl Graph {
                     .map(|(i, r)| (r.target_id, i))
                     .collect()
             });
-            let (mut unknown, mut invalid) = (0u32, 0u32);
+            let (mut unknown, mut retired, mut invalid) = (0u32, 0u32, 0u32);
             for (k, ts) in report.targets.iter().enumerate() {
                 if k % YIELD_EVERY == YIELD_EVERY - 1 {
                     // A waiting reader goes first; the records may have been reassigned meanwhile,
@@ -500,7 +507,11 @@ impl Graph {
                     .get_mut(idx)
                     .filter(|r| r.target_id == ts.target_id)
                 else {
-                    unknown += 1;
+                    if by_id.is_some() {
+                        retired += 1;
+                    } else {
+                        unknown += 1;
+                    }
                     continue;
                 };
                 let merged = rec.merge(ts, t, now);
@@ -513,7 +524,7 @@ impl Graph {
                     Err(_) => invalid += 1,
                 }
             }
-            (unknown, invalid)
+            (unknown, retired, invalid)
         };
         self.counters.reports_merged.fetch_add(1, Ordering::Relaxed);
         self.counters
@@ -524,6 +535,11 @@ impl Graph {
                 .unknown_targets
                 .fetch_add(u64::from(unknown), Ordering::Relaxed);
         }
+        if retired > 0 {
+            self.counters
+                .retired_entries
+                .fetch_add(u64::from(retired), Ordering::Relaxed);
+        }
         if invalid > 0 {
             self.counters
                 .invalid_entries
@@ -532,6 +548,7 @@ impl Graph {
         self.emit_transitions(&agent.key, &transitions);
         Ok(MergeOutcome::Merged {
             unknown_targets: unknown,
+            retired,
             invalid,
         })
     }
@@ -554,9 +571,12 @@ impl Graph {
                     .position(|r| r.target_id == alert.target_id)
             };
             let Some(idx) = idx else {
-                self.counters
-                    .unknown_targets
-                    .fetch_add(1, Ordering::Relaxed);
+                let counter = if alert.generation == slab.generation {
+                    &self.counters.unknown_targets
+                } else {
+                    &self.counters.retired_entries
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 return false;
             };
             let rec = &mut slab.records[idx];

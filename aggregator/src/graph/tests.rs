@@ -73,6 +73,7 @@ async fn merge_fills_the_edge() {
         out,
         Ok(MergeOutcome::Merged {
             unknown_targets: 0,
+            retired: 0,
             invalid: 0
         })
     );
@@ -151,6 +152,7 @@ async fn unknown_targets_are_counted_and_ignored() {
         out,
         MergeOutcome::Merged {
             unknown_targets: 2,
+            retired: 0,
             invalid: 0
         }
     );
@@ -171,6 +173,60 @@ async fn old_generation_reports_map_by_id() {
 }
 
 #[tokio::test]
+async fn old_generation_entries_for_retired_targets_are_not_errors() {
+    let (g, a, b) = setup();
+    let c = endpoint_id("c", Network::Pod, "10.0.0.3".parse().expect("ip"));
+    // Generation 2 drops b: a report still in flight from generation 1 names it.
+    g.apply_assignment(&a, 2, &[c], Duration::from_secs(1));
+    let out = g
+        .merge_report(&a, &report(1, 1, vec![stats(b, 0, 10, 0)]))
+        .expect("merge");
+    assert_eq!(
+        out,
+        MergeOutcome::Merged {
+            unknown_targets: 0,
+            retired: 1,
+            invalid: 0
+        }
+    );
+    // The same entry under the current generation is an unknown target.
+    let out = g
+        .merge_report(&a, &report(2, 2, vec![stats(b, 0, 10, 0)]))
+        .expect("merge");
+    assert_eq!(
+        out,
+        MergeOutcome::Merged {
+            unknown_targets: 1,
+            retired: 0,
+            invalid: 0
+        }
+    );
+    // Alerts likewise, by their generation.
+    let alert = |generation| v1::Alert {
+        target_id: b,
+        slot: 0,
+        generation,
+        reachable: false,
+        consecutive_losses: 6,
+        at_unix_ms: 0,
+    };
+    assert!(!g.apply_alert(&a, &alert(1)));
+    assert!(!g.apply_alert(&a, &alert(2)));
+    assert_eq!(
+        g.counters
+            .retired_entries
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    assert_eq!(
+        g.counters
+            .unknown_targets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[tokio::test]
 async fn malformed_histogram_is_counted_not_merged() {
     let (g, a, b) = setup();
     let mut s = stats(b, 0, 10, 0);
@@ -186,6 +242,7 @@ async fn malformed_histogram_is_counted_not_merged() {
         out,
         MergeOutcome::Merged {
             unknown_targets: 0,
+            retired: 0,
             invalid: 1
         }
     );
@@ -261,10 +318,12 @@ async fn entries_beyond_the_assignment_are_unknown_not_fatal() {
     g.apply_assignment(&a, 1, &[], Duration::from_secs(1));
     let entries = (0..1000).map(|i| stats(i + 1, i as u32, 10, 0)).collect();
     let out = g.merge_report(&a, &report(5, 77, entries)).expect("merge");
+    // Measured under another assignment: retired, not merged.
     assert_eq!(
         out,
         MergeOutcome::Merged {
-            unknown_targets: 1000,
+            unknown_targets: 0,
+            retired: 1000,
             invalid: 0
         }
     );
@@ -348,6 +407,7 @@ fn a_long_report_merges_whole_while_readers_take_the_lock() {
                 out,
                 MergeOutcome::Merged {
                     unknown_targets: 0,
+                    retired: 0,
                     invalid: 0
                 }
             );

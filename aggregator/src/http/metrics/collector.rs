@@ -265,6 +265,15 @@ impl AggregatorCollector {
             )?)?;
         }
         {
+            let v = ConstCounter::new(c.retired_entries.load(Ordering::Relaxed));
+            v.encode(enc.encode_descriptor(
+                "echomesh_report_entries_retired",
+                "Report entries and alerts measured under an older pinglist for targets the current one no longer holds (in flight when the list changed; ignored, not an error).",
+                None,
+                v.metric_type(),
+            )?)?;
+        }
+        {
             let mut m = enc.encode_descriptor(
                 "echomesh_ingest_errors",
                 "Refused sessions, messages and report entries, by reason.",

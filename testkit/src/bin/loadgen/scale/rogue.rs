@@ -125,7 +125,8 @@ pub(crate) fn spawn(
     set
 }
 
-/// The aggregator's refusal counters from `/metrics` (the non-zero ones).
+/// The aggregator's refusal counters from `/metrics` (the non-zero ones), and the report entries
+/// it set aside as retired (in flight when a list changed: not refusals, shown for scale).
 pub(crate) async fn refusal_counters(http: std::net::SocketAddr) -> Vec<String> {
     let reply = echomesh_testkit::http::get(http, "/metrics").await;
     reply
@@ -134,7 +135,8 @@ pub(crate) async fn refusal_counters(http: std::net::SocketAddr) -> Vec<String> 
         .filter(|l| {
             (l.starts_with("echomesh_ingest_errors_total")
                 || l.starts_with("echomesh_connections_closed_total")
-                || l.starts_with("echomesh_agent_auth_failures_total"))
+                || l.starts_with("echomesh_agent_auth_failures_total")
+                || l.starts_with("echomesh_report_entries_retired_total"))
                 && !l.ends_with(" 0")
         })
         .map(str::to_string)
