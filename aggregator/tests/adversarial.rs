@@ -340,14 +340,7 @@ async fn terminal_sequences_in_hello_strings_are_refused() {
         assert!(!st.message().contains('\u{1b}'), "the message is escaped");
     }
     assert_eq!(counter(&s, "bad_hello").await, 4);
-    let nodes = s
-        .graph_client()
-        .await
-        .list_nodes(v1::ListNodesRequest {})
-        .await
-        .expect("nodes")
-        .into_inner()
-        .nodes;
+    let nodes = s.nodes().await;
     assert_eq!(nodes.len(), 2, "{nodes:?}");
     report_ok(&mut good).await;
     assert_good_edges(&s, 2).await;

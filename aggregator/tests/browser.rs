@@ -40,11 +40,7 @@ fn chromium() -> Option<PathBuf> {
 }
 
 fn artifacts() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("artifacts"), |t| t.join("artifacts"));
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
-    dir
+    echomesh_testkit::artifacts_dir(env!("CARGO_TARGET_TMPDIR"))
 }
 
 /// The flags of every Chromium run here: headless, quiet, and pixel for pixel.

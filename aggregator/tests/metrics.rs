@@ -11,11 +11,7 @@ use echomesh_testkit::{SimAgent, TestAggregator, soon};
 
 /// Where CI picks up artifacts: `<target>/artifacts`.
 fn artifacts() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("artifacts"), |t| t.join("artifacts"));
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
-    dir
+    echomesh_testkit::artifacts_dir(env!("CARGO_TARGET_TMPDIR"))
 }
 
 fn value(text: &str, series: &str) -> Option<f64> {

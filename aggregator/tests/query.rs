@@ -439,13 +439,7 @@ async fn names_carry_the_network_and_the_address() {
 #[tokio::test]
 async fn nodes_and_events_say_how_the_edges_are() {
     let (s, _agents) = filled().await;
-    let mut g = s.graph_client().await;
-    let nodes = g
-        .list_nodes(v1::ListNodesRequest {})
-        .await
-        .expect("nodes")
-        .into_inner()
-        .nodes;
+    let nodes = s.nodes().await;
     for n in &nodes {
         assert_eq!(
             n.edges_up + n.edges_degraded + n.edges_down + n.edges_unknown,

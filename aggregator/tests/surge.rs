@@ -119,14 +119,7 @@ async fn a_start_time_in_the_future_cannot_outrank_the_real_agent() {
             .any(|l| l.starts_with("echomesh_ingest_errors_total{reason=\"bad_hello\"} 1")),
         "the refusal is counted"
     );
-    let nodes = s
-        .graph_client()
-        .await
-        .list_nodes(v1::ListNodesRequest {})
-        .await
-        .expect("nodes")
-        .into_inner()
-        .nodes;
+    let nodes = s.nodes().await;
     assert_eq!(nodes.len(), 1, "{nodes:?}");
     assert!(nodes[0].connected, "the real agent keeps its session");
     s.shutdown().await;

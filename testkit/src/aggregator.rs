@@ -176,6 +176,21 @@ impl TestAggregator {
             .into_inner()
     }
 
+    /// Every node the graph knows (`GraphService/ListNodes`).
+    ///
+    /// # Panics
+    ///
+    /// When the call fails.
+    pub async fn nodes(&self) -> Vec<v1::Node> {
+        self.graph_client()
+            .await
+            .list_nodes(v1::ListNodesRequest {})
+            .await
+            .expect("nodes")
+            .into_inner()
+            .nodes
+    }
+
     /// The edge from `source` to `target` (`GraphService/GetEdge`; `node[/network[/address]]`).
     ///
     /// # Panics

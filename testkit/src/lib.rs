@@ -30,5 +30,21 @@ pub mod tcp;
 pub mod tls;
 
 pub use aggregator::TestAggregator;
+
+/// Where CI picks up test artifacts (screenshots, scrapes): `<target>/artifacts`, created if
+/// missing. `target_tmpdir` is the test's `env!("CARGO_TARGET_TMPDIR")` (`<target>/tmp`).
+///
+/// # Panics
+///
+/// When the directory cannot be created.
+#[must_use]
+pub fn artifacts_dir(target_tmpdir: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(target_tmpdir).parent().map_or_else(
+        || std::path::PathBuf::from("artifacts"),
+        |t| t.join("artifacts"),
+    );
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
 pub use eventually::{SOON, eventually, soon};
 pub use sim::SimAgent;
