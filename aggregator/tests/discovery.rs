@@ -48,6 +48,14 @@ impl Harness {
         Self::start(api, client).await
     }
 
+    /// [`Harness::three_nodes`] with a's pod agent connected and assigned [`A_SEES`].
+    async fn three_nodes_with_a() -> (Self, SimAgent) {
+        let h = Self::three_nodes().await;
+        let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
+        wait_targets(&mut a, &A_SEES).await;
+        (h, a)
+    }
+
     /// The edges measured by `node`'s agents, over the query API.
     async fn edges_from(&self, node: &str) -> Vec<v1::Edge> {
         v1::graph_service_client::GraphServiceClient::new(self.agg.channel().await)
@@ -183,9 +191,7 @@ async fn node_added_reaches_every_agent() {
 
 #[tokio::test]
 async fn node_removed_leaves_every_pinglist() {
-    let h = Harness::three_nodes().await;
-    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
-    wait_targets(&mut a, &A_SEES).await;
+    let (h, mut a) = Harness::three_nodes_with_a().await;
     h.api.delete_node("c");
     h.api.delete_pod("echomesh-agent-pod-c");
     h.api.delete_pod("echomesh-agent-host-c");
@@ -195,9 +201,7 @@ async fn node_removed_leaves_every_pinglist() {
 
 #[tokio::test]
 async fn agent_pod_ip_change_is_reassigned() {
-    let h = Harness::three_nodes().await;
-    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
-    wait_targets(&mut a, &A_SEES).await;
+    let (h, mut a) = Harness::three_nodes_with_a().await;
     // The pod agent on b restarts with a new IP (same pod name, as a DaemonSet pod replaced in place
     // would not be, but the IP change is what matters).
     h.api
@@ -243,9 +247,7 @@ async fn agent_pod_gone_drops_its_target_and_its_edges_are_pruned_after_the_ttl(
 
 #[tokio::test]
 async fn only_planned_outages_mark_targets_expected_down_and_not_ready_is_evidence() {
-    let h = Harness::three_nodes().await;
-    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
-    wait_targets(&mut a, &A_SEES).await;
+    let (h, mut a) = Harness::three_nodes_with_a().await;
     let mut g = v1::graph_service_client::GraphServiceClient::new(h.agg.channel().await);
     let evidence = "Unknown since 2026-01-02T03:04:05Z (NodeStatusUnknown)";
 
@@ -349,9 +351,7 @@ async fn only_planned_outages_mark_targets_expected_down_and_not_ready_is_eviden
 
 #[tokio::test]
 async fn watch_expired_then_relist_sees_missed_changes() {
-    let h = Harness::three_nodes().await;
-    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
-    wait_targets(&mut a, &A_SEES).await;
+    let (h, mut a) = Harness::three_nodes_with_a().await;
     soon("node watch open", || async {
         h.api.open_watches(Res::Nodes) > 0
     })
@@ -426,9 +426,7 @@ async fn api_server_unreachable_at_start_keeps_serving_and_readyz_says_why() {
 
 #[tokio::test]
 async fn watch_failing_after_sync_keeps_the_last_model() {
-    let h = Harness::three_nodes().await;
-    let mut a = h.agent("a", Network::Pod, "10.244.0.10").await;
-    wait_targets(&mut a, &A_SEES).await;
+    let (h, _a) = Harness::three_nodes_with_a().await;
     soon("pod watch open", || async {
         h.api.open_watches(Res::Pods) > 0
     })
