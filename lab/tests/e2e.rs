@@ -94,8 +94,7 @@ impl E2e {
             4,
             &["--probe-interval", "10ms", "--pinglist", "full-mesh"],
         )?;
-        e.wait_all_up(Duration::from_secs(20))
-            .unwrap_or_else(|m| panic!("{m}"));
+        e.all_up(Duration::from_secs(20));
         Some(e)
     }
 
@@ -189,6 +188,11 @@ impl E2e {
         let agents = lab.plan().nodes.len() * 2;
         let addresses = lab.plan().nodes[0].addresses(Network::Pod).len();
         agents * (agents - 1) * addresses
+    }
+
+    /// [`E2e::wait_all_up`], failing the test when they are not.
+    fn all_up(&self, limit: Duration) -> Vec<Edge> {
+        self.wait_all_up(limit).unwrap_or_else(|m| panic!("{m}"))
     }
 
     /// Waits until all expected edges exist and are UP; returns them.
@@ -319,9 +323,7 @@ fn t1_dual_stack_every_ipv4_and_ipv6_edge_is_up() {
     let Some(e) = E2e::start_with("t1_dual_stack", 3, &[], &[], IpFamily::Dual) else {
         return;
     };
-    let edges = e
-        .wait_all_up(Duration::from_secs(15))
-        .unwrap_or_else(|m| panic!("{m}"));
+    let edges = e.all_up(Duration::from_secs(15));
     let v6 = edges.iter().filter(|x| x.addr.contains(':')).count();
     eprintln!(
         "t1 dual-stack: {} edges UP ({v6} IPv6) after {:?}",
@@ -338,9 +340,7 @@ fn t1_ipv6_only_every_edge_is_up_and_a_cut_node_goes_down_and_back() {
     let Some(mut e) = E2e::start_with("t1_ipv6_only", 3, &[], &[], IpFamily::Ipv6) else {
         return;
     };
-    let edges = e
-        .wait_all_up(Duration::from_secs(15))
-        .unwrap_or_else(|m| panic!("{m}"));
+    let edges = e.all_up(Duration::from_secs(15));
     eprintln!(
         "t1 IPv6-only: {} edges UP after {:?}",
         edges.len(),
@@ -405,8 +405,7 @@ fn t2_cut_turns_the_nodes_edges_down_and_heal_brings_them_back() {
     let Some(mut e) = E2e::start("t2_cut", 4, &[]) else {
         return;
     };
-    e.wait_all_up(Duration::from_secs(20))
-        .unwrap_or_else(|m| panic!("{m}"));
+    e.all_up(Duration::from_secs(20));
     let events = e.watch();
     std::thread::sleep(Duration::from_millis(500)); // the watch stream is open
     let affected: BTreeSet<String> = e
@@ -671,8 +670,7 @@ fn t5_agents_reconnect_after_an_aggregator_restart_and_the_graph_refills() {
     ) else {
         return;
     };
-    e.wait_all_up(Duration::from_secs(20))
-        .unwrap_or_else(|m| panic!("{m}"));
+    e.all_up(Duration::from_secs(20));
     restart_aggregator(&mut e, Duration::from_secs(3));
     e.wait_all_up(Duration::from_secs(10))
         .unwrap_or_else(|m| panic!("graph did not refill: {m}"));
@@ -685,12 +683,9 @@ fn t5_replayed_reports_cover_the_outage() {
     let Some(mut e) = E2e::start_with("t5_replay", 4, &[], &FAST_RECONNECT, IpFamily::Ipv4) else {
         return;
     };
-    e.wait_all_up(Duration::from_secs(20))
-        .unwrap_or_else(|m| panic!("{m}"));
+    e.all_up(Duration::from_secs(20));
     let killed_at = restart_aggregator(&mut e, Duration::from_secs(3));
-    let edges = e
-        .wait_all_up(Duration::from_secs(10))
-        .unwrap_or_else(|m| panic!("{m}"));
+    let edges = e.all_up(Duration::from_secs(10));
     // Reports made while the aggregator was down are replayed, so the restarted aggregator's
     // counters cover the outage too (10 Hz per edge since before the kill).
     let covered = killed_at.elapsed().as_secs_f64() - 1.5;
@@ -716,8 +711,7 @@ fn t6_a_killed_agents_edges_go_unknown() {
     let Some(mut e) = E2e::start("t6_agent_killed", 3, &[]) else {
         return;
     };
-    e.wait_all_up(Duration::from_secs(20))
-        .unwrap_or_else(|m| panic!("{m}"));
+    e.all_up(Duration::from_secs(20));
     e.lab().stop_process("agent-node2-pod").expect("stop agent");
     let t0 = Instant::now();
     let mine = |x: &Edge| x.src == ("node2".to_string(), "pod".to_string());
@@ -766,9 +760,7 @@ fn t8_an_mtu_black_hole_is_flagged_within_5s_and_clears() {
     let Some(mut e) = E2e::start("t8_mtu", 3, &[]) else {
         return;
     };
-    let edges = e
-        .wait_all_up(Duration::from_secs(20))
-        .unwrap_or_else(|m| panic!("{m}"));
+    let edges = e.all_up(Duration::from_secs(20));
     let affected: BTreeSet<String> = edges
         .iter()
         .filter(|x| x.crosses("node2"))
