@@ -477,14 +477,7 @@ async fn browser_screenshots_of_a_forty_node_cluster() {
     let empty = echomesh_proto::v1::Histogram::from(&echomesh_proto::Histogram::new());
     for round in 1..=3u64 {
         for (i, a) in agents.iter_mut().enumerate() {
-            let to_node: std::collections::HashMap<u64, String> = a
-                .assignment
-                .as_ref()
-                .expect("assigned")
-                .targets
-                .iter()
-                .map(|t| (t.id, t.node.clone()))
-                .collect();
+            let to_node = a.target_nodes();
             let me = names[i].as_str();
             let mut r = a.make_report(100, 0, 120 + 7 * i as u64);
             let slow = a.make_report(100, 0, 80_000);

@@ -187,6 +187,22 @@ impl SimAgent {
         }
     }
 
+    /// The node of each target of the latest assignment, by target id.
+    ///
+    /// # Panics
+    ///
+    /// Before the first assignment.
+    #[must_use]
+    pub fn target_nodes(&self) -> std::collections::HashMap<u64, String> {
+        self.assignment
+            .as_ref()
+            .expect("assigned")
+            .targets
+            .iter()
+            .map(|t| (t.id, t.node.clone()))
+            .collect()
+    }
+
     /// A report with the same figures for every assigned target (no targets before the first
     /// assignment), under the next sequence number.
     pub fn report(&mut self, sent: u64, lost: u64, rtt: &Histogram) -> v1::Report {

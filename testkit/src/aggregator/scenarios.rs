@@ -3,7 +3,6 @@
 //! The web page, its JSON API and the browser test all need the same small cluster with one
 //! broken node; building it once keeps their expectations about that cluster in step.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use echomesh_proto::{Histogram, v1};
@@ -48,14 +47,7 @@ pub async fn report_with_node_cut(
 ) {
     let empty = v1::Histogram::from(&Histogram::new());
     for (i, a) in agents.iter_mut().enumerate() {
-        let to_node: HashMap<u64, String> = a
-            .assignment
-            .as_ref()
-            .expect("assigned")
-            .targets
-            .iter()
-            .map(|t| (t.id, t.node.clone()))
-            .collect();
+        let to_node = a.target_nodes();
         let mut r = a.make_report(100, 0, rtt_us(i));
         for t in &mut r.targets {
             if nodes[i] == cut || to_node.get(&t.target_id).is_some_and(|n| n == cut) {
