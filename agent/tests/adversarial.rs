@@ -52,16 +52,6 @@ async fn edges_from(agg: &TestAggregator, node: &str) -> Option<Vec<v1::Edge>> {
         .map(|r| r.into_inner().edges)
 }
 
-async fn nodes(agg: &TestAggregator) -> Vec<v1::Node> {
-    agg.graph_client()
-        .await
-        .list_nodes(v1::ListNodesRequest {})
-        .await
-        .expect("nodes")
-        .into_inner()
-        .nodes
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_public_peer_cannot_aim_the_agent() {
     let agg = start_agg().await;
@@ -89,7 +79,7 @@ async fn a_forged_public_peer_cannot_aim_the_agent() {
     let want = "target 198.51.100.7 is outside --allow-cidr (10.0.0.0/8, 172.16.0.0/12, \
                 192.168.0.0/16, 100.64.0.0/10, fc00::/7, 10.0.0.1/32)";
     eventually("echomesh nodes shows the refusal", SOON, POLL, || async {
-        nodes(&agg)
+        agg.nodes()
             .await
             .iter()
             .any(|n| n.name == "real" && n.assignment_rejected == want)
