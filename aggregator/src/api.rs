@@ -79,8 +79,8 @@ impl Query {
         self
     }
 
-    /// Runs a whole-graph walk on the blocking pool, so a 1M-edge Matrix never stalls the runtime
-    /// threads that serve agent sessions.
+    /// Runs a whole-graph walk on the blocking pool at background priority ([`crate::background`]),
+    /// so a 1M-edge Matrix never stalls the runtime threads that serve agent sessions.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Query) -> Result<T, Status> + Send + 'static,
@@ -91,7 +91,7 @@ impl Query {
             .await
             .map_err(|busy| Status::resource_exhausted(busy.to_string()))?;
         let q = self.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::background::run(move || {
             let _slot = slot;
             f(&q)
         })

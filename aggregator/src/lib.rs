@@ -16,6 +16,8 @@
 //! - [`config`]: flags (each also an `ECHOMESH_*` env var), turned into each layer's settings.
 //! - [`readiness`]: why the aggregator is not ready, set by the server and discovery, read by `/readyz`.
 //! - [`server`]: listeners, wiring of the layers, serving and draining.
+//! - [`background`]: whole-graph work on the blocking pool, at a lower CPU priority.
+//! - [`memory`]: ordinary pages only (no transparent huge pages), set once by `main`.
 //!
 //! [`Aggregator::bind`] takes its listeners first and [`Aggregator::serve`] runs until the
 //! shutdown future resolves, so tests bind `127.0.0.1:0` and drive a real server.
@@ -23,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod conn;
 pub mod diagnose;
@@ -31,6 +34,7 @@ pub mod graph;
 pub mod http;
 pub mod ingest;
 pub mod limit;
+pub mod memory;
 pub mod node_conditions;
 pub mod policy;
 pub mod readiness;

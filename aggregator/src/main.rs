@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    echomesh_aggregator::memory::small_pages_only();
     let cfg = echomesh_aggregator::Config::parse();
     if let Err(msg) = cfg.validate() {
         // Exit 2 with the reason, like any other bad flag.

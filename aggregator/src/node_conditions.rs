@@ -226,7 +226,7 @@ impl NodeConditions {
                 seeded = self.seed(&client, &mut tracker).await;
             }
             let source = self.diagnose.clone();
-            let Ok((d, now_ms)) = tokio::task::spawn_blocking(move || source()).await else {
+            let Ok((d, now_ms)) = crate::background::run(move || source()).await else {
                 continue;
             };
             let blamed = self.blamed(&d, now_ms);

@@ -67,9 +67,10 @@ impl Ingest {
     /// Sends every connected agent its current pinglist when it changed; an agent whose outbox
     /// is full gets it later or not at all (see [`SEND_TIMEOUT`]), without holding up the rest.
     ///
-    /// The round runs on the blocking pool: planning and applying 10,000 lists takes a good part
-    /// of a second at 5,000 nodes, and on a runtime worker it would stall every session polled by
-    /// that worker (their acks and reads) for as long.
+    /// The round runs on the blocking pool at background priority ([`crate::background`]):
+    /// planning and applying 10,000 lists takes a good part of a second at 5,000 nodes, and on a
+    /// runtime worker it would stall every session polled by that worker (their acks and reads)
+    /// for as long.
     pub async fn reassign_all(&self) {
         self.reassign(None).await;
     }
@@ -80,7 +81,7 @@ impl Ingest {
         let this = self.clone();
         let rt = tokio::runtime::Handle::current();
         let round = move || this.reassign_round(&rt, rotated_since);
-        if let Err(e) = tokio::task::spawn_blocking(round).await {
+        if let Err(e) = crate::background::run(round).await {
             tracing::error!(error = %e, "assignment round failed");
         }
     }

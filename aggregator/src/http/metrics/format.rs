@@ -68,7 +68,7 @@ pub fn router(metrics: Metrics) -> Router {
                     let _slot = slot;
                     metrics.render_as(format)
                 };
-                match tokio::task::spawn_blocking(render).await {
+                match crate::background::run(render).await {
                     Ok(body) => (
                         StatusCode::OK,
                         [(axum::http::header::CONTENT_TYPE, format.content_type())],
