@@ -13,6 +13,21 @@ use crate::prober::EngineError;
 /// Most addresses one agent announces.
 pub const MAX_ADDRESSES: usize = 16;
 
+/// Longest `--zone` (the aggregator refuses a longer one).
+pub const MAX_ZONE: usize = 63;
+
+/// `--zone`: at most [`MAX_ZONE`] bytes without control characters, as the aggregator checks.
+fn parse_zone(s: &str) -> Result<String, String> {
+    if s.len() > MAX_ZONE || s.chars().any(char::is_control) {
+        return Err(format!(
+            "a zone is at most {MAX_ZONE} printable characters, got {} bytes: {:?}",
+            s.len(),
+            s.chars().take(64).collect::<String>()
+        ));
+    }
+    Ok(s.to_string())
+}
+
 /// Arguments of `echomesh-agent run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -25,6 +40,12 @@ pub struct RunArgs {
     /// This pod's name.
     #[arg(long, env = "ECHOMESH_POD", default_value = "")]
     pub pod: String,
+    /// This node's failure domain (like `topology.kubernetes.io/zone`), for agents outside
+    /// Kubernetes: the budget pinglist spreads fast probers across zones and the diagnosis names
+    /// a zone cut off from the others. Ignored by an aggregator that watches Kubernetes (the
+    /// Node's label wins). At most 63 printable characters.
+    #[arg(long, env = "ECHOMESH_ZONE", default_value = "", value_parser = parse_zone)]
+    pub zone: String,
     /// The network this agent probes from: pod or host.
     #[arg(long, env = "ECHOMESH_NETWORK", value_parser = parse_agent_network)]
     pub network: Network,
@@ -87,4 +108,58 @@ pub enum RunError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_is_a_short_printable_name() {
+        assert_eq!(parse_zone("eu-west-1a"), Ok("eu-west-1a".into()));
+        assert_eq!(parse_zone(""), Ok(String::new()));
+        let long = parse_zone(&"z".repeat(64)).expect_err("64 bytes");
+        assert!(
+            long.contains("at most 63 printable characters, got 64 bytes"),
+            "{long}"
+        );
+        let ctl = parse_zone("zone\u{1b}[2J").expect_err("escape");
+        assert!(ctl.contains("\\u{1b}"), "escaped in the message: {ctl}");
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<Cli, clap::Error> {
+        let base = [
+            "echomesh-agent",
+            "--aggregator",
+            "http://127.0.0.1:1",
+            "--node",
+            "node-a",
+            "--network",
+            "pod",
+            "--address",
+            "10.0.0.1",
+        ];
+        <Cli as clap::Parser>::try_parse_from(base.iter().chain(extra))
+    }
+
+    #[test]
+    fn the_zone_flag_reaches_the_hello_and_a_bad_one_stops_start_up() {
+        let cli = parse(&["--zone", "eu-west-1a"]).expect("flags");
+        let hello =
+            crate::report::wire::hello(&cli.run, 1, std::time::SystemTime::now()).expect("hello");
+        assert_eq!(hello.zone, "eu-west-1a");
+        let none = parse(&[]).expect("flags");
+        assert_eq!(none.run.zone, "");
+        let err = parse(&["--zone", "a\nb"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("--zone") && err.contains("printable"), "{err}");
+    }
 }

@@ -88,7 +88,7 @@ pub fn hello(args: &RunArgs, boot_id: u64, started: SystemTime) -> Result<v1::He
         started_at_unix_ms: started
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        zone: String::new(),
+        zone: args.zone.clone(),
     })
 }
 

@@ -26,6 +26,7 @@ pub fn run_args(url: &str, node: &str, addr: &str) -> RunArgs {
         aggregator: url.to_string(),
         node: node.into(),
         pod: String::new(),
+        zone: String::new(),
         network: Network::Pod,
         addresses: vec![addr.parse().expect("ip")],
         replay_buffer: 100,
