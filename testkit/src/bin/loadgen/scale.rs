@@ -293,7 +293,6 @@ async fn simulate(args: &ScaleArgs, server_bin: Option<&Path>) -> anyhow::Result
         cluster: cluster.clone(),
         url: agg.url.clone(),
         fast_probers: cov.fast_probers_wanted.max(1) as usize,
-        epoch: Duration::from_millis(if cov.cycle_ms == 0 { 0 } else { cov.epoch_ms }),
     };
     let left = ev.run_all(&mut c, &mut tasks, &mut figs).await?;
 
