@@ -140,6 +140,10 @@ pub struct Config {
         default_value_t = 10_000
     )]
     pub metrics_max_edge_series: usize,
+    /// Most nodes with per-node series on /metrics (64 series per node with both networks);
+    /// beyond it the nodes with the highest loss are kept, then by name. 0: every node.
+    #[arg(long, env = "ECHOMESH_METRICS_MAX_NODES", default_value_t = 0)]
+    pub metrics_max_nodes: usize,
     /// Discover nodes and agent pods from the Kubernetes API (in-cluster config, else kubeconfig)
     /// and compute pinglists from them; without it, pinglists are the full mesh of connected agents.
     #[arg(long, env = "ECHOMESH_KUBERNETES")]
@@ -313,6 +317,7 @@ impl Config {
             top_k: self.metrics_top_k,
             edge_series: self.metrics_edge_series,
             max_edge_series: self.metrics_max_edge_series,
+            max_nodes: self.metrics_max_nodes,
         }
     }
 

@@ -4,7 +4,7 @@
 //! (per node and direction a loss ratio and an RTT histogram), plus the top-K worst edges and,
 //! only when enabled, per-edge series capped at a fixed count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -106,6 +106,18 @@ impl AggregatorCollector {
                 ConstGauge::new(1i64).encode(m.encode_family(&[("node", &**node)])?)?;
             }
         }
+        let shown = shown_nodes(snap, self.cfg.max_nodes);
+        let on = |node: &Arc<str>| shown.as_ref().is_none_or(|s| s.contains(node));
+        {
+            let n = shown.as_ref().map_or(0, |s| node_count(snap) - s.len());
+            let g = ConstGauge::new(n as i64);
+            g.encode(enc.encode_descriptor(
+                "echomesh_node_series_omitted",
+                "Nodes left out of the per-node series by --metrics-max-nodes (0: none).",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
         {
             let mut m = enc.encode_descriptor(
                 "echomesh_node_loss_ratio",
@@ -115,6 +127,9 @@ impl AggregatorCollector {
                 MetricType::Gauge,
             )?;
             for ((node, net, dir), g) in &snap.groups {
+                if !on(node) {
+                    continue;
+                }
                 if let Some(l) = g.loss_ratio() {
                     let labels = [
                         ("node", &**node),
@@ -136,8 +151,13 @@ impl AggregatorCollector {
                 MetricType::Histogram,
             )?;
             for (key, g) in &snap.groups {
+                // Every node's counters advance, shown or not, so a node that comes back into
+                // the shown set continues its counters instead of restarting them.
                 let c = h.nodes.entry(key.clone()).or_default();
                 c.advance(g.received, &g.shape);
+                if !on(&key.0) {
+                    continue;
+                }
                 let labels = [
                     ("node", &*key.0),
                     ("network", Network::name(key.1)),
@@ -398,4 +418,41 @@ impl Collector for AggregatorCollector {
         )?)?;
         Ok(())
     }
+}
+
+/// The nodes of `snap` with their own series when at most `max` may have them (`None`: all):
+/// the highest loss ratio of any of the node's groups first, then by name.
+fn shown_nodes(snap: &Snapshot, max: usize) -> Option<BTreeSet<Arc<str>>> {
+    if max == 0 || node_count(snap) <= max {
+        return None;
+    }
+    let mut worst: BTreeMap<&Arc<str>, f64> = BTreeMap::new();
+    for ((node, _, _), g) in &snap.groups {
+        let l = g.loss_ratio().unwrap_or(0.0);
+        let e = worst.entry(node).or_insert(0.0);
+        *e = e.max(l);
+    }
+    let mut ranked: Vec<(&Arc<str>, f64)> = worst.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    Some(
+        ranked
+            .into_iter()
+            .take(max)
+            .map(|(n, _)| n.clone())
+            .collect(),
+    )
+}
+
+/// How many nodes have groups in `snap`.
+fn node_count(snap: &Snapshot) -> usize {
+    let mut n = 0;
+    let mut last: Option<&Arc<str>> = None;
+    // Groups are sorted by node first.
+    for (node, _, _) in snap.groups.keys() {
+        if last != Some(node) {
+            n += 1;
+            last = Some(node);
+        }
+    }
+    n
 }

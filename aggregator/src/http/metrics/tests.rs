@@ -289,6 +289,8 @@ fn metrics_flags_reach_the_config() {
         "--metrics-edge-series",
         "--metrics-max-edge-series",
         "300",
+        "--metrics-max-nodes",
+        "2000",
     ])
     .expect("valid flags");
     assert_eq!(
@@ -297,9 +299,67 @@ fn metrics_flags_reach_the_config() {
             top_k: 5,
             edge_series: true,
             max_edge_series: 300,
+            max_nodes: 2000,
         }
     );
     assert_eq!(crate::Config::local().metrics(), MetricsConfig::default());
     let e = crate::Config::try_parse_from(["x", "--metrics-top-k", "many"]).expect_err("bad");
     assert_eq!(e.exit_code(), 2);
+}
+
+#[test]
+fn per_node_series_can_be_capped_to_the_worst_nodes() {
+    // 30 nodes, node 0 cut off: the worst node must stay, the rest is cut to the cap by name.
+    let g = mesh(30, 2);
+    let all = scrape(&g, MetricsConfig::default());
+    let capped = scrape(
+        &g,
+        MetricsConfig {
+            max_nodes: 5,
+            ..MetricsConfig::default()
+        },
+    );
+    let nodes = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.starts_with("echomesh_node_loss_ratio{"))
+            .filter_map(|l| {
+                l.split("node=\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    assert_eq!(nodes(&all).len(), 30);
+    let shown = nodes(&capped);
+    assert_eq!(shown.len(), 5, "{shown:?}");
+    assert!(shown.contains("node-0000"), "the cut node stays: {shown:?}");
+    // The RTT histograms follow the same nodes.
+    let rtt: std::collections::BTreeSet<String> = capped
+        .lines()
+        .filter(|l| l.starts_with("echomesh_node_rtt_seconds_count{"))
+        .filter_map(|l| {
+            l.split("node=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(rtt, shown);
+    assert_eq!(sample(&capped, "echomesh_node_series_omitted "), Some("25"));
+    assert_eq!(sample(&all, "echomesh_node_series_omitted "), Some("0"));
+    // Cluster-wide figures do not depend on the cap.
+    for prefix in [
+        "echomesh_edges{state=\"down\"}",
+        "echomesh_rtt_seconds_count{",
+    ] {
+        assert_eq!(sample(&all, prefix), sample(&capped, prefix), "{prefix}");
+    }
+    let series = echomesh_testkit::metrics::series_count(&capped);
+    assert!(
+        series + 25 * 32 <= echomesh_testkit::metrics::series_count(&all) + 1,
+        "{series} series with the cap"
+    );
 }
