@@ -319,9 +319,10 @@ fn per_node_series_can_be_capped_to_the_worst_nodes() {
             ..MetricsConfig::default()
         },
     );
-    let nodes = |text: &str| -> std::collections::BTreeSet<String> {
+    // The nodes named by the series starting with `prefix`.
+    let nodes = |text: &str, prefix: &str| -> std::collections::BTreeSet<String> {
         text.lines()
-            .filter(|l| l.starts_with("echomesh_node_loss_ratio{"))
+            .filter(|l| l.starts_with(prefix))
             .filter_map(|l| {
                 l.split("node=\"")
                     .nth(1)?
@@ -331,22 +332,12 @@ fn per_node_series_can_be_capped_to_the_worst_nodes() {
             })
             .collect()
     };
-    assert_eq!(nodes(&all).len(), 30);
-    let shown = nodes(&capped);
+    assert_eq!(nodes(&all, "echomesh_node_loss_ratio{").len(), 30);
+    let shown = nodes(&capped, "echomesh_node_loss_ratio{");
     assert_eq!(shown.len(), 5, "{shown:?}");
     assert!(shown.contains("node-0000"), "the cut node stays: {shown:?}");
     // The RTT histograms follow the same nodes.
-    let rtt: std::collections::BTreeSet<String> = capped
-        .lines()
-        .filter(|l| l.starts_with("echomesh_node_rtt_seconds_count{"))
-        .filter_map(|l| {
-            l.split("node=\"")
-                .nth(1)?
-                .split('"')
-                .next()
-                .map(str::to_string)
-        })
-        .collect();
+    let rtt = nodes(&capped, "echomesh_node_rtt_seconds_count{");
     assert_eq!(rtt, shown);
     assert_eq!(sample(&capped, "echomesh_node_series_omitted "), Some("25"));
     assert_eq!(sample(&all, "echomesh_node_series_omitted "), Some("0"));
