@@ -46,6 +46,15 @@ pub struct PlannedTarget {
     pub expected_down: bool,
 }
 
+impl PlannedTarget {
+    /// The order of every pinglist and of [`Shared::targets`]: (node, network, address). A
+    /// target's position in this order is its slot.
+    #[must_use]
+    pub fn slot_order(a: &Self, b: &Self) -> std::cmp::Ordering {
+        (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr))
+    }
+}
+
 /// Every agent's full list of one round at once ([`PinglistSource::shared`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shared {

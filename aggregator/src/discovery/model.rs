@@ -352,7 +352,7 @@ impl ClusterModel {
                 }
             }
         }
-        out.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
+        out.sort_by(PlannedTarget::slot_order);
         out
     }
 

@@ -275,7 +275,7 @@ impl Budget {
                     .cloned(),
             );
         }
-        fast_all.sort_by(order);
+        fast_all.sort_by(PlannedTarget::slot_order);
         let fast_ids: HashSet<u64> = fast_all.iter().map(|t| t.id).collect();
         let mut fast = fast_all.clone();
         fast.truncate(self.slots.saturating_sub(1));
@@ -292,15 +292,15 @@ impl Budget {
             if rest.len() <= window {
                 fast.extend(rest);
             } else {
-                let offset = h64(&(agent.node.as_ref(), agent.network as i32));
+                let offset = ring_offset(agent);
                 let epoch = agent_epoch(agent, now, plan.epoch);
                 fast.extend(slow_window(rest, window, offset, epoch, arcs));
             }
-            fast.sort_by(order);
+            fast.sort_by(PlannedTarget::slot_order);
             return fast;
         }
         let n = arcs as usize;
-        let offset = h64(&(agent.node.as_ref(), agent.network as i32));
+        let offset = ring_offset(agent);
         let rel = |t: &PlannedTarget| t.id.wrapping_sub(offset);
         let arc_of = |t: &PlannedTarget| ((u128::from(rel(t)) * u128::from(arcs)) >> 64) as usize;
         // Arc e holds the ring positions from lower(e) up to lower(e + 1).
@@ -347,7 +347,7 @@ impl Budget {
             }
         }
         fast.extend(r.take(run, window));
-        fast.sort_by(order);
+        fast.sort_by(PlannedTarget::slot_order);
         fast
     }
 
@@ -483,10 +483,10 @@ fn select(
     if rest.len() <= window {
         fast.extend(rest);
     } else {
-        let offset = h64(&(agent.node.as_ref(), agent.network as i32));
+        let offset = ring_offset(agent);
         fast.extend(slow_window(rest, window, offset, epoch, arcs));
     }
-    fast.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
+    fast.sort_by(PlannedTarget::slot_order);
     fast
 }
 
@@ -589,11 +589,6 @@ impl ArcRun {
     }
 }
 
-/// The list order: (node, network, address).
-fn order(a: &PlannedTarget, b: &PlannedTarget) -> std::cmp::Ordering {
-    (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr))
-}
-
 /// A round's shared list with the two indexes the budgeted lists are read through.
 #[derive(Debug)]
 struct Indexed {
@@ -619,6 +614,12 @@ impl Indexed {
         let t = &self.s.targets;
         t.partition_point(|x| &*x.node < node)..t.partition_point(|x| &*x.node <= node)
     }
+}
+
+/// How far `agent`'s ring of targets is turned, so the agents' slow windows spread over all
+/// targets.
+fn ring_offset(agent: &AgentKey) -> u64 {
+    h64(&(agent.node.as_ref(), agent.network as i32))
 }
 
 fn h64<T: std::hash::Hash>(v: &T) -> u64 {

@@ -38,7 +38,7 @@ fn all<'a>(peers: impl Iterator<Item = &'a Peer>) -> Vec<PlannedTarget> {
             });
         }
     }
-    out.sort_by(|a, b| (&a.node, a.network, a.addr).cmp(&(&b.node, b.network, b.addr)));
+    out.sort_by(PlannedTarget::slot_order);
     out
 }
 
