@@ -105,10 +105,7 @@ impl PinglistSource for ModelPinglist {
         let Some(model) = self.model() else {
             return FullMesh.targets(agent, peers);
         };
-        let announced: &[IpAddr] = peers
-            .iter()
-            .find(|p| &p.key == agent)
-            .map_or(&[], |p| p.addresses.as_slice());
+        let announced = announced(agent, peers);
         self.warn_mismatch(&model, agent, announced);
         model.targets(agent, announced)
     }
@@ -127,13 +124,18 @@ impl PinglistSource for ModelPinglist {
         let Some(model) = self.model() else {
             return (true, true);
         };
-        let announced: &[IpAddr] = peers
-            .iter()
-            .find(|p| &p.key == agent)
-            .map_or(&[], |p| p.addresses.as_slice());
+        let announced = announced(agent, peers);
         self.warn_mismatch(&model, agent, announced);
         model.families(agent, announced)
     }
+}
+
+/// The addresses `agent`'s session announced (none when it is not among `peers`).
+fn announced<'a>(agent: &AgentKey, peers: &'a [Peer]) -> &'a [IpAddr] {
+    peers
+        .iter()
+        .find(|p| &p.key == agent)
+        .map_or(&[], |p| p.addresses.as_slice())
 }
 
 impl ModelPinglist {
