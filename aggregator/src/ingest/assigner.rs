@@ -14,6 +14,7 @@
 //! by the send timeout. Such an assignment waits in a task of its own and is dropped after
 //! [`SEND_TIMEOUT`]; the next round sends it again.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -55,11 +56,11 @@ impl Ingest {
                 }
             }
             let now = crate::policy::wall_clock();
-            let only = match last {
-                Some(since) if !membership => Some(since),
+            let rotated = match last {
+                Some(since) if !membership => Some(since..now),
                 _ => None,
             };
-            self.reassign(only).await;
+            self.reassign(rotated).await;
             last = Some(now);
         }
     }
@@ -67,28 +68,24 @@ impl Ingest {
     /// Sends every connected agent its current pinglist when it changed; an agent whose outbox
     /// is full gets it later or not at all (see [`SEND_TIMEOUT`]), without holding up the rest.
     ///
+    /// With `rotated` (wall-clock times), only the agents whose lists the policy rotated within
+    /// it ([`PinglistSource::rotated`](crate::policy::PinglistSource::rotated)).
+    ///
     /// The round runs on the blocking pool at background priority ([`crate::background`]):
     /// planning and applying 10,000 lists takes a good part of a second at 5,000 nodes, and on a
     /// runtime worker it would stall every session polled by that worker (their acks and reads)
     /// for as long.
-    pub async fn reassign_all(&self) {
-        self.reassign(None).await;
-    }
-
-    /// [`Ingest::reassign_all`], or with `rotated_since`, only the agents whose lists the policy
-    /// rotated since that wall-clock time ([`PinglistSource::rotated`](crate::policy::PinglistSource::rotated)).
-    async fn reassign(&self, rotated_since: Option<Duration>) {
+    async fn reassign(&self, rotated: Option<Range<Duration>>) {
         let this = self.clone();
         let rt = tokio::runtime::Handle::current();
-        let round = move || this.reassign_round(&rt, rotated_since);
+        let round = move || this.reassign_round(&rt, rotated.as_ref());
         if let Err(e) = crate::background::run(round).await {
             tracing::error!(error = %e, "assignment round failed");
         }
     }
 
     /// One assignment round; `rt` runs the late deliveries.
-    fn reassign_round(&self, rt: &tokio::runtime::Handle, rotated_since: Option<Duration>) {
-        let now = crate::policy::wall_clock();
+    fn reassign_round(&self, rt: &tokio::runtime::Handle, rotated: Option<&Range<Duration>>) {
         let inner = &self.inner;
         let mut live: Vec<(AgentKey, Outbox, Arc<AtomicU64>)> = inner
             .sessions
@@ -118,9 +115,7 @@ impl Ingest {
             // A rotation-only round skips the lists that did not rotate, but not one whose last
             // assignment was never delivered (`sent` reset to 0).
             let delivered = sent.load(Ordering::Relaxed) != 0;
-            if delivered
-                && rotated_since.is_some_and(|since| !inner.pinglist.rotated(&key, since, now))
-            {
+            if delivered && rotated.is_some_and(|r| !inner.pinglist.rotated(&key, r.start, r.end)) {
                 continue;
             }
             let Some(agent) = inner.graph.agent(&key) else {
