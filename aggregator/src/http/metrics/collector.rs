@@ -106,11 +106,10 @@ impl AggregatorCollector {
                 ConstGauge::new(1i64).encode(m.encode_family(&[("node", &**node)])?)?;
             }
         }
-        let shown = shown_nodes(snap, self.cfg.max_nodes);
+        let (shown, omitted) = shown_nodes(snap, self.cfg.max_nodes);
         let on = |node: &Arc<str>| shown.as_ref().is_none_or(|s| s.contains(node));
         {
-            let n = shown.as_ref().map_or(0, |s| node_count(snap) - s.len());
-            let g = ConstGauge::new(n as i64);
+            let g = ConstGauge::new(omitted as i64);
             g.encode(enc.encode_descriptor(
                 "echomesh_node_series_omitted",
                 "Nodes left out of the per-node series by --metrics-max-nodes (0: none).",
@@ -275,23 +274,20 @@ impl AggregatorCollector {
                 ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
             }
         }
-        {
-            let v = ConstCounter::new(c.edge_updates.load(Ordering::Relaxed));
-            v.encode(enc.encode_descriptor(
+        for (name, help, counter) in [
+            (
                 "echomesh_edge_updates",
                 "Per-target entries of merged reports.",
-                None,
-                v.metric_type(),
-            )?)?;
-        }
-        {
-            let v = ConstCounter::new(c.retired_entries.load(Ordering::Relaxed));
-            v.encode(enc.encode_descriptor(
+                &c.edge_updates,
+            ),
+            (
                 "echomesh_report_entries_retired",
                 "Report entries and alerts measured under an older pinglist for targets the current one no longer holds (in flight when the list changed; ignored, not an error).",
-                None,
-                v.metric_type(),
-            )?)?;
+                &c.retired_entries,
+            ),
+        ] {
+            let v = ConstCounter::new(counter.load(Ordering::Relaxed));
+            v.encode(enc.encode_descriptor(name, help, None, v.metric_type())?)?;
         }
         {
             let mut m = enc.encode_descriptor(
@@ -420,11 +416,12 @@ impl Collector for AggregatorCollector {
     }
 }
 
-/// The nodes of `snap` with their own series when at most `max` may have them (`None`: all):
-/// the highest loss ratio of any of the node's groups first, then by name.
-fn shown_nodes(snap: &Snapshot, max: usize) -> Option<BTreeSet<Arc<str>>> {
-    if max == 0 || node_count(snap) <= max {
-        return None;
+/// The nodes of `snap` with their own series when at most `max` may have them (`None`: all),
+/// and how many are left out: the highest loss ratio of any of the node's groups first, then by
+/// name.
+fn shown_nodes(snap: &Snapshot, max: usize) -> (Option<BTreeSet<Arc<str>>>, usize) {
+    if max == 0 {
+        return (None, 0);
     }
     let mut worst: BTreeMap<&Arc<str>, f64> = BTreeMap::new();
     for ((node, _, _), g) in &snap.groups {
@@ -432,27 +429,16 @@ fn shown_nodes(snap: &Snapshot, max: usize) -> Option<BTreeSet<Arc<str>>> {
         let e = worst.entry(node).or_insert(0.0);
         *e = e.max(l);
     }
+    let total = worst.len();
+    if total <= max {
+        return (None, 0);
+    }
     let mut ranked: Vec<(&Arc<str>, f64)> = worst.into_iter().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    Some(
-        ranked
-            .into_iter()
-            .take(max)
-            .map(|(n, _)| n.clone())
-            .collect(),
-    )
-}
-
-/// How many nodes have groups in `snap`.
-fn node_count(snap: &Snapshot) -> usize {
-    let mut n = 0;
-    let mut last: Option<&Arc<str>> = None;
-    // Groups are sorted by node first.
-    for (node, _, _) in snap.groups.keys() {
-        if last != Some(node) {
-            n += 1;
-            last = Some(node);
-        }
-    }
-    n
+    let shown = ranked
+        .into_iter()
+        .take(max)
+        .map(|(n, _)| n.clone())
+        .collect();
+    (Some(shown), total - max)
 }
