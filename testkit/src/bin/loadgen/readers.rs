@@ -116,10 +116,10 @@ pub(crate) fn spawn(
 
 /// Runs `f` on this (blocking-pool) thread's own runtime, so the caller's latency is not the load
 /// generator's: decoding a 1000 x 1000 Matrix takes milliseconds, and the simulated agents keep
-/// the shared runtime busy.
-fn on_own_thread(
-    f: impl std::future::Future<Output = anyhow::Result<ReaderResult>>,
-) -> anyhow::Result<ReaderResult> {
+/// the shared runtime busy. A connection `f` opens is driven by that runtime too.
+pub(crate) fn on_own_thread<T>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

@@ -95,10 +95,7 @@ pub(crate) fn get_edge_loop(
 ) -> tokio::task::JoinHandle<anyhow::Result<Vec<u32>>> {
     let url = url.to_string();
     tokio::task::spawn_blocking(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(get_edges(url, cluster, stop))
+        crate::readers::on_own_thread(get_edges(url, cluster, stop))
     })
 }
 
@@ -108,33 +105,31 @@ async fn get_edges(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<u32>> {
     let mut c = reader(&url).await?;
-    {
-        let mut out = Vec::new();
-        let mut k = 0usize;
-        while !stop.load(Ordering::Relaxed) {
-            k += 1;
-            let a = (k * 7919) % (cluster.nodes * super::cluster::PER_NODE);
-            let list = cluster.list(a);
-            let Some(&t) = list.get(k % list.len().max(1)) else {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            };
-            let t = t as usize;
-            let start = Instant::now();
-            let r = c
-                .get_edge(v1::GetEdgeRequest {
-                    source_node: node_name(a / super::cluster::PER_NODE),
-                    source_network: network_of(a) as i32,
-                    target: node_name(t / super::cluster::PER_NODE),
-                    target_network: network_of(t) as i32,
-                })
-                .await;
-            // An edge not reported yet (just assigned) is NOT_FOUND: still a served call.
-            if r.is_ok() || r.as_ref().is_err_and(|s| s.code() == tonic::Code::NotFound) {
-                out.push(start.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-            }
+    let mut out = Vec::new();
+    let mut k = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        k += 1;
+        let a = (k * 7919) % (cluster.nodes * super::cluster::PER_NODE);
+        let list = cluster.list(a);
+        let Some(&t) = list.get(k % list.len().max(1)) else {
             tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        let t = t as usize;
+        let start = Instant::now();
+        let r = c
+            .get_edge(v1::GetEdgeRequest {
+                source_node: node_name(a / super::cluster::PER_NODE),
+                source_network: network_of(a) as i32,
+                target: node_name(t / super::cluster::PER_NODE),
+                target_network: network_of(t) as i32,
+            })
+            .await;
+        // An edge not reported yet (just assigned) is NOT_FOUND: still a served call.
+        if r.is_ok() || r.as_ref().is_err_and(|s| s.code() == tonic::Code::NotFound) {
+            out.push(start.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
         }
-        Ok(out)
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    Ok(out)
 }
